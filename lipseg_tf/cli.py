@@ -1,0 +1,33 @@
+"""What every entry script shares: logging set-up and turning a UserError into one line and exit 1."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Callable, Sequence
+
+from lipseg_tf.errors import UserError
+
+log = logging.getLogger("lipseg_tf")
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """Plain `lipseg: message` lines on stderr; TensorFlow's C++ chatter kept quiet unless verbose."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose else "2")
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(name)s: %(message)s", stream=sys.stderr, force=True)
+    for noisy in ("tensorflow", "absl", "h5py", "matplotlib", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.WARNING if verbose else logging.ERROR)
+
+
+def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
+    """Run an entry point; a UserError becomes `error: <message>` on stderr and exit status 1."""
+    try:
+        return int(main(argv) or 0)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,101 @@
+"""Reading and writing images: any mode in, uint8 out; writes that never leave a half-written file."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from lipseg_tf.errors import UserError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+
+
+def _open(path: Path) -> Image.Image:
+    try:
+        image = Image.open(path)
+        image.load()  # force the decode now, so a truncated file fails here
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found") from None
+    except Exception as err:  # PIL raises several types for corrupt or truncated data
+        raise UserError(f"{path}: unreadable image ({err})") from None
+    return ImageOps.exif_transpose(image) or image
+
+
+def _to_uint8(image: Image.Image) -> np.ndarray:
+    """16-bit and float images scaled to 0..255; everything else as PIL converts it."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
+        return np.clip(array / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return None
+
+
+def load_rgb(path: str | os.PathLike) -> np.ndarray:
+    """Read a photo as (H, W, 3) uint8: grayscale, palette, RGBA (on black) and 16-bit are converted."""
+    image = _open(Path(path))
+    gray = _to_uint8(image)
+    if gray is not None:
+        return np.repeat(gray[..., None], 3, axis=-1)
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        image = Image.alpha_composite(background, rgba)
+    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+def load_gray(path: str | os.PathLike) -> np.ndarray:
+    """Read a single-channel image (a part annotation or an index mask) as (H, W) uint8."""
+    image = _open(Path(path))
+    gray = _to_uint8(image)
+    if gray is not None:
+        return gray
+    if image.mode in ("RGBA", "LA"):
+        image = image.convert("RGBA").convert("RGB")
+    return np.asarray(image.convert("L"), dtype=np.uint8)
+
+
+def save_image(path: str | os.PathLike, array: np.ndarray, **save_kwargs) -> None:
+    """Write an image atomically: to a temporary file beside the target, then rename over it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP"}.get(path.suffix.lower(), "PNG")
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            Image.fromarray(np.ascontiguousarray(array)).save(handle, format=fmt, **save_kwargs)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write a text file atomically (temporary file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """The image files directly inside a folder, sorted; UserError if the folder is missing or has none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"{folder}: folder not found")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+                   and not p.name.startswith("."))
+    if not files:
+        raise UserError(f"{folder}: no images found (expected {', '.join(IMAGE_EXTENSIONS)} files)")
+    return files

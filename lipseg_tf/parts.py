@@ -1,0 +1,99 @@
+"""CelebAMask-HQ part names, class ids and the colour palette of mask images.
+
+Class ids: 0 is background, then the chosen parts in order (1, 2, ...). Every part has a fixed colour,
+so a colour mask means the same thing whatever order the parts were chosen in.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lipseg_tf.errors import UserError
+
+# The 18 part names of CelebAMask-HQ, as in its file names `<id:05d>_<part>.png`.
+CELEBAMASK_PARTS = (
+    "skin", "nose", "eye_g", "l_eye", "r_eye", "l_brow", "r_brow", "l_ear", "r_ear",
+    "mouth", "u_lip", "l_lip", "hair", "hat", "ear_r", "neck_l", "neck", "cloth",
+)
+DEFAULT_PARTS = ("l_eye", "r_eye", "u_lip", "l_lip")
+MASK_STYLES = ("color", "binary", "index")
+
+# Fixed, well separated colours; the four default parts get the most distinct ones.
+PART_COLORS = {
+    "l_eye": (0, 255, 0),
+    "r_eye": (0, 0, 255),
+    "u_lip": (255, 0, 0),
+    "l_lip": (255, 255, 0),
+    "skin": (204, 153, 102),
+    "nose": (255, 0, 255),
+    "eye_g": (0, 255, 255),
+    "l_brow": (128, 0, 255),
+    "r_brow": (255, 128, 0),
+    "l_ear": (0, 128, 128),
+    "r_ear": (128, 128, 0),
+    "mouth": (128, 0, 0),
+    "hair": (0, 128, 0),
+    "hat": (0, 0, 128),
+    "ear_r": (255, 128, 255),
+    "neck_l": (128, 255, 128),
+    "neck": (128, 128, 255),
+    "cloth": (128, 128, 128),
+}
+BACKGROUND_COLOR = (0, 0, 0)
+BINARY_COLOR = (255, 255, 255)
+
+# A horizontal flip turns a left part into the right one.
+MIRROR = {"l_eye": "r_eye", "r_eye": "l_eye", "l_brow": "r_brow", "r_brow": "l_brow",
+          "l_ear": "r_ear", "r_ear": "l_ear"}
+
+
+def parse_parts(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """Parse a comma-separated part list (or a sequence); raise UserError naming the valid parts."""
+    names = [p.strip() for p in text.split(",")] if isinstance(text, str) else list(text)
+    names = [p for p in names if p]
+    if not names:
+        raise UserError("--parts: expected at least one part name, valid: " + ",".join(CELEBAMASK_PARTS))
+    unknown = [p for p in names if p not in CELEBAMASK_PARTS]
+    if unknown:
+        raise UserError(f"--parts: unknown part {unknown[0]!r}, valid: " + ",".join(CELEBAMASK_PARTS))
+    if len(set(names)) != len(names):
+        raise UserError(f"--parts: a part is named twice in {','.join(names)}")
+    return tuple(names)
+
+
+def class_names(parts, style: str = "color") -> tuple[str, ...]:
+    """Names of the classes a mask of this style holds: background first."""
+    if style == "binary":
+        return ("background", "+".join(parts))
+    return ("background",) + tuple(parts)
+
+
+def palette(parts, style: str = "color") -> np.ndarray:
+    """The (num_classes, 3) uint8 colour of each class id in a mask image of this style."""
+    if style not in MASK_STYLES:
+        raise UserError(f"mask style {style!r} unknown, valid: {', '.join(MASK_STYLES)}")
+    if style == "color":
+        colors = [BACKGROUND_COLOR] + [PART_COLORS[p] for p in parts]
+    elif style == "binary":
+        colors = [BACKGROUND_COLOR, BINARY_COLOR]
+    else:  # index: the grey value is the class id
+        colors = [(i, i, i) for i in range(len(parts) + 1)]
+    return np.asarray(colors, dtype=np.uint8)
+
+
+def flip_permutation(parts, style: str = "color") -> np.ndarray:
+    """Class id -> class id after a horizontal flip (l_eye <-> r_eye and the other left/right pairs)."""
+    names = class_names(parts, style)
+    index = {name: i for i, name in enumerate(names)}
+    return np.asarray([index.get(MIRROR.get(name, name), i) for i, name in enumerate(names)], dtype=np.int32)
+
+
+def colorize(labels: np.ndarray, colors: np.ndarray) -> np.ndarray:
+    """Class-id array (H, W) -> colour image (H, W, 3) uint8."""
+    return colors[np.clip(labels, 0, len(colors) - 1)]
+
+
+def nearest_class(rgb: np.ndarray, colors: np.ndarray) -> np.ndarray:
+    """Colour image (H, W, 3) -> class ids (H, W) uint8 by the nearest palette colour."""
+    diff = rgb[..., None, :].astype(np.int32) - colors[None, None].astype(np.int32)
+    return np.argmin((diff * diff).sum(-1), axis=-1).astype(np.uint8)
