@@ -1,0 +1,68 @@
+"""Test mode: predict every AB pair of a folder, write the pictures, labels and dataset-level metrics.
+
+    <out>/images/<id>-inputs.png   the photo as the network saw it
+    <out>/images/<id>-outputs.png  the predicted colour mask
+    <out>/images/<id>-targets.png  the true colour mask
+    <out>/labels/<id>.png          predicted class ids, uint8 (0 background, then the parts in order)
+    <out>/metrics.json             per-part F1/IoU from one confusion count over all images
+    <out>/per_image.json           each image's mean F1 (print.py titles its rows with it)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from lipseg_tf import data, metrics
+from lipseg_tf.classes import ClassSpec
+from lipseg_tf.imageio import save_image, write_text
+
+log = logging.getLogger("lipseg_tf")
+METRICS_FILE = "metrics.json"
+PER_IMAGE_FILE = "per_image.json"
+
+
+def to_uint8(image) -> np.ndarray:
+    """[-1, 1] float image -> uint8."""
+    return np.clip((np.asarray(image) + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+
+
+def run_test(files: list[Path], classes: ClassSpec, predict: Callable[[tf.Tensor], tf.Tensor],
+             out_dir: Path, image_size: int, batch_size: int = 8, data_source: str | None = None) -> dict:
+    """Segment every AB file with `predict` (images in [-1, 1] -> class probabilities); returns metrics.
+
+    `data_source` is recorded in metrics.json ("data"), so a figure made from it can say what it shows.
+    """
+    out_dir = Path(out_dir)
+    dataset = data.make_dataset(files, classes.colors, classes.flip_perm, training=False,
+                                image_size=image_size, scale_size=image_size, batch_size=batch_size,
+                                cache=False)
+    confusion = np.zeros((classes.num_classes,) * 2, np.int64)
+    per_image = {}
+    names = iter(p.stem for p in files)
+    with tqdm(total=len(files), desc="test", unit="image", dynamic_ncols=True) as bar:
+        for images, labels in dataset:
+            pred = np.argmax(predict(images).numpy(), axis=-1).astype(np.uint8)
+            labels = labels.numpy()
+            for image, target, predicted in zip(images.numpy(), labels, pred):
+                name = next(names)
+                save_image(out_dir / "images" / f"{name}-inputs.png", to_uint8(image))
+                save_image(out_dir / "images" / f"{name}-outputs.png", classes.colors[predicted])
+                save_image(out_dir / "images" / f"{name}-targets.png", classes.colors[target])
+                save_image(out_dir / "labels" / f"{name}.png", predicted)
+                confusion += metrics.confusion_matrix(target, predicted, classes.num_classes)
+                per_image[name] = metrics.mean_f1(target, predicted, classes.num_classes)
+                bar.update(1)
+    result = metrics.summary(confusion, classes.names, len(files))
+    result["data"] = data_source or str(files[0].parent)
+    write_text(out_dir / METRICS_FILE, json.dumps(result, indent=2) + "\n")
+    write_text(out_dir / PER_IMAGE_FILE, json.dumps({"classes": list(classes.names),
+                                                     "colors": classes.colors.tolist(),
+                                                     "mean_f1": per_image}, indent=2) + "\n")
+    return result

@@ -1,0 +1,278 @@
+"""CelebAMask-HQ per-part annotation files -> one mask image per photo (the original g_mask step).
+
+CelebAMask-HQ stores one black/white PNG per visible part, `<id:05d>_<part>.png`; a part that is hidden
+or absent simply has no file. This module merges the chosen parts into one mask per photo,
+`<out>/<id>.png`, at the annotations' own size (512x512 in the release), in one of three styles:
+
+    color   RGB; each part painted in its fixed colour (parts.palette), background black
+    binary  greyscale 0/255; white where any chosen part is (the original project's masks)
+    index   greyscale class ids; 0 background, then 1, 2, ... for the parts in --parts order
+
+A pixel belongs to a part where its annotation value is >= 128 (annotations are 0/255, but a re-saved
+file may be antialiased, RGB or 16-bit; load_gray reduces them all to 8-bit grey).
+
+Overlap rule: parts are painted in --parts order and a later part overwrites an earlier one, as
+CelebAMask-HQ's own g_mask does. With the default order (l_eye, r_eye, u_lip, l_lip) the lower lip wins
+where the two lips' annotations touch.
+
+Errors: problems of the whole run (data folder or its annotation folder missing, an unknown part or
+style) stop it with a one-line UserError. Problems of one photo (its annotation sub-folder missing, an
+unreadable or truncated part file, parts of different sizes) are logged as a warning naming the file;
+that photo gets no mask (a stale mask from an earlier run is removed so it cannot look up to date),
+the run goes on, and it ends with exit status 1 and the count of failures.
+
+Re-running is cheap: a mask is rewritten only when it is missing, older than one of its part files,
+or the parts/style differ from those recorded in `<out>/masks.json` (then every old mask is
+deleted and rewritten).
+`masks.json` records parts, style, class names and palette for the later steps (process.py, trainers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import logging
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+from PIL import Image
+
+from lipseg_tf import celebamask, cli, imageio, parallel
+from lipseg_tf.errors import UserError
+from lipseg_tf.parts import CELEBAMASK_PARTS, DEFAULT_PARTS, MASK_STYLES, class_names, palette, parse_parts
+
+log = logging.getLogger("lipseg_tf.masks")
+
+META_FILE = "masks.json"
+# Size of the CelebAMask-HQ annotations; used only for a photo that has no part file at all.
+ANNOTATION_SIZE = (512, 512)
+PART_THRESHOLD = 128
+
+
+def compose_mask(part_masks: Mapping[str, np.ndarray], parts: Sequence[str], style: str = "color",
+                 shape: tuple[int, int] | None = None) -> np.ndarray:
+    """Merge boolean part masks into one mask image; a part missing from part_masks is absent.
+
+    parts fixes the painting order (a later part overwrites an earlier one) and the class ids
+    (index style: 0 background, then 1.. in parts order). shape (H, W) is needed only when part_masks
+    holds none of the parts. Returns uint8: (H, W, 3) for style color, (H, W) for binary (0/255) and
+    index (class ids).
+    """
+    colors = palette(parts, style)  # validates the style
+    present = [p for p in parts if p in part_masks]
+    shapes = {np.shape(part_masks[p]) for p in present}
+    if len(shapes) > 1:
+        raise ValueError(f"part masks differ in size: {sorted(shapes)}")
+    if shapes:
+        shape = shapes.pop()
+    elif shape is None:
+        raise ValueError("no part mask given: pass shape to make an all-background mask")
+    labels = np.zeros(shape, dtype=np.uint8)
+    for class_id, part in enumerate(parts, start=1):
+        if part in part_masks:
+            labels[np.asarray(part_masks[part], dtype=bool)] = class_id
+    if style == "binary":
+        return np.where(labels > 0, 255, 0).astype(np.uint8)
+    if style == "index":
+        return labels
+    return colors[labels]
+
+
+def part_files(root: str | Path, image_id: int, parts: Iterable[str]) -> dict[str, Path]:
+    """The annotation file of each of these parts that exists for this photo (hidden parts have none)."""
+    paths = {part: celebamask.part_path(root, image_id, part) for part in parts}
+    return {part: path for part, path in paths.items() if path.is_file()}
+
+
+def _annotation_folder(root: str | Path, image_id: int) -> Path:
+    return celebamask.part_path(root, image_id, DEFAULT_PARTS[0]).parent
+
+
+def _annotation_size(root: str | Path, image_id: int) -> tuple[int, int]:
+    """(H, W) of this photo's annotations, from any part file, when none of the chosen parts has one."""
+    for path in part_files(root, image_id, CELEBAMASK_PARTS).values():
+        try:
+            with Image.open(path) as image:  # reads the header only
+                return image.size[1], image.size[0]
+        except Exception:  # a broken file of a part we don't use must not fail this photo
+            continue
+    return ANNOTATION_SIZE
+
+
+def make_mask(root: str | Path, image_id: int, parts: Sequence[str] = DEFAULT_PARTS,
+              style: str = "color") -> np.ndarray:
+    """Read the chosen parts' annotation files of one photo and return its mask (see compose_mask).
+
+    Raises UserError naming the file when the photo's annotation folder is missing, a part file is
+    unreadable, or part files differ in size.
+    """
+    folder = _annotation_folder(root, image_id)
+    if not folder.is_dir():
+        raise UserError(f"{folder}: folder not found (expected the annotations of image {image_id})")
+    part_masks: dict[str, np.ndarray] = {}
+    first_path: Path | None = None
+    for part, path in part_files(root, image_id, parts).items():
+        annotation = imageio.load_gray(path)
+        if part_masks and annotation.shape != next(iter(part_masks.values())).shape:
+            height, width = next(iter(part_masks.values())).shape
+            raise UserError(f"{path}: size {annotation.shape[1]}x{annotation.shape[0]}, expected "
+                            f"{width}x{height} like {first_path.name}")
+        first_path = first_path or path
+        part_masks[part] = annotation >= PART_THRESHOLD
+    shape = None if part_masks else _annotation_size(root, image_id)
+    return compose_mask(part_masks, parts, style, shape=shape)
+
+
+def is_up_to_date(output: Path, inputs: Iterable[Path]) -> bool:
+    """True when output exists and is at least as new as every input file."""
+    try:
+        written = output.stat().st_mtime
+    except FileNotFoundError:
+        return False
+    return all(path.stat().st_mtime <= written for path in inputs)
+
+
+def read_meta(path: Path) -> dict | None:
+    """A JSON settings file written by an earlier run, or None when there is none."""
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise UserError(f"{path}: unreadable JSON ({err}); delete it to start afresh") from None
+
+
+def mask_meta(data_dir: str | Path, parts: Sequence[str], style: str) -> dict:
+    """The contents of masks.json: what the masks in a folder hold, for the later steps."""
+    return {
+        "parts": list(parts),
+        "style": style,
+        "classes": list(class_names(parts, style)),
+        "palette": palette(parts, style).tolist(),
+        "source": str(data_dir),
+    }
+
+
+def _mask_job(image_id: int, data_dir: str, out_dir: str, parts: tuple[str, ...], style: str,
+              force: bool) -> tuple[int, str, str]:
+    """Write one photo's mask unless up to date; returns (id, 'written'|'skipped'|'failed', message)."""
+    output = Path(out_dir) / f"{image_id}.png"
+    try:
+        inputs = part_files(data_dir, image_id, parts).values()
+        if not force and is_up_to_date(output, inputs):
+            return image_id, "skipped", ""
+        imageio.save_image(output, make_mask(data_dir, image_id, parts, style))
+        return image_id, "written", ""
+    except UserError as err:
+        # A stale mask left here would look up to date on the next run although its inputs are bad.
+        output.unlink(missing_ok=True)
+        return image_id, "failed", str(err)
+
+
+def run_g_mask(data_dir: str | Path, out_dir: str | Path, parts: Sequence[str] = DEFAULT_PARTS,
+               style: str = "color", workers: int | None = None, limit: int | None = None,
+               force: bool = False) -> dict[str, int]:
+    """Write `<out_dir>/<id>.png` for every photo of a CelebAMask-HQ root, and `<out_dir>/masks.json`.
+
+    Returns the counts {"written", "skipped", "failed"}; the reason of each failure is logged as a
+    warning. Raises UserError for problems of the whole run (missing folders, unknown part or style).
+    """
+    parts = parse_parts(parts)
+    palette(parts, style)  # unknown style: fail before any work
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    image_ids = celebamask.find_image_ids(data_dir)
+    anno_dir = data_dir / celebamask.ANNO_DIR
+    if not anno_dir.is_dir():
+        raise UserError(f"{anno_dir}: folder not found (expected the CelebAMask-HQ part annotations)")
+    if limit is not None:
+        image_ids = image_ids[:limit]
+
+    meta_path = out_dir / META_FILE
+    meta = mask_meta(data_dir, parts, style)
+    old_meta = read_meta(meta_path)
+    settings_changed = old_meta is not None and (old_meta.get("parts"), old_meta.get("style")) != (
+        meta["parts"], meta["style"])
+    if settings_changed:
+        log.info("parts/style differ from %s (%s, %s): rewriting every mask", meta_path,
+                 ",".join(old_meta.get("parts") or []), old_meta.get("style"))
+        # Until the run completes, the folder holds masks of both kinds: no masks.json vouches for them.
+        meta_path.unlink()
+        # Masks of the old settings outside this run (--limit) would pass for the new ones.
+        for stale in out_dir.glob("*.png"):
+            if stale.stem.isdigit():
+                stale.unlink()
+    # No masks.json at all: masks already there may be of any style, so none can be trusted.
+    force = force or old_meta is None or settings_changed
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    job = functools.partial(_mask_job, data_dir=str(data_dir), out_dir=str(out_dir), parts=parts,
+                            style=style, force=force)
+    results = parallel.map_progress(job, image_ids, workers=workers, desc="masks")
+    counts = {"written": 0, "skipped": 0, "failed": 0}
+    for image_id, status, message in results:
+        counts[status] += 1
+        if status == "failed":
+            log.warning("image %d skipped: %s", image_id, message)
+    imageio.write_text(meta_path, json.dumps(meta, indent=2) + "\n")
+    log.info("wrote %d masks, skipped %d up to date, %d failed%s -> %s", counts["written"],
+             counts["skipped"], counts["failed"], " (see warnings)" if counts["failed"] else "", out_dir)
+    return counts
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of g_mask.py."""
+    parser = argparse.ArgumentParser(
+        prog="g_mask.py",
+        description="Merge CelebAMask-HQ's per-part annotation files into one mask image per photo, "
+                    "<out-dir>/<id>.png, at the annotations' size, plus <out-dir>/masks.json describing "
+                    "the classes and colours for process.py and the trainers.",
+        epilog="Overlap: parts are painted in --parts order; a later part overwrites an earlier one "
+               "(CelebAMask-HQ's own rule). A missing part file means the part is hidden. A photo whose "
+               "part files are unreadable or of different sizes is skipped with a warning; the run "
+               "goes on and exits with status 1 if any photo failed. Up-to-date masks are not rewritten.")
+    parser.add_argument("--data-dir", "--data_dir", dest="data_dir", required=True, metavar="ROOT",
+                        help="CelebAMask-HQ root holding CelebA-HQ-img/ and CelebAMask-HQ-mask-anno/")
+    parser.add_argument("--out-dir", "--out_dir", dest="out_dir", required=True, metavar="OUT",
+                        help="folder for the masks <id>.png and masks.json (created if needed)")
+    parser.add_argument("--parts", default=",".join(DEFAULT_PARTS),
+                        help="comma-separated parts, in painting order; class ids follow this order "
+                             f"(default: %(default)s; valid: {', '.join(CELEBAMASK_PARTS)})")
+    parser.add_argument("--style", choices=MASK_STYLES, default="color",
+                        help="color: RGB, each part in its own colour; binary: white union of the parts "
+                             "on black (the original project's masks); index: grey value = class id, "
+                             "0 background then the parts in --parts order (default: %(default)s)")
+    parser.add_argument("--workers", type=positive_int, default=None, metavar="N",
+                        help="processes to use (default: every core; 1 runs in this process)")
+    parser.add_argument("--limit", type=positive_int, default=None, metavar="N",
+                        help="only the first N photos, by id (for a quick try)")
+    parser.add_argument("--force", action="store_true",
+                        help="rewrite every mask, even those up to date")
+    return parser
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    counts = run_g_mask(args.data_dir, args.out_dir, parse_parts(args.parts), args.style,
+                        workers=args.workers, limit=args.limit, force=args.force)
+    if counts["failed"]:
+        log.error("%d of %d photos failed (see the warnings above)", counts["failed"], sum(counts.values()))
+        return 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of g_mask.py: returns 0, or 1 after a one-line error or when any photo failed."""
+    return cli.run(_main, argv)

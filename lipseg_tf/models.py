@@ -1,0 +1,154 @@
+"""The networks: pix2pix's U-Net generator and 70x70 PatchGAN, and a U-Net segmenter.
+
+Built with the functional API from two block builders, as TensorFlow's pix2pix tutorial does. Shapes in
+comments are for the paper's 256 px; every builder takes a smaller size and width for quick runs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import layers
+
+from lipseg_tf.errors import UserError
+
+INIT_STDDEV = 0.02  # the paper's N(0, 0.02) weight initialisation
+
+
+def _init():
+    return keras.initializers.RandomNormal(0.0, INIT_STDDEV)
+
+
+def _check_size(image_size: int, minimum: int, what: str) -> int:
+    """Number of halvings that bring image_size down to 1; UserError unless it is a power of two."""
+    levels = int(round(math.log2(image_size))) if image_size > 0 else 0
+    if image_size < minimum or 2 ** levels != image_size:
+        raise UserError(f"{what}: image size {image_size} must be a power of two >= {minimum}")
+    return levels
+
+
+def downsample(filters: int, size: int = 4, batchnorm: bool = True, name: str | None = None):
+    """Conv (stride 2) -> BatchNorm -> LeakyReLU(0.2): halves height and width."""
+    block = keras.Sequential(name=name)
+    block.add(layers.Conv2D(filters, size, strides=2, padding="same", kernel_initializer=_init(),
+                            use_bias=not batchnorm))
+    if batchnorm:
+        block.add(layers.BatchNormalization())
+    block.add(layers.LeakyReLU(0.2))
+    return block
+
+
+def upsample(filters: int, size: int = 4, dropout: bool = False, name: str | None = None):
+    """Transposed conv (stride 2) -> BatchNorm -> Dropout(0.5)? -> ReLU: doubles height and width."""
+    block = keras.Sequential(name=name)
+    block.add(layers.Conv2DTranspose(filters, size, strides=2, padding="same", kernel_initializer=_init(),
+                                     use_bias=False))
+    block.add(layers.BatchNormalization())
+    if dropout:
+        block.add(layers.Dropout(0.5))
+    block.add(layers.ReLU())
+    return block
+
+
+def build_generator(image_size: int = 256, ngf: int = 64, out_channels: int = 3,
+                    name: str = "generator") -> keras.Model:
+    """pix2pix U-Net generator: photo in [-1, 1] -> image in [-1, 1] (tanh).
+
+    Args:
+        image_size: height = width of input and output, a power of two >= 8; log2(size) down blocks
+            (8 at 256) bring it to 1x1, and log2(size) - 1 up blocks with skip connections return.
+        ngf: filters of the first block; deeper blocks double it up to 8 * ngf.
+        out_channels: channels of the output image.
+        name: the model's name.
+    """
+    levels = _check_size(image_size, 8, "generator")
+    filters = [min(ngf * 2 ** i, ngf * 8) for i in range(levels)]   # 64,128,256,512,512,512,512,512
+    inputs = layers.Input(shape=(image_size, image_size, 3), name="image")
+    x = inputs
+    skips = []
+    for i, f in enumerate(filters):                                  # (bs, 128, 128, 64) ... (bs, 1, 1, 512)
+        x = downsample(f, batchnorm=i > 0, name=f"encoder_stage{i + 1}")(x)
+        skips.append(x)
+    for i, (f, skip) in enumerate(zip(reversed(filters[:-1]), reversed(skips[:-1]))):
+        # (bs, 2, 2, 1024) ... (bs, 128, 128, 128): dropout in the first three up blocks, as in the paper
+        x = upsample(f, dropout=i < 3, name=f"decoder_stage{i + 1}")(x)
+        x = layers.Concatenate(name=f"decoder_stage{i + 1}_skip")([x, skip])
+    x = layers.Conv2DTranspose(out_channels, 4, strides=2, padding="same", kernel_initializer=_init(),
+                               name="output_conv")(x)                  # (bs, 256, 256, 3)
+    outputs = layers.Activation("tanh", dtype="float32", name="output")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def build_discriminator(image_size: int = 256, ndf: int = 64, n_layers: int = 3,
+                        name: str = "discriminator") -> keras.Model:
+    """PatchGAN conditioned on the photo: (image, target) -> logits, one per overlapping patch.
+
+    With n_layers=3 every logit sees a 70x70 patch and a 256 px input gives (bs, 30, 30, 1).
+
+    Args:
+        image_size: height = width of both inputs.
+        ndf: filters of the first layer, doubling per stride-2 layer up to 8 * ndf.
+        n_layers: stride-2 layers; their count sets the receptive field (3 -> 70x70).
+        name: the model's name.
+    """
+    if image_size < 2 ** (n_layers + 2):
+        raise UserError(f"discriminator: image size {image_size} too small for {n_layers} layers "
+                        f"(expected >= {2 ** (n_layers + 2)})")
+    image = layers.Input(shape=(image_size, image_size, 3), name="image")
+    target = layers.Input(shape=(image_size, image_size, 3), name="target")
+    x = layers.Concatenate(name="condition")([image, target])               # (bs, 256, 256, 6)
+    for i in range(n_layers):                                               # (bs, 128/64/32, ., 64/128/256)
+        x = downsample(min(ndf * 2 ** i, ndf * 8), batchnorm=i > 0, name=f"patch_stage{i + 1}")(x)
+    x = layers.ZeroPadding2D()(x)                                           # (bs, 34, 34, 256)
+    x = layers.Conv2D(min(ndf * 2 ** n_layers, ndf * 8), 4, kernel_initializer=_init(), use_bias=False,
+                      name="patch_conv")(x)                                 # (bs, 31, 31, 512)
+    x = layers.BatchNormalization(name="patch_norm")(x)
+    x = layers.LeakyReLU(0.2)(x)
+    x = layers.ZeroPadding2D()(x)                                           # (bs, 33, 33, 512)
+    x = layers.Conv2D(1, 4, kernel_initializer=_init(), name="logits_conv")(x)  # (bs, 30, 30, 1)
+    logits = layers.Activation("linear", dtype="float32", name="logits")(x)
+    return keras.Model([image, target], logits, name=name)
+
+
+def _conv_block(x, filters: int, name: str):
+    """Two 3x3 conv -> BatchNorm -> ReLU layers: one U-Net stage."""
+    for j in (1, 2):
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_initializer="he_normal",
+                          name=f"{name}_conv{j}")(x)
+        x = layers.BatchNormalization(name=f"{name}_bn{j}")(x)
+        x = layers.ReLU(name=f"{name}_relu{j}")(x)
+    return x
+
+
+def build_unet(num_classes: int, base_filters: int = 32, depth: int = 4, image_size: int | None = None,
+               name: str = "unet") -> keras.Model:
+    """U-Net segmenter (Ronneberger et al.): photo in [-1, 1] -> per-pixel softmax over the classes.
+
+    Args:
+        num_classes: output classes, background included.
+        base_filters: filters of the first stage, doubling per stage (32 -> 512 at depth 4).
+        depth: number of 2x poolings; height and width must be divisible by 2 ** depth.
+        image_size: fixed input size, or None for any size divisible by 2 ** depth.
+        name: the model's name.
+    """
+    if num_classes < 2:
+        raise UserError(f"unet: num_classes must be >= 2, got {num_classes}")
+    if image_size is not None and image_size % 2 ** depth:
+        raise UserError(f"unet: image size {image_size} must be divisible by {2 ** depth} (depth {depth})")
+    inputs = layers.Input(shape=(image_size, image_size, 3), name="image")
+    x = inputs
+    skips = []
+    for i in range(depth):                                       # (bs, 256, 256, 32) ... (bs, 32, 32, 256)
+        x = _conv_block(x, base_filters * 2 ** i, f"encoder_stage{i + 1}")
+        skips.append(x)
+        x = layers.MaxPool2D(name=f"encoder_stage{i + 1}_pool")(x)
+    x = _conv_block(x, base_filters * 2 ** depth, "bottleneck")   # (bs, 16, 16, 512)
+    for i in reversed(range(depth)):                              # (bs, 32, 32, 256) ... (bs, 256, 256, 32)
+        stage = f"decoder_stage{depth - i}"
+        x = layers.Conv2DTranspose(base_filters * 2 ** i, 2, strides=2, name=f"{stage}_up")(x)
+        x = layers.Concatenate(name=f"{stage}_skip")([x, skips[i]])
+        x = _conv_block(x, base_filters * 2 ** i, stage)
+    x = layers.Conv2D(num_classes, 1, name="logits_conv")(x)      # (bs, 256, 256, num_classes)
+    outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name=name)

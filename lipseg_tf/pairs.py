@@ -1,0 +1,385 @@
+"""Photo + mask -> one side-by-side "AB" training image per photo (the original process step).
+
+An AB image is an RGB PNG `size` high and `2*size` wide: the photo on the left (A), its mask on the
+right (B), the layout pix2pix-style trainers read. The photo is resized with antialiasing (Lanczos);
+the mask with nearest neighbour, so it never gains a label colour it didn't have. A greyscale mask
+(binary or index style) becomes RGB by repeating its grey value in all three channels.
+
+Aspect ratio: photo and mask must have the same aspect ratio (within 1%; CelebAMask-HQ's 1024x1024
+photos and 512x512 masks do). A photo that is square within 1% is resized as it is; any other is first
+center-cropped to a square, and its mask the same way, so the two stay aligned.
+
+Two ways to name the inputs:
+
+    --data-dir ROOT --masks MASKS   CelebAMask-HQ: photos ROOT/CelebA-HQ-img/<id>.jpg, masks
+                                    MASKS/<id>.png from g_mask.py; official split from
+                                    ROOT/CelebA-HQ-to-CelebA-mapping.txt when that file is there.
+    --images DIR --masks MASKS      plain folders: photo and mask matched by file name stem.
+
+Output `<out>/{train,val,test}/<id>.png` and `<out>/pairs.json`: the masks' meta (MASKS/masks.json
+from g_mask.py: parts, style, classes, palette) plus the size and the number of pairs per split, for
+the trainers. Without a masks.json the meta says style --style (default color) with parts --parts
+(default the four lip and eye parts).
+
+Split: the official CelebA split when the mapping file is there and no --split is given; otherwise a
+seeded random split by --split fractions (default 0.8,0.1,0.1, seed 0, with a warning that the
+official split wasn't available). The random split is drawn over every photo (not only those with a
+mask), so a photo keeps its split when more masks are added.
+
+Errors: problems of the whole run (a missing or empty folder, a missing mapping row, bad --split)
+stop it with a one-line UserError. Problems of one photo (unreadable or truncated photo or mask, a
+mask of another aspect ratio, a photo without a mask) are logged as warnings naming the file; the
+photo gets no pair, and the run ends with exit status 1 and the counts. A mask without a photo is
+ignored and counted. Up-to-date pairs (newer than their photo and mask, same size and mask settings
+as pairs.json) are not rewritten; when the size or mask settings change, every old pair is deleted
+and rewritten.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import logging
+from pathlib import Path
+from typing import Hashable, Iterable, Sequence
+
+import numpy as np
+from PIL import Image
+
+from lipseg_tf import celebamask, cli, imageio, parallel
+from lipseg_tf.celebamask import SPLITS
+from lipseg_tf.errors import UserError
+from lipseg_tf.masks import META_FILE as MASKS_META_FILE
+from lipseg_tf.masks import is_up_to_date, mask_meta, positive_int, read_meta
+from lipseg_tf.parts import CELEBAMASK_PARTS, DEFAULT_PARTS, MASK_STYLES, parse_parts
+
+log = logging.getLogger("lipseg_tf.pairs")
+
+META_FILE = "pairs.json"
+DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
+ASPECT_TOLERANCE = 0.01
+# Warnings named one by one before the rest are summed up, so a half-made mask folder can't flood the log.
+MAX_NAMED_WARNINGS = 10
+
+
+def _aspect(array: np.ndarray) -> float:
+    return array.shape[1] / array.shape[0]
+
+
+def _center_square(array: np.ndarray) -> np.ndarray:
+    height, width = array.shape[:2]
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    return array[top:top + side, left:left + side]
+
+
+def make_pair(image: np.ndarray, mask: np.ndarray, size: int = 256) -> np.ndarray:
+    """Photo (H, W, 3) and mask (h, w) or (h, w, 3), both uint8 -> AB image (size, 2*size, 3) uint8.
+
+    The photo is resized with Lanczos antialiasing, the mask with nearest neighbour (no new label
+    values). Non-square inputs are center-cropped to a square first. Raises UserError when photo and
+    mask differ in aspect ratio by more than 1%.
+    """
+    image, mask = np.asarray(image), np.asarray(mask)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected a (H, W, 3) uint8 photo, got {image.shape} {image.dtype}")
+    if mask.ndim == 2:
+        mask = np.repeat(mask[..., None], 3, axis=-1)
+    if mask.dtype != np.uint8 or mask.ndim != 3 or mask.shape[2] != 3:
+        raise ValueError(f"expected a (H, W) or (H, W, 3) uint8 mask, got {mask.shape} {mask.dtype}")
+    if abs(_aspect(image) / _aspect(mask) - 1) > ASPECT_TOLERANCE:
+        raise UserError(f"photo is {image.shape[1]}x{image.shape[0]} but mask is {mask.shape[1]}x"
+                        f"{mask.shape[0]} (expected the same aspect ratio)")
+    if abs(_aspect(image) - 1) > ASPECT_TOLERANCE:
+        image, mask = _center_square(image), _center_square(mask)
+    photo = Image.fromarray(image).resize((size, size), Image.Resampling.LANCZOS)
+    labels = Image.fromarray(mask).resize((size, size), Image.Resampling.NEAREST)
+    return np.concatenate([np.asarray(photo), np.asarray(labels)], axis=1)
+
+
+def split_pair(ab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """AB image (H, 2W, C) -> (image, mask), its left and right halves."""
+    width = np.shape(ab)[1]
+    if width % 2:
+        raise ValueError(f"an AB image has an even width, got {width}")
+    return ab[:, :width // 2], ab[:, width // 2:]
+
+
+def parse_fractions(text: str) -> tuple[float, float, float]:
+    """'0.8,0.1,0.1' -> (0.8, 0.1, 0.1), checked by check_fractions."""
+    try:
+        fractions = tuple(float(f) for f in text.split(","))
+    except ValueError:
+        raise UserError(f"--split: expected three numbers like 0.8,0.1,0.1, got {text!r}") from None
+    return check_fractions(fractions)
+
+
+def check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
+    """The train/val/test fractions, or UserError unless they are three numbers >= 0 summing to 1."""
+    fractions = tuple(float(f) for f in fractions)
+    if len(fractions) != 3 or not all(0 <= f <= 1 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
+        raise UserError(f"--split: expected three fractions >= 0 for train,val,test summing to 1, "
+                        f"got {','.join(f'{f:g}' for f in fractions)}")
+    return fractions
+
+
+def assign_splits(ids: Iterable[Hashable], fractions: Sequence[float] = DEFAULT_FRACTIONS,
+                  seed: int = 0) -> dict:
+    """A seeded random train/val/test split: {id: 'train'|'val'|'test'}.
+
+    The ids are sorted first, so the result depends only on the set of ids, the fractions and the seed.
+    """
+    fractions = check_fractions(fractions)
+    ids = sorted(ids)
+    order = np.random.default_rng(seed).permutation(len(ids))
+    train_end, val_end = (int(round(b)) for b in np.cumsum(fractions[:2]) * len(ids))
+    splits = {}
+    for rank, position in enumerate(order):
+        splits[ids[position]] = "train" if rank < train_end else "val" if rank < val_end else "test"
+    return splits
+
+
+def _by_stem(paths: Iterable[Path], numeric: bool) -> tuple[dict, list[Path]]:
+    """{stem (int when numeric): path} and the files whose stem is no id; UserError on a repeated stem."""
+    found: dict = {}
+    others = []
+    for path in paths:
+        if numeric and not path.stem.isdigit():
+            others.append(path)
+            continue
+        key = int(path.stem) if numeric else path.stem
+        if key in found:
+            raise UserError(f"{path}: same name as {found[key].name} (expected one file per photo)")
+        found[key] = path
+    return found, others
+
+
+def _celeba_photos(root: Path) -> dict[int, Path]:
+    """{id: photo path} of a CelebAMask-HQ root, whatever image extension the photos have."""
+    ids = set(celebamask.find_image_ids(root))
+    photos, _ = _by_stem(imageio.list_images(root / celebamask.IMAGE_DIR), numeric=True)
+    return {image_id: path for image_id, path in sorted(photos.items()) if image_id in ids}
+
+
+def _warn_named(problems: list[str], what: str) -> None:
+    for message in problems[:MAX_NAMED_WARNINGS]:
+        log.warning("%s", message)
+    if len(problems) > MAX_NAMED_WARNINGS:
+        log.warning("... and %d more %s", len(problems) - MAX_NAMED_WARNINGS, what)
+
+
+def _pair_job(job: tuple, size: int, force: bool) -> tuple[Hashable, str, str]:
+    """Write one AB pair unless up to date; returns (key, 'written'|'skipped'|'failed', message)."""
+    key, photo_path, mask_path, output, stale = job
+    output = Path(output)
+    # A copy left in another split by an earlier run with another split would leak between splits.
+    for path in stale:
+        Path(path).unlink(missing_ok=True)
+    try:
+        if not force and is_up_to_date(output, [Path(photo_path), Path(mask_path)]):
+            return key, "skipped", ""
+        image = imageio.load_rgb(photo_path)
+        mask = imageio.load_rgb(mask_path)
+        try:
+            ab = make_pair(image, mask, size)
+        except UserError as err:
+            raise UserError(f"{photo_path} and {mask_path}: {err}") from None
+        imageio.save_image(output, ab)
+        return key, "written", ""
+    except UserError as err:
+        # A stale pair left here would look up to date on the next run although its inputs are bad.
+        output.unlink(missing_ok=True)
+        return key, "failed", str(err)
+
+
+def _pair_meta(masks_dir: Path, parts: Sequence[str] | None, style: str | None) -> dict:
+    """The masks' meta: MASKS/masks.json when there, else from --parts/--style (defaults: color, lips+eyes)."""
+    meta_path = masks_dir / MASKS_META_FILE
+    meta = read_meta(meta_path)
+    if meta is None:
+        log.info("no %s: masks taken as style %s with parts %s", meta_path, style or "color",
+                 ",".join(parts or DEFAULT_PARTS))
+        return mask_meta(masks_dir, parts or DEFAULT_PARTS, style or "color")
+    if parts is not None and list(parts) != meta.get("parts"):
+        raise UserError(f"--parts {','.join(parts)} disagrees with {meta_path} "
+                        f"(parts {','.join(meta.get('parts') or [])}); leave --parts out")
+    if style is not None and style != meta.get("style"):
+        raise UserError(f"--style {style} disagrees with {meta_path} (style {meta.get('style')}); "
+                        "leave --style out")
+    return meta
+
+
+def _choose_splits(keys: list, all_keys: list, data_dir: Path | None, partition: str | None,
+                   fractions: tuple[float, float, float] | None, seed: int | None) -> dict:
+    """{key: split}: official CelebA split of keys when possible and not overridden, else a seeded
+    random one drawn over all_keys (every photo, so --limit doesn't change a photo's split)."""
+    mapping_path = data_dir / celebamask.MAPPING_FILE if data_dir is not None else None
+    if fractions is None and mapping_path is not None and mapping_path.is_file():
+        if seed is not None:
+            log.info("--seed ignored: using the official split from %s", mapping_path)
+        return celebamask.official_splits(data_dir, keys, partition)
+    if partition is not None:
+        raise UserError(f"--partition {partition}: needs {celebamask.MAPPING_FILE} in --data-dir "
+                        "and no --split")
+    if fractions is None:
+        where = f"no {mapping_path}" if mapping_path is not None else "plain folders"
+        log.warning("official split not available (%s): using a random %s split, seed %d", where,
+                    ",".join(f"{f:g}" for f in DEFAULT_FRACTIONS), seed or 0)
+        return assign_splits(all_keys, DEFAULT_FRACTIONS, seed or 0)
+    return assign_splits(all_keys, fractions, seed or 0)
+
+
+def run_process(out_dir: str | Path, masks_dir: str | Path, *, data_dir: str | Path | None = None,
+                images_dir: str | Path | None = None, size: int = 256, partition: str | None = None,
+                split: str | None = None, seed: int | None = None, workers: int | None = None,
+                limit: int | None = None, force: bool = False, parts: Sequence[str] | None = None,
+                style: str | None = None) -> dict:
+    """Write `<out_dir>/<split>/<id>.png` AB pairs and `<out_dir>/pairs.json`.
+
+    Give exactly one of data_dir (a CelebAMask-HQ root) or images_dir (a plain photo folder). split:
+    'train,val,test' fractions; None means the official split when data_dir has the mapping file,
+    else 0.8,0.1,0.1. Returns counts: written, skipped (up to date), failed, missing_mask (photos
+    without a mask), unmatched_masks (masks without a photo) and splits {split: pairs in its folder}.
+    Raises UserError for problems of the whole run.
+    """
+    if (data_dir is None) == (images_dir is None):
+        raise UserError("give either --data-dir (CelebAMask-HQ) or --images (a photo folder), not both")
+    if size < 1:
+        raise UserError(f"--size: expected a number >= 1, got {size}")
+    out_dir, masks_dir = Path(out_dir), Path(masks_dir)
+    if parts is not None:
+        parts = parse_parts(parts)
+    if style is not None and style not in MASK_STYLES:
+        raise UserError(f"--style: unknown style {style!r}, valid: {', '.join(MASK_STYLES)}")
+    fractions = parse_fractions(split) if split is not None else None
+
+    numeric = data_dir is not None
+    if numeric:
+        data_dir = Path(data_dir)
+        photos = _celeba_photos(data_dir)
+    else:
+        photos, _ = _by_stem(imageio.list_images(images_dir), numeric=False)
+    mask_files, odd_masks = _by_stem(imageio.list_images(masks_dir), numeric)
+    unmatched = len(odd_masks) + sum(1 for key in mask_files if key not in photos)
+    if unmatched:
+        log.info("%d masks in %s have no photo: ignored", unmatched, masks_dir)
+    all_keys = sorted(photos)
+    keys = all_keys[:limit] if limit is not None else all_keys
+    splits = _choose_splits(keys, all_keys, data_dir if numeric else None, partition, fractions, seed)
+    meta = _pair_meta(masks_dir, parts, style)
+
+    meta_path = out_dir / META_FILE
+    old_meta = read_meta(meta_path)
+    settings = ("size", "parts", "style")
+    if old_meta is not None and any(old_meta.get(k) != {**meta, "size": size}.get(k) for k in settings):
+        log.info("size/parts/style differ from %s: rewriting every pair", meta_path)
+        meta_path.unlink()
+        # Pairs of the old settings outside this run (--limit) would pass for the new ones.
+        for name in SPLITS:
+            for stale in (out_dir / name).glob("*.png"):
+                stale.unlink()
+        force = True
+    # No pairs.json at all: pairs already there may be of any size or style, so none can be trusted.
+    force = force or old_meta is None
+
+    missing = [f"{photos[key]}: no mask {key}.* in {masks_dir}, skipped" for key in keys
+               if key not in mask_files]
+    _warn_named(missing, "photos without a mask")
+    for key in keys:
+        if key not in mask_files:  # a pair from an earlier run would outlive its deleted mask
+            for name in SPLITS:
+                (out_dir / name / f"{key}.png").unlink(missing_ok=True)
+    jobs = [(key, str(photos[key]), str(mask_files[key]), str(out_dir / splits[key] / f"{key}.png"),
+             [str(out_dir / other / f"{key}.png") for other in SPLITS if other != splits[key]])
+            for key in keys if key in mask_files]
+    for name in SPLITS:
+        (out_dir / name).mkdir(parents=True, exist_ok=True)
+    results = parallel.map_progress(functools.partial(_pair_job, size=size, force=force), jobs,
+                                    workers=workers, desc="pairs")
+
+    counts = {"written": 0, "skipped": 0, "failed": 0, "missing_mask": len(missing),
+              "unmatched_masks": unmatched, "splits": {name: 0 for name in SPLITS}}
+    failures = []
+    for key, status, message in results:
+        counts[status] += 1
+        if status == "failed":
+            failures.append(message)
+    # What the folders hold, pairs of photos beyond --limit included: what a trainer will read.
+    for name in SPLITS:
+        counts["splits"][name] = sum(1 for p in (out_dir / name).glob("*.png") if not p.name.startswith("."))
+    _warn_named(failures, "unreadable photos or masks")
+    imageio.write_text(meta_path, json.dumps({**meta, "size": size, "splits": counts["splits"]}, indent=2)
+                       + "\n")
+    log.info("wrote %d pairs, skipped %d up to date, %d failed, %d photos without a mask -> %s "
+             "(train %d, val %d, test %d)", counts["written"], counts["skipped"], counts["failed"],
+             counts["missing_mask"], out_dir, *counts["splits"].values())
+    return counts
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of process.py."""
+    parser = argparse.ArgumentParser(
+        prog="process.py",
+        description="Put each photo and its mask side by side into one AB training image "
+                    "(<out-dir>/{train,val,test}/<id>.png, size x 2*size, photo left, mask right) and "
+                    "write <out-dir>/pairs.json (mask parts, style, palette, size, pairs per split).",
+        epilog="Photos are resized with antialiasing, masks with nearest neighbour (no new label "
+               "values). A non-square photo is center-cropped to a square, and its mask likewise. "
+               "Split: the official CelebA split with --data-dir and its mapping file, else a seeded "
+               "random --split (default 0.8,0.1,0.1, seed 0). "
+               "Unreadable files and photos without a mask are skipped with a warning; the run goes "
+               "on and exits with status 1 if any were. Up-to-date pairs are not rewritten.")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data-dir", "--data_dir", dest="data_dir", metavar="ROOT",
+                        help="CelebAMask-HQ root: photos in ROOT/CelebA-HQ-img/<id>.jpg; the official "
+                             f"split comes from ROOT/{celebamask.MAPPING_FILE} when it is there")
+    source.add_argument("--images", "--input-dir", "--input_dir", dest="images", metavar="DIR",
+                        help="plain folder of photos, matched to masks by file name stem")
+    parser.add_argument("--masks", "--mask-dir", "--mask_dir", dest="masks", required=True,
+                        metavar="MASKDIR", help="folder of masks (g_mask.py's output: <id>.png and "
+                                                "masks.json), matched to photos by file name stem")
+    parser.add_argument("--out-dir", "--out_dir", "--output-dir", "--output_dir", dest="out_dir",
+                        required=True, metavar="OUT", help="folder for train/, val/, test/ and pairs.json")
+    parser.add_argument("--size", type=positive_int, default=256,
+                        help="side of each half of an AB image in pixels (default: %(default)s)")
+    parser.add_argument("--partition", metavar="FILE", default=None,
+                        help="CelebA's list_eval_partition.txt: split by it instead of the standard "
+                             "image-number ranges (with --data-dir and its mapping file only)")
+    parser.add_argument("--split", default=None, metavar="TRAIN,VAL,TEST",
+                        help="random split fractions summing to 1, e.g. 0.8,0.1,0.1; overrides the "
+                             "official split (default: official split when available, else 0.8,0.1,0.1)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="seed of the random split, for a reproducible one (default: 0)")
+    parser.add_argument("--parts", default=None,
+                        help="without MASKDIR/masks.json: the parts the masks hold, in class order "
+                             f"(default: {','.join(DEFAULT_PARTS)}; valid: {', '.join(CELEBAMASK_PARTS)})")
+    parser.add_argument("--style", choices=MASK_STYLES, default=None,
+                        help="without MASKDIR/masks.json: how the masks are drawn: color, binary or "
+                             "index (default: color)")
+    parser.add_argument("--workers", type=positive_int, default=None, metavar="N",
+                        help="processes to use (default: every core; 1 runs in this process)")
+    parser.add_argument("--limit", type=positive_int, default=None, metavar="N",
+                        help="only the first N photos, by name (for a quick try)")
+    parser.add_argument("--force", action="store_true", help="rewrite every pair, even those up to date")
+    return parser
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    counts = run_process(args.out_dir, args.masks, data_dir=args.data_dir, images_dir=args.images,
+                         size=args.size, partition=args.partition, split=args.split, seed=args.seed,
+                         workers=args.workers, limit=args.limit, force=args.force,
+                         parts=parse_parts(args.parts) if args.parts is not None else None,
+                         style=args.style)
+    problems = counts["failed"] + counts["missing_mask"]
+    if problems:
+        log.error("%d photos got no pair: %d unreadable, %d without a mask (see the warnings above)",
+                  problems, counts["failed"], counts["missing_mask"])
+        return 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of process.py: returns 0, or 1 after a one-line error or when any photo got no pair."""
+    return cli.run(_main, argv)

@@ -1,0 +1,218 @@
+"""Command line of pix2pix.py and unet.py: --mode train|test|export over one run folder.
+
+    train:  --input_dir AB folder (its train/ and val/ subfolders when present) -> --output_dir run folder
+    test:   --checkpoint run folder, --input_dir AB folder (its test/ subfolder) -> --output_dir results
+    export: --checkpoint run folder -> --output_dir SavedModel
+Test and export take the model's shape and classes from the run's options.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import time
+from pathlib import Path
+from typing import Sequence
+
+from lipseg_tf.config import CHECKPOINT_DIR, RunConfig, load_options, with_model_options
+from lipseg_tf.errors import UserError
+from lipseg_tf.parts import CELEBAMASK_PARTS, DEFAULT_PARTS, MASK_STYLES
+
+log = logging.getLogger("lipseg_tf")
+
+# Defaults that differ between the two models (the rest are RunConfig's).
+MODEL_DEFAULTS = {
+    "pix2pix": {"batch_size": 1, "ngf": 64, "lr": 2e-4, "beta1": 0.5},
+    "unet": {"batch_size": 8, "ngf": 32, "lr": 1e-3, "beta1": 0.9},
+}
+
+
+def _flag(parser, name: str, **kwargs):
+    """An option under its original underscore spelling and its dash spelling (--max_steps, --max-steps)."""
+    spellings = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
+    parser.add_argument(*spellings, dest=name, **kwargs)
+
+
+def build_parser(model: str) -> argparse.ArgumentParser:
+    defaults = dataclasses.replace(RunConfig(model=model), **MODEL_DEFAULTS[model])
+    title = {"pix2pix": "pix2pix (conditional GAN: photo -> colour mask image)",
+             "unet": "U-Net segmenter (photo -> per-pixel classes)"}[model]
+    parser = argparse.ArgumentParser(
+        prog=f"{model}.py", description=f"Train, test or export the {title}.",
+        epilog="Examples: %(prog)s --mode train --input_dir pairs --output_dir runs/x --max_epochs 200; "
+               "%(prog)s --mode test --input_dir pairs --checkpoint runs/x --output_dir runs/x-test; "
+               "%(prog)s --mode export --checkpoint runs/x --output_dir runs/x-export",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--mode", required=True, choices=["train", "test", "export"],
+                        help="train a model, test one on AB pairs, or export one as a SavedModel")
+    _flag(parser, "input_dir", help="folder of AB pair images made by process.py (or its train/val/test parent)")
+    _flag(parser, "output_dir", help="where to write: the run folder (train), results (test), SavedModel (export)")
+    _flag(parser, "checkpoint", help="run folder of a previous train run: to resume (train) or to use "
+                                     "(test, export); its options.json fixes the model's shape")
+    _flag(parser, "max_epochs", type=int, help="passes over the training pairs (default 1 when no --max_steps)")
+    _flag(parser, "max_steps", type=int, help="training steps (batches); overrides --max_epochs")
+    _flag(parser, "batch_size", type=int, default=defaults.batch_size, help="pairs per batch")
+    _flag(parser, "crop_size", type=int, default=defaults.image_size,
+          help="size of the square crop the network sees (a power of two for pix2pix)")
+    _flag(parser, "scale_size", type=int, default=None,
+          help="resize pairs to this size before the random crop (default crop_size * 286 / 256)")
+    parser.add_argument("--flip", dest="flip", action="store_true", default=True,
+                        help="random horizontal flips, swapping left/right classes")
+    parser.add_argument("--no_flip", "--no-flip", dest="flip", action="store_false", help="no random flips")
+    _flag(parser, "ngf", type=int, default=defaults.ngf,
+          help="filters in the first generator layer" if model == "pix2pix" else "filters in the first U-Net stage")
+    _flag(parser, "lr", type=float, default=defaults.lr, help="Adam learning rate")
+    _flag(parser, "beta1", type=float, default=defaults.beta1, help="Adam beta_1")
+    _flag(parser, "seed", type=int, default=defaults.seed, help="seed of shuffling and augmentation")
+    _flag(parser, "parts", default=None,
+          help="comma-separated parts when the AB folder has no pairs.json (default "
+               f"{','.join(DEFAULT_PARTS)}; valid: {','.join(CELEBAMASK_PARTS)})")
+    _flag(parser, "style", choices=MASK_STYLES, default=None,
+          help="how the masks colour the parts when the AB folder has no pairs.json (default color)")
+    if model == "pix2pix":
+        _flag(parser, "ndf", type=int, default=defaults.ndf, help="filters in the first discriminator layer")
+        _flag(parser, "l1_weight", type=float, default=defaults.l1_weight, help="weight of the L1 term (lambda)")
+        _flag(parser, "gan_weight", type=float, default=defaults.gan_weight, help="weight of the adversarial term")
+        _flag(parser, "which_direction", choices=["AtoB", "BtoA"], default="AtoB",
+              help="AtoB: photo -> mask (segmentation); BtoA: mask -> photo")
+        _flag(parser, "summary_freq", type=int, default=defaults.summary_freq,
+              help="update TensorBoard scalars and the progress bar every N steps")
+        _flag(parser, "save_freq", type=int, default=defaults.save_freq, help="save a checkpoint every N steps")
+    else:
+        _flag(parser, "depth", type=int, default=defaults.depth, help="U-Net poolings (input divisible by 2**depth)")
+        _flag(parser, "dice_weight", type=float, default=defaults.dice_weight, help="weight of the Dice loss term")
+    parser.add_argument("--eager", action="store_true", help="run the training step eagerly (for debugging)")
+    _flag(parser, "no_cache", action="store_true", help="do not cache decoded pairs in memory")
+    parser.add_argument("--verbose", action="store_true", help="debug logging, TensorFlow messages")
+    return parser
+
+
+def config_from_args(model: str, args: argparse.Namespace) -> RunConfig:
+    values = {k: v for k, v in vars(args).items() if k in {f.name for f in dataclasses.fields(RunConfig)}}
+    values["image_size"] = args.crop_size
+    values["scale_size"] = args.scale_size or round(args.crop_size * 286 / 256)
+    values["cache"] = not args.no_cache
+    values["parts"] = tuple(args.parts.split(",")) if args.parts else DEFAULT_PARTS
+    values["style"] = args.style or "color"
+    return dataclasses.replace(RunConfig(model=model), **{k: v for k, v in values.items() if v is not None})
+
+
+def _require(value, flag: str, mode: str):
+    if not value:
+        raise UserError(f"--mode {mode} needs {flag}")
+    return value
+
+
+def main(model: str, argv: Sequence[str] | None = None) -> int:
+    args = build_parser(model).parse_args(argv)
+    from lipseg_tf.cli import setup_logging
+    setup_logging(args.verbose)
+    config = config_from_args(model, args)
+    if config.mode == "train":
+        return train(config)
+    run_dir = Path(_require(config.checkpoint, "--checkpoint (the run folder of a train run)", config.mode))
+    config = with_model_options(config, load_options(run_dir))
+    return test(config, run_dir) if config.mode == "test" else export(config, run_dir)
+
+
+def _check_sizes(config: RunConfig):
+    if config.scale_size < config.image_size:
+        raise UserError(f"--scale_size {config.scale_size} is smaller than --crop_size {config.image_size}")
+    if config.batch_size < 1:
+        raise UserError(f"--batch_size must be >= 1, got {config.batch_size}")
+
+
+def train(config: RunConfig) -> int:
+    from lipseg_tf import data
+    from lipseg_tf.classes import classes_for_training
+
+    input_dir = Path(_require(config.input_dir, "--input_dir (AB pairs made by process.py)", "train"))
+    output_dir = Path(_require(config.output_dir, "--output_dir (the run folder to write)", "train"))
+    resume_dir = Path(config.checkpoint) if config.checkpoint else output_dir
+    if (resume_dir / CHECKPOINT_DIR).is_dir():
+        # Resuming: the network must keep the shape it was trained with.
+        saved = load_options(resume_dir)
+        changed = [k for k in RunConfig.MODEL_OPTIONS if k in saved and saved[k] != getattr(config, k)
+                   and k not in ("parts", "style")]
+        if changed:
+            log.warning("resuming %s: keeping its %s from options.json", resume_dir,
+                        ", ".join(f"{k}={saved[k]}" for k in changed))
+        config = with_model_options(config, saved)
+    _check_sizes(config)
+    classes = classes_for_training(input_dir, config.parts, config.style)
+    config = dataclasses.replace(config, parts=classes.parts, style=classes.style)
+    train_files = data.find_pair_files(input_dir, "train")
+    val_files = data.find_pair_files(input_dir, "val") if (input_dir / "val").is_dir() else None
+    _build(config, classes)  # a bad size or width fails here, before anything is written
+    output_dir.mkdir(parents=True, exist_ok=True)
+    config.save(output_dir)
+    log.info("%s: training on %d pairs from %s; run folder %s", config.model, len(train_files),
+             train_files[0].parent, output_dir)
+    start = time.perf_counter()
+    if config.model == "pix2pix":
+        from lipseg_tf import gan
+        gan.train(config, classes, train_files)
+    else:
+        from lipseg_tf import segmenter
+        segmenter.train(config, classes, train_files, val_files)
+    log.info("%s: trained in %.0f s", config.model, time.perf_counter() - start)
+    return 0
+
+
+def _build(config: RunConfig, classes):
+    """Build the network once to validate the options (cheap at any size)."""
+    from lipseg_tf import models
+    if config.model == "pix2pix":
+        models.build_generator(config.image_size, config.ngf)
+        models.build_discriminator(config.image_size, config.ndf)
+    else:
+        models.build_unet(classes.num_classes, config.ngf, config.depth, config.image_size)
+
+
+def _load_segmenter(config: RunConfig, classes, run_dir: Path):
+    from lipseg_tf.export import Segmenter
+    if config.model == "pix2pix":
+        if config.which_direction != "AtoB":
+            raise UserError(f"{run_dir}: this pix2pix run translates masks to photos (BtoA); "
+                            "test and export need a photo -> mask (AtoB) run")
+        from lipseg_tf import gan
+        return Segmenter(gan.load_generator(config, run_dir), config.image_size, classes, output="image")
+    from lipseg_tf import segmenter
+    return Segmenter(segmenter.load_model(config, classes, run_dir), config.image_size, classes,
+                     output="probabilities")
+
+
+def _data_source(input_dir: Path) -> str:
+    """What the test data is, for metrics.json and figures: the folder, and 'synthetic' when it is."""
+    from lipseg_tf.data import read_pairs_meta
+    meta = read_pairs_meta(input_dir) or {}
+    kind = "synthetic sample faces (lipseg_tf.sample), not real photos" if meta.get("synthetic") else None
+    return f"{input_dir}" + (f": {kind}" if kind else "")
+
+
+def test(config: RunConfig, run_dir: Path) -> int:
+    from lipseg_tf import data, evaluate, metrics
+    from lipseg_tf.classes import ClassSpec
+
+    input_dir = Path(_require(config.input_dir, "--input_dir (AB pairs to test on)", "test"))
+    output_dir = Path(_require(config.output_dir, "--output_dir (where to write results)", "test"))
+    classes = ClassSpec.create(config.parts, config.style)
+    files = data.find_pair_files(input_dir, "test")
+    segmenter = _load_segmenter(config, classes, run_dir)
+    result = evaluate.run_test(files, classes, segmenter.probabilities_at_model_size, output_dir,
+                               config.image_size, batch_size=max(config.batch_size, 8),
+                               data_source=_data_source(input_dir))
+    print(f"{config.model} on {result['data']}\n" + metrics.format_table(result))
+    log.info("results in %s (images/, labels/, metrics.json)", output_dir)
+    return 0
+
+
+def export(config: RunConfig, run_dir: Path) -> int:
+    from lipseg_tf import export as export_lib
+    from lipseg_tf.classes import ClassSpec
+
+    output_dir = Path(_require(config.output_dir, "--output_dir (the SavedModel folder to write)", "export"))
+    classes = ClassSpec.create(config.parts, config.style)
+    export_lib.export(_load_segmenter(config, classes, run_dir), classes, output_dir)
+    return 0

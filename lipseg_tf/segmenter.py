@@ -1,0 +1,111 @@
+"""U-Net segmenter training with Keras fit: photo -> softmax over background + parts.
+
+Loss = cross-entropy + dice_weight * soft Dice over the foreground classes: cross-entropy alone is
+dominated by the background, which covers ~97 % of a face photo; Dice weighs each small part equally.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from lipseg_tf import data, models
+from lipseg_tf.checkpoints import CHECKPOINT_DIR, latest_checkpoint
+from lipseg_tf.classes import ClassSpec
+from lipseg_tf.config import RunConfig
+
+log = logging.getLogger("lipseg_tf")
+
+
+def soft_dice_loss(labels, probabilities, num_classes: int, smooth: float = 1.0):
+    """Per-image 1 - mean soft Dice over the foreground classes; (B,) float32."""
+    onehot = tf.one_hot(tf.cast(labels, tf.int32), num_classes)[..., 1:]
+    probabilities = tf.cast(probabilities, tf.float32)[..., 1:]
+    intersection = tf.reduce_sum(onehot * probabilities, axis=(1, 2))
+    total = tf.reduce_sum(onehot, axis=(1, 2)) + tf.reduce_sum(probabilities, axis=(1, 2))
+    dice = (2.0 * intersection + smooth) / (total + smooth)
+    return 1.0 - tf.reduce_mean(dice, axis=-1)
+
+
+def make_loss(num_classes: int, dice_weight: float):
+    """Keras loss(labels, probabilities) -> (B,) cross-entropy + dice_weight * Dice."""
+    def ce_dice(labels, probabilities):
+        ce = keras.losses.sparse_categorical_crossentropy(labels, probabilities)
+        return tf.reduce_mean(ce, axis=(1, 2)) + dice_weight * soft_dice_loss(labels, probabilities, num_classes)
+    return ce_dice
+
+
+def build(config: RunConfig, classes: ClassSpec) -> keras.Model:
+    return models.build_unet(classes.num_classes, config.ngf, config.depth, config.image_size)
+
+
+class _SaveCheckpoint(keras.callbacks.Callback):
+    """Saves model, optimizer and epoch through a CheckpointManager after every epoch."""
+
+    def __init__(self, manager: tf.train.CheckpointManager, epoch: tf.Variable):
+        super().__init__()
+        self.manager = manager
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch.assign(epoch + 1)
+        self.manager.save(checkpoint_number=epoch + 1)
+
+
+def train(config: RunConfig, classes: ClassSpec, train_files: list[Path], val_files: list[Path] | None) -> dict:
+    """Train with fit (resuming from the latest checkpoint in the run folder); returns the last logs."""
+    run_dir = Path(config.output_dir)
+    model = build(config, classes)
+    optimizer = keras.optimizers.Adam(config.lr, beta_1=config.beta1)
+    model.compile(optimizer=optimizer, loss=make_loss(classes.num_classes, config.dice_weight),
+                  metrics=["accuracy"], run_eagerly=config.eager)
+    optimizer.build(model.trainable_variables)  # so a restore fills the slots instead of deferring
+    epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch)
+    manager = tf.train.CheckpointManager(checkpoint, str(run_dir / CHECKPOINT_DIR), config.max_checkpoints)
+    resume_from = latest_checkpoint(config.checkpoint) if config.checkpoint else manager.latest_checkpoint
+    if resume_from:
+        checkpoint.restore(resume_from).expect_partial()
+        log.info("resumed from %s at epoch %d", resume_from, int(epoch))
+
+    steps_per_epoch = max(1, len(train_files) // config.batch_size)
+    if config.max_steps:
+        steps_per_epoch = min(steps_per_epoch, config.max_steps)
+        epochs = math.ceil(config.max_steps / steps_per_epoch)
+    else:
+        epochs = config.max_epochs or 1
+    if int(epoch) >= epochs:
+        log.info("already trained %d of %d epochs; nothing to do", int(epoch), epochs)
+        return {}
+    train_ds = data.make_dataset(train_files, classes.colors, classes.flip_perm, training=True,
+                                 image_size=config.image_size, scale_size=config.scale_size,
+                                 batch_size=config.batch_size, flip=config.flip, seed=config.seed,
+                                 cache=config.cache, repeat=True)
+    val_ds = None
+    if val_files:
+        val_ds = data.make_dataset(val_files, classes.colors, classes.flip_perm, training=False,
+                                   image_size=config.image_size, scale_size=config.scale_size,
+                                   batch_size=config.batch_size, cache=config.cache)
+    callbacks = [
+        _SaveCheckpoint(manager, epoch),
+        keras.callbacks.TensorBoard(str(run_dir / "logs"), update_freq="epoch"),
+        keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=True),
+    ]
+    history = model.fit(train_ds, epochs=epochs, initial_epoch=int(epoch), steps_per_epoch=steps_per_epoch,
+                        validation_data=val_ds, callbacks=callbacks, verbose=1 if sys.stderr.isatty() else 2)
+    last = {k: float(v[-1]) for k, v in history.history.items()}
+    log.info("unet: %d epochs; %s; checkpoint %s", int(epoch),
+             ", ".join(f"{k} {v:.4f}" for k, v in last.items()), manager.latest_checkpoint)
+    return last
+
+
+def load_model(config: RunConfig, classes: ClassSpec, run_dir: Path) -> keras.Model:
+    """The trained U-Net of a run folder (its latest checkpoint)."""
+    model = build(config, classes)
+    tf.train.Checkpoint(model=model).restore(latest_checkpoint(run_dir)).expect_partial()
+    return model

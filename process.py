@@ -1,0 +1,13 @@
+"""Photo + mask -> side-by-side AB training pairs in train/val/test folders (see lipseg_tf/pairs.py).
+
+    python process.py --data-dir CelebAMask-HQ --masks masks --out-dir pairs [--size 256]
+    python process.py --images photos --masks masks --out-dir pairs [--split 0.8,0.1,0.1 --seed 0]
+"""
+
+import sys
+
+from lipseg_tf import cli, pairs
+
+if __name__ == "__main__":
+    cli.setup_logging()
+    sys.exit(pairs.main())
