@@ -15,6 +15,7 @@ IMAGE_DIR = "CelebA-HQ-img"
 ANNO_DIR = "CelebAMask-HQ-mask-anno"
 MAPPING_FILE = "CelebA-HQ-to-CelebA-mapping.txt"
 SPLITS = ("train", "val", "test")
+SYNTHETIC_MARKER = "SYNTHETIC.txt"  # written by lipseg_tf.sample into the root of its synthetic datasets
 # Official CelebA partition: image numbers 1..162770 train, ..182637 val, the rest test.
 TRAIN_LAST, VAL_LAST = 162770, 182637
 
@@ -105,3 +106,9 @@ def official_splits(root: str | Path, ids, partition: str | Path | None = None) 
             # orig_idx is 0-based; CelebA file numbers (000001.jpg) are 1-based.
             splits[image_id] = split_of_celeba_number(orig_idx + 1)
     return splits
+
+
+def is_synthetic(folder: str | Path) -> bool:
+    """Whether a folder (or its parent) is a synthetic dataset from lipseg_tf.sample."""
+    folder = Path(folder)
+    return (folder / SYNTHETIC_MARKER).is_file() or (folder.parent / SYNTHETIC_MARKER).is_file()

@@ -20,12 +20,11 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from lipseg_tf import data, metrics
+from lipseg_tf.metrics import METRICS_FILE, PER_IMAGE_FILE
 from lipseg_tf.classes import ClassSpec
 from lipseg_tf.imageio import save_image, write_text
 
 log = logging.getLogger("lipseg_tf")
-METRICS_FILE = "metrics.json"
-PER_IMAGE_FILE = "per_image.json"
 
 
 def to_uint8(image) -> np.ndarray:

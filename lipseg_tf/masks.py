@@ -152,6 +152,7 @@ def mask_meta(data_dir: str | Path, parts: Sequence[str], style: str) -> dict:
         "classes": list(class_names(parts, style)),
         "palette": palette(parts, style).tolist(),
         "source": str(data_dir),
+        "synthetic": celebamask.is_synthetic(data_dir),
     }
 
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
+METRICS_FILE = "metrics.json"      # written by test mode
+PER_IMAGE_FILE = "per_image.json"  # each image's mean F1, for print.py
+
 
 def confusion_matrix(labels: np.ndarray, pred: np.ndarray, num_classes: int) -> np.ndarray:
     """(num_classes, num_classes) int64 counts; rows are the true class, columns the predicted one."""

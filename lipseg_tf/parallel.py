@@ -46,7 +46,9 @@ def map_progress(fn: Callable[[Item], Result], items: Iterable[Item], workers: i
         # Chunks big enough to amortise the inter-process traffic, small enough that the bar moves
         # and the last chunks keep every worker busy.
         chunksize = max(1, min(64, len(items) // (workers * 8)))
-        with multiprocessing.Pool(workers) as pool:
+        # forkserver: workers fork from a fresh server process, never from this one, which may hold
+        # TensorFlow's threads and locks (forking those can deadlock).
+        with multiprocessing.get_context("forkserver").Pool(workers) as pool:
             for position, result in pool.imap_unordered(functools.partial(_indexed, fn),
                                                         enumerate(items), chunksize=chunksize):
                 results[position] = result

@@ -1,0 +1,110 @@
+"""print.py: matplotlib grids of test results: photo | target | prediction | prediction over the photo.
+
+Reads a test-mode folder (images/<id>-inputs|targets|outputs.png, per_image.json, metrics.json). The
+figure's title names the data the results come from, so a synthetic result is never taken for a real one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from lipseg_tf.errors import UserError
+from lipseg_tf.metrics import METRICS_FILE, PER_IMAGE_FILE
+from lipseg_tf.imageio import load_rgb
+
+log = logging.getLogger("lipseg_tf")
+
+
+def overlay(image: np.ndarray, color_mask: np.ndarray, alpha: float = 0.55) -> np.ndarray:
+    """The colour mask blended over the photo where it is not background (black)."""
+    foreground = color_mask.any(axis=-1, keepdims=True)
+    blended = (1 - alpha) * image + alpha * color_mask
+    return np.where(foreground, blended, image).astype(np.uint8)
+
+
+def _read_json(path: Path) -> dict:
+    if not path.is_file():
+        raise UserError(f"{path}: not found (expected the {path.name} that a --mode test run writes)")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise UserError(f"{path}: not valid JSON ({err})") from None
+
+
+def choose_rows(per_image: dict, rows: int, order: str) -> list[str]:
+    """Image ids to show: by name, or the best / worst mean F1 first (None scores count as 0)."""
+    names = sorted(per_image)
+    if order != "name":
+        names.sort(key=lambda n: per_image[n] if per_image[n] is not None else 0.0, reverse=order == "best")
+    return names[:rows]
+
+
+def make_grid(test_dir: str | Path, output: str | Path, rows: int = 6, order: str = "name",
+              show: bool = False) -> Path:
+    """Draw the grid of a test folder into `output` (PNG); returns the path."""
+    import matplotlib
+    if not show:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    test_dir = Path(test_dir)
+    results = _read_json(test_dir / METRICS_FILE)
+    per_image = _read_json(test_dir / PER_IMAGE_FILE)["mean_f1"]
+    if not per_image:
+        raise UserError(f"{test_dir / PER_IMAGE_FILE}: lists no images")
+    names = choose_rows(per_image, rows, order)
+    fig, axes = plt.subplots(len(names), 4, figsize=(10, 2.6 * len(names) + 0.8), squeeze=False)
+    for row, name in zip(axes, names):
+        photo, target, pred = (load_rgb(test_dir / "images" / f"{name}-{kind}.png")
+                               for kind in ("inputs", "targets", "outputs"))
+        score = per_image[name]
+        for ax, picture, title in zip(row, (photo, target, pred, overlay(photo, pred)),
+                                      ("photo", "target", "prediction", "prediction over photo")):
+            ax.imshow(picture, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(title, fontsize=9)
+        row[0].set_ylabel(f"{name}\nF1 {score:.3f}" if score is not None else f"{name}\nF1 n/a", fontsize=9)
+    mean = results.get("mean_f1")
+    fig.suptitle(f"{results.get('data', test_dir)}\nmean F1 {mean:.3f} over {results.get('images')} images "
+                 f"(dataset level)" if mean is not None else str(results.get("data", test_dir)), fontsize=9)
+    fig.tight_layout()
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(output, dpi=100)
+    if show:
+        plt.show()
+    plt.close(fig)
+    log.info("grid of %d images written to %s", len(names), output)
+    return output
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="print.py", description="Draw photo | target | prediction | overlay grids of a test run.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--input_dir", "--input-dir", dest="input_dir", required=True,
+                        help="output folder of a `--mode test` run of unet.py or pix2pix.py")
+    parser.add_argument("--output", default=None, help="PNG to write (default <input_dir>/grid.png)")
+    parser.add_argument("--rows", type=int, default=6, help="number of images (rows)")
+    parser.add_argument("--order", choices=["name", "best", "worst"], default="name",
+                        help="which images: by name, or highest / lowest F1 first")
+    parser.add_argument("--show", action=argparse.BooleanOptionalAction, default=None,
+                        help="open a window (default: when a display exists)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.rows < 1:
+        raise UserError(f"--rows must be >= 1, got {args.rows}")
+    show = args.show if args.show is not None else bool(os.environ.get("DISPLAY"))
+    make_grid(args.input_dir, args.output or Path(args.input_dir) / "grid.png", args.rows, args.order, show)
+    return 0

@@ -1,0 +1,188 @@
+"""The synthetic CelebAMask-HQ generator: layout, determinism, splits and what the faces contain."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lipseg_tf import celebamask, cli, sample
+from lipseg_tf.parts import CELEBAMASK_PARTS
+
+FACE_PARTS = ("l_eye", "r_eye", "u_lip", "l_lip", "mouth", "nose", "l_brow", "r_brow")
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synthetic")
+    counts = sample.generate(root, count=8, seed=3, size=128, workers=1)
+    return root, counts
+
+
+def centroid_x(mask: np.ndarray) -> float:
+    return float(np.nonzero(mask)[1].mean())
+
+
+def test_layout_photos_and_annotations(dataset):
+    root, counts = dataset
+    assert sorted(p.name for p in (root / celebamask.IMAGE_DIR).iterdir()) == sorted(f"{i}.jpg" for i in range(8))
+    assert celebamask.find_image_ids(root) == list(range(8))
+    for i in range(8):
+        with Image.open(celebamask.image_path(root, i)) as photo:
+            assert photo.format == "JPEG" and photo.mode == "RGB" and photo.size == (128, 128)
+    anno = root / celebamask.ANNO_DIR
+    assert [p.name for p in anno.iterdir()] == ["0"]
+    names = sorted(p.name for p in (anno / "0").iterdir())
+    pattern = re.compile(r"^(\d{5})_(" + "|".join(CELEBAMASK_PARTS) + r")\.png$")
+    assert names and all(pattern.match(n) for n in names), names
+    for name in names:
+        with Image.open(anno / "0" / name) as mask:
+            assert mask.mode == "L" and mask.size == (512, 512)
+            values = set(np.unique(np.asarray(mask)).tolist())
+        assert values <= {0, 255} and 255 in values, (name, values)
+    for i in range(8):
+        parts = {pattern.match(n).group(2) for n in names if n.startswith(f"{i:05d}_")}
+        assert {"skin", "u_lip", "l_lip", "nose"} <= parts
+        # eyes, or sunglasses hiding them: never both
+        assert ({"l_eye", "r_eye"} <= parts) != ("eye_g" in parts), (i, parts)
+    # no temporary files left behind by the atomic writes
+    assert not [p for p in root.rglob(".tmp-*")]
+
+
+def test_mapping_file_and_synthetic_note(dataset):
+    root, counts = dataset
+    lines = (root / celebamask.MAPPING_FILE).read_text().splitlines()
+    assert lines[0] == "idx orig_idx orig_file"
+    assert len(lines) == 9
+    mapping = celebamask.read_mapping(root / celebamask.MAPPING_FILE)
+    assert sorted(mapping) == list(range(8))
+    for orig_idx, orig_file in mapping.values():
+        assert orig_file == f"{orig_idx + 1:06d}.jpg"
+    splits = celebamask.official_splits(root, range(8))
+    assert {s: list(splits.values()).count(s) for s in celebamask.SPLITS} == counts
+    assert counts == {"train": 6, "val": 1, "test": 1}
+    note = (root / "SYNTHETIC.txt").read_text()
+    assert celebamask.is_synthetic(root)
+    assert "SYNTHETIC" in note and "lipseg_tf.sample" in note and "--seed 3" in note and "--count 8" in note
+
+
+def test_mapping_rows_split_near_80_10_10():
+    rows = sample.mapping_rows(50, seed=0)
+    assert [r[0] for r in rows] == list(range(50))
+    orig = [r[1] for r in rows]
+    assert len(set(orig)) == 50 and all(0 <= o < sample.CELEBA_TOTAL for o in orig)
+    assert all(f == f"{o + 1:06d}.jpg" for _, o, f in rows)
+    assert sample.split_counts(rows) == {"train": 40, "val": 5, "test": 5}
+    splits = [celebamask.split_of_celeba_number(o + 1) for o in orig]
+    assert set(splits[:40]) != {"train"}, "splits must be interleaved, not the first 80% all train"
+    assert sample.mapping_rows(50, seed=0) == rows
+    assert sample.mapping_rows(50, seed=1) != rows
+    assert sample.split_counts(sample.mapping_rows(600, 0)) == {"train": 480, "val": 60, "test": 60}
+    assert sample.split_counts(sample.mapping_rows(3, 0)) == {"train": 1, "val": 1, "test": 1}
+    assert sample.split_counts(sample.mapping_rows(1, 0)) == {"train": 1, "val": 0, "test": 0}
+
+
+def test_same_seed_same_bytes_other_seed_differs_workers_and_count_do_not_matter(tmp_path):
+    a, b, c, d = (tmp_path / n for n in "abcd")
+    sample.generate(a, count=3, seed=7, size=64, workers=1)
+    sample.generate(b, count=3, seed=7, size=64, workers=2)
+    sample.generate(c, count=3, seed=8, size=64, workers=1)
+    sample.generate(d, count=2, seed=7, size=64, workers=1)
+    for i in range(3):
+        assert celebamask.image_path(a, i).read_bytes() == celebamask.image_path(b, i).read_bytes()
+        assert celebamask.part_path(a, i, "u_lip").read_bytes() == celebamask.part_path(b, i, "u_lip").read_bytes()
+        assert celebamask.image_path(a, i).read_bytes() != celebamask.image_path(c, i).read_bytes()
+    assert celebamask.part_path(a, 0, "skin").read_bytes() != celebamask.part_path(c, 0, "skin").read_bytes()
+    # a smaller count gives the same first faces
+    for i in range(2):
+        assert celebamask.image_path(a, i).read_bytes() == celebamask.image_path(d, i).read_bytes()
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
+
+
+def test_masks_do_not_depend_on_photo_size():
+    photo_small, masks_small = sample.render_face(11, 4, size=64)
+    photo_big, masks_big = sample.render_face(11, 4, size=160)
+    assert photo_small.shape == (64, 64, 3) and photo_big.shape == (160, 160, 3)
+    assert masks_small.keys() == masks_big.keys()
+    for part in masks_small:
+        assert np.array_equal(masks_small[part], masks_big[part]), part
+
+
+def test_sunglasses_hide_the_eyes():
+    for image_id in range(3):
+        _, masks = sample.render_face(2, image_id, size=64, sunglasses=True)
+        assert "eye_g" in masks and "l_eye" not in masks and "r_eye" not in masks
+        _, masks = sample.render_face(2, image_id, size=64, sunglasses=False)
+        assert "eye_g" not in masks and "l_eye" in masks and "r_eye" in masks
+    # left to chance, some of 40 faces wear them (about 12%), most do not
+    with_glasses = sum("eye_g" in sample.render_face(0, i, size=32)[1] for i in range(40))
+    assert 1 <= with_glasses <= 12
+
+
+def test_open_mouth_has_interior_between_the_lips():
+    _, masks = sample.render_face(4, 1, size=64, open_mouth=True)
+    mouth = masks["mouth"] > 0
+    lips = (masks["u_lip"] > 0) | (masks["l_lip"] > 0)
+    assert mouth.sum() > 20 and not (mouth & lips).any()
+    rows = np.nonzero(mouth)[0].mean()
+    assert np.nonzero(masks["u_lip"])[0].mean() < rows < np.nonzero(masks["l_lip"])[0].mean()
+    _, masks = sample.render_face(4, 1, size=64, open_mouth=False)
+    assert "mouth" not in masks
+
+
+@pytest.mark.parametrize("image_id", range(6))
+def test_face_geometry(image_id):
+    photo, masks = sample.render_face(9, image_id, size=128, sunglasses=False, open_mouth=False)
+    binary = {k: v > 0 for k, v in masks.items()}
+    # l_eye is the eye on the image's left
+    assert centroid_x(binary["l_eye"]) < centroid_x(binary["r_eye"])
+    # eyes, lips (and the other inner parts) lie inside the face
+    for part in FACE_PARTS:
+        if part in binary:
+            assert not (binary[part] & ~binary["skin"]).any(), part
+    # upper lip above the lower lip, eyes above the lips; parts do not overlap
+    rows = {k: np.nonzero(v)[0].mean() for k, v in binary.items()}
+    assert rows["l_eye"] < rows["u_lip"] < rows["l_lip"] and rows["r_eye"] < rows["u_lip"]
+    assert not (binary["u_lip"] & binary["l_lip"]).any()
+    assert not (binary["l_eye"] & binary["r_eye"]).any()
+    # in the photo, the lips are not skin-coloured (at least a little different)
+    small = {k: np.asarray(Image.fromarray(v).resize((128, 128), Image.NEAREST)) > 0 for k, v in masks.items()}
+    lips = small["u_lip"] | small["l_lip"]
+    bare_skin = small["skin"] & ~np.logical_or.reduce([v for k, v in small.items() if k != "skin"])
+    assert lips.sum() > 20 and bare_skin.sum() > 200
+    difference = np.abs(photo[lips].mean(0) - photo[bare_skin].mean(0)).max()
+    assert difference > 2.0
+    assert photo[lips].std() > 0.5  # shaded and noisy, not one flat colour
+
+
+def test_faces_vary():
+    masks = [sample.render_face(1, i, size=32)[1] for i in range(6)]
+    widths = [np.ptp(np.nonzero(m["skin"])[1]) for m in masks]
+    assert max(widths) - min(widths) > 15
+    lip_rows = [np.nonzero(m["u_lip"])[0].mean() for m in masks]
+    assert len(set(np.round(lip_rows))) > 3
+
+
+def test_main_writes_and_logs(tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="lipseg_tf"):
+        assert sample.main(["--out", str(tmp_path / "d"), "--count", "2", "--seed", "1", "--size", "48",
+                            "--workers", "1"]) == 0
+    assert celebamask.image_path(tmp_path / "d", 1).is_file()
+    assert "wrote 2 synthetic faces (train/val/test 2/0/0)" in caplog.text
+
+
+@pytest.mark.parametrize("argv", [["--count", "0"], ["--count", "2", "--seed", "-1"],
+                                  ["--count", "2", "--size", "8"], ["--count", "2", "--workers", "0"]])
+def test_bad_arguments_are_user_errors(tmp_path, capsys, argv):
+    assert cli.run(sample.main, ["--out", str(tmp_path / "d")] + argv) == 1
+    assert capsys.readouterr().err.startswith("error: --")
+
+
+def test_out_must_be_a_folder(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    assert cli.run(sample.main, ["--out", str(tmp_path / "file"), "--count", "1"]) == 1
+    assert "not a folder" in capsys.readouterr().err
