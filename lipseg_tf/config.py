@@ -46,6 +46,7 @@ class RunConfig:
     parts: tuple[str, ...] = DEFAULT_PARTS
     style: str = "color"
     eager: bool = False
+    jit: bool = False                      # XLA-compile the training step (measure first: not always faster)
     summary_freq: int = 100
     save_freq: int = 1000
     max_checkpoints: int = 3
@@ -76,6 +77,8 @@ def load_options(folder: str | Path) -> dict:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise UserError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a JSON object of run options, got {type(data).__name__}")
     data["parts"] = tuple(data.get("parts", DEFAULT_PARTS))
     return data
 

@@ -17,11 +17,10 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from lipseg_tf import parts as parts_lib
 from lipseg_tf.errors import UserError
+from lipseg_tf.pairs import META_FILE as PAIRS_META_FILE
 
 log = logging.getLogger("lipseg_tf")
-PAIRS_META = "pairs.json"
 CACHE_LIMIT_BYTES = 2 << 30  # decoded pairs are cached in memory below this size
 
 
@@ -55,7 +54,7 @@ def find_pair_files(input_dir: str | Path, split: str | None = None) -> list[Pat
 def read_pairs_meta(input_dir: str | Path) -> dict | None:
     """pairs.json written by process.py beside the split folders (or in the folder itself), if any."""
     folder = Path(input_dir)
-    for candidate in (folder / PAIRS_META, folder.parent / PAIRS_META):
+    for candidate in (folder / PAIRS_META_FILE, folder.parent / PAIRS_META_FILE):
         if candidate.is_file():
             try:
                 return json.loads(candidate.read_text())
@@ -81,13 +80,12 @@ def resize_pair(image, labels, size: int):
     return image, labels
 
 
-def jitter(image, labels, seed, scale_size: int, crop_size: int, flip: bool, flip_perm: tf.Tensor):
-    """pix2pix's random jitter, one draw for photo and mask together.
+def jitter(image, labels, seed, crop_size: int, flip: bool, flip_perm: tf.Tensor):
+    """pix2pix's random jitter on a pair already resized to scale_size: one draw for photo and mask.
 
     `seed` is a (2,) int tensor; the crop and the flip use stateless ops seeded from it, so a run
     is reproducible from --seed.
     """
-    image, labels = resize_pair(image, labels, scale_size)
     stacked = tf.concat([image, tf.cast(labels, tf.float32)], axis=-1)   # (scale, scale, 4)
     stacked = tf.image.stateless_random_crop(stacked, (crop_size, crop_size, 4), seed=seed)
     image, labels = stacked[..., :3], tf.cast(stacked[..., 3:], tf.int32)
@@ -133,7 +131,7 @@ def make_dataset(files, colors, flip_perm, *, training: bool, image_size: int, s
             ds = ds.repeat()
         seeds = tf.data.Dataset.random(seed=seed).batch(2)
         ds = tf.data.Dataset.zip((ds, seeds)).map(
-            lambda pair, s: jitter(pair[0], pair[1], s, decoded_size, image_size, flip, flip_perm),
+            lambda pair, s: jitter(pair[0], pair[1], s, image_size, flip, flip_perm),
             num_parallel_calls=autotune, deterministic=deterministic)
     elif repeat:
         ds = ds.repeat()
@@ -142,18 +140,21 @@ def make_dataset(files, colors, flip_perm, *, training: bool, image_size: int, s
     return ds.prefetch(autotune)
 
 
+def colors_to_model_range(colors) -> tf.Tensor:
+    """uint8 palette (C, 3) -> float32 colours in [-1, 1], the range of the generator's tanh output."""
+    return tf.constant(np.asarray(colors, np.float32) / 127.5 - 1.0)
+
+
 def labels_to_image(labels: tf.Tensor, colors) -> tf.Tensor:
-    """Class ids (..., H, W) -> palette colours as float32 in [-1, 1] (..., H, W, 3), pix2pix's target."""
-    colors = tf.constant(np.asarray(colors, np.float32) / 127.5 - 1.0)
-    return tf.gather(colors, labels)
+    """Class ids (..., H, W) -> their palette colours as pix2pix's target image (..., H, W, 3)."""
+    return tf.gather(colors_to_model_range(colors), labels)
 
 
 def image_to_class_scores(image: tf.Tensor, colors, temperature: float = 0.05) -> tf.Tensor:
-    """pix2pix output in [-1, 1] (..., 3) -> class probabilities by distance to each palette colour.
+    """pix2pix output (..., 3) -> class probabilities by distance to each palette colour.
 
     The class of a pixel is its nearest palette colour; the softmax over negative squared distances
     (scaled by `temperature`) turns that into per-class scores that sum to 1.
     """
-    colors = tf.constant(np.asarray(colors, np.float32) / 127.5 - 1.0)
-    diff = image[..., None, :] - colors
+    diff = image[..., None, :] - colors_to_model_range(colors)
     return tf.nn.softmax(-tf.reduce_sum(diff * diff, axis=-1) / temperature, axis=-1)

@@ -47,7 +47,8 @@ class Pix2Pix:
         self.checkpoint = tf.train.Checkpoint(generator=self.generator, discriminator=self.discriminator,
                                               gen_optimizer=self.gen_optimizer,
                                               disc_optimizer=self.disc_optimizer, step=self.step)
-        self.train_step = self._train_step if config.eager else tf.function(self._train_step)
+        self.train_step = (self._train_step if config.eager
+                           else tf.function(self._train_step, jit_compile=config.jit or None))
 
     def _train_step(self, input_image, target):
         """One update of both networks; returns the loss parts as a dict of scalars."""

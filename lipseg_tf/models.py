@@ -68,7 +68,9 @@ def build_generator(image_size: int = 256, ngf: int = 64, out_channels: int = 3,
     x = inputs
     skips = []
     for i, f in enumerate(filters):                                  # (bs, 128, 128, 64) ... (bs, 1, 1, 512)
-        x = downsample(f, batchnorm=i > 0, name=f"encoder_stage{i + 1}")(x)
+        # No BatchNorm on the first block (as in the paper) nor on the 1x1 innermost one: at batch 1 it
+        # would normalise a single value to a constant in training, and differ from it at inference.
+        x = downsample(f, batchnorm=0 < i < levels - 1, name=f"encoder_stage{i + 1}")(x)
         skips.append(x)
     for i, (f, skip) in enumerate(zip(reversed(filters[:-1]), reversed(skips[:-1]))):
         # (bs, 2, 2, 1024) ... (bs, 128, 128, 128): dropout in the first three up blocks, as in the paper

@@ -17,7 +17,7 @@ from typing import Sequence
 
 from lipseg_tf.config import CHECKPOINT_DIR, RunConfig, load_options, with_model_options
 from lipseg_tf.errors import UserError
-from lipseg_tf.parts import CELEBAMASK_PARTS, DEFAULT_PARTS, MASK_STYLES
+from lipseg_tf.parts import CELEBAMASK_PARTS, DEFAULT_PARTS, MASK_STYLES, parse_parts
 
 log = logging.getLogger("lipseg_tf")
 
@@ -83,6 +83,8 @@ def build_parser(model: str) -> argparse.ArgumentParser:
         _flag(parser, "depth", type=int, default=defaults.depth, help="U-Net poolings (input divisible by 2**depth)")
         _flag(parser, "dice_weight", type=float, default=defaults.dice_weight, help="weight of the Dice loss term")
     parser.add_argument("--eager", action="store_true", help="run the training step eagerly (for debugging)")
+    parser.add_argument("--jit", action="store_true",
+                        help="compile the training step with XLA (faster or slower depending on model and device)")
     _flag(parser, "no_cache", action="store_true", help="do not cache decoded pairs in memory")
     parser.add_argument("--verbose", action="store_true", help="debug logging, TensorFlow messages")
     return parser
@@ -93,7 +95,7 @@ def config_from_args(model: str, args: argparse.Namespace) -> RunConfig:
     values["image_size"] = args.crop_size
     values["scale_size"] = args.scale_size or round(args.crop_size * 286 / 256)
     values["cache"] = not args.no_cache
-    values["parts"] = tuple(args.parts.split(",")) if args.parts else DEFAULT_PARTS
+    values["parts"] = parse_parts(args.parts) if args.parts else DEFAULT_PARTS
     values["style"] = args.style or "color"
     return dataclasses.replace(RunConfig(model=model), **{k: v for k, v in values.items() if v is not None})
 

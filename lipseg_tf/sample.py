@@ -15,7 +15,7 @@ exists so the pipeline can be run and tested end to end without the real (licenc
 
 Each face is one set of geometry (point lists in 512 px "reference" coordinates, rotated, scaled and
 moved by one transform). The photo is drawn from it with PIL at 2-4x supersampling and downsampled
-with LANCZOS (antialiased); the part annotations are drawn from the same points at 512 px, hard-edged,
+by block averaging (antialiased); the part annotations are drawn from the same points at 512 px, hard-edged,
 so photo and masks align at any --size. Parts are painted in drawing order into one label map, so a
 part's file holds only what is visible of it, and a part that ends up fully covered (or is hidden,
 like the eyes behind sunglasses) gets no file at all. The `skin` file is the whole face outline

@@ -61,9 +61,17 @@ def train(config: RunConfig, classes: ClassSpec, train_files: list[Path], val_fi
     """Train with fit (resuming from the latest checkpoint in the run folder); returns the last logs."""
     run_dir = Path(config.output_dir)
     model = build(config, classes)
-    optimizer = keras.optimizers.Adam(config.lr, beta_1=config.beta1)
+    steps_per_epoch = max(1, len(train_files) // config.batch_size)
+    if config.max_steps:
+        steps_per_epoch = min(steps_per_epoch, config.max_steps)
+    # The learning rate decays to 5 % along a cosine over the planned steps: big early updates, and
+    # a settled model at the end rather than one caught mid-oscillation.
+    planned_steps = config.max_steps or steps_per_epoch * (config.max_epochs or 1)
+    schedule = keras.optimizers.schedules.CosineDecay(config.lr, decay_steps=planned_steps, alpha=0.05)
+    optimizer = keras.optimizers.Adam(schedule, beta_1=config.beta1)
     model.compile(optimizer=optimizer, loss=make_loss(classes.num_classes, config.dice_weight),
-                  metrics=["accuracy"], run_eagerly=config.eager)
+                  metrics=["accuracy"], run_eagerly=config.eager,
+                  jit_compile=config.jit and not config.eager)
     optimizer.build(model.trainable_variables)  # so a restore fills the slots instead of deferring
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch)
@@ -73,14 +81,14 @@ def train(config: RunConfig, classes: ClassSpec, train_files: list[Path], val_fi
         checkpoint.restore(resume_from).expect_partial()
         log.info("resumed from %s at epoch %d", resume_from, int(epoch))
 
-    steps_per_epoch = max(1, len(train_files) // config.batch_size)
     if config.max_steps:
-        steps_per_epoch = min(steps_per_epoch, config.max_steps)
-        epochs = math.ceil(config.max_steps / steps_per_epoch)
+        # Whole epochs, as many as the steps still to do need.
+        remaining = config.max_steps - int(optimizer.iterations)
+        epochs = int(epoch) + max(0, math.ceil(remaining / steps_per_epoch))
     else:
         epochs = config.max_epochs or 1
     if int(epoch) >= epochs:
-        log.info("already trained %d of %d epochs; nothing to do", int(epoch), epochs)
+        log.info("already trained %d epochs (%d steps); nothing to do", int(epoch), int(optimizer.iterations))
         return {}
     train_ds = data.make_dataset(train_files, classes.colors, classes.flip_perm, training=True,
                                  image_size=config.image_size, scale_size=config.scale_size,
@@ -97,7 +105,7 @@ def train(config: RunConfig, classes: ClassSpec, train_files: list[Path], val_fi
         keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=True),
     ]
     history = model.fit(train_ds, epochs=epochs, initial_epoch=int(epoch), steps_per_epoch=steps_per_epoch,
-                        validation_data=val_ds, callbacks=callbacks, verbose=1 if sys.stderr.isatty() else 2)
+                        validation_data=val_ds, callbacks=callbacks, shuffle=False, verbose=1 if sys.stderr.isatty() else 2)
     last = {k: float(v[-1]) for k, v in history.history.items()}
     log.info("unet: %d epochs; %s; checkpoint %s", int(epoch),
              ", ".join(f"{k} {v:.4f}" for k, v in last.items()), manager.latest_checkpoint)

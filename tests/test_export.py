@@ -1,0 +1,130 @@
+"""Export: a SavedModel that takes uint8 photos of any size and returns labels and probabilities, agrees
+with the Keras model it came from, runs in inference mode, and loads without this package."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from lipseg_tf import data, gan, runner, segmenter
+from lipseg_tf.classes import ClassSpec
+from lipseg_tf.config import RunConfig, load_options
+from lipseg_tf.parts import DEFAULT_PARTS, palette
+
+COLORS = palette(DEFAULT_PARTS)
+PHOTO_RGB = np.array([(128, 128, 128), (40, 200, 40), (40, 40, 200), (200, 40, 40), (200, 200, 40)])
+NAMES = ["background", "l_eye", "r_eye", "u_lip", "l_lip"]
+SIZE = 32
+
+
+def make_ab_dataset(root: Path, counts, seed=0) -> Path:
+    """64 px AB PNGs in <root>/<split>/: noisy photos whose part boxes have their own colour."""
+    rng = np.random.default_rng(seed)
+    for split, n in counts.items():
+        (root / split).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            labels = np.zeros((64, 64), np.uint8)
+            dy, dx = rng.integers(-4, 5, 2)
+            for k, (y, x, h, w) in {1: (14, 10, 10, 16), 2: (14, 38, 10, 16), 3: (38, 20, 7, 24),
+                                    4: (45, 20, 7, 24)}.items():
+                labels[y + dy:y + dy + h, x + dx:x + dx + w] = k
+            photo = np.clip(PHOTO_RGB[labels] + rng.normal(0, 12, (64, 64, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(np.concatenate([photo, COLORS[labels]], axis=1)).save(root / split / f"{split}{i:03d}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """{model: (run_dir, export_dir)} for a U-Net and a pix2pix trained a few steps."""
+    root = tmp_path_factory.mktemp("export")
+    ab_dir = make_ab_dataset(root / "ab", {"train": 8})
+    extra = {"unet": ["--depth", "2"], "pix2pix": ["--ndf", "4"]}
+    result = {}
+    for model in ("unet", "pix2pix"):
+        run_dir, export_dir = root / f"{model}-run", root / f"{model}-export"
+        assert runner.main(model, ["--mode", "train", "--input_dir", str(ab_dir), "--output_dir", str(run_dir),
+                                   "--crop_size", str(SIZE), "--ngf", "4", "--batch_size", "4", "--max_steps", "3",
+                                   "--eager"] + extra[model]) == 0
+        assert runner.main(model, ["--mode", "export", "--checkpoint", str(run_dir),
+                                   "--output_dir", str(export_dir)]) == 0
+        assert (export_dir / "saved_model.pb").is_file() and (export_dir / "classes.json").is_file()
+        result[model] = (run_dir, export_dir)
+    return result
+
+
+def photos(n, height, width, seed=0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    images = np.zeros((n, height, width, 3), np.uint8)
+    for i in range(n):
+        labels = np.zeros((64, 64), np.uint8)
+        labels[14:24, 10:26], labels[14:24, 38:54], labels[38:45, 20:44], labels[45:52, 20:44] = 1, 2, 3, 4
+        photo = np.clip(PHOTO_RGB[labels] + rng.normal(0, 12, (64, 64, 3)), 0, 255).astype(np.uint8)
+        images[i] = np.asarray(Image.fromarray(photo).resize((width, height), Image.BILINEAR))
+    return images
+
+
+def keras_probabilities(model: str, run_dir: Path, images01: tf.Tensor) -> np.ndarray:
+    """The class probabilities of the run's Keras network, outside the SavedModel."""
+    options = load_options(run_dir)
+    config = RunConfig(model=model, image_size=options["image_size"], ngf=options["ngf"],
+                       ndf=options["ndf"], depth=options["depth"])
+    classes = ClassSpec.create(options["parts"], options["style"])
+    if model == "unet":
+        return segmenter.load_model(config, classes, run_dir)(images01, training=False).numpy()
+    output = gan.load_generator(config, run_dir)(images01, training=False)
+    return data.image_to_class_scores(output, classes.colors).numpy()
+
+
+@pytest.mark.parametrize("model", ["unet", "pix2pix"])
+def test_serving_signature_at_any_size(exported, model):
+    _, export_dir = exported[model]
+    loaded = tf.saved_model.load(str(export_dir))
+    serve = loaded.signatures["serving_default"]
+    out = serve(images=tf.constant(photos(2, 40, 56)))
+    labels, probs = out["labels"].numpy(), out["probabilities"].numpy()
+    assert labels.dtype == np.uint8 and labels.shape == (2, 40, 56)
+    assert probs.dtype == np.float32 and probs.shape == (2, 40, 56, 5)
+    np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-4)
+    np.testing.assert_array_equal(labels, probs.argmax(-1))
+    # inference mode: dropout off, BatchNorm frozen -> the same answer twice
+    again = serve(images=tf.constant(photos(2, 40, 56)))
+    np.testing.assert_array_equal(again["probabilities"].numpy(), probs)
+    assert [n.decode() for n in loaded.classes().numpy()] == NAMES
+    np.testing.assert_array_equal(loaded.colors().numpy(), COLORS)
+
+
+@pytest.mark.parametrize("model", ["unet", "pix2pix"])
+def test_export_agrees_with_the_keras_model_at_its_size(exported, model):
+    run_dir, export_dir = exported[model]
+    images = photos(2, SIZE, SIZE, seed=3)
+    out = tf.saved_model.load(str(export_dir)).signatures["serving_default"](images=tf.constant(images))
+    expected = keras_probabilities(model, run_dir, tf.constant(images, tf.float32) / 127.5 - 1.0)
+    expected_labels = expected.argmax(-1)
+    assert len(np.unique(expected_labels)) >= 2                  # not a trivial all-one-class comparison
+    assert np.mean(out["labels"].numpy() == expected_labels) >= 0.995
+    np.testing.assert_allclose(out["probabilities"].numpy(), expected, atol=1e-3)
+
+
+def test_saved_model_loads_without_the_package(exported):
+    script = (
+        "import sys, numpy as np, tensorflow as tf\n"
+        "for path in sys.argv[1:]:\n"
+        "    m = tf.saved_model.load(path)\n"
+        "    out = m.signatures['serving_default'](images=tf.zeros([1, 24, 20, 3], tf.uint8))\n"
+        "    print(out['labels'].dtype.name, out['labels'].shape, out['probabilities'].shape,\n"
+        "          ','.join(n.decode() for n in m.classes().numpy()))\n"
+        "assert not any(name.startswith('lipseg_tf') for name in sys.modules)\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    done = subprocess.run([sys.executable, "-c", script] + [str(exported[m][1]) for m in ("unet", "pix2pix")],
+                          cwd="/tmp", env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    expected = "uint8 (1, 24, 20) (1, 24, 20, 5) " + ",".join(NAMES)
+    assert done.stdout.splitlines() == [expected, expected]

@@ -1,0 +1,113 @@
+"""models: the pix2pix generator and PatchGAN at the paper's size, tiny variants, and the U-Net segmenter."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from lipseg_tf import models
+from lipseg_tf.errors import UserError
+
+
+def stages(model, prefix):
+    """The stage blocks (Sequential) whose names start with prefix, in order."""
+    return [layer for layer in model.layers if layer.name.startswith(prefix) and isinstance(layer, keras.Sequential)]
+
+
+@pytest.fixture(scope="module")
+def generator_256():
+    return models.build_generator(256, 64)
+
+
+def test_generator_at_256_maps_images_to_images(generator_256):
+    assert generator_256.input_shape == (None, 256, 256, 3)
+    assert generator_256.output_shape == (None, 256, 256, 3)
+
+
+def test_generator_has_8_encoder_and_7_decoder_stages_with_paper_widths(generator_256):
+    encoders = stages(generator_256, "encoder_stage")
+    decoders = stages(generator_256, "decoder_stage")
+    assert [e.name for e in encoders] == [f"encoder_stage{i}" for i in range(1, 9)]
+    assert [d.name for d in decoders] == [f"decoder_stage{i}" for i in range(1, 8)]
+    assert [e.output.shape[-1] for e in encoders] == [64, 128, 256, 512, 512, 512, 512, 512]
+    assert [e.output.shape[1] for e in encoders] == [128, 64, 32, 16, 8, 4, 2, 1]
+    assert [d.output.shape[1] for d in decoders] == [2, 4, 8, 16, 32, 64, 128]
+    # no BatchNorm in the first encoder stage nor in the 1x1 innermost one (the paper's code), the rest have it
+    has_bn = [any(isinstance(l, keras.layers.BatchNormalization) for l in e.layers) for e in encoders]
+    assert has_bn == [False] + [True] * 6 + [False]
+
+
+def test_generator_dropout_only_in_first_three_decoder_stages(generator_256):
+    dropout = [[l.rate for l in d.layers if isinstance(l, keras.layers.Dropout)]
+               for d in stages(generator_256, "decoder_stage")]
+    assert dropout == [[0.5], [0.5], [0.5], [], [], [], []]
+    assert not any(isinstance(l, keras.layers.Dropout) for e in stages(generator_256, "encoder_stage")
+                   for l in e.layers)
+
+
+def test_patchgan_at_256_gives_30x30_logits():
+    disc = models.build_discriminator(256, 64)
+    assert disc.output_shape == (None, 30, 30, 1)
+    assert [i.shape[1:] for i in disc.inputs] == [(256, 256, 3), (256, 256, 3)]
+
+
+@pytest.mark.parametrize("size", [32, 64])
+def test_tiny_generator_and_patchgan_run(size):
+    gen = models.build_generator(size, 4)
+    levels = int(np.log2(size))
+    assert len(stages(gen, "encoder_stage")) == levels
+    assert len(stages(gen, "decoder_stage")) == levels - 1
+    image = tf.random.uniform((2, size, size, 3), -1.0, 1.0, seed=1)
+    out = gen(image, training=False).numpy()
+    assert out.shape == (2, size, size, 3)
+    assert np.all(np.abs(out) <= 1.0)                       # tanh output
+    disc = models.build_discriminator(size, 4)
+    logits = disc([image, tf.constant(out)], training=False)
+    # two stride-2 layers fewer than 256 px: size / 8 - 2 patches per side
+    assert logits.shape == (2, size // 8 - 2, size // 8 - 2, 1)
+
+
+def test_generator_in_inference_mode_is_deterministic():
+    gen = models.build_generator(32, 4)
+    image = tf.random.uniform((1, 32, 32, 3), -1.0, 1.0, seed=2)
+    np.testing.assert_array_equal(gen(image, training=False), gen(image, training=False))
+    # while training, dropout makes two calls differ
+    assert not np.array_equal(gen(image, training=True), gen(image, training=True))
+
+
+def test_unet_is_fully_convolutional_and_outputs_a_softmax():
+    unet = models.build_unet(5, base_filters=4, depth=2, image_size=None)
+    assert unet.output_shape == (None, None, None, 5)
+    rng = np.random.default_rng(0)
+    for height, width in [(16, 16), (32, 48), (8, 12)]:         # any size divisible by 2 ** 2
+        image = rng.uniform(-1, 1, (2, height, width, 3)).astype(np.float32)
+        probs = unet(image, training=False).numpy()
+        assert probs.shape == (2, height, width, 5)
+        assert np.all(probs >= 0)
+        np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
+
+
+def test_unet_fixed_size_and_stage_names():
+    unet = models.build_unet(3, base_filters=4, depth=3, image_size=32)
+    assert unet.input_shape == (None, 32, 32, 3)
+    assert unet.output_shape == (None, 32, 32, 3)
+    names = {l.name for l in unet.layers}
+    assert {"encoder_stage1_conv1", "encoder_stage3_pool", "bottleneck_conv2", "decoder_stage3_conv2"} <= names
+    assert "encoder_stage4_conv1" not in names
+    assert unet.get_layer("bottleneck_conv2").output.shape == (None, 4, 4, 32)   # 32 / 2**3, 4 * 2**3
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda: models.build_generator(100, 4), "power of two"),
+    (lambda: models.build_generator(4, 4), "power of two >= 8"),
+    (lambda: models.build_generator(0, 4), "power of two"),
+    (lambda: models.build_discriminator(16, 4), "too small"),
+    (lambda: models.build_unet(5, 4, depth=2, image_size=30), "divisible by 4"),
+    (lambda: models.build_unet(5, 4, depth=4, image_size=40), "divisible by 16"),
+    (lambda: models.build_unet(1, 4, depth=2, image_size=32), "num_classes"),
+])
+def test_bad_sizes_raise_user_error(build, message):
+    with pytest.raises(UserError, match=message):
+        build()
