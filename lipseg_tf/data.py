@@ -140,9 +140,16 @@ def make_dataset(files, colors, flip_perm, *, training: bool, image_size: int, s
     return ds.prefetch(autotune)
 
 
+# Mask colours map to [-MASK_RANGE, MASK_RANGE], not [-1, 1]. Black at exactly -1 is the asymptote of the
+# generator's tanh: L1 then pushes the background's pre-activations down without end, the shared output
+# layer saturates for every pixel, and the parts never get a gradient again (measured: an all-black
+# output after 30 epochs on the sample).
+MASK_RANGE = 0.8
+
+
 def colors_to_model_range(colors) -> tf.Tensor:
-    """uint8 palette (C, 3) -> float32 colours in [-1, 1], the range of the generator's tanh output."""
-    return tf.constant(np.asarray(colors, np.float32) / 127.5 - 1.0)
+    """uint8 palette (C, 3) -> float32 colours in [-MASK_RANGE, MASK_RANGE], as the generator outputs them."""
+    return tf.constant((np.asarray(colors, np.float32) / 127.5 - 1.0) * MASK_RANGE)
 
 
 def labels_to_image(labels: tf.Tensor, colors) -> tf.Tensor:

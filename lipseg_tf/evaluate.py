@@ -45,7 +45,7 @@ def run_test(files: list[Path], classes: ClassSpec, predict: Callable[[tf.Tensor
     confusion = np.zeros((classes.num_classes,) * 2, np.int64)
     per_image = {}
     names = iter(p.stem for p in files)
-    with tqdm(total=len(files), desc="test", unit="image", dynamic_ncols=True) as bar:
+    with tqdm(total=len(files), desc="test", unit="image", dynamic_ncols=True, disable=None) as bar:
         for images, labels in dataset:
             pred = np.argmax(predict(images).numpy(), axis=-1).astype(np.uint8)
             labels = labels.numpy()

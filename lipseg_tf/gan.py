@@ -96,7 +96,8 @@ def train(config: RunConfig, classes: ClassSpec, train_files: list[Path]) -> dic
         log.info("already trained %d of %d steps; nothing to do", start, total_steps)
         return {}
     losses = {}
-    bar = tqdm(total=total_steps, initial=start, desc="pix2pix", unit="step", dynamic_ncols=True)
+    bar = tqdm(total=total_steps, initial=start, desc="pix2pix", unit="step", dynamic_ncols=True,
+               disable=None)
     sample_every = max(config.summary_freq * 10, 1)
     for input_image, target in dataset.take(total_steps - start):
         losses = model.train_step(input_image, target)
@@ -105,6 +106,9 @@ def train(config: RunConfig, classes: ClassSpec, train_files: list[Path]) -> dic
         if step % config.summary_freq == 0 or step == total_steps:
             losses = {k: float(v) for k, v in losses.items()}
             bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
+            if bar.disable:  # no terminal: the losses go to the log instead
+                log.info("step %d/%d: %s", step, total_steps,
+                         ", ".join(f"{k} {v:.4f}" for k, v in losses.items()))
             with writer.as_default(step=step):
                 for name, value in losses.items():
                     tf.summary.scalar(f"loss/{name}", value)

@@ -201,7 +201,10 @@ def test_labels_to_image_and_back_round_trip():
     labels = tf.constant(np.random.default_rng(4).integers(0, 5, (2, 8, 8)), tf.int32)
     image = data.labels_to_image(labels, COLORS)
     assert image.shape == (2, 8, 8, 3)
-    np.testing.assert_allclose((image.numpy() + 1.0) * 127.5, COLORS[labels.numpy()], atol=1e-3)
+    # palette colours scaled into [-MASK_RANGE, MASK_RANGE], inside the tanh's range
+    expected = (COLORS[labels.numpy()] / 127.5 - 1.0) * data.MASK_RANGE
+    np.testing.assert_allclose(image.numpy(), expected, atol=1e-5)
+    assert np.abs(image.numpy()).max() == pytest.approx(data.MASK_RANGE)
     scores = data.image_to_class_scores(image, COLORS).numpy()
     assert scores.shape == (2, 8, 8, 5)
     np.testing.assert_allclose(scores.sum(-1), 1.0, atol=1e-5)
