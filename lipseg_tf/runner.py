@@ -116,6 +116,8 @@ def main(model: str, argv: Sequence[str] | None = None) -> int:
     if config.mode == "train":
         return train(config)
     run_dir = Path(_require(config.checkpoint, "--checkpoint (the run folder of a train run)", config.mode))
+    if args.parts or args.style:
+        log.warning("--parts/--style ignored: the classes of %s come from its options.json", run_dir)
     config = with_model_options(config, load_options(run_dir))
     return test(config, run_dir) if config.mode == "test" else export(config, run_dir)
 
