@@ -76,6 +76,7 @@ def to_model_io(image, labels, classes: ClassSpec, direction: str):
 def train(config: RunConfig, classes: ClassSpec, train_files: list[Path]) -> dict:
     """Train (resuming from the latest checkpoint in the run folder); returns the last losses."""
     run_dir = Path(config.output_dir)
+    keras.utils.set_random_seed(config.seed)  # weights, dropout and shuffling all follow --seed
     model = Pix2Pix(config)
     manager = tf.train.CheckpointManager(model.checkpoint, str(run_dir / CHECKPOINT_DIR), config.max_checkpoints)
     resume_from = latest_checkpoint(config.checkpoint) if config.checkpoint else manager.latest_checkpoint

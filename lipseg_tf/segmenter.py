@@ -60,6 +60,7 @@ class _SaveCheckpoint(keras.callbacks.Callback):
 def train(config: RunConfig, classes: ClassSpec, train_files: list[Path], val_files: list[Path] | None) -> dict:
     """Train with fit (resuming from the latest checkpoint in the run folder); returns the last logs."""
     run_dir = Path(config.output_dir)
+    keras.utils.set_random_seed(config.seed)  # weights, dropout and shuffling all follow --seed
     model = build(config, classes)
     steps_per_epoch = max(1, len(train_files) // config.batch_size)
     if config.max_steps:
@@ -105,7 +106,7 @@ def train(config: RunConfig, classes: ClassSpec, train_files: list[Path], val_fi
         keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=True),
     ]
     history = model.fit(train_ds, epochs=epochs, initial_epoch=int(epoch), steps_per_epoch=steps_per_epoch,
-                        validation_data=val_ds, callbacks=callbacks, shuffle=False, verbose=1 if sys.stderr.isatty() else 2)
+                        validation_data=val_ds, callbacks=callbacks, verbose=1 if sys.stderr.isatty() else 2)
     last = {k: float(v[-1]) for k, v in history.history.items()}
     log.info("unet: %d epochs; %s; checkpoint %s", int(epoch),
              ", ".join(f"{k} {v:.4f}" for k, v in last.items()), manager.latest_checkpoint)
