@@ -1,0 +1,44 @@
+"""The U-Net's start: class frequencies counted from the training masks, and a softmax that begins there."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lipseg_tf import data, models, segmenter
+from lipseg_tf.classes import ClassSpec
+from lipseg_tf.config import RunConfig
+from test_train import make_ab_dataset
+
+
+def test_class_frequencies_count_the_mask_pixels(tmp_path):
+    root = make_ab_dataset(tmp_path, {"train": 5})
+    classes = ClassSpec.create("l_eye,r_eye,u_lip,l_lip", "color")
+    files = data.find_pair_files(root, "train")
+    expected = np.zeros(classes.num_classes)
+    for path in files:
+        mask = np.asarray(Image.open(path).convert("RGB"))[:, 64:]
+        ids = np.argmin(((mask[:, :, None, :].astype(int) - classes.colors[None, None].astype(int)) ** 2).sum(-1), -1)
+        expected += np.bincount(ids.ravel(), minlength=classes.num_classes)
+    config = RunConfig(model="unet", image_size=64, scale_size=64)
+    frequencies = segmenter.class_frequencies(files, classes, config, limit=8)
+    np.testing.assert_allclose(frequencies, expected / expected.sum(), atol=1e-9)
+    assert frequencies[0] > 0.8 and (frequencies[1:] > 0).all()
+
+
+def test_prior_bias_makes_a_fresh_unet_predict_the_class_frequencies():
+    model = models.build_unet(5, base_filters=4, depth=2, image_size=16)
+    head = model.get_layer("logits_conv")
+    head.kernel.assign(np.zeros(head.kernel.shape, np.float32))   # only the bias speaks
+    frequencies = np.array([0.9, 0.04, 0.03, 0.02, 0.01])
+    segmenter.set_prior_bias(model, frequencies)
+    probabilities = model(np.random.default_rng(0).uniform(-1, 1, (2, 16, 16, 3)).astype(np.float32),
+                          training=False).numpy()
+    np.testing.assert_allclose(probabilities, np.broadcast_to(frequencies, probabilities.shape), rtol=1e-5)
+
+
+def test_prior_bias_floors_an_absent_class():
+    model = models.build_unet(3, base_filters=4, depth=2, image_size=16)
+    segmenter.set_prior_bias(model, np.array([0.99, 0.01, 0.0]))
+    assert model.get_layer("logits_conv").bias.numpy()[2] == pytest.approx(np.log(1e-4))
