@@ -5,7 +5,8 @@ Serving signature `serving_default`: `images` uint8 [N, H, W, 3], any H and W ->
     `probabilities` float32 [N, H, W, C]
 Resizing, normalisation and decoding happen inside the graph; the network runs in inference mode
 (dropout off, BatchNorm moving statistics). A second function `classes()` returns the class names and
-`colors()` their mask colours; both are also written to classes.json beside saved_model.pb.
+`colors()` their mask colours; both are also written to classes.json beside saved_model.pb, with the
+network's input size and the framing of its training faces (what predict.py aligns faces to).
 """
 
 from __future__ import annotations
@@ -64,13 +65,23 @@ class Segmenter(tf.Module):
         return self._colors
 
 
-def export(segmenter: Segmenter, classes: ClassSpec, out_dir: Path) -> Path:
+def write_classes(out_dir: Path, classes: ClassSpec, image_size: int, framing: str | None = None) -> Path:
+    """classes.json: class names, mask colours, the network's input size and, when known, the framing of
+    the faces it was trained on ('sample' or 'celebahq', see lipseg_tf.align) for predict.py."""
+    meta = {"classes": list(classes.names), "colors": classes.colors.tolist(), "image_size": int(image_size)}
+    if framing:
+        meta["framing"] = framing
+    path = Path(out_dir) / "classes.json"
+    write_text(path, json.dumps(meta, indent=2) + "\n")
+    return path
+
+
+def export(segmenter: Segmenter, classes: ClassSpec, out_dir: Path, framing: str | None = None) -> Path:
     """Write the SavedModel (and classes.json) to out_dir; returns out_dir."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tf.saved_model.save(segmenter, str(out_dir), signatures={"serving_default": segmenter.serve})
-    write_text(out_dir / "classes.json", json.dumps({"classes": list(classes.names),
-                                                     "colors": classes.colors.tolist()}, indent=2) + "\n")
+    write_classes(out_dir, classes, segmenter.image_size, framing)
     log.info("exported SavedModel to %s (signature serving_default: uint8 images -> labels, probabilities)",
              out_dir)
     return out_dir

@@ -88,6 +88,9 @@ def build_parser(model: str) -> argparse.ArgumentParser:
     parser.add_argument("--jit", action="store_true",
                         help="compile the training step with XLA (faster or slower depending on model and device)")
     _flag(parser, "no_cache", action="store_true", help="do not cache decoded pairs in memory")
+    parser.add_argument("--format", choices=["savedmodel", "tflite"], default="savedmodel",
+                        help="export: a SavedModel (any photo size), or float32 and dynamic-range quantised "
+                             "TFLite models (crops at --crop_size; lipseg_tf/tflite.py)")
     parser.add_argument("--verbose", action="store_true", help="debug logging, TensorFlow messages")
     return parser
 
@@ -119,7 +122,7 @@ def main(model: str, argv: Sequence[str] | None = None) -> int:
     if args.parts or args.style:
         log.warning("--parts/--style ignored: the classes of %s come from its options.json", run_dir)
     config = with_model_options(config, load_options(run_dir))
-    return test(config, run_dir) if config.mode == "test" else export(config, run_dir)
+    return test(config, run_dir) if config.mode == "test" else export(config, run_dir, args.format)
 
 
 def _check_sizes(config: RunConfig):
@@ -214,11 +217,25 @@ def test(config: RunConfig, run_dir: Path) -> int:
     return 0
 
 
-def export(config: RunConfig, run_dir: Path) -> int:
+def _framing(run_dir: Path) -> str:
+    """How the run's training faces were framed, for predict.py: the synthetic sample's or CelebA-HQ's."""
+    from lipseg_tf.data import read_pairs_meta
+    input_dir = load_options(run_dir).get("input_dir")
+    meta = read_pairs_meta(input_dir) if input_dir and Path(input_dir).is_dir() else None
+    return "sample" if meta and meta.get("synthetic") else "celebahq"
+
+
+def export(config: RunConfig, run_dir: Path, fmt: str = "savedmodel") -> int:
     from lipseg_tf import export as export_lib
     from lipseg_tf.classes import ClassSpec
 
     output_dir = Path(_require(config.output_dir, "--output_dir (the SavedModel folder to write)", "export"))
     classes = ClassSpec.create(config.parts, config.style)
-    export_lib.export(_load_segmenter(config, classes, run_dir), classes, output_dir)
+    framing = _framing(run_dir)
+    segmenter = _load_segmenter(config, classes, run_dir)
+    if fmt == "tflite":
+        from lipseg_tf import tflite
+        tflite.export_tflite(segmenter, classes, output_dir, config.model, framing)
+    else:
+        export_lib.export(segmenter, classes, output_dir, framing)
     return 0

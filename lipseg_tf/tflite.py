@@ -1,0 +1,207 @@
+"""TensorFlow Lite export of a segmenter, and a latency benchmark.
+
+`unet.py` / `pix2pix.py --mode export --format tflite` write two models into --output_dir:
+
+    <model>_float32.tflite        weights and arithmetic in float32
+    <model>_dynamic_range.tflite  weights stored as int8 (dynamic-range quantisation), activations float
+    classes.json                  class names, colours, image_size and framing (as beside a SavedModel)
+
+Each has one signature, `serving_default`:
+
+    images         uint8   [1, S, S, 3]  an aligned face crop at the model's size S (classes.json image_size)
+    labels         uint8   [1, S, S]     class ids (0 background, then the parts)
+    probabilities  float32 [1, S, S, C]
+
+Unlike the SavedModel, a .tflite model takes only crops of its own size: resizing with antialiasing
+is not a TensorFlow Lite built-in op, so the caller resizes (predict.py's aligned crops already have
+that size). Normalisation and decoding are inside, as in the SavedModel. For pix2pix the generated
+colour image is decoded inside too: probabilities are the softmax over the negative squared distances
+of the generated colour to each palette colour, labels the nearest colour.
+
+    python -m lipseg_tf.tflite EXPORT_DIR [EXPORT_DIR ...] [--runs 50] [--threads 2]
+
+prints the size and CPU latency (one crop, after a warm-up) of every .tflite model and SavedModel given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+log = logging.getLogger("lipseg_tf")
+
+VARIANTS = ("float32", "dynamic_range")
+
+
+def model_file(out_dir: str | Path, model: str, variant: str) -> Path:
+    """Where export_tflite writes one variant: <out_dir>/<model>_<variant>.tflite."""
+    return Path(out_dir) / f"{model}_{variant}.tflite"
+
+
+def convert(segmenter, variants: Sequence[str] = VARIANTS) -> dict[str, bytes]:
+    """The flatbuffers of an export.Segmenter: {variant: bytes} for 'float32' and/or 'dynamic_range'."""
+    import keras
+    import tensorflow as tf
+
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise ValueError(f"unknown TFLite variant {unknown[0]!r}, valid: {', '.join(VARIANTS)}")
+    size = segmenter.image_size
+
+    def serve(images):
+        x = tf.cast(images, tf.float32) / 127.5 - 1.0
+        probabilities = segmenter.probabilities_at_model_size(x)
+        return {"labels": tf.cast(tf.argmax(probabilities, axis=-1), tf.uint8), "probabilities": probabilities}
+
+    # Keras' own export archive: converting a tf.saved_model of a Keras 3 network leaves its weights
+    # as uninitialised resource variables in the .tflite file (the model then outputs NaN).
+    archive = keras.export.ExportArchive()
+    archive.track(segmenter.network)
+    archive.add_endpoint("serving_default", serve,
+                         input_signature=[tf.TensorSpec([1, size, size, 3], tf.uint8, name="images")])
+    flatbuffers = {}
+    with tempfile.TemporaryDirectory(prefix="lipseg-tflite-") as tmp:
+        archive.write_out(tmp, verbose=False)
+        for variant in variants:
+            converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
+            if variant == "dynamic_range":
+                converter.optimizations = [tf.lite.Optimize.DEFAULT]  # no representative data: weights only
+            flatbuffers[variant] = converter.convert()
+    return flatbuffers
+
+
+def _write_bytes(path: Path, blob: bytes) -> None:
+    """Write a file atomically (temporary file beside it, then rename)."""
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(blob)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def export_tflite(segmenter, classes, out_dir: str | Path, model: str, framing: str | None = None) -> dict:
+    """Write both variants and classes.json to out_dir; returns {variant: path}."""
+    from lipseg_tf.export import write_classes
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for variant, flatbuffer in convert(segmenter).items():
+        path = model_file(out_dir, model, variant)
+        _write_bytes(path, flatbuffer)
+        written[variant] = path
+        log.info("wrote %s (%.0f KiB)", path, path.stat().st_size / 1024)
+    write_classes(out_dir, classes, segmenter.image_size, framing)
+    return written
+
+
+class TFLiteSegmenter:
+    """A .tflite segmenter: uint8 crops (N, S, S, 3) at its size in, labels and probabilities out."""
+
+    def __init__(self, path: str | Path, threads: int | None = None):
+        self.path = Path(path)
+        interpreter = _interpreter(self.path, threads)
+        self._run = interpreter.get_signature_runner("serving_default")
+        self.image_size = int(self._run.get_input_details()["images"]["shape"][1])
+
+    def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        images = np.asarray(images, np.uint8)
+        if images.shape[1:] != (self.image_size, self.image_size, 3):
+            raise ValueError(f"{self.path}: expected crops of {self.image_size}x{self.image_size}x3, "
+                             f"got {images.shape[1:]}")
+        outputs = [self._run(images=image[None]) for image in images]
+        return {key: np.concatenate([out[key] for out in outputs]) for key in ("labels", "probabilities")}
+
+
+def _interpreter(path: Path, threads: int | None):
+    """LiteRT's interpreter when installed, else the one TensorFlow still ships."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        import tensorflow as tf
+        Interpreter = tf.lite.Interpreter
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice, once per model
+        return Interpreter(model_path=str(path), num_threads=threads)
+
+
+# ------------------------------------------------------------------------------------------ benchmark
+
+def _latencies(fn, runs: int) -> list[float]:
+    fn()  # warm-up: graph tracing, delegate set-up
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def _dir_size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def benchmark(paths: Sequence[str | Path], runs: int = 50, threads: int | None = None) -> list[dict]:
+    """Size and latency of one crop for every .tflite file and SavedModel in `paths` (files or folders)."""
+    import tensorflow as tf
+    from lipseg_tf.errors import UserError
+
+    rows = []
+    for path in map(Path, paths):
+        models = sorted(path.glob("*.tflite")) if path.is_dir() else [path]
+        if path.is_dir() and (path / "saved_model.pb").is_file():
+            models.insert(0, path)
+        if not models or not all(m.exists() for m in models):
+            raise UserError(f"{path}: expected a .tflite file or a folder holding .tflite files or a SavedModel")
+        for model in models:
+            if model.is_dir():
+                meta = json.loads((model / "classes.json").read_text()) if (model / "classes.json").is_file() else {}
+                size = int(meta.get("image_size", 256))
+                serve = tf.saved_model.load(str(model)).signatures["serving_default"]
+                crop = tf.constant(np.zeros((1, size, size, 3), np.uint8))
+                fn, nbytes, kind = (lambda: serve(images=crop)), _dir_size(model), "SavedModel"
+            else:
+                segmenter = TFLiteSegmenter(model, threads)
+                size = segmenter.image_size
+                crop = np.zeros((1, size, size, 3), np.uint8)
+                fn, nbytes, kind = (lambda: segmenter(crop)), model.stat().st_size, "TFLite"
+            times = _latencies(fn, runs)
+            rows.append({"model": str(model), "kind": kind, "bytes": nbytes, "image_size": size,
+                         "ms_median": 1000 * statistics.median(times), "ms_mean": 1000 * statistics.fmean(times)})
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lipseg_tf.tflite",
+                                     description="Size and CPU latency of exported segmenters (.tflite and SavedModel).")
+    parser.add_argument("paths", nargs="+", help=".tflite files, or export folders (their .tflite files and SavedModel)")
+    parser.add_argument("--runs", type=int, default=50, help="timed runs per model, after one warm-up run")
+    parser.add_argument("--threads", type=int, default=None, help="TFLite interpreter threads (default: its own)")
+    args = parser.parse_args(argv)
+    rows = benchmark(args.paths, args.runs, args.threads)
+    print(f"{'model':60s} {'kind':10s} {'size':>10s} {'crop':>5s} {'median ms':>10s} {'mean ms':>8s}")
+    for row in rows:
+        print(f"{row['model']:60s} {row['kind']:10s} {row['bytes'] / 1024:8.0f} K {row['image_size']:5d} "
+              f"{row['ms_median']:10.2f} {row['ms_mean']:8.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    from lipseg_tf import cli
+    cli.setup_logging()
+    sys.exit(cli.run(main))

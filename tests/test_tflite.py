@@ -1,0 +1,124 @@
+"""TFLite export: float32 and dynamic-range quantised models whose masks agree with the SavedModel's on
+the synthetic sample's faces (mean IoU >= 0.98), written by `--mode export --format tflite`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from lipseg_tf import runner, tflite
+from lipseg_tf.sample import render_face
+from test_export import PHOTO_RGB, make_ab_dataset
+
+SIZE = 32
+
+
+def mean_iou(expected: np.ndarray, labels: np.ndarray, num_classes: int = 5) -> float:
+    """Mean over the classes present in either mask of their intersection over union."""
+    ious = [np.sum((expected == k) & (labels == k)) / np.sum((expected == k) | (labels == k))
+            for k in range(num_classes) if np.any(expected == k) or np.any(labels == k)]
+    return float(np.mean(ious))
+
+
+def test_mean_iou_by_hand():
+    expected = np.array([[0, 0, 1, 1]])
+    assert mean_iou(expected, expected) == 1.0
+    assert mean_iou(expected, np.array([[0, 1, 1, 1]])) == pytest.approx((1 / 2 + 2 / 3) / 2)
+
+
+def box_photos(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Noisy photos whose eye and lip boxes have their own colours, and their labels; SIZE px."""
+    rng = np.random.default_rng(seed)
+    labels = np.zeros((count, SIZE, SIZE), np.uint8)
+    for i in range(count):
+        dy, dx = rng.integers(-3, 4, 2)
+        for k, (y, x, h, w) in {1: (7, 5, 5, 8), 2: (7, 19, 5, 8), 3: (19, 10, 4, 12), 4: (23, 10, 4, 12)}.items():
+            labels[i, y + dy:y + dy + h, x + dx:x + dx + w] = k
+    photos = np.clip(PHOTO_RGB[labels] + rng.normal(0, 12, labels.shape + (3,)), 0, 255).astype(np.uint8)
+    return photos, labels
+
+
+def trained_unet():
+    """A tiny U-Net fitted to box photos: its classes are decided by clear margins, as a trained model's
+    are (an untrained one's near-ties would make any rounding look like disagreement)."""
+    import keras
+    from lipseg_tf import models
+
+    keras.utils.set_random_seed(0)
+    photos, labels = box_photos(64)
+    network = models.build_unet(5, 8, 2, SIZE)
+    network.compile(keras.optimizers.Adam(3e-3), keras.losses.SparseCategoricalCrossentropy())
+    network.fit(photos.astype(np.float32) / 127.5 - 1, labels, batch_size=4, epochs=8, verbose=0)
+    return network
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory):
+    """{model: (SavedModel folder, TFLite folder)}: a fitted U-Net exported by the library, and a pix2pix
+    trained a few steps and exported by pix2pix.py's code path (--format tflite)."""
+    from lipseg_tf.classes import ClassSpec
+    from lipseg_tf.export import Segmenter, export
+    from lipseg_tf.parts import DEFAULT_PARTS
+
+    root = tmp_path_factory.mktemp("tflite")
+    classes = ClassSpec.create(DEFAULT_PARTS, "color")
+    unet = Segmenter(trained_unet(), SIZE, classes, output="probabilities")
+    export(unet, classes, root / "unet-savedmodel", framing="sample")
+    tflite.export_tflite(unet, classes, root / "unet-tflite", "unet", framing="sample")
+
+    ab_dir = make_ab_dataset(root / "ab", {"train": 8})
+    (ab_dir / "pairs.json").write_text(json.dumps({"parts": list(DEFAULT_PARTS), "style": "color",
+                                                   "synthetic": True}))
+    run_dir = root / "pix2pix-run"
+    assert runner.main("pix2pix", ["--mode", "train", "--input_dir", str(ab_dir), "--output_dir", str(run_dir),
+                                   "--crop_size", str(SIZE), "--ngf", "4", "--ndf", "4", "--batch_size", "4",
+                                   "--max_steps", "3", "--eager"]) == 0
+    for fmt in ("savedmodel", "tflite"):
+        assert runner.main("pix2pix", ["--mode", "export", "--checkpoint", str(run_dir), "--format", fmt,
+                                       "--output_dir", str(root / f"pix2pix-{fmt}")]) == 0
+    return {model: (root / f"{model}-savedmodel", root / f"{model}-tflite") for model in ("unet", "pix2pix")}
+
+
+def sample_photos(count: int = 6) -> np.ndarray:
+    """Synthetic sample faces at the models' size."""
+    return np.stack([np.asarray(Image.fromarray(render_face(5, i, 64)[0]).resize((SIZE, SIZE), Image.LANCZOS))
+                     for i in range(count)])
+
+
+@pytest.mark.parametrize("model", ["unet", "pix2pix"])
+def test_tflite_models_agree_with_the_saved_model(exports, model):
+    saved_dir, tflite_dir = exports[model]
+    assert sorted(p.name for p in tflite_dir.iterdir()) == sorted(
+        ["classes.json", f"{model}_float32.tflite", f"{model}_dynamic_range.tflite"])
+    meta = json.loads((tflite_dir / "classes.json").read_text())
+    assert meta["image_size"] == SIZE and meta["framing"] == "sample" and len(meta["classes"]) == 5
+    float_size = tflite.model_file(tflite_dir, model, "float32").stat().st_size
+    assert tflite.model_file(tflite_dir, model, "dynamic_range").stat().st_size < float_size
+
+    serve = tf.saved_model.load(str(saved_dir)).signatures["serving_default"]
+    # IoU where the model is decided: the fitted U-Net on box photos like those it was fitted to, pix2pix
+    # (whose nearest-colour decoding is decided even half-trained) on the synthetic faces. On the other
+    # images every pixel's class must still agree, bar a few near-ties.
+    faces, boxes = sample_photos(), box_photos(6, seed=1)[0]
+    decided, other = (boxes, faces) if model == "unet" else (faces, boxes)
+    expected = {name: serve(images=tf.constant(images)) for name, images in (("decided", decided), ("other", other))}
+    assert len(np.unique(expected["decided"]["labels"].numpy())) >= 3  # not a one-class comparison
+    for variant in tflite.VARIANTS:
+        segmenter = tflite.TFLiteSegmenter(tflite.model_file(tflite_dir, model, variant))
+        out = segmenter(decided)
+        assert out["labels"].dtype == np.uint8 and out["labels"].shape == (len(decided), SIZE, SIZE)
+        assert out["probabilities"].shape == (len(decided), SIZE, SIZE, 5)
+        assert mean_iou(expected["decided"]["labels"].numpy(), out["labels"]) >= 0.98, variant
+        assert np.mean(segmenter(other)["labels"] == expected["other"]["labels"].numpy()) >= 0.99, variant
+        if variant == "float32":
+            np.testing.assert_allclose(out["probabilities"], expected["decided"]["probabilities"].numpy(), atol=1e-4)
+
+
+def test_benchmark_reports_size_and_latency(exports):
+    rows = tflite.benchmark([exports["unet"][0], exports["unet"][1]], runs=2)
+    assert [r["kind"] for r in rows] == ["SavedModel", "TFLite", "TFLite"]
+    assert all(r["bytes"] > 0 and r["ms_median"] > 0 and r["image_size"] == SIZE for r in rows)
