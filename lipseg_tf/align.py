@@ -1,0 +1,161 @@
+"""Face alignment: a similarity transform from detected landmarks to the framing a model was trained on.
+
+Coordinates are continuous image coordinates, x right and y down, with pixel (row i, column j) covering
+[j, j + 1) x [i, i + 1): its centre is (j + 0.5, i + 0.5). A transform is a 2x3 matrix M mapping photo
+points p to crop points M @ (x, y, 1).
+
+Landmarks are four points, in this order: the eye on the image's left, the eye on the image's right,
+the mouth corner on the image's left, the one on the image's right (MTCNN's left_eye, right_eye,
+mouth_left, mouth_right; like lipseg_tf's l_eye/r_eye, "left" is the image's left).
+
+Framings, as fractions of the crop side (the crop is square):
+
+    sample    the synthetic faces of lipseg_tf.sample, from the mean of its face geometry (512 px units:
+              face width 0.45-0.65 x 512, centre (256, 0.53 x 512), eyes at +-0.34-0.42 of the half width
+              and 0.02-0.14 of the half height above the centre, mouth corners at +-0.15-0.225 of the
+              face width and 0.48-0.58 of the half height below it, minus a smile of -3 % to 10 % of the
+              mouth width; half height 1.22-1.40 x half width; tilt averages 0):
+              eyes (0.3955, 0.5012) (0.6045, 0.5012), mouth corners (0.3969, 0.7137) (0.6031, 0.7137)
+    celebahq  CelebA-HQ's crop (Karras et al. 2018, appendix C): a square of side
+              2 max(2 |eye_to_eye|, 1.8 |eye_to_mouth|) centred at eye_centre + 0.1 eye_to_mouth, eyes level.
+              With the standard mean-face proportions of the five-point landmarks (eye_to_mouth = 1.154
+              eye_to_eye, mouth width = 0.828 eye_to_eye) the mouth term decides the side:
+              eyes (0.3796, 0.4722) (0.6204, 0.4722), mouth corners (0.4003, 0.7500) (0.5997, 0.7500)
+
+So the synthetic faces are drawn about 13 % smaller (eye distance 0.209 against 0.241 of the crop) and a
+little lower than CelebA-HQ's: a model should see faces framed like those it was trained on.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from PIL import Image
+
+FRAMINGS = {
+    "sample": np.array([(0.3955, 0.5012), (0.6045, 0.5012), (0.3969, 0.7137), (0.6031, 0.7137)]),
+    "celebahq": np.array([(0.3796, 0.4722), (0.6204, 0.4722), (0.4003, 0.7500), (0.5997, 0.7500)]),
+}
+LANDMARK_NAMES = ("left_eye", "right_eye", "mouth_left", "mouth_right")
+
+
+def reference_landmarks(framing: str, size: int) -> np.ndarray:
+    """(4, 2) landmark positions in a size x size crop of this framing; ValueError names the valid ones."""
+    if framing not in FRAMINGS:
+        raise ValueError(f"unknown framing {framing!r}, valid: {', '.join(FRAMINGS)}")
+    return FRAMINGS[framing] * size
+
+
+def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """The 2x3 similarity (rotation, uniform scale, shift; no reflection) that best maps src onto dst.
+
+    Least squares over the point pairs (Umeyama 1991); src and dst are (N, 2), N >= 2.
+    """
+    src, dst = np.asarray(src, np.float64), np.asarray(dst, np.float64)
+    src_mean, dst_mean = src.mean(0), dst.mean(0)
+    src_c, dst_c = src - src_mean, dst - dst_mean
+    # For 2-D points the optimal rotation and scale have a closed form in complex numbers:
+    # dst_c ~ z * src_c with z = sum(conj(s) d) / sum(|s|^2).
+    s = src_c[:, 0] + 1j * src_c[:, 1]
+    d = dst_c[:, 0] + 1j * dst_c[:, 1]
+    norm = float(np.sum(np.abs(s) ** 2))
+    if norm == 0.0:
+        raise ValueError("landmarks coincide: no transform")
+    z = np.sum(np.conj(s) * d) / norm
+    a, b = z.real, z.imag
+    linear = np.array([[a, -b], [b, a]])
+    shift = dst_mean - linear @ src_mean
+    return np.concatenate([linear, shift[:, None]], axis=1)
+
+
+def face_transform(landmarks: np.ndarray, size: int, framing: str) -> np.ndarray:
+    """Photo -> crop transform that puts a face's four landmarks where `framing` has them."""
+    return similarity_transform(landmarks, reference_landmarks(framing, size))
+
+
+def apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Map (N, 2) points with a 2x3 matrix."""
+    points = np.asarray(points, np.float64).reshape(-1, 2)
+    return points @ matrix[:, :2].T + matrix[:, 2]
+
+
+def invert(matrix: np.ndarray) -> np.ndarray:
+    """The inverse of a 2x3 affine matrix."""
+    linear_inv = np.linalg.inv(matrix[:, :2])
+    return np.concatenate([linear_inv, (-linear_inv @ matrix[:, 2])[:, None]], axis=1)
+
+
+def scale_of(matrix: np.ndarray) -> float:
+    """How many crop pixels one photo pixel becomes (the similarity's scale)."""
+    return math.sqrt(abs(np.linalg.det(matrix[:, :2])))
+
+
+def crop_corners(matrix: np.ndarray, size: int) -> np.ndarray:
+    """The crop's four corners in photo coordinates, (4, 2)."""
+    return apply(invert(matrix), np.array([(0, 0), (size, 0), (size, size), (0, size)], np.float64))
+
+
+def warp_face(photo: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """Cut the aligned size x size crop out of a photo (H, W, 3) uint8.
+
+    Antialiased: when the face is shrunk, the crop is sampled (bilinear) at a multiple of its size that
+    is no smaller than the face, then block-averaged down. Where the crop reaches past the photo's edge
+    the photo is mirrored, as CelebA-HQ's crops were, so the model sees no black borders.
+    """
+    height, width = photo.shape[:2]
+    corners = crop_corners(matrix, size)
+    margin = 2
+    x0, y0 = np.floor(corners.min(0)).astype(int) - margin
+    x1, y1 = np.ceil(corners.max(0)).astype(int) + margin
+    # The part of the photo under the crop, mirrored past its edges.
+    region = photo[max(0, y0):min(height, y1), max(0, x0):min(width, x1)]
+    pad = ((max(0, -y0), max(0, y1 - height)), (max(0, -x0), max(0, x1 - width)), (0, 0))
+    if any(p for pair in pad[:2] for p in pair):
+        region = np.pad(region, pad, mode="symmetric")
+    shift = np.array([[1, 0, x0], [0, 1, y0]], np.float64)  # region coordinates -> photo coordinates
+    supersample = max(1, math.ceil(1.0 / scale_of(matrix) - 1e-6))
+    out_size = size * supersample
+    # PIL's affine transform takes the map from output to input coordinates (same pixel convention).
+    to_region = invert(np.vstack([matrix, (0, 0, 1)])[:2] @ np.vstack([shift, (0, 0, 1)]))
+    to_region = to_region @ np.diag([1.0 / supersample, 1.0 / supersample, 1.0])
+    crop = Image.fromarray(np.ascontiguousarray(region)).transform(
+        (out_size, out_size), Image.Transform.AFFINE, data=tuple(to_region.ravel()),
+        resample=Image.Resampling.BILINEAR)
+    if supersample > 1:
+        crop = crop.reduce(supersample)
+    return np.asarray(crop)
+
+
+def crop_lookup(matrix: np.ndarray, size: int, shape: tuple[int, int]):
+    """For the photo window a crop covers: which crop pixel each photo pixel's centre lands in.
+
+    Returns (window, rows, cols, inside): window = (y0, y1, x0, x1) within the photo of `shape` (H, W);
+    rows, cols: integer crop indices for every pixel of the window; inside: where they are in the crop.
+    Nearest neighbour, so labels looked up with it are never interpolated.
+    """
+    height, width = shape
+    corners = crop_corners(matrix, size)
+    x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int), 0)
+    x1, y1 = np.minimum(np.ceil(corners.max(0)).astype(int), (width, height))
+    x1, y1 = max(x0, x1), max(y0, y1)
+    xs = np.arange(x0, x1, dtype=np.float64) + 0.5
+    ys = np.arange(y0, y1, dtype=np.float64) + 0.5
+    # Crop coordinates of each pixel centre (the map is affine, so built from a row and a column).
+    cx = matrix[0, 0] * xs[None, :] + matrix[0, 1] * ys[:, None] + matrix[0, 2]
+    cy = matrix[1, 0] * xs[None, :] + matrix[1, 1] * ys[:, None] + matrix[1, 2]
+    cols, rows = np.floor(cx).astype(np.int64), np.floor(cy).astype(np.int64)
+    inside = (cols >= 0) & (cols < size) & (rows >= 0) & (rows < size)
+    return (int(y0), int(y1), int(x0), int(x1)), rows, cols, inside
+
+
+def paste_labels(labels: np.ndarray, matrix: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Map a crop's class ids (S, S) back into a photo of `shape` (H, W): -1 where the crop does not reach.
+
+    Every photo pixel whose centre falls inside the crop takes the label of the crop pixel it lands in.
+    """
+    (y0, y1, x0, x1), rows, cols, inside = crop_lookup(matrix, labels.shape[0], shape)
+    pasted = np.full(shape, -1, np.int16)
+    window = pasted[y0:y1, x0:x1]
+    window[inside] = labels[rows[inside], cols[inside]]
+    return pasted

@@ -1,0 +1,337 @@
+"""predict.py: lips and eyes in any photo, with an exported model.
+
+For each photo: find the faces (MTCNN, https://github.com/ipazc/mtcnn, weights inside its wheel), keep
+those at least --min-face pixels tall and wide-ish (the detector box's longer side) and at least
+--min-confidence sure; align each with the similarity transform that puts its eyes and mouth corners
+where the model's training faces had them (lipseg_tf.align), cut the crop at the model's input size,
+segment all crops of the photo in one batch, and map each crop's labels back into the photo by the
+inverse transform (nearest neighbour). Where two faces' crops overlap, a part label beats background
+and the more probable of two part labels wins.
+
+Writes into --output, for a photo <name>.<ext>:
+
+    <name>-mask.png     class ids at the photo's full size (uint8, 0 background, then the parts)
+    <name>-overlay.png  the photo with the parts in their mask colours, face boxes and landmarks
+    <name>.json         size, each face's box, landmarks, detector confidence, transform and pixel area
+                        per part, the time of each step
+    summary.json        photos, faces, photos without a face, skipped files, mean times
+
+A photo without a face gets an all-background mask and is listed in the summary: not an error. An
+unreadable file is named, skipped and listed; the run goes on and then exits with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import re
+import statistics
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from lipseg_tf import align
+from lipseg_tf.errors import UserError
+from lipseg_tf.imageio import IMAGE_EXTENSIONS, list_images, load_rgb, save_image, write_text
+
+log = logging.getLogger("lipseg_tf")
+
+SUMMARY_FILE = "summary.json"
+MTCNN_MIN_FACE = 20  # MTCNN's own smallest face (pixels); photos are shrunk so --min-face maps onto it
+KEYPOINTS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")  # MTCNN's order
+OVERLAY_ALPHA = 0.55
+
+
+@dataclasses.dataclass
+class Face:
+    """One detected face, in photo pixel coordinates."""
+
+    box: tuple[float, float, float, float]  # x, y, width, height
+    confidence: float | None                # None with --no-detect
+    keypoints: np.ndarray | None            # (5, 2) in KEYPOINTS order; None with --no-detect
+
+    @property
+    def landmarks(self) -> np.ndarray:
+        """The four alignment landmarks (eyes, mouth corners), in lipseg_tf.align's order."""
+        return self.keypoints[[0, 1, 3, 4]]
+
+
+class FaceDetector:
+    """MTCNN over a photo shrunk so that faces of min_face pixels reach MTCNN's 20-pixel minimum."""
+
+    def __init__(self, min_face: int = 40, min_confidence: float = 0.9):
+        from mtcnn import MTCNN
+        self.min_face = min_face
+        self.min_confidence = min_confidence
+        self._mtcnn = MTCNN()
+
+    def __call__(self, photo: np.ndarray) -> list[Face]:
+        height, width = photo.shape[:2]
+        scale = min(1.0, MTCNN_MIN_FACE / self.min_face)
+        small = photo
+        if scale < 1.0:
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            small = np.asarray(Image.fromarray(photo).resize(size, Image.Resampling.BOX))
+            scale_x, scale_y = size[0] / width, size[1] / height
+        else:
+            scale_x = scale_y = 1.0
+        if min(small.shape[:2]) < 2 * MTCNN_MIN_FACE:
+            return []  # too small for MTCNN's image pyramid (it fails on images this size)
+        # Rows: image, x1, y1, x2, y2, confidence, then the five keypoints' x, then their y.
+        rows = self._mtcnn.detect_faces(small, output_type="numpy", box_format="xyxy",
+                                        threshold_onet=min(0.8, self.min_confidence))
+        faces = []
+        for row in np.asarray(rows, np.float64).reshape(-1, 16):
+            x1, x2 = row[1] / scale_x, row[3] / scale_x
+            y1, y2 = row[2] / scale_y, row[4] / scale_y
+            keypoints = np.stack([row[6:11] / scale_x, row[11:16] / scale_y], axis=1)
+            face = Face((x1, y1, x2 - x1, y2 - y1), float(row[5]), keypoints)
+            if face.confidence >= self.min_confidence and max(face.box[2:]) >= self.min_face:
+                faces.append(face)
+        return sorted(faces, key=lambda f: (f.box[0], f.box[1]))
+
+
+class Model:
+    """An exported SavedModel (unet.py / pix2pix.py --mode export) and what its classes.json says."""
+
+    def __init__(self, path: str | Path, framing: str | None = None):
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise UserError(f"{self.path}: model folder not found (expected the --output_dir of "
+                            "unet.py / pix2pix.py --mode export)")
+        if not (self.path / "saved_model.pb").is_file():
+            raise UserError(f"{self.path}: no saved_model.pb (expected the --output_dir of "
+                            "unet.py / pix2pix.py --mode export)")
+        meta_file = self.path / "classes.json"
+        try:
+            meta = json.loads(meta_file.read_text())
+        except FileNotFoundError:
+            raise UserError(f"{meta_file}: not found (expected beside saved_model.pb)") from None
+        except json.JSONDecodeError as err:
+            raise UserError(f"{meta_file}: not valid JSON ({err})") from None
+        if "image_size" not in meta:
+            raise UserError(f"{meta_file}: no image_size (exported by an older lipseg_tf): export the run "
+                            "again with unet.py / pix2pix.py --mode export")
+        self.image_size = int(meta["image_size"])
+        self.classes = tuple(meta["classes"])
+        self.colors = np.asarray(meta["colors"], np.uint8)
+        self.framing = framing or meta.get("framing") or "celebahq"
+        if self.framing not in align.FRAMINGS:
+            raise UserError(f"--framing {self.framing!r} unknown, valid: {', '.join(align.FRAMINGS)}")
+        import tensorflow as tf
+        self._serve = tf.saved_model.load(str(self.path)).signatures["serving_default"]
+
+    def __call__(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 images (N, H, W, 3) -> (labels (N, H, W) uint8, probability of that label (N, H, W))."""
+        import tensorflow as tf
+        out = self._serve(images=tf.constant(images, tf.uint8))
+        return out["labels"].numpy(), tf.reduce_max(out["probabilities"], axis=-1).numpy()
+
+
+@dataclasses.dataclass
+class PhotoResult:
+    labels: np.ndarray                    # (H, W) uint8 class ids
+    faces: list[Face]
+    transforms: list[np.ndarray]          # photo -> crop, one per face
+    owner: np.ndarray                     # (H, W) int16: the face each part pixel came from, -1 none
+    seconds: dict[str, float]
+
+
+def segment_photo(photo: np.ndarray, model: Model, detector: FaceDetector | None) -> PhotoResult:
+    """Detect, align, segment and paste back every face of one photo; detector None: --no-detect."""
+    height, width = photo.shape[:2]
+    seconds = {}
+    start = time.perf_counter()
+    if detector is None:  # the photo is already an aligned crop: the model resizes it itself
+        labels, _ = model(photo[None])
+        seconds["align_and_model"] = time.perf_counter() - start
+        face = Face((0.0, 0.0, float(width), float(height)), None, None)
+        return PhotoResult(labels[0], [face], [], np.where(labels[0] > 0, 0, -1).astype(np.int16), seconds)
+
+    faces = detector(photo)
+    seconds["detect"] = time.perf_counter() - start
+    start = time.perf_counter()
+    size = model.image_size
+    transforms = [align.face_transform(face.landmarks, size, model.framing) for face in faces]
+    labels = np.zeros((height, width), np.uint8)
+    owner = np.full((height, width), -1, np.int16)
+    if faces:
+        crops = np.stack([align.warp_face(photo, matrix, size) for matrix in transforms])
+        crop_labels, crop_probs = model(crops)
+    seconds["align_and_model"] = time.perf_counter() - start
+    start = time.perf_counter()
+    best = np.zeros((height, width), np.float32)
+    for index, matrix in enumerate(transforms):
+        (y0, y1, x0, x1), rows, cols, inside = align.crop_lookup(matrix, size, (height, width))
+        face_labels = np.zeros(rows.shape, np.uint8)
+        face_probs = np.zeros(rows.shape, np.float32)
+        face_labels[inside] = crop_labels[index][rows[inside], cols[inside]]
+        face_probs[inside] = crop_probs[index][rows[inside], cols[inside]]
+        window = labels[y0:y1, x0:x1]
+        window_best = best[y0:y1, x0:x1]
+        wins = (face_labels > 0) & ((window == 0) | (face_probs > window_best))
+        window[wins] = face_labels[wins]
+        window_best[wins] = face_probs[wins]
+        owner[y0:y1, x0:x1][wins] = index
+    seconds["paste"] = time.perf_counter() - start
+    return PhotoResult(labels, faces, transforms, owner, seconds)
+
+
+def overlay(photo: np.ndarray, result: PhotoResult, colors: np.ndarray) -> np.ndarray:
+    """The photo with each part in its mask colour, and each detected face's box and landmarks."""
+    parts = result.labels > 0
+    image = photo.astype(np.float32)
+    image[parts] = (1 - OVERLAY_ALPHA) * image[parts] + OVERLAY_ALPHA * colors[result.labels[parts]]
+    canvas = Image.fromarray(np.clip(image + 0.5, 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(canvas)
+    line = max(1, round(max(photo.shape[:2]) / 400))
+    for face in result.faces:
+        if face.keypoints is None:
+            continue
+        x, y, w, h = face.box
+        draw.rectangle((x, y, x + w, y + h), outline=(255, 255, 255), width=line)
+        for px, py in face.keypoints:
+            r = 2 * line
+            draw.ellipse((px - r, py - r, px + r, py + r), outline=(255, 255, 255), width=line)
+    return np.asarray(canvas)
+
+
+def _face_record(face: Face, index: int, result: PhotoResult, classes: Sequence[str]) -> dict:
+    record = {"box": [round(v, 1) for v in face.box],
+              "confidence": None if face.confidence is None else round(face.confidence, 4)}
+    if face.keypoints is not None:
+        record["landmarks"] = {name: [round(float(x), 1), round(float(y), 1)]
+                               for name, (x, y) in zip(KEYPOINTS, face.keypoints)}
+        record["photo_to_crop"] = np.round(result.transforms[index], 6).tolist()
+    mine = result.labels[result.owner == index]
+    counts = np.bincount(mine, minlength=len(classes))
+    record["area"] = {name: int(counts[k]) for k, name in enumerate(classes) if k > 0}
+    return record
+
+
+def _to_json(data) -> str:
+    """Indented JSON with each list of numbers on one line (boxes, points, matrix rows)."""
+    text = json.dumps(data, indent=2)
+    return re.sub(r"\[\s+([-0-9.eE,\s]+?|null)\s+\]",
+                  lambda m: "[" + ", ".join(v.strip() for v in m.group(1).split(",")) + "]", text) + "\n"
+
+
+def _output_names(files: Sequence[Path]) -> dict[Path, str]:
+    """Output name of each input: its stem, or stem_ext where two inputs share a stem (a.jpg, a.png)."""
+    stems = [f.stem for f in files]
+    return {f: f.stem if stems.count(f.stem) == 1 else f"{f.stem}_{f.suffix.lstrip('.').lower()}" for f in files}
+
+
+def predict_files(files: Sequence[Path], model: Model, detector: FaceDetector | None, out_dir: Path) -> dict:
+    """Segment every photo; write its mask, overlay and JSON; return the summary (also in summary.json)."""
+    from tqdm import tqdm
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = _output_names(files)
+    summary = {"model": str(model.path), "framing": None if detector is None else model.framing,
+               "photos": 0, "faces": 0, "photos_without_face": [], "skipped": []}
+    timings: dict[str, list[float]] = {}
+    for path in tqdm(files, desc="predict", unit="photo", disable=None if len(files) > 1 else True,
+                     dynamic_ncols=True):
+        start = time.perf_counter()
+        try:
+            photo = load_rgb(path)
+        except UserError as err:
+            log.warning("skipped %s", err)
+            summary["skipped"].append({"file": str(path), "reason": str(err)})
+            continue
+        seconds = {"load": time.perf_counter() - start}
+        result = segment_photo(photo, model, detector)
+        seconds.update(result.seconds)
+        start = time.perf_counter()
+        name = names[path]
+        save_image(out_dir / f"{name}-mask.png", result.labels, compress_level=1)
+        save_image(out_dir / f"{name}-overlay.png", overlay(photo, result, model.colors), compress_level=1)
+        seconds["write"] = time.perf_counter() - start
+        seconds["total"] = sum(seconds.values())
+        counts = np.bincount(result.labels.ravel(), minlength=len(model.classes))
+        record = {"photo": str(path), "width": int(photo.shape[1]), "height": int(photo.shape[0]),
+                  "model": str(model.path), "framing": summary["framing"], "classes": list(model.classes),
+                  "mask": f"{name}-mask.png", "overlay": f"{name}-overlay.png",
+                  "faces": [_face_record(face, i, result, model.classes) for i, face in enumerate(result.faces)],
+                  "area": {c: int(counts[k]) for k, c in enumerate(model.classes) if k > 0},
+                  "seconds": {k: round(v, 4) for k, v in seconds.items()}}
+        write_text(out_dir / f"{name}.json", _to_json(record))
+        summary["photos"] += 1
+        summary["faces"] += len(result.faces)
+        if not result.faces:
+            summary["photos_without_face"].append(str(path))
+        for key, value in seconds.items():
+            timings.setdefault(key, []).append(value)
+        log.debug("%s: %d face(s), %s", path, len(result.faces),
+                  ", ".join(f"{k} {v:.3f} s" for k, v in seconds.items()))
+    summary["mean_seconds"] = {k: round(statistics.fmean(v), 4) for k, v in timings.items()}
+    write_text(out_dir / SUMMARY_FILE, _to_json(summary))
+    return summary
+
+
+def _input_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        return list_images(path)
+    if not path.exists():
+        raise UserError(f"{path}: not found (expected an image file or a folder of images)")
+    return [path]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="predict.py",
+        description="Segment lips and eyes in photos of any size: detect faces (MTCNN), align each to the "
+                    "model's training framing, segment, and paste the masks back at the photo's size.",
+        epilog="Example: %(prog)s --model export/unet --input photos/ --output masks/. Writes per photo "
+               "<name>-mask.png (class ids), <name>-overlay.png and <name>.json, and summary.json.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--model", required=True,
+                        help="an exported SavedModel folder (unet.py / pix2pix.py --mode export --output_dir)")
+    parser.add_argument("--input", required=True,
+                        help=f"a photo or a folder of photos ({', '.join(IMAGE_EXTENSIONS)})")
+    parser.add_argument("--output", required=True, help="folder for masks, overlays and JSON (created)")
+    parser.add_argument("--min-face", "--min_face", dest="min_face", type=int, default=40,
+                        help="smallest face to keep, in pixels (the detector box's longer side); photos are "
+                             "shrunk by 20/min-face for detection, so a larger value is faster on big photos")
+    parser.add_argument("--min-confidence", "--min_confidence", dest="min_confidence", type=float, default=0.9,
+                        help="smallest detector confidence (0-1) to keep a face")
+    parser.add_argument("--framing", choices=sorted(align.FRAMINGS), default=None,
+                        help="where faces are put in the crop: as in lipseg_tf.sample's synthetic faces or "
+                             "in CelebA-HQ (default: the model's classes.json, else celebahq)")
+    parser.add_argument("--no-detect", "--no_detect", dest="no_detect", action="store_true",
+                        help="no face detection: each input already is an aligned face crop (a CelebA-HQ "
+                             "image); the model sees the whole image")
+    parser.add_argument("--verbose", action="store_true", help="debug logging (per-photo timings), TF messages")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from lipseg_tf.cli import setup_logging
+    setup_logging(args.verbose)
+    if args.min_face < 1:
+        raise UserError(f"--min-face: expected a positive number of pixels, got {args.min_face}")
+    if not 0.0 <= args.min_confidence <= 1.0:
+        raise UserError(f"--min-confidence: expected a value from 0 to 1, got {args.min_confidence}")
+    files = _input_files(Path(args.input))
+    model = Model(args.model, args.framing)
+    detector = None if args.no_detect else FaceDetector(args.min_face, args.min_confidence)
+    summary = predict_files(files, model, detector, Path(args.output))
+    mean = summary["mean_seconds"]
+    log.info("%d photo(s), %d face(s); without a face: %d; skipped (unreadable): %d; mean per photo: %s",
+             summary["photos"], summary["faces"], len(summary["photos_without_face"]), len(summary["skipped"]),
+             ", ".join(f"{k} {v:.2f} s" for k, v in mean.items()) or "-")
+    for path in summary["photos_without_face"]:
+        log.info("no face found in %s", path)
+    log.info("results in %s (%s)", args.output, SUMMARY_FILE)
+    if summary["skipped"]:
+        log.error("%d file(s) skipped: %s", len(summary["skipped"]),
+                  ", ".join(s["file"] for s in summary["skipped"]))
+        return 1
+    return 0

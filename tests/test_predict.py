@@ -1,0 +1,285 @@
+"""predict.py: alignment maths, paste-back, face detection on composed photos, and end-to-end runs.
+
+The end-to-end runs use a "template" SavedModel exported through the real export path: it ignores
+the image and always answers discs on the eyes and bands on the lips at the framing's reference
+landmarks. So where its labels land in a photo tests detection, alignment and paste-back exactly,
+with no trained model (and no accuracy claim) involved.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lipseg_tf import align, predict
+from lipseg_tf.sample import render_face
+
+REPO = Path(__file__).resolve().parent.parent
+SIZE = 64  # the template model's crop
+
+
+def grace_hopper() -> Path:
+    from matplotlib import cbook
+    return Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+
+
+def random_similarity(rng) -> np.ndarray:
+    angle, scale = rng.uniform(-0.6, 0.6), rng.uniform(0.2, 3.0)
+    c, s = scale * math.cos(angle), scale * math.sin(angle)
+    return np.array([[c, -s, rng.uniform(-300, 300)], [s, c, rng.uniform(-300, 300)]])
+
+
+# ------------------------------------------------------------------------------------------ alignment
+
+def test_similarity_fit_maps_landmarks_and_inverse_maps_back():
+    rng = np.random.default_rng(0)
+    reference = align.reference_landmarks("sample", 128)
+    for _ in range(20):
+        crop_to_photo = random_similarity(rng)
+        exact = align.face_transform(align.apply(crop_to_photo, reference), 128, "sample")
+        np.testing.assert_allclose(exact, align.invert(crop_to_photo), atol=1e-9)
+        noise = rng.normal(0, 0.5, (4, 2))  # detector noise, in crop pixels
+        landmarks = align.apply(crop_to_photo, reference + noise)
+        matrix = align.face_transform(landmarks, 128, "sample")
+        np.testing.assert_allclose(matrix[:, :2] @ matrix[:, :2].T / align.scale_of(matrix) ** 2, np.eye(2),
+                                   atol=1e-9)                                  # a rotation times a scale
+        assert np.abs(align.apply(matrix, landmarks) - reference).max() < 2.5  # only the noise is left
+        points = rng.uniform(-50, 200, (30, 2))
+        back = align.apply(align.invert(matrix), align.apply(matrix, points))
+        assert np.abs(back - points).max() < 1e-6
+    with pytest.raises(ValueError, match="valid: celebahq, sample|valid: sample, celebahq"):
+        align.reference_landmarks("ffhq", 128)
+
+
+def test_sample_framing_matches_the_generator_geometry():
+    """The 'sample' reference is the mean face of lipseg_tf.sample: measured on its masks (512 px)."""
+    measured = []
+    for image_id in range(30):
+        _, masks = render_face(1, image_id, 64, sunglasses=False)
+        eyes = [np.argwhere(masks[p] > 0).mean(0)[::-1] + 0.5 for p in ("l_eye", "r_eye")]
+        lips = np.argwhere((masks["u_lip"] > 0) | (masks["l_lip"] > 0))[:, ::-1] + 0.5
+        corners = [lips[lips[:, 0].argmin()], lips[lips[:, 0].argmax()]]
+        measured.append(np.array(eyes + corners))
+    error = np.abs(np.mean(measured, axis=0) - align.reference_landmarks("sample", 512))
+    assert error.max() < 12, error  # pixels at 512: the mean of 30 random faces, not of all
+
+
+def test_warp_puts_landmarks_at_the_reference_and_paste_back_returns_them():
+    """Dots drawn at a tilted face's landmarks land on the reference points of the crop (within 1 px),
+    and blobs at the reference points of a crop mask land back on the landmarks (within 1 px)."""
+    rng = np.random.default_rng(1)
+    size = 128
+    reference = align.reference_landmarks("sample", size)
+    for _ in range(4):
+        crop_to_photo = random_similarity(rng)
+        crop_to_photo[:, :2] *= 2.5 / align.scale_of(crop_to_photo) * rng.uniform(0.5, 1.5)
+        crop_to_photo[:, 2] = rng.uniform(150, 350, 2)
+        landmarks = align.apply(crop_to_photo, reference)
+        photo = np.full((600, 700, 3), 30, np.uint8)
+        for x, y in landmarks:
+            photo[int(y) - 6:int(y) + 7, int(x) - 6:int(x) + 7] = 250  # 13 px squares centred on the pixel
+        matrix = align.face_transform(landmarks, size, "sample")
+        crop = align.warp_face(photo, matrix, size).astype(float).mean(-1)
+        for (x, y), (px, py) in zip(reference, landmarks):
+            window = np.zeros_like(crop)
+            window[int(y) - 8:int(y) + 9, int(x) - 8:int(x) + 9] = 1
+            weights = np.clip(crop - 30, 0, None) * window
+            rows, cols = np.indices(crop.shape)
+            found = np.array([(weights * (cols + 0.5)).sum(), (weights * (rows + 0.5)).sum()]) / weights.sum()
+            expected = align.apply(matrix, [(int(px) + 0.5, int(py) + 0.5)])[0]  # the square's centre
+            assert np.abs(found - expected).max() < 1.0
+        labels = np.zeros((size, size), np.uint8)
+        for k, (x, y) in enumerate(reference, start=1):
+            labels[int(y) - 2:int(y) + 2, int(x) - 2:int(x) + 2] = k  # centred on the point (x, y) = (n, n)
+        pasted = align.paste_labels(labels, matrix, photo.shape[:2])
+        for k, (x, y) in enumerate(landmarks, start=1):
+            rows, cols = np.nonzero(pasted == k)
+            centre = np.array([cols.mean() + 0.5, rows.mean() + 0.5])
+            target = align.apply(align.invert(matrix), [(int(reference[k - 1][0]), int(reference[k - 1][1]))])[0]
+            assert np.abs(centre - target).max() < 1.0
+
+
+def test_warp_mirrors_past_the_photo_edge():
+    photo = np.zeros((100, 100, 3), np.uint8)
+    photo[:, :50] = 200  # left half bright
+    # a crop twice as wide as the photo, centred on it: mirrored, the left band outside is dark again
+    matrix = np.array([[0.5, 0, 50.0], [0, 0.5, 25.0]])
+    crop = align.warp_face(photo, matrix, 100)
+    assert crop[50, 10].max() < 5          # photo x = -80: mirror of x = 79 (dark)
+    assert crop[50, 30].min() > 195        # photo x = -40: mirror of x = 39 (bright)
+    assert crop[50, 60].min() > 195 and crop[50, 90].max() < 5
+
+
+def test_paste_back_of_a_known_mask():
+    labels = np.arange(16, dtype=np.uint8).reshape(4, 4)
+    # crop pixel (r, c) covers photo pixels (10 + 2r .. 11 + 2r, 5 + 2c .. 6 + 2c): scale 1/2, shifted
+    matrix = np.array([[0.5, 0, -2.5], [0, 0.5, -5.0]])
+    pasted = align.paste_labels(labels, matrix, (30, 20))
+    expected = np.full((30, 20), -1, np.int16)
+    expected[10:18, 5:13] = np.repeat(np.repeat(labels, 2, 0), 2, 1)
+    np.testing.assert_array_equal(pasted, expected)
+    # rotated by 90 degrees about the crop's centre, scale 1: a permutation of the labels, none new
+    rot = np.array([[0, -1, 4.0], [1, 0, 0.0]])  # photo (x, y) -> crop (4 - y, x)
+    pasted = align.paste_labels(labels, rot, (4, 4))
+    np.testing.assert_array_equal(pasted, np.rot90(labels))
+    assert set(np.unique(pasted)) == set(range(16))
+
+
+# --------------------------------------------------------------------------------------- fixtures
+
+class TemplateNetwork:
+    """Always the same probabilities: eye discs and lip bands at the framing's reference landmarks."""
+
+    def __init__(self, size: int, framing: str = "sample"):
+        import tensorflow as tf
+        labels = np.zeros((size, size), np.int64)
+        ref = align.reference_landmarks(framing, size)
+        rows, cols = np.indices((size, size)) + 0.5
+        radius = 0.04 * size
+        for k, (x, y) in ((1, ref[0]), (2, ref[1])):
+            labels[(cols - x) ** 2 + (rows - y) ** 2 <= radius ** 2] = k
+        mouth_y = ref[2:, 1].mean()
+        between = (cols >= ref[2, 0]) & (cols <= ref[3, 0])
+        labels[between & (rows >= mouth_y - radius) & (rows < mouth_y)] = 3
+        labels[between & (rows >= mouth_y) & (rows < mouth_y + radius)] = 4
+        probs = np.full((size, size, 5), 0.025, np.float32)
+        np.put_along_axis(probs, labels[..., None], 0.9, axis=-1)
+        self.labels = labels
+        self.probabilities = tf.constant(probs)
+
+    def __call__(self, images, training=False):
+        import tensorflow as tf
+        return tf.tile(self.probabilities[None], [tf.shape(images)[0], 1, 1, 1])
+
+
+@pytest.fixture(scope="module")
+def template_model(tmp_path_factory):
+    from lipseg_tf.classes import ClassSpec
+    from lipseg_tf.export import Segmenter, export
+    from lipseg_tf.parts import DEFAULT_PARTS
+
+    classes = ClassSpec.create(DEFAULT_PARTS, "color")
+    out = tmp_path_factory.mktemp("template-model")
+    export(Segmenter(TemplateNetwork(SIZE), SIZE, classes, output="probabilities"), classes, out, framing="sample")
+    return out
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return predict.FaceDetector(min_face=40, min_confidence=0.9)
+
+
+def two_sample_faces() -> np.ndarray:
+    """Two synthetic faces (ids MTCNN detects) side by side on a grey photo, 620 x 300."""
+    photo = np.full((300, 620, 3), 120, np.uint8)
+    for image_id, x in ((2, 20), (3, 340)):
+        face, _ = render_face(0, image_id, 256)
+        photo[22:278, x:x + 256] = face
+    return photo
+
+
+# ---------------------------------------------------------------------------------------- detection
+
+def test_a_photo_with_two_faces_gives_two(detector, template_model):
+    photo = two_sample_faces()
+    faces = detector(photo)
+    assert len(faces) == 2
+    assert faces[0].box[0] + faces[0].box[2] < 300 < faces[1].box[0]  # one in each half
+    result = predict.segment_photo(photo, predict.Model(template_model), detector)
+    for index, (x0, x1) in enumerate(((20, 276), (340, 596))):
+        rows, cols = np.nonzero(result.owner == index)
+        assert len(cols) > 50 and x0 <= cols.min() and cols.max() < x1  # each face's parts in its own half
+        assert set(np.unique(result.labels[rows, cols])) == {1, 2, 3, 4}
+
+
+def test_a_photo_without_a_face_gives_none(detector):
+    x = np.linspace(0, 1, 400)
+    photo = np.stack([np.outer(np.linspace(0, 1, 300), x) * 255, np.tile(x * 200, (300, 1)),
+                      np.full((300, 400), 90)], axis=-1).astype(np.uint8)
+    photo[100:200, 150:260] = (200, 60, 60)
+    assert detector(photo) == []
+
+
+# --------------------------------------------------------------------------------------- end to end
+
+def test_grace_hopper_end_to_end(tmp_path, template_model):
+    out = tmp_path / "out"
+    assert predict.main(["--model", str(template_model), "--input", str(grace_hopper()), "--output", str(out)]) == 0
+    summary = json.loads((out / predict.SUMMARY_FILE).read_text())
+    assert summary["photos"] == 1 and summary["faces"] == 1 and summary["photos_without_face"] == []
+    record = json.loads((out / "grace_hopper.json").read_text())
+    face, = record["faces"]
+    mask = np.asarray(Image.open(out / "grace_hopper-mask.png"))
+    assert mask.shape == (600, 512) and mask.dtype == np.uint8
+    assert np.asarray(Image.open(out / "grace_hopper-overlay.png")).shape == (600, 512, 3)
+    rows, cols = np.nonzero(mask)
+    x, y, w, h = face["box"]
+    assert len(rows) > 100 and set(np.unique(mask)) == {0, 1, 2, 3, 4}
+    assert x <= cols.min() and cols.max() < x + w and y <= rows.min() and rows.max() < y + h
+    # the template's eye discs land on the detected eyes, its lips between the mouth corners
+    eye_gap = np.hypot(*np.subtract(face["landmarks"]["right_eye"], face["landmarks"]["left_eye"]))
+    for k, name in ((1, "left_eye"), (2, "right_eye")):
+        r, c = np.nonzero(mask == k)
+        assert np.hypot(c.mean() + 0.5 - face["landmarks"][name][0], r.mean() + 0.5 - face["landmarks"][name][1]) \
+            < 0.1 * eye_gap
+    assert face["area"] == record["area"] == {n: int((mask == k).sum()) for k, n in
+                                             enumerate(record["classes"]) if k > 0}
+    assert 0.9 <= face["confidence"] <= 1 and len(face["photo_to_crop"]) == 2
+    assert set(summary["mean_seconds"]) >= {"detect", "align_and_model", "paste", "total"}
+
+
+def test_a_folder_with_no_face_an_unreadable_file_and_a_rotated_webp(tmp_path, template_model):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    Image.new("L", (160, 120), 128).save(photos / "blank.png")  # grayscale, no face
+    # EXIF orientation 6: stored on its side, to be shown rotated 90 degrees clockwise
+    image = Image.open(grace_hopper()).transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    image.save(photos / "rotated.webp", exif=exif.tobytes(), quality=90)
+    out = tmp_path / "out"
+    assert predict.main(["--model", str(template_model), "--input", str(photos), "--output", str(out)]) == 1
+    summary = json.loads((out / predict.SUMMARY_FILE).read_text())
+    assert summary["photos"] == 2 and summary["faces"] == 1
+    assert summary["photos_without_face"] == [str(photos / "blank.png")]
+    assert [s["file"] for s in summary["skipped"]] == [str(photos / "broken.jpg")]
+    assert "unreadable image" in summary["skipped"][0]["reason"]
+    blank = np.asarray(Image.open(out / "blank-mask.png"))
+    assert blank.shape == (120, 160) and not blank.any()
+    rotated = np.asarray(Image.open(out / "rotated-mask.png"))
+    assert rotated.shape == (600, 512) and rotated.any()  # upright again, so the face was found
+
+
+def test_no_detect_segments_the_whole_image(tmp_path, template_model):
+    crop = np.full((96, 96, 3), 100, np.uint8)
+    Image.fromarray(crop).save(tmp_path / "crop.png")
+    out = tmp_path / "out"
+    assert predict.main(["--model", str(template_model), "--input", str(tmp_path / "crop.png"),
+                         "--output", str(out), "--no-detect"]) == 0
+    mask = np.asarray(Image.open(out / "crop-mask.png"))
+    expected = np.asarray(Image.fromarray(TemplateNetwork(SIZE).labels.astype(np.uint8)).resize((96, 96), Image.NEAREST))
+    assert np.mean(mask == expected) > 0.97  # the SavedModel resizes probabilities, so borders may move
+    record = json.loads((out / "crop.json").read_text())
+    assert record["faces"][0]["box"] == [0, 0, 96, 96] and record["faces"][0]["confidence"] is None
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "{tmp}/missing", "--input", "{photo}"], "{tmp}/missing: model folder not found"),
+    (["--model", "{tmp}", "--input", "{photo}"], "{tmp}: no saved_model.pb"),
+    (["--model", "{tmp}", "--input", "{tmp}/nothing.jpg"], "{tmp}/nothing.jpg: not found"),
+])
+def test_bad_input_is_one_line(tmp_path, args, message):
+    args = [a.format(tmp=tmp_path, photo=grace_hopper()) for a in args]
+    done = subprocess.run([sys.executable, "predict.py", *args, "--output", str(tmp_path / "out")], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 1 and len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"error: {message.format(tmp=tmp_path)}")
