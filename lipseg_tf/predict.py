@@ -62,7 +62,7 @@ class Face:
 
 
 class FaceDetector:
-    """MTCNN over a photo shrunk so that faces of min_face pixels reach MTCNN's 20-pixel minimum."""
+    """MTCNN over a photo resized so that faces of min_face pixels are MTCNN's smallest (20 pixels)."""
 
     def __init__(self, min_face: int = 40, min_confidence: float = 0.9):
         from mtcnn import MTCNN
@@ -72,14 +72,13 @@ class FaceDetector:
 
     def __call__(self, photo: np.ndarray) -> list[Face]:
         height, width = photo.shape[:2]
-        scale = min(1.0, MTCNN_MIN_FACE / self.min_face)
-        small = photo
-        if scale < 1.0:
+        scale = MTCNN_MIN_FACE / self.min_face
+        small, scale_x, scale_y = photo, 1.0, 1.0
+        if scale != 1.0:  # shrunk for speed (box filter), or enlarged to find faces under 20 px
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
-            small = np.asarray(Image.fromarray(photo).resize(size, Image.Resampling.BOX))
+            resample = Image.Resampling.BOX if scale < 1 else Image.Resampling.BICUBIC
+            small = np.asarray(Image.fromarray(photo).resize(size, resample))
             scale_x, scale_y = size[0] / width, size[1] / height
-        else:
-            scale_x = scale_y = 1.0
         if min(small.shape[:2]) < 2 * MTCNN_MIN_FACE:
             return []  # too small for MTCNN's image pyramid (it fails on images this size)
         # Rows: image, x1, y1, x2, y2, confidence, then the five keypoints' x, then their y.
@@ -298,7 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", required=True, help="folder for masks, overlays and JSON (created)")
     parser.add_argument("--min-face", "--min_face", dest="min_face", type=int, default=40,
                         help="smallest face to keep, in pixels (the detector box's longer side); photos are "
-                             "shrunk by 20/min-face for detection, so a larger value is faster on big photos")
+                             "resized by 20/min-face for detection (MTCNN finds faces from 20 px), so a larger "
+                             "value is faster on big photos")
     parser.add_argument("--min-confidence", "--min_confidence", dest="min_confidence", type=float, default=0.9,
                         help="smallest detector confidence (0-1) to keep a face")
     parser.add_argument("--framing", choices=sorted(align.FRAMINGS), default=None,
