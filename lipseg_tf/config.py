@@ -41,6 +41,7 @@ class RunConfig:
     l1_weight: float = 100.0
     gan_weight: float = 1.0
     dice_weight: float = 1.0
+    class_balance: float = 0.5             # power of ENet's class weights in the U-Net's cross-entropy
     seed: int = 0
     which_direction: str = "AtoB"
     parts: tuple[str, ...] = DEFAULT_PARTS

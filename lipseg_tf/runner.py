@@ -82,6 +82,9 @@ def build_parser(model: str) -> argparse.ArgumentParser:
     else:
         _flag(parser, "depth", type=int, default=defaults.depth, help="U-Net poolings (input divisible by 2**depth)")
         _flag(parser, "dice_weight", type=float, default=defaults.dice_weight, help="weight of the Dice loss term")
+        _flag(parser, "class_balance", type=float, default=defaults.class_balance,
+              help="weigh each class's pixels in the cross-entropy by (1 / ln(1.02 + its pixel share)) ** this "
+                   "(ENet's weights at 1; 0 for plain cross-entropy)")
     _flag(parser, "max_checkpoints", type=int, default=defaults.max_checkpoints,
           help="checkpoints to keep in the run folder (the oldest are deleted)")
     parser.add_argument("--eager", action="store_true", help="run the training step eagerly (for debugging)")

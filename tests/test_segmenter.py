@@ -42,3 +42,21 @@ def test_prior_bias_floors_an_absent_class():
     model = models.build_unet(3, base_filters=4, depth=2, image_size=16)
     segmenter.set_prior_bias(model, np.array([0.99, 0.01, 0.0]))
     assert model.get_layer("logits_conv").bias.numpy()[2] == pytest.approx(np.log(1e-4))
+
+
+def test_balancing_weights_are_enets_at_power_one_and_ones_at_zero():
+    frequencies = np.array([0.98, 0.002, 0.018])
+    np.testing.assert_allclose(segmenter.balancing_weights(frequencies), 1 / np.log(1.02 + frequencies))
+    np.testing.assert_allclose(segmenter.balancing_weights(frequencies, 0.5), (1 / np.log(1.02 + frequencies)) ** 0.5)
+    np.testing.assert_allclose(segmenter.balancing_weights(frequencies, 0.0), 1.0)
+    weights = segmenter.balancing_weights(frequencies)
+    assert weights[1] > weights[2] > weights[0]            # the rarer the class, the heavier
+
+
+def test_class_weights_scale_each_pixels_cross_entropy():
+    labels = np.array([[[0, 1], [2, 0]]])                   # one 2x2 image, 3 classes
+    probabilities = np.full((1, 2, 2, 3), 1 / 3, np.float32)
+    plain = segmenter.make_loss(3, dice_weight=0.0)(labels, probabilities).numpy()
+    weighted = segmenter.make_loss(3, dice_weight=0.0, class_weights=[1.0, 4.0, 2.0])(labels, probabilities).numpy()
+    np.testing.assert_allclose(plain, [np.log(3)], rtol=1e-5)
+    np.testing.assert_allclose(weighted, [np.log(3) * (1 + 4 + 2 + 1) / 4], rtol=1e-5)
