@@ -48,6 +48,9 @@ class RunConfig:
     style: str = "color"
     eager: bool = False
     jit: bool = False                      # XLA-compile the training step (measure first: not always faster)
+    precision: str = "float32"             # float32 | mixed_float16 | mixed_bfloat16 (precision.py)
+    strategy: str = "default"              # default | mirrored | multiworker (distribute.py)
+    deterministic: bool = False            # reproducible op results and input order (slower)
     summary_freq: int = 100
     save_freq: int = 1000
     max_checkpoints: int = 3

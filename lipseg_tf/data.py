@@ -5,10 +5,17 @@ ids (H, W). The mask half is decoded to class ids by the nearest palette colour 
 so augmentation moves labels, never blends them. Training jitter is pix2pix's: resize to scale_size
 (the mask by nearest neighbour), one random crop applied to the stacked photo and mask, and a random
 horizontal flip that also swaps the left/right classes. Test mode resizes to image_size and nothing else.
+
+The pairs come from a folder of AB PNGs or from TFRecord shards of the same PNG bytes (records.py,
+`process.py --format tfrecord`); find_pairs tells which. Decoding runs in parallel, decoded pairs are
+cached in memory (as uint8 at their file size) when they fit, and batches are prefetched, so on a GPU
+the training step, not the input, sets the pace.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import json
 import logging
 from pathlib import Path
@@ -17,11 +24,15 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from lipseg_tf import records
 from lipseg_tf.errors import UserError
 from lipseg_tf.pairs import META_FILE as PAIRS_META_FILE
 
 log = logging.getLogger("lipseg_tf")
-CACHE_LIMIT_BYTES = 2 << 30  # decoded pairs are cached in memory below this size
+# Decoded pairs are cached in memory when they take less than this fraction of the memory available.
+CACHE_MEMORY_FRACTION = 0.5
+CACHE_FALLBACK_BYTES = 2 << 30   # the budget where the available memory cannot be read
+SHUFFLE_BUFFER = 2048
 
 
 def find_pair_files(input_dir: str | Path, split: str | None = None) -> list[Path]:
@@ -51,6 +62,112 @@ def find_pair_files(input_dir: str | Path, split: str | None = None) -> list[Pat
     return files
 
 
+@dataclasses.dataclass(frozen=True)
+class PairSource:
+    """A split's AB pairs: PNG files, or TFRecord shards holding the same PNG bytes (records.py)."""
+
+    format: str                  # "png" or "tfrecord"
+    files: tuple[Path, ...]      # the PNG files, or the shards
+    count: int                   # pairs
+    pair_size: int               # height of an AB pair; each half is pair_size x pair_size
+
+    @property
+    def folder(self) -> Path:
+        return self.files[0].parent
+
+
+def _image_height(path: Path) -> int:
+    with Image.open(path) as image:  # header only
+        return image.size[1]
+
+
+def _has_images(folder: Path, split: str | None) -> bool:
+    if split and (folder / split).is_dir():
+        folder = folder / split
+    return any(p.suffix.lower() in (".png", ".jpg", ".jpeg") and not p.name.startswith(".")
+               for p in folder.iterdir())
+
+
+def has_split(input_dir: str | Path, split: str) -> bool:
+    """True when input_dir holds a <split>/ folder of AB images or <split>-*.tfrecord shards."""
+    folder = Path(input_dir)
+    return (folder / split).is_dir() or records.has_split(folder, split)
+
+
+def find_pairs(input_dir: str | Path, split: str | None = None) -> PairSource:
+    """The AB pairs of a split in input_dir, PNG or TFRecord, whichever the folder holds.
+
+    TFRecord shards (`<split>-NNNNN-of-NNNNN.tfrecord`) are used when there are no AB images for the
+    split, or when pairs.json says process.py last wrote TFRecords; otherwise find_pair_files. The first
+    record of every shard is checked to be an AB pair; UserError names the shard that is not.
+    """
+    folder = Path(input_dir)
+    if not folder.is_dir():
+        raise UserError(f"{folder}: folder not found (expected a folder of AB pair images or TFRecord shards)")
+    shards = records.find_shards(folder, split)
+    meta = read_pairs_meta(folder) or {}
+    if shards and (meta.get("format") == "tfrecord" or not _has_images(folder, split)):
+        return _record_source(shards, split, meta)
+    files = find_pair_files(folder, split)
+    return PairSource("png", tuple(files), len(files), _image_height(files[0]))
+
+
+def _record_source(shards: list[Path], split: str | None, meta: dict) -> PairSource:
+    size = None
+    for shard in shards:
+        first = records.first_record(shard)
+        if first is None:  # an empty shard (every pair of its block failed in process.py) reads as none
+            continue
+        pair_id, ab = first
+        try:
+            with Image.open(io.BytesIO(ab)) as image:
+                width, height = image.size
+        except Exception as err:
+            raise UserError(f"{shard}: record {pair_id}: unreadable AB image ({err})") from None
+        if width != 2 * height:
+            raise UserError(f"{shard}: record {pair_id}: AB pair must be twice as wide as high, "
+                            f"got {width}x{height}")
+        size = size or height
+    # pairs.json counts the records of each split; without it they are counted by reading them.
+    if meta.get("format") == "tfrecord" and split and (meta.get("shards") or {}).get(split) == len(shards):
+        count = int(meta["splits"][split])
+    else:
+        count = records.count_records(shards)
+    if not count or size is None:
+        raise UserError(f"{shards[0].parent}: the TFRecord shards {shards[0].name} ... hold no AB pair "
+                        "(expected records written by process.py --format tfrecord)")
+    return PairSource("tfrecord", tuple(shards), count, size)
+
+
+def as_source(files) -> PairSource:
+    """files itself when a PairSource, else the PairSource of these AB image paths."""
+    if isinstance(files, PairSource):
+        return files
+    paths = tuple(Path(p) for p in files)
+    return PairSource("png", paths, len(paths), _image_height(paths[0]) if paths else 0)
+
+
+def pair_names(files) -> list[str]:
+    """Names of the pairs in the order make_dataset(training=False) yields them: file stems or record ids."""
+    source = as_source(files)
+    if source.format == "png":
+        return [p.stem for p in source.files]
+    ids = tf.data.TFRecordDataset([str(p) for p in source.files]).map(lambda r: records.parse(r)[0])
+    return [pair_id.decode() for pair_id in ids.as_numpy_iterator()]
+
+
+def cache_budget_bytes() -> int:
+    """Memory the decoded-pair cache may take: a fraction of what the machine has available now."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(int(line.split()[1]) * 1024 * CACHE_MEMORY_FRACTION)
+    except (OSError, ValueError, IndexError):
+        pass
+    return CACHE_FALLBACK_BYTES
+
+
 def read_pairs_meta(input_dir: str | Path) -> dict | None:
     """pairs.json written by process.py beside the split folders (or in the folder itself), if any."""
     folder = Path(input_dir)
@@ -65,7 +182,12 @@ def read_pairs_meta(input_dir: str | Path) -> dict | None:
 
 def decode_pair(path: tf.Tensor, colors: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """AB file -> (photo uint8 (H, W, 3), class ids uint8 (H, W, 1)) by the nearest palette colour."""
-    ab = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    return decode_pair_bytes(tf.io.read_file(path), colors)
+
+
+def decode_pair_bytes(contents: tf.Tensor, colors: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Encoded AB image -> (photo uint8 (H, W, 3), class ids uint8 (H, W, 1)), as decode_pair."""
+    ab = tf.io.decode_image(contents, channels=3, expand_animations=False)
     width = tf.shape(ab)[1] // 2
     image, mask_rgb = ab[:, :width], ab[:, width:2 * width]
     diff = tf.cast(mask_rgb[:, :, None, :], tf.int32) - tf.cast(colors[None, None], tf.int32)
@@ -99,45 +221,85 @@ def jitter(image, labels, seed, crop_size: int, flip: bool, flip_perm: tf.Tensor
 
 def make_dataset(files, colors, flip_perm, *, training: bool, image_size: int, scale_size: int,
                  batch_size: int, flip: bool = True, seed: int = 0, cache: bool = True,
-                 repeat: bool = False, deterministic: bool | None = None) -> tf.data.Dataset:
-    """Batched (image in [-1, 1] float32 (B, S, S, 3), labels int32 (B, S, S)) from AB files.
+                 repeat: bool = False, deterministic: bool | None = None,
+                 input_context: tf.distribute.InputContext | None = None,
+                 drop_remainder: bool | None = None) -> tf.data.Dataset:
+    """Batched (image in [-1, 1] float32 (B, S, S, 3), labels int32 (B, S, S)) from AB pairs.
 
     Args:
-        files: AB image paths (find_pair_files).
+        files: a PairSource (find_pairs), or AB image paths (find_pair_files).
         colors: (num_classes, 3) uint8 palette of the mask half (parts.palette).
         flip_perm: class permutation applied by a horizontal flip (parts.flip_permutation).
         training: shuffle and jitter when True; plain resize to image_size when False.
         image_size, scale_size: crop size and the size resized to before cropping.
-        batch_size: batch size; test batches keep the last partial batch.
+        batch_size: batch size (per replica under a tf.distribute strategy); test batches keep the
+            last partial batch.
         seed: seed of shuffling and jitter.
-        cache: keep decoded pairs in memory when they fit (CACHE_LIMIT_BYTES).
+        cache: keep decoded pairs in memory when they fit (cache_budget_bytes).
         repeat: repeat forever (training loops that count steps).
+        deterministic: order of the parallel maps; None is tf.data's default (in order).
+        input_context: this input pipeline's place among several (tf.distribute): it reads only its
+            own share of the pairs.
+        drop_remainder: drop a last partial batch (default: when training).
     """
-    paths = [str(p) for p in files]
+    source = as_source(files)
     colors = tf.constant(np.asarray(colors, np.uint8))
     flip_perm = tf.constant(np.asarray(flip_perm, np.int32))
     autotune = tf.data.AUTOTUNE
-    ds = tf.data.Dataset.from_tensor_slices(paths)
-    # Decoded pairs are cached at the size they will be used at (scale_size for training).
-    decoded_size = scale_size if training else image_size
-    ds = ds.map(lambda p: resize_pair(*decode_pair(p, colors), decoded_size), num_parallel_calls=autotune,
-                deterministic=deterministic)
-    ds = ds.map(lambda im, lb: (im, tf.cast(lb, tf.uint8)))
-    if cache and len(paths) * decoded_size ** 2 * 16 < CACHE_LIMIT_BYTES:
+    pipelines, pipeline_id = ((input_context.num_input_pipelines, input_context.input_pipeline_id)
+                              if input_context is not None else (1, 0))
+    ds, count = _decoded_pairs(source, colors, training, seed, deterministic, pipelines, pipeline_id)
+    # Cached as decoded at the file's size, photo and class ids in uint8 (4 bytes a pixel); resizing
+    # to the training size happens after the cache, so 30,000 pairs at 256 px take ~8 GB, not ~40.
+    if cache and count * source.pair_size ** 2 * 4 < cache_budget_bytes():
         ds = ds.cache()
     if training:
-        ds = ds.shuffle(min(len(paths), 2048), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(max(1, min(count, SHUFFLE_BUFFER)), seed=seed, reshuffle_each_iteration=True)
         if repeat:
             ds = ds.repeat()
-        seeds = tf.data.Dataset.random(seed=seed).batch(2)
+        seeds = tf.data.Dataset.random(seed=seed + pipeline_id).batch(2)
         ds = tf.data.Dataset.zip((ds, seeds)).map(
-            lambda pair, s: jitter(pair[0], pair[1], s, image_size, flip, flip_perm),
+            lambda pair, s: jitter(*resize_pair(pair[0], pair[1], scale_size), s, image_size, flip, flip_perm),
             num_parallel_calls=autotune, deterministic=deterministic)
-    elif repeat:
-        ds = ds.repeat()
-    ds = ds.map(lambda im, lb: (im / 127.5 - 1.0, tf.cast(lb[..., 0], tf.int32)), num_parallel_calls=autotune)
-    ds = ds.batch(batch_size, drop_remainder=training)
+    else:
+        ds = ds.map(lambda im, lb: resize_pair(im, lb, image_size), num_parallel_calls=autotune,
+                    deterministic=deterministic)
+        if repeat:
+            ds = ds.repeat()
+    ds = ds.map(lambda im, lb: (im / 127.5 - 1.0, tf.cast(lb[..., 0], tf.int32)), num_parallel_calls=autotune,
+                deterministic=deterministic)
+    ds = ds.batch(batch_size, drop_remainder=training if drop_remainder is None else drop_remainder)
     return ds.prefetch(autotune)
+
+
+def _decoded_pairs(source: PairSource, colors, training: bool, seed: int, deterministic: bool | None,
+                   pipelines: int, pipeline_id: int) -> tuple[tf.data.Dataset, int]:
+    """(photo uint8, class ids uint8) at the file's size, this pipeline's share; and about how many."""
+    autotune = tf.data.AUTOTUNE
+    if source.format == "png":
+        paths = [str(p) for p in source.files][pipeline_id::pipelines]
+        ds = tf.data.Dataset.from_tensor_slices(paths)
+        return ds.map(lambda p: decode_pair(p, colors), num_parallel_calls=autotune,
+                      deterministic=deterministic), len(paths)
+    shards = [str(p) for p in source.files]
+    by_shard = len(shards) >= pipelines          # each pipeline reads whole shards of its own
+    if by_shard:
+        shards = shards[pipeline_id::pipelines]
+    count = -(-source.count * len(shards) // len(source.files)) if by_shard else -(-source.count // pipelines)
+    if training:
+        files = tf.data.Dataset.from_tensor_slices(shards).shuffle(len(shards), seed=seed,
+                                                                   reshuffle_each_iteration=True)
+        ds = files.interleave(tf.data.TFRecordDataset, cycle_length=min(len(shards), 16),
+                              num_parallel_calls=autotune, deterministic=deterministic)
+    else:  # in file order, as pair_names lists them
+        ds = tf.data.TFRecordDataset(shards)
+        if pipelines == 1:  # known length: Keras then runs validation without an "ran out of data" warning
+            ds = ds.apply(tf.data.experimental.assert_cardinality(source.count))
+    if not by_shard:
+        ds = ds.shard(pipelines, pipeline_id)
+    ds = ds.map(lambda record: decode_pair_bytes(records.parse(record)[1], colors), num_parallel_calls=autotune,
+                deterministic=deterministic)
+    return ds, count
 
 
 # Mask colours map to [-MASK_RANGE, MASK_RANGE], not [-1, 1]. Black at exactly -1 is the asymptote of the

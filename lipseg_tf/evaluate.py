@@ -32,20 +32,22 @@ def to_uint8(image) -> np.ndarray:
     return np.clip((np.asarray(image) + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
 
 
-def run_test(files: list[Path], classes: ClassSpec, predict: Callable[[tf.Tensor], tf.Tensor],
+def run_test(files, classes: ClassSpec, predict: Callable[[tf.Tensor], tf.Tensor],
              out_dir: Path, image_size: int, batch_size: int = 8, data_source: str | None = None) -> dict:
-    """Segment every AB file with `predict` (images in [-1, 1] -> class probabilities); returns metrics.
+    """Segment every AB pair of `files` (AB paths or a data.PairSource) with `predict` (images in
+    [-1, 1] -> class probabilities); returns metrics.
 
     `data_source` is recorded in metrics.json ("data"), so a figure made from it can say what it shows.
     """
     out_dir = Path(out_dir)
-    dataset = data.make_dataset(files, classes.colors, classes.flip_perm, training=False,
+    source = data.as_source(files)   # PNG files or TFRecord shards (data.find_pairs)
+    dataset = data.make_dataset(source, classes.colors, classes.flip_perm, training=False,
                                 image_size=image_size, scale_size=image_size, batch_size=batch_size,
                                 cache=False)
     confusion = np.zeros((classes.num_classes,) * 2, np.int64)
     per_image = {}
-    names = iter(p.stem for p in files)
-    with tqdm(total=len(files), desc="test", unit="image", dynamic_ncols=True, disable=None) as bar:
+    names = iter(data.pair_names(source))
+    with tqdm(total=source.count, desc="test", unit="image", dynamic_ncols=True, disable=None) as bar:
         for images, labels in dataset:
             pred = np.argmax(predict(images).numpy(), axis=-1).astype(np.uint8)
             labels = labels.numpy()
@@ -58,8 +60,8 @@ def run_test(files: list[Path], classes: ClassSpec, predict: Callable[[tf.Tensor
                 confusion += metrics.confusion_matrix(target, predicted, classes.num_classes)
                 per_image[name] = metrics.mean_f1(target, predicted, classes.num_classes)
                 bar.update(1)
-    result = metrics.summary(confusion, classes.names, len(files))
-    result["data"] = data_source or str(files[0].parent)
+    result = metrics.summary(confusion, classes.names, source.count)
+    result["data"] = data_source or str(source.folder)
     write_text(out_dir / METRICS_FILE, json.dumps(result, indent=2) + "\n")
     write_text(out_dir / PER_IMAGE_FILE, json.dumps({"classes": list(classes.names),
                                                      "colors": classes.colors.tolist(),

@@ -1,6 +1,9 @@
 """pix2pix training: U-Net generator against a PatchGAN, adversarial BCE + lambda * L1.
 
 Photo (A) -> colour mask image (B) by default; --which_direction BtoA learns the reverse translation.
+The step runs under a tf.distribute strategy (one replica per device; distribute.py) and a Keras
+precision policy (precision.py): each replica's losses are averaged over the global batch, and the
+per-replica results are summed into the step's losses.
 """
 
 from __future__ import annotations
@@ -12,46 +15,76 @@ import keras
 import tensorflow as tf
 from tqdm import tqdm
 
-from lipseg_tf import data, models
+from lipseg_tf import data, distribute, models, precision
 from lipseg_tf.checkpoints import CHECKPOINT_DIR, latest_checkpoint
 from lipseg_tf.classes import ClassSpec
 from lipseg_tf.config import RunConfig
 
 log = logging.getLogger("lipseg_tf")
-_bce = keras.losses.BinaryCrossentropy(from_logits=True)
+
+
+def _batch_average(elementwise: tf.Tensor) -> tf.Tensor:
+    """Mean over each example's elements, then summed over this replica's examples and divided by
+    the global batch (tf.nn.compute_average_loss): summing the replicas' values gives the batch mean."""
+    elementwise = tf.cast(elementwise, tf.float32)
+    per_example = tf.reduce_mean(elementwise, axis=list(range(1, elementwise.shape.rank)))
+    return tf.nn.compute_average_loss(per_example)
+
+
+def _bce(label: float, logits: tf.Tensor) -> tf.Tensor:
+    logits = tf.cast(logits, tf.float32)
+    return _batch_average(tf.nn.sigmoid_cross_entropy_with_logits(tf.fill(tf.shape(logits), label), logits))
 
 
 def generator_loss(disc_fake_logits, gen_output, target, gan_weight: float, l1_weight: float):
-    """(total, gan, l1): the generator wants its output judged real, and close to the target in L1."""
-    gan = _bce(tf.ones_like(disc_fake_logits), disc_fake_logits)
-    l1 = tf.reduce_mean(tf.abs(target - gen_output))
+    """(total, gan, l1): the generator wants its output judged real, and close to the target in L1.
+
+    In float32 whatever the compute precision; averaged over the global batch (see _batch_average).
+    """
+    gan = _bce(1.0, disc_fake_logits)
+    l1 = _batch_average(tf.abs(tf.cast(target, tf.float32) - tf.cast(gen_output, tf.float32)))
     return gan_weight * gan + l1_weight * l1, gan, l1
 
 
 def discriminator_loss(disc_real_logits, disc_fake_logits):
     """BCE: real pairs judged 1, generated pairs judged 0."""
-    return (_bce(tf.ones_like(disc_real_logits), disc_real_logits)
-            + _bce(tf.zeros_like(disc_fake_logits), disc_fake_logits))
+    return _bce(1.0, disc_real_logits) + _bce(0.0, disc_fake_logits)
 
 
 class Pix2Pix:
-    """The two networks, their optimizers and one training step; no state beyond those."""
+    """The two networks, their optimizers and one training step; no state beyond those.
 
-    def __init__(self, config: RunConfig):
+    Built under `strategy` (default: the current one) and the precision policy config.precision.
+    gen_optimizer / disc_optimizer are the Adam optimizers (what checkpoints hold); the updates go
+    through a LossScaleOptimizer around each under mixed_float16.
+    """
+
+    def __init__(self, config: RunConfig, strategy: tf.distribute.Strategy | None = None):
         self.config = config
-        self.generator = models.build_generator(config.image_size, config.ngf)
-        self.discriminator = models.build_discriminator(config.image_size, config.ndf)
-        self.gen_optimizer = keras.optimizers.Adam(config.lr, beta_1=config.beta1)
-        self.disc_optimizer = keras.optimizers.Adam(config.lr, beta_1=config.beta1)
-        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.strategy = strategy or tf.distribute.get_strategy()
+        with self.strategy.scope(), precision.policy(config.precision):
+            self.generator = models.build_generator(config.image_size, config.ngf)
+            self.discriminator = models.build_discriminator(config.image_size, config.ndf)
+            for network in (self.generator, self.discriminator):
+                distribute.synchronize_batchnorm(network, self.strategy)
+            self.gen_optimizer = keras.optimizers.Adam(config.lr, beta_1=config.beta1)
+            self.disc_optimizer = keras.optimizers.Adam(config.lr, beta_1=config.beta1)
+            self.gen_update = precision.scaled_optimizer(self.gen_optimizer, config.precision)
+            self.disc_update = precision.scaled_optimizer(self.disc_optimizer, config.precision)
+            # Built now, so a restore fills the slots instead of deferring them.
+            self.gen_update.build(self.generator.trainable_variables)
+            self.disc_update.build(self.discriminator.trainable_variables)
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.checkpoint = tf.train.Checkpoint(generator=self.generator, discriminator=self.discriminator,
                                               gen_optimizer=self.gen_optimizer,
                                               disc_optimizer=self.disc_optimizer, step=self.step)
-        self.train_step = (self._train_step if config.eager
-                           else tf.function(self._train_step, jit_compile=config.jit or None))
+        # XLA compiles the per-replica step (as Keras fit does); the replicas' reduction stays outside.
+        self._replica_step_fn = (tf.function(self._replica_step, jit_compile=True)
+                                 if config.jit and not config.eager else self._replica_step)
+        self.train_step = self._train_step if config.eager else tf.function(self._train_step)
 
-    def _train_step(self, input_image, target):
-        """One update of both networks; returns the loss parts as a dict of scalars."""
+    def _replica_step(self, input_image, target):
+        """One update of both networks on this replica's share of the batch; returns its loss parts."""
         with tf.GradientTape() as gen_tape, tf.GradientTape() as disc_tape:
             gen_output = self.generator(input_image, training=True)
             disc_real_logits = self.discriminator([input_image, target], training=True)
@@ -59,12 +92,21 @@ class Pix2Pix:
             gen_total, gen_gan, gen_l1 = generator_loss(disc_fake_logits, gen_output, target,
                                                         self.config.gan_weight, self.config.l1_weight)
             disc_loss = discriminator_loss(disc_real_logits, disc_fake_logits)
+            scaled_gen_loss = self.gen_update.scale_loss(gen_total)      # loss scaling under float16
+            scaled_disc_loss = self.disc_update.scale_loss(disc_loss)
         gen_vars = self.generator.trainable_variables
         disc_vars = self.discriminator.trainable_variables
-        self.gen_optimizer.apply_gradients(zip(gen_tape.gradient(gen_total, gen_vars), gen_vars))
-        self.disc_optimizer.apply_gradients(zip(disc_tape.gradient(disc_loss, disc_vars), disc_vars))
-        self.step.assign_add(1)
+        # The optimizers sum the replicas' gradients (and unscale them under float16).
+        self.gen_update.apply_gradients(zip(gen_tape.gradient(scaled_gen_loss, gen_vars), gen_vars))
+        self.disc_update.apply_gradients(zip(disc_tape.gradient(scaled_disc_loss, disc_vars), disc_vars))
         return {"gen_total": gen_total, "gen_gan": gen_gan, "gen_l1": gen_l1, "disc": disc_loss}
+
+    def _train_step(self, input_image, target):
+        """One update of both networks on a (distributed) batch; returns the loss parts as scalars."""
+        losses = self.strategy.run(self._replica_step_fn, args=(input_image, target))
+        self.step.assign_add(1)
+        return {name: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+                for name, value in losses.items()}
 
 
 def to_model_io(image, labels, classes: ClassSpec, direction: str):
@@ -73,58 +115,78 @@ def to_model_io(image, labels, classes: ClassSpec, direction: str):
     return (image, mask_image) if direction == "AtoB" else (mask_image, image)
 
 
-def train(config: RunConfig, classes: ClassSpec, train_files: list[Path]) -> dict:
-    """Train (resuming from the latest checkpoint in the run folder); returns the last losses."""
+def train(config: RunConfig, classes: ClassSpec, train_files, strategy: tf.distribute.Strategy | None = None,
+          write_dir: Path | None = None) -> dict:
+    """Train (resuming from the latest checkpoint in the run folder); returns the last losses.
+
+    train_files: a data.PairSource or AB paths. write_dir: where this process writes checkpoints,
+    logs and samples (distribute.write_dir); default the run folder, config.output_dir.
+    """
     run_dir = Path(config.output_dir)
+    write_dir = Path(write_dir or run_dir)
+    strategy = strategy or tf.distribute.get_strategy()
+    chief = distribute.is_chief(strategy)
+    source = data.as_source(train_files)
     keras.utils.set_random_seed(config.seed)  # weights, dropout and shuffling all follow --seed
-    model = Pix2Pix(config)
-    manager = tf.train.CheckpointManager(model.checkpoint, str(run_dir / CHECKPOINT_DIR), config.max_checkpoints)
-    resume_from = latest_checkpoint(config.checkpoint) if config.checkpoint else manager.latest_checkpoint
+    model = Pix2Pix(config, strategy)
+    manager = tf.train.CheckpointManager(model.checkpoint, str(write_dir / CHECKPOINT_DIR), config.max_checkpoints)
+    resume_from = (latest_checkpoint(config.checkpoint) if config.checkpoint
+                   else tf.train.latest_checkpoint(str(run_dir / CHECKPOINT_DIR)))
     if resume_from:
         model.checkpoint.restore(resume_from).expect_partial()
-        log.info("resumed from %s at step %d", resume_from, int(model.step))
+        log.info("resumed from %s at step %d", resume_from, int(model.step.numpy()))
 
-    steps_per_epoch = max(1, len(train_files) // config.batch_size)
+    global_batch = config.batch_size * strategy.num_replicas_in_sync
+    steps_per_epoch = max(1, source.count // global_batch)
     total_steps = config.max_steps or (config.max_epochs or 1) * steps_per_epoch
-    dataset = data.make_dataset(train_files, classes.colors, classes.flip_perm, training=True,
-                                image_size=config.image_size, scale_size=config.scale_size,
-                                batch_size=config.batch_size, flip=config.flip, seed=config.seed,
-                                cache=config.cache, repeat=True)
-    dataset = dataset.map(lambda im, lb: to_model_io(im, lb, classes, config.which_direction))
-    writer = tf.summary.create_file_writer(str(run_dir / "logs" / "train"))
-    start = int(model.step)
+
+    def replica_dataset(batch_size: int, context: tf.distribute.InputContext) -> tf.data.Dataset:
+        dataset = data.make_dataset(source, classes.colors, classes.flip_perm, training=True,
+                                    image_size=config.image_size, scale_size=config.scale_size,
+                                    batch_size=batch_size, flip=config.flip, seed=config.seed,
+                                    cache=config.cache, repeat=True,
+                                    deterministic=True if config.deterministic else None, input_context=context)
+        return dataset.map(lambda im, lb: to_model_io(im, lb, classes, config.which_direction))
+
+    start = int(model.step.numpy())
     if start >= total_steps:
         log.info("already trained %d of %d steps; nothing to do", start, total_steps)
         return {}
+    batches = iter(distribute.distribute_dataset(strategy, config.batch_size, replica_dataset))
+    writer = tf.summary.create_file_writer(str(write_dir / "logs" / "train"))
     losses = {}
     bar = tqdm(total=total_steps, initial=start, desc="pix2pix", unit="step", dynamic_ncols=True,
-               disable=None)
+               disable=None if chief else True)
     sample_every = max(config.summary_freq * 10, 1)
-    for input_image, target in dataset.take(total_steps - start):
+    for _ in range(total_steps - start):
+        input_image, target = next(batches)
         losses = model.train_step(input_image, target)
-        step = int(model.step)
+        step = int(model.step.numpy())
         bar.update(1)
         if step % config.summary_freq == 0 or step == total_steps:
             losses = {k: float(v) for k, v in losses.items()}
             bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
-            if bar.disable:  # no terminal: the losses go to the log instead
+            if bar.disable and chief:  # no terminal: the losses go to the log instead
                 log.info("step %d/%d: %s", step, total_steps,
                          ", ".join(f"{k} {v:.4f}" for k, v in losses.items()))
             with writer.as_default(step=step):
                 for name, value in losses.items():
                     tf.summary.scalar(f"loss/{name}", value)
-                if step % sample_every == 0 or step == total_steps:
-                    gen_output = model.generator(input_image[:1], training=False)
-                    row = tf.concat([input_image[:1], target[:1], gen_output], axis=2)
+                if chief and (step % sample_every == 0 or step == total_steps):
+                    # The first replica's first pair; inference reads the moving statistics, no sync.
+                    input_image, target = (strategy.experimental_local_results(x)[0][:1]
+                                           for x in (input_image, target))
+                    gen_output = model.generator(input_image, training=False)
+                    row = tf.concat([input_image, target, gen_output], axis=2)
                     tf.summary.image("inputs_targets_outputs", (row + 1.0) / 2.0)
         if step % config.save_freq == 0:
-            manager.save(checkpoint_number=step)
+            manager.save(checkpoint_number=step)   # every worker takes part; only the chief's is kept
     bar.close()
-    manager.save(checkpoint_number=int(model.step))
+    manager.save(checkpoint_number=int(model.step.numpy()))
     writer.flush()
     losses = {k: float(v) for k, v in losses.items()}
-    log.info("pix2pix: %d steps, epoch %.1f; losses %s; checkpoint %s", int(model.step),
-             int(model.step) / steps_per_epoch, ", ".join(f"{k} {v:.4f}" for k, v in losses.items()),
+    log.info("pix2pix: %d steps, epoch %.1f; losses %s; checkpoint %s", int(model.step.numpy()),
+             int(model.step.numpy()) / steps_per_epoch, ", ".join(f"{k} {v:.4f}" for k, v in losses.items()),
              manager.latest_checkpoint)
     return losses
 

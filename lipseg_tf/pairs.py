@@ -16,6 +16,10 @@ Two ways to name the inputs:
                                     ROOT/CelebA-HQ-to-CelebA-mapping.txt when that file is there.
     --images DIR --masks MASKS      plain folders: photo and mask matched by file name stem.
 
+With --format tfrecord the pairs go instead into sharded TFRecord files, `<out>/<split>-00000-of-000NN
+.tfrecord` (records.py: the same PNG bytes and the id per record), rewritten on every run, for fast
+streaming reads in training; the trainers read either.
+
 Output `<out>/{train,val,test}/<id>.png` and `<out>/pairs.json`: the masks' meta (MASKS/masks.json
 from g_mask.py: parts, style, classes, palette) plus the size and the number of pairs per split, for
 the trainers. Without a masks.json the meta says style --style (default color) with parts --parts
@@ -39,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import io
 import json
 import logging
 from pathlib import Path
@@ -61,6 +66,8 @@ DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
 ASPECT_TOLERANCE = 0.01
 # Warnings named one by one before the rest are summed up, so a half-made mask folder can't flood the log.
 MAX_NAMED_WARNINGS = 10
+FORMATS = ("png", "tfrecord")
+DEFAULT_SHARDS = 16
 
 
 def _aspect(array: np.ndarray) -> float:
@@ -193,6 +200,51 @@ def _pair_job(job: tuple, size: int, force: bool) -> tuple[Hashable, str, str]:
         return key, "failed", str(err)
 
 
+def _record_job(job: tuple, size: int) -> tuple[Hashable, str, str, bytes]:
+    """One AB pair encoded as PNG, for a TFRecord: (key, 'written'|'failed', message, PNG bytes)."""
+    key, photo_path, mask_path = job
+    try:
+        image = imageio.load_rgb(photo_path)
+        mask = imageio.load_rgb(mask_path)
+        try:
+            ab = make_pair(image, mask, size)
+        except UserError as err:
+            raise UserError(f"{photo_path} and {mask_path}: {err}") from None
+    except UserError as err:
+        return key, "failed", str(err), b""
+    buffer = io.BytesIO()
+    Image.fromarray(ab).save(buffer, format="PNG")   # the bytes imageio.save_image writes to a .png
+    return key, "written", "", buffer.getvalue()
+
+
+def _write_records(out_dir: Path, jobs: list[tuple], splits: dict, size: int, shards: int,
+                   workers: int | None, counts: dict) -> tuple[dict, dict, list[str]]:
+    """Stream every pair into its split's TFRecord shards; returns ({split: records}, {split: shards},
+    failure messages). counts gets 'written' and 'failed' added."""
+    from lipseg_tf import records  # TensorFlow is imported only for this format
+
+    ordered = sorted(jobs, key=lambda job: (SPLITS.index(splits[job[0]]), job[0]))
+    stream = parallel.imap_progress(functools.partial(_record_job, size=size), ordered, workers=workers,
+                                    desc="records")
+    written, shard_counts, failures = {}, {}, []
+    for name in SPLITS:
+        split_jobs = sum(1 for job in ordered if splits[job[0]] == name)
+
+        def split_records(n=split_jobs, name=name):
+            for _ in range(n):
+                key, status, message, ab_png = next(stream)
+                counts[status] += 1
+                if status == "failed":
+                    failures.append(message)
+                    continue
+                written[name] = written.get(name, 0) + 1
+                yield records.serialize(str(key), ab_png)
+
+        shard_counts[name] = len(records.write_split(out_dir, name, split_records(), split_jobs, shards))
+        written.setdefault(name, 0)
+    return written, shard_counts, failures
+
+
 def _pair_meta(masks_dir: Path, parts: Sequence[str] | None, style: str | None) -> dict:
     """The masks' meta: MASKS/masks.json when there, else from --parts/--style (defaults: color, lips+eyes)."""
     meta_path = masks_dir / MASKS_META_FILE
@@ -234,8 +286,11 @@ def run_process(out_dir: str | Path, masks_dir: str | Path, *, data_dir: str | P
                 images_dir: str | Path | None = None, size: int = 256, partition: str | None = None,
                 split: str | None = None, seed: int | None = None, workers: int | None = None,
                 limit: int | None = None, force: bool = False, parts: Sequence[str] | None = None,
-                style: str | None = None) -> dict:
+                style: str | None = None, output_format: str = "png", shards: int | None = None) -> dict:
     """Write `<out_dir>/<split>/<id>.png` AB pairs and `<out_dir>/pairs.json`.
+
+    output_format 'tfrecord' writes `<out_dir>/<split>-NNNNN-of-NNNNN.tfrecord` instead, `shards` per
+    split (default 16, fewer for a smaller split), every run afresh.
 
     Give exactly one of data_dir (a CelebAMask-HQ root) or images_dir (a plain photo folder). split:
     'train,val,test' fractions; None means the official split when data_dir has the mapping file,
@@ -247,6 +302,12 @@ def run_process(out_dir: str | Path, masks_dir: str | Path, *, data_dir: str | P
         raise UserError("give either --data-dir (CelebAMask-HQ) or --images (a photo folder), not both")
     if size < 1:
         raise UserError(f"--size: expected a number >= 1, got {size}")
+    if output_format not in FORMATS:
+        raise UserError(f"--format: unknown format {output_format!r}, valid: {', '.join(FORMATS)}")
+    if shards is not None and output_format != "tfrecord":
+        raise UserError(f"--shards {shards}: only with --format tfrecord (PNG pairs are one file each)")
+    if shards is not None and shards < 1:
+        raise UserError(f"--shards: expected a number >= 1, got {shards}")
     out_dir, masks_dir = Path(out_dir), Path(masks_dir)
     if parts is not None:
         parts = parse_parts(parts)
@@ -268,6 +329,9 @@ def run_process(out_dir: str | Path, masks_dir: str | Path, *, data_dir: str | P
     keys = all_keys[:limit] if limit is not None else all_keys
     splits = _choose_splits(keys, all_keys, data_dir if numeric else None, partition, fractions, seed)
     meta = _pair_meta(masks_dir, parts, style)
+    if output_format == "tfrecord":
+        return _run_records(out_dir, keys, photos, mask_files, masks_dir, splits, meta, size,
+                            shards or DEFAULT_SHARDS, workers, unmatched)
 
     meta_path = out_dir / META_FILE
     old_meta = read_meta(meta_path)
@@ -317,6 +381,30 @@ def run_process(out_dir: str | Path, masks_dir: str | Path, *, data_dir: str | P
     return counts
 
 
+def _run_records(out_dir: Path, keys: list, photos: dict, mask_files: dict, masks_dir: Path, splits: dict,
+                 meta: dict, size: int, shards: int, workers: int | None, unmatched: int) -> dict:
+    """run_process for --format tfrecord: every pair into its split's shards, and pairs.json."""
+    missing = [f"{photos[key]}: no mask {key}.* in {masks_dir}, skipped" for key in keys
+               if key not in mask_files]
+    _warn_named(missing, "photos without a mask")
+    jobs = [(key, str(photos[key]), str(mask_files[key])) for key in keys if key in mask_files]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    counts = {"written": 0, "skipped": 0, "failed": 0, "missing_mask": len(missing),
+              "unmatched_masks": unmatched}
+    written, shard_counts, failures = _write_records(out_dir, jobs, splits, size, shards, workers, counts)
+    counts["splits"] = written
+    counts["shards"] = shard_counts
+    _warn_named(failures, "unreadable photos or masks")
+    imageio.write_text(out_dir / META_FILE, json.dumps({**meta, "size": size, "format": "tfrecord",
+                                                        "splits": written, "shards": shard_counts},
+                                                       indent=2) + "\n")
+    log.info("wrote %d pairs into TFRecord shards, %d failed, %d photos without a mask -> %s "
+             "(train %d in %d shards, val %d in %d, test %d in %d)", counts["written"], counts["failed"],
+             counts["missing_mask"], out_dir,
+             *(n for name in SPLITS for n in (written[name], shard_counts[name])))
+    return counts
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line of process.py."""
     parser = argparse.ArgumentParser(
@@ -362,6 +450,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--limit", type=positive_int, default=None, metavar="N",
                         help="only the first N photos, by name (for a quick try)")
     parser.add_argument("--force", action="store_true", help="rewrite every pair, even those up to date")
+    parser.add_argument("--format", choices=FORMATS, default="png", dest="output_format",
+                        help="png: one <split>/<id>.png per pair; tfrecord: sharded TFRecord files "
+                             "<split>-NNNNN-of-NNNNN.tfrecord holding the same PNG bytes, for fast "
+                             "streaming in training (default: %(default)s)")
+    parser.add_argument("--shards", type=positive_int, default=None, metavar="N",
+                        help=f"with --format tfrecord: shards per split (default: {DEFAULT_SHARDS}, fewer "
+                             "for a smaller split); aim for 100-200 MB a shard")
     return parser
 
 
@@ -371,7 +466,7 @@ def _main(argv: Sequence[str] | None) -> int:
                          size=args.size, partition=args.partition, split=args.split, seed=args.seed,
                          workers=args.workers, limit=args.limit, force=args.force,
                          parts=parse_parts(args.parts) if args.parts is not None else None,
-                         style=args.style)
+                         style=args.style, output_format=args.output_format, shards=args.shards)
     problems = counts["failed"] + counts["missing_mask"]
     if problems:
         log.error("%d photos got no pair: %d unreadable, %d without a mask (see the warnings above)",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import multiprocessing
 import os
-from typing import Callable, Iterable, TypeVar
+from typing import Callable, Iterable, Iterator, TypeVar
 
 from tqdm import tqdm
 
@@ -54,5 +54,33 @@ def map_progress(fn: Callable[[Item], Result], items: Iterable[Item], workers: i
                 results[position] = result
                 bar.update()
         return results
+    finally:
+        bar.close()
+
+
+def imap_progress(fn: Callable[[Item], Result], items: Iterable[Item], workers: int | None = None,
+                  desc: str | None = None, unit: str = "image") -> Iterator[Result]:
+    """Like map_progress, but yields the results one by one, in the order of the items.
+
+    For results too big to hold all at once (encoded images streamed into a file): the caller
+    consumes each while the workers compute the next ones.
+    """
+    items = list(items)
+    workers = (os.cpu_count() or 1) if workers is None else workers
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    workers = min(workers, max(1, len(items)))
+    bar = tqdm(total=len(items), desc=desc, unit=unit, disable=None, dynamic_ncols=True)
+    try:
+        if workers == 1:
+            for item in items:
+                yield fn(item)
+                bar.update()
+            return
+        chunksize = max(1, min(16, len(items) // (workers * 8)))
+        with multiprocessing.get_context("forkserver").Pool(workers) as pool:
+            for result in pool.imap(fn, items, chunksize=chunksize):
+                yield result
+                bar.update()
     finally:
         bar.close()

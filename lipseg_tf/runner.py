@@ -90,6 +90,15 @@ def build_parser(model: str) -> argparse.ArgumentParser:
     parser.add_argument("--eager", action="store_true", help="run the training step eagerly (for debugging)")
     parser.add_argument("--jit", action="store_true",
                         help="compile the training step with XLA (faster or slower depending on model and device)")
+    _flag(parser, "precision", choices=["float32", "mixed_float16", "mixed_bfloat16"], default="float32",
+          help="training precision: mixed_* compute in 16 bits with float32 weights, final activations and "
+               "losses (mixed_float16 with loss scaling); for GPUs (float16) and TPUs/newer CPUs (bfloat16)")
+    _flag(parser, "strategy", choices=["default", "mirrored", "multiworker"], default="default",
+          help="tf.distribute strategy: one device; mirrored: every GPU of this machine; multiworker: every "
+               "machine in TF_CONFIG. --batch_size is per replica (global batch = batch_size x replicas)")
+    parser.add_argument("--deterministic", action="store_true",
+                        help="reproducible runs: deterministic ops (TensorFlow's op determinism) and input "
+                             "order; slower")
     _flag(parser, "no_cache", action="store_true", help="do not cache decoded pairs in memory")
     parser.add_argument("--format", choices=["savedmodel", "tflite"], default="savedmodel",
                         help="export: a SavedModel (any photo size), or float32 and dynamic-range quantised "
@@ -135,12 +144,24 @@ def _check_sizes(config: RunConfig):
         raise UserError(f"--batch_size must be >= 1, got {config.batch_size}")
 
 
-def train(config: RunConfig) -> int:
-    from lipseg_tf import data
+def train(config: RunConfig, strategy=None) -> int:
+    """Train config.model; strategy: a tf.distribute strategy to reuse (default: made from --strategy)."""
+    from lipseg_tf import data, distribute
     from lipseg_tf.classes import classes_for_training
 
     input_dir = Path(_require(config.input_dir, "--input_dir (AB pairs made by process.py)", "train"))
     output_dir = Path(_require(config.output_dir, "--output_dir (the run folder to write)", "train"))
+    # First: MultiWorkerMirroredStrategy must be created before TensorFlow runs anything else.
+    strategy = strategy or distribute.make_strategy(config.strategy)
+    if config.jit and strategy.num_replicas_in_sync > 1:
+        # XLA cannot compile a step holding tf.distribute's synchronisation points (the gradient
+        # all-reduce, synchronised BatchNorm): TensorFlow refuses it with a merge_call error.
+        raise UserError(f"--jit: not available with --strategy {config.strategy} over "
+                        f"{strategy.num_replicas_in_sync} replicas (XLA cannot compile the replicas' "
+                        "synchronisation); leave out --jit")
+    if config.deterministic:
+        import tensorflow as tf
+        tf.config.experimental.enable_op_determinism()
     resume_dir = Path(config.checkpoint) if config.checkpoint else output_dir
     if (resume_dir / CHECKPOINT_DIR).is_dir():
         # Resuming: the network must keep the shape it was trained with.
@@ -154,20 +175,24 @@ def train(config: RunConfig) -> int:
     _check_sizes(config)
     classes = classes_for_training(input_dir, config.parts, config.style)
     config = dataclasses.replace(config, parts=classes.parts, style=classes.style)
-    train_files = data.find_pair_files(input_dir, "train")
-    val_files = data.find_pair_files(input_dir, "val") if (input_dir / "val").is_dir() else None
+    train_source = data.find_pairs(input_dir, "train")
+    val_source = data.find_pairs(input_dir, "val") if data.has_split(input_dir, "val") else None
     _build(config, classes)  # a bad size or width fails here, before anything is written
     output_dir.mkdir(parents=True, exist_ok=True)
-    config.save(output_dir)
-    log.info("%s: training on %d pairs from %s; run folder %s", config.model, len(train_files),
-             train_files[0].parent, output_dir)
+    if distribute.is_chief(strategy):   # the other workers of a multi-worker run write nothing here
+        config.save(output_dir)
+    replicas = strategy.num_replicas_in_sync
+    log.info("%s: training on %d pairs (%s) from %s; batch %d x %d replicas, %s%s; run folder %s",
+             config.model, train_source.count, train_source.format, train_source.folder, config.batch_size,
+             replicas, config.precision, ", XLA" if config.jit else "", output_dir)
     start = time.perf_counter()
-    if config.model == "pix2pix":
-        from lipseg_tf import gan
-        gan.train(config, classes, train_files)
-    else:
-        from lipseg_tf import segmenter
-        segmenter.train(config, classes, train_files, val_files)
+    with distribute.write_dir(output_dir, strategy) as write_dir:
+        if config.model == "pix2pix":
+            from lipseg_tf import gan
+            gan.train(config, classes, train_source, strategy, write_dir)
+        else:
+            from lipseg_tf import segmenter
+            segmenter.train(config, classes, train_source, val_source, strategy, write_dir)
     log.info("%s: trained in %.0f s", config.model, time.perf_counter() - start)
     return 0
 
@@ -210,7 +235,7 @@ def test(config: RunConfig, run_dir: Path) -> int:
     input_dir = Path(_require(config.input_dir, "--input_dir (AB pairs to test on)", "test"))
     output_dir = Path(_require(config.output_dir, "--output_dir (where to write results)", "test"))
     classes = ClassSpec.create(config.parts, config.style)
-    files = data.find_pair_files(input_dir, "test")
+    files = data.find_pairs(input_dir, "test")
     segmenter = _load_segmenter(config, classes, run_dir)
     result = evaluate.run_test(files, classes, segmenter.probabilities_at_model_size, output_dir,
                                config.image_size, batch_size=max(config.batch_size, 8),

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from lipseg_tf import data, models
+from lipseg_tf import data, distribute, fitloop, models, precision
 from lipseg_tf.checkpoints import CHECKPOINT_DIR, latest_checkpoint
 from lipseg_tf.classes import ClassSpec
 from lipseg_tf.config import RunConfig
@@ -101,63 +101,100 @@ class _SaveCheckpoint(keras.callbacks.Callback):
         self.manager.save(checkpoint_number=epoch + 1)
 
 
-def train(config: RunConfig, classes: ClassSpec, train_files: list[Path], val_files: list[Path] | None) -> dict:
-    """Train with fit (resuming from the latest checkpoint in the run folder); returns the last logs."""
+def train(config: RunConfig, classes: ClassSpec, train_files, val_files, strategy: tf.distribute.Strategy | None = None,
+          write_dir: Path | None = None) -> dict:
+    """Train with fit (resuming from the latest checkpoint in the run folder); returns the last logs.
+
+    train_files, val_files: data.PairSource or AB paths (val_files may be None). The model is built and
+    compiled inside strategy.scope() under the precision policy config.precision; write_dir is where
+    this process writes checkpoints and logs (distribute.write_dir), default the run folder.
+    """
     run_dir = Path(config.output_dir)
+    write_dir = Path(write_dir or run_dir)
+    strategy = strategy or tf.distribute.get_strategy()
+    source = data.as_source(train_files)
     keras.utils.set_random_seed(config.seed)  # weights, dropout and shuffling all follow --seed
-    model = build(config, classes)
-    steps_per_epoch = max(1, len(train_files) // config.batch_size)
+    with strategy.scope(), precision.policy(config.precision):
+        model = distribute.synchronize_batchnorm(build(config, classes), strategy)
+    global_batch = config.batch_size * strategy.num_replicas_in_sync
+    steps_per_epoch = max(1, source.count // global_batch)
     if config.max_steps:
         steps_per_epoch = min(steps_per_epoch, config.max_steps)
     # The learning rate decays to 5 % along a cosine over the planned steps: big early updates, and
     # a settled model at the end rather than one caught mid-oscillation.
     # Counted on every start (resume included): the loss's class weights come from them too.
-    frequencies = class_frequencies(train_files, classes, config)
+    frequencies = class_frequencies(source, classes, config)
     class_weights = balancing_weights(frequencies, config.class_balance) if config.class_balance else None
     planned_steps = config.max_steps or steps_per_epoch * (config.max_epochs or 1)
-    schedule = keras.optimizers.schedules.CosineDecay(config.lr, decay_steps=planned_steps, alpha=0.05)
-    optimizer = keras.optimizers.Adam(schedule, beta_1=config.beta1)
-    model.compile(optimizer=optimizer, loss=make_loss(classes.num_classes, config.dice_weight, class_weights),
-                  metrics=["accuracy"], run_eagerly=config.eager,
-                  jit_compile=config.jit and not config.eager)
-    optimizer.build(model.trainable_variables)  # so a restore fills the slots instead of deferring
-    epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+    with strategy.scope():
+        schedule = keras.optimizers.schedules.CosineDecay(config.lr, decay_steps=planned_steps, alpha=0.05)
+        optimizer = keras.optimizers.Adam(schedule, beta_1=config.beta1)
+        # Under mixed_float16 fit updates through a LossScaleOptimizer; checkpoints hold the Adam inside.
+        update = precision.scaled_optimizer(optimizer, config.precision)
+        model.compile(optimizer=update, loss=make_loss(classes.num_classes, config.dice_weight, class_weights),
+                      metrics=["accuracy"], run_eagerly=config.eager,
+                      jit_compile=config.jit and not config.eager)
+        update.build(model.trainable_variables)  # so a restore fills the slots instead of deferring
+        epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch)
-    manager = tf.train.CheckpointManager(checkpoint, str(run_dir / CHECKPOINT_DIR), config.max_checkpoints)
-    resume_from = latest_checkpoint(config.checkpoint) if config.checkpoint else manager.latest_checkpoint
+    manager = tf.train.CheckpointManager(checkpoint, str(write_dir / CHECKPOINT_DIR), config.max_checkpoints)
+    resume_from = (latest_checkpoint(config.checkpoint) if config.checkpoint
+                   else tf.train.latest_checkpoint(str(run_dir / CHECKPOINT_DIR)))
     if resume_from:
         checkpoint.restore(resume_from).expect_partial()
-        log.info("resumed from %s at epoch %d", resume_from, int(epoch))
+        log.info("resumed from %s at epoch %d", resume_from, int(epoch.numpy()))
     else:
         set_prior_bias(model, frequencies)
 
     if config.max_steps:
         # Whole epochs, as many as the steps still to do need.
-        remaining = config.max_steps - int(optimizer.iterations)
-        epochs = int(epoch) + max(0, math.ceil(remaining / steps_per_epoch))
+        remaining = config.max_steps - int(optimizer.iterations.numpy())
+        epochs = int(epoch.numpy()) + max(0, math.ceil(remaining / steps_per_epoch))
     else:
         epochs = config.max_epochs or 1
-    if int(epoch) >= epochs:
-        log.info("already trained %d epochs (%d steps); nothing to do", int(epoch), int(optimizer.iterations))
+    if int(epoch.numpy()) >= epochs:
+        log.info("already trained %d epochs (%d steps); nothing to do", int(epoch.numpy()),
+                 int(optimizer.iterations.numpy()))
         return {}
-    train_ds = data.make_dataset(train_files, classes.colors, classes.flip_perm, training=True,
-                                 image_size=config.image_size, scale_size=config.scale_size,
-                                 batch_size=config.batch_size, flip=config.flip, seed=config.seed,
-                                 cache=config.cache, repeat=True)
+    deterministic = True if config.deterministic else None
+
+    custom_loop = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    # Keras's fit fails on a last partial batch split over several replicas (one replica gets no example):
+    # there, validation keeps whole global batches only.
+    whole_val_batches = strategy.num_replicas_in_sync > 1 and not custom_loop
+
+    def dataset_of(files, training: bool):
+        """The per-replica dataset function of files (distribute.distribute_dataset)."""
+        return lambda batch_size, context: data.make_dataset(
+            files, classes.colors, classes.flip_perm, training=training, image_size=config.image_size,
+            scale_size=config.scale_size, batch_size=batch_size, flip=config.flip, seed=config.seed,
+            cache=config.cache, repeat=training, deterministic=deterministic, input_context=context,
+            drop_remainder=training or whole_val_batches)
+
+    train_ds = distribute.distribute_dataset(strategy, config.batch_size, dataset_of(source, True))
     val_ds = None
-    if val_files:
-        val_ds = data.make_dataset(val_files, classes.colors, classes.flip_perm, training=False,
-                                   image_size=config.image_size, scale_size=config.scale_size,
-                                   batch_size=config.batch_size, cache=config.cache)
+    if val_files and whole_val_batches and data.as_source(val_files).count < global_batch:
+        log.warning("no validation: %d validation pairs make no whole global batch of %d",
+                    data.as_source(val_files).count, global_batch)
+    elif val_files:
+        val_ds = distribute.distribute_dataset(strategy, config.batch_size, dataset_of(val_files, False))
     callbacks = [
-        _SaveCheckpoint(manager, epoch),
-        keras.callbacks.TensorBoard(str(run_dir / "logs"), update_freq="epoch"),
-        keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=True),
+        _SaveCheckpoint(manager, epoch),   # on every worker: all take part in saving, the chief's is kept
+        keras.callbacks.TensorBoard(str(write_dir / "logs"), update_freq="epoch"),
+        keras.callbacks.CSVLogger(str(write_dir / "log.csv"), append=True),
     ]
-    history = model.fit(train_ds, epochs=epochs, initial_epoch=int(epoch), steps_per_epoch=steps_per_epoch,
-                        validation_data=val_ds, callbacks=callbacks, verbose=1 if sys.stderr.isatty() else 2)
-    last = {k: float(v[-1]) for k, v in history.history.items()}
-    log.info("unet: %d epochs; %s; checkpoint %s", int(epoch),
+    verbose = (1 if sys.stderr.isatty() else 2) if distribute.is_chief(strategy) else 0
+    if custom_loop:
+        # Keras 3's fit fails under this strategy (keras-team/keras#20585): the same loop, by hand.
+        history = fitloop.fit(model, strategy, train_ds, epochs=epochs, initial_epoch=int(epoch.numpy()),
+                              steps_per_epoch=steps_per_epoch, validation_data=val_ds, callbacks=callbacks,
+                              verbose=bool(verbose), eager=config.eager)
+    else:
+        history = model.fit(train_ds, epochs=epochs, initial_epoch=int(epoch.numpy()),
+                            steps_per_epoch=steps_per_epoch, validation_data=val_ds, callbacks=callbacks,
+                            verbose=verbose).history
+    last = {k: float(v[-1]) for k, v in history.items()}
+    log.info("unet: %d epochs; %s; checkpoint %s", int(epoch.numpy()),
              ", ".join(f"{k} {v:.4f}" for k, v in last.items()), manager.latest_checkpoint)
     return last
 

@@ -1,0 +1,24 @@
+"""Fixtures shared by several test files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_pairs(tmp_path_factory) -> dict[str, Path]:
+    """12 synthetic faces -> masks -> 32 px AB pairs, as PNG folders and as TFRecord shards (2 per split).
+
+    {"sample", "masks", "png", "tfrecord"}: train 10, val 1, test 1 pairs.
+    """
+    from lipseg_tf import masks, pairs, sample
+
+    root = tmp_path_factory.mktemp("tiny_pairs")
+    sample.generate(root / "sample", 12, seed=5, size=64, workers=1)
+    masks.run_g_mask(root / "sample", root / "masks", workers=1)
+    pairs.run_process(root / "png", root / "masks", data_dir=root / "sample", size=32, workers=1)
+    pairs.run_process(root / "tfrecord", root / "masks", data_dir=root / "sample", size=32, workers=1,
+                      output_format="tfrecord", shards=2)
+    return {"sample": root / "sample", "masks": root / "masks", "png": root / "png", "tfrecord": root / "tfrecord"}
