@@ -1,7 +1,9 @@
 """U-Net segmenter training with Keras fit: photo -> softmax over background + parts.
 
-Loss = cross-entropy + dice_weight * soft Dice over the foreground classes: cross-entropy alone is
-dominated by the background, which covers ~97 % of a face photo; Dice weighs each small part equally.
+Loss = class-weighted cross-entropy + dice_weight * soft Dice over the foreground classes. The
+background covers ~98 % of a face photo: Dice weighs each small part equally, the cross-entropy's
+class weights (balancing_weights) keep a rare part's pixels from being outvoted, and the softmax
+starts at the class frequencies (set_prior_bias), so the first steps go into finding the parts.
 """
 
 from __future__ import annotations
