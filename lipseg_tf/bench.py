@@ -324,7 +324,7 @@ def bench_train(pairs_dir: Path, size: int, batch_sizes: Sequence[int], precisio
         tutorial = None
         results = {}
         for batch_size in batch_sizes:
-            baseline = None
+            baseline, baseline_details = None, {}
             for precision_name in precisions:
                 for jit in jits:
                     setup = f"{precision_name}{', XLA' if jit else ''}"
@@ -340,7 +340,7 @@ def bench_train(pairs_dir: Path, size: int, batch_sizes: Sequence[int], precisio
                     images_per_s = batch_size / measured["step_s"]
                     results[(batch_size, precision_name, jit)] = images_per_s
                     if precision_name == "float32" and not jit:
-                        baseline = images_per_s
+                        baseline, baseline_details = images_per_s, measured
                         if batch_size == 1:
                             tutorial = images_per_s
                         continue
@@ -351,7 +351,7 @@ def bench_train(pairs_dir: Path, size: int, batch_sizes: Sequence[int], precisio
             if baseline is not None:
                 rows.append(Row("train", f"{model_name} {size}px batch {batch_size}: float32", "images/s",
                                 baseline, tutorial, "float32, no XLA", "float32, no XLA, batch 1",
-                                details={"ngf": width}))
+                                details={**baseline_details, "ngf": width}))
         if results and tutorial:
             best = max(results, key=results.get)
             rows.append(Row("train", f"{model_name} {size}px: best measured setting", "images/s", results[best],

@@ -94,7 +94,7 @@ def build_parser(model: str) -> argparse.ArgumentParser:
           help="training precision: mixed_* compute in 16 bits with float32 weights, final activations and "
                "losses (mixed_float16 with loss scaling); for GPUs (float16) and TPUs/newer CPUs (bfloat16)")
     _flag(parser, "strategy", choices=["default", "mirrored", "multiworker"], default="default",
-          help="tf.distribute strategy: one device; mirrored: every GPU of this machine; multiworker: every "
+          help="tf.distribute strategy. default: one device; mirrored: every GPU of this machine; multiworker: every "
                "machine in TF_CONFIG. --batch_size is per replica (global batch = batch_size x replicas)")
     parser.add_argument("--deterministic", action="store_true",
                         help="reproducible runs: deterministic ops (TensorFlow's op determinism) and input "
