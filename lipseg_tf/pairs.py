@@ -186,12 +186,7 @@ def _pair_job(job: tuple, size: int, force: bool) -> tuple[Hashable, str, str]:
     try:
         if not force and is_up_to_date(output, [Path(photo_path), Path(mask_path)]):
             return key, "skipped", ""
-        image = imageio.load_rgb(photo_path)
-        mask = imageio.load_rgb(mask_path)
-        try:
-            ab = make_pair(image, mask, size)
-        except UserError as err:
-            raise UserError(f"{photo_path} and {mask_path}: {err}") from None
+        ab = _load_pair(photo_path, mask_path, size)
         imageio.save_image(output, ab)
         return key, "written", ""
     except UserError as err:
@@ -200,16 +195,21 @@ def _pair_job(job: tuple, size: int, force: bool) -> tuple[Hashable, str, str]:
         return key, "failed", str(err)
 
 
+def _load_pair(photo_path, mask_path, size: int):
+    """The AB pair of a photo and its mask files; UserError naming both files when they don't fit."""
+    image = imageio.load_rgb(photo_path)
+    mask = imageio.load_rgb(mask_path)
+    try:
+        return make_pair(image, mask, size)
+    except UserError as err:
+        raise UserError(f"{photo_path} and {mask_path}: {err}") from None
+
+
 def _record_job(job: tuple, size: int) -> tuple[Hashable, str, str, bytes]:
     """One AB pair encoded as PNG, for a TFRecord: (key, 'written'|'failed', message, PNG bytes)."""
     key, photo_path, mask_path = job
     try:
-        image = imageio.load_rgb(photo_path)
-        mask = imageio.load_rgb(mask_path)
-        try:
-            ab = make_pair(image, mask, size)
-        except UserError as err:
-            raise UserError(f"{photo_path} and {mask_path}: {err}") from None
+        ab = _load_pair(photo_path, mask_path, size)
     except UserError as err:
         return key, "failed", str(err), b""
     buffer = io.BytesIO()

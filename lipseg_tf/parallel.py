@@ -13,6 +13,14 @@ Item = TypeVar("Item")
 Result = TypeVar("Result")
 
 
+def _worker_count(workers: int | None, items: int) -> int:
+    """Processes to use: all cores when None, never more than there are items."""
+    workers = (os.cpu_count() or 1) if workers is None else workers
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    return min(workers, max(1, items))
+
+
 def _indexed(fn: Callable, job: tuple[int, object]) -> tuple[int, object]:
     """Call fn on one item and keep its position, so unordered results can be put back in order."""
     position, item = job
@@ -30,10 +38,7 @@ def map_progress(fn: Callable[[Item], Result], items: Iterable[Item], workers: i
     return the problem as a value instead.
     """
     items = list(items)
-    workers = (os.cpu_count() or 1) if workers is None else workers
-    if workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
-    workers = min(workers, max(1, len(items)))
+    workers = _worker_count(workers, len(items))
     # disable=None: no bar when stderr is not a terminal (logs, CI), so logs stay readable.
     bar = tqdm(total=len(items), desc=desc, unit=unit, disable=None, dynamic_ncols=True)
     results: list = [None] * len(items)
@@ -66,10 +71,7 @@ def imap_progress(fn: Callable[[Item], Result], items: Iterable[Item], workers: 
     consumes each while the workers compute the next ones.
     """
     items = list(items)
-    workers = (os.cpu_count() or 1) if workers is None else workers
-    if workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
-    workers = min(workers, max(1, len(items)))
+    workers = _worker_count(workers, len(items))
     bar = tqdm(total=len(items), desc=desc, unit=unit, disable=None, dynamic_ncols=True)
     try:
         if workers == 1:
