@@ -74,19 +74,24 @@ def save_image(path: str | os.PathLike, array: np.ndarray, **save_kwargs) -> Non
         raise
 
 
-def write_text(path: str | os.PathLike, text: str) -> None:
-    """Write a text file atomically (temporary file, then rename)."""
+def write_bytes(path: str | os.PathLike, blob: bytes) -> None:
+    """Write a file atomically (temporary file beside it, then rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(blob)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write a text file atomically (temporary file, then rename)."""
+    write_bytes(path, text.encode())
 
 
 def list_images(folder: str | os.PathLike) -> list[Path]:

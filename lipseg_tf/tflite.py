@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import statistics
 import sys
 import tempfile
@@ -38,6 +37,8 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from lipseg_tf import imageio
 
 log = logging.getLogger("lipseg_tf")
 
@@ -81,19 +82,6 @@ def convert(segmenter, variants: Sequence[str] = VARIANTS) -> dict[str, bytes]:
     return flatbuffers
 
 
-def _write_bytes(path: Path, blob: bytes) -> None:
-    """Write a file atomically (temporary file beside it, then rename)."""
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(blob)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def export_tflite(segmenter, classes, out_dir: str | Path, model: str, framing: str | None = None) -> dict:
     """Write both variants and classes.json to out_dir; returns {variant: path}."""
     from lipseg_tf.export import write_classes
@@ -103,7 +91,7 @@ def export_tflite(segmenter, classes, out_dir: str | Path, model: str, framing: 
     written = {}
     for variant, flatbuffer in convert(segmenter).items():
         path = model_file(out_dir, model, variant)
-        _write_bytes(path, flatbuffer)
+        imageio.write_bytes(path, flatbuffer)
         written[variant] = path
         log.info("wrote %s (%.0f KiB)", path, path.stat().st_size / 1024)
     write_classes(out_dir, classes, segmenter.image_size, framing)
