@@ -40,6 +40,8 @@ class RunConfig:
     beta1: float = 0.5
     l1_weight: float = 100.0
     gan_weight: float = 1.0
+    decay_epochs: int = 0                  # pix2pix: lr decays linearly to 0 over the last N epochs
+    l1_balance: float = 0.0                # power of ENet's class weights on pix2pix's L1 (0: the paper's)
     dice_weight: float = 1.0
     class_balance: float = 0.5             # power of ENet's class weights in the U-Net's cross-entropy
     seed: int = 0

@@ -1,6 +1,9 @@
 """pix2pix training: U-Net generator against a PatchGAN, adversarial BCE + lambda * L1.
 
 Photo (A) -> colour mask image (B) by default; --which_direction BtoA learns the reverse translation.
+Two options beyond the paper, both off by default: --l1_balance weighs each pixel's L1 error by its
+class (balance.py), which sparse masks such as lips and eyes need; --decay_epochs lets the learning
+rate fall linearly to 0 over the last epochs (LinearDecay).
 The step runs under a tf.distribute strategy (one replica per device; distribute.py) and a Keras
 precision policy (precision.py): each replica's losses are averaged over the global batch, and the
 per-replica results are summed into the step's losses.
@@ -15,7 +18,7 @@ import keras
 import tensorflow as tf
 from tqdm import tqdm
 
-from lipseg_tf import data, distribute, models, precision
+from lipseg_tf import balance, data, distribute, models, precision
 from lipseg_tf.checkpoints import CHECKPOINT_DIR, latest_checkpoint
 from lipseg_tf.classes import ClassSpec
 from lipseg_tf.config import RunConfig
@@ -36,19 +39,40 @@ def _bce(label: float, logits: tf.Tensor) -> tf.Tensor:
     return _batch_average(tf.nn.sigmoid_cross_entropy_with_logits(tf.fill(tf.shape(logits), label), logits))
 
 
-def generator_loss(disc_fake_logits, gen_output, target, gan_weight: float, l1_weight: float):
+def generator_loss(disc_fake_logits, gen_output, target, gan_weight: float, l1_weight: float,
+                   pixel_weights=None):
     """(total, gan, l1): the generator wants its output judged real, and close to the target in L1.
 
-    In float32 whatever the compute precision; averaged over the global batch (see _batch_average).
+    pixel_weights: (B, H, W, 1) weight of each pixel's L1 error (--l1_balance), or None for the paper's
+    plain L1. In float32 whatever the compute precision; averaged over the global batch (_batch_average).
     """
     gan = _bce(1.0, disc_fake_logits)
-    l1 = _batch_average(tf.abs(tf.cast(target, tf.float32) - tf.cast(gen_output, tf.float32)))
+    error = tf.abs(tf.cast(target, tf.float32) - tf.cast(gen_output, tf.float32))
+    if pixel_weights is not None:
+        error = error * tf.cast(pixel_weights, tf.float32)
+    l1 = _batch_average(error)
     return gan_weight * gan + l1_weight * l1, gan, l1
 
 
 def discriminator_loss(disc_real_logits, disc_fake_logits):
     """BCE: real pairs judged 1, generated pairs judged 0."""
     return _bce(1.0, disc_real_logits) + _bce(0.0, disc_fake_logits)
+
+
+class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """`initial` for the first total_steps - decay_steps updates, then linearly down to 0 at total_steps
+    (pytorch-CycleGAN-and-pix2pix's --n_epochs_decay). It follows the optimizer's update count, which
+    checkpoints keep, so a resumed run continues the same schedule."""
+
+    def __init__(self, initial: float, total_steps: int, decay_steps: int):
+        self.initial, self.total_steps, self.decay_steps = float(initial), int(total_steps), max(1, int(decay_steps))
+
+    def __call__(self, step):
+        remaining = tf.cast(self.total_steps, tf.float32) - tf.cast(step, tf.float32)
+        return self.initial * tf.clip_by_value(remaining / self.decay_steps, 0.0, 1.0)
+
+    def get_config(self):
+        return {"initial": self.initial, "total_steps": self.total_steps, "decay_steps": self.decay_steps}
 
 
 class Pix2Pix:
@@ -59,16 +83,18 @@ class Pix2Pix:
     through a LossScaleOptimizer around each under mixed_float16.
     """
 
-    def __init__(self, config: RunConfig, strategy: tf.distribute.Strategy | None = None):
+    def __init__(self, config: RunConfig, strategy: tf.distribute.Strategy | None = None, learning_rate=None):
+        """learning_rate: a float or a schedule for both optimizers; default config.lr."""
         self.config = config
+        learning_rate = config.lr if learning_rate is None else learning_rate
         self.strategy = strategy or tf.distribute.get_strategy()
         with self.strategy.scope(), precision.policy(config.precision):
             self.generator = models.build_generator(config.image_size, config.ngf)
             self.discriminator = models.build_discriminator(config.image_size, config.ndf)
             for network in (self.generator, self.discriminator):
                 distribute.synchronize_batchnorm(network, self.strategy)
-            self.gen_optimizer = keras.optimizers.Adam(config.lr, beta_1=config.beta1)
-            self.disc_optimizer = keras.optimizers.Adam(config.lr, beta_1=config.beta1)
+            self.gen_optimizer = keras.optimizers.Adam(learning_rate, beta_1=config.beta1)
+            self.disc_optimizer = keras.optimizers.Adam(learning_rate, beta_1=config.beta1)
             self.gen_update = precision.scaled_optimizer(self.gen_optimizer, config.precision)
             self.disc_update = precision.scaled_optimizer(self.disc_optimizer, config.precision)
             # Built now, so a restore fills the slots instead of deferring them.
@@ -83,14 +109,18 @@ class Pix2Pix:
                                  if config.jit and not config.eager else self._replica_step)
         self.train_step = self._train_step if config.eager else tf.function(self._train_step)
 
-    def _replica_step(self, input_image, target):
-        """One update of both networks on this replica's share of the batch; returns its loss parts."""
+    def _replica_step(self, input_image, target, pixel_weights=None):
+        """One update of both networks on this replica's share of the batch; returns its loss parts.
+
+        pixel_weights: (B, H, W, 1) weights of the L1 term (to_model_io), or None for plain L1.
+        """
         with tf.GradientTape() as gen_tape, tf.GradientTape() as disc_tape:
             gen_output = self.generator(input_image, training=True)
             disc_real_logits = self.discriminator([input_image, target], training=True)
             disc_fake_logits = self.discriminator([input_image, gen_output], training=True)
             gen_total, gen_gan, gen_l1 = generator_loss(disc_fake_logits, gen_output, target,
-                                                        self.config.gan_weight, self.config.l1_weight)
+                                                        self.config.gan_weight, self.config.l1_weight,
+                                                        pixel_weights)
             disc_loss = discriminator_loss(disc_real_logits, disc_fake_logits)
             scaled_gen_loss = self.gen_update.scale_loss(gen_total)      # loss scaling under float16
             scaled_disc_loss = self.disc_update.scale_loss(disc_loss)
@@ -101,9 +131,10 @@ class Pix2Pix:
         self.disc_update.apply_gradients(zip(disc_tape.gradient(scaled_disc_loss, disc_vars), disc_vars))
         return {"gen_total": gen_total, "gen_gan": gen_gan, "gen_l1": gen_l1, "disc": disc_loss}
 
-    def _train_step(self, input_image, target):
+    def _train_step(self, input_image, target, pixel_weights=None):
         """One update of both networks on a (distributed) batch; returns the loss parts as scalars."""
-        losses = self.strategy.run(self._replica_step_fn, args=(input_image, target))
+        args = (input_image, target) if pixel_weights is None else (input_image, target, pixel_weights)
+        losses = self.strategy.run(self._replica_step_fn, args=args)
         self.step.assign_add(1)
         return {name: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
                 for name, value in losses.items()}
@@ -113,6 +144,11 @@ def to_model_io(image, labels, classes: ClassSpec, direction: str):
     """(photo, class ids) -> (network input, network target) as [-1, 1] images for this direction."""
     mask_image = data.labels_to_image(labels, classes.colors)
     return (image, mask_image) if direction == "AtoB" else (mask_image, image)
+
+
+def l1_pixel_weights(labels, weight_table) -> tf.Tensor:
+    """Class ids (..., H, W) -> each pixel's L1 weight (..., H, W, 1), by its class (balance.pixel_weight_table)."""
+    return tf.gather(tf.constant(weight_table, tf.float32), labels)[..., None]
 
 
 def train(config: RunConfig, classes: ClassSpec, train_files, strategy: tf.distribute.Strategy | None = None,
@@ -127,8 +163,24 @@ def train(config: RunConfig, classes: ClassSpec, train_files, strategy: tf.distr
     strategy = strategy or tf.distribute.get_strategy()
     chief = distribute.is_chief(strategy)
     source = data.as_source(train_files)
+    weight_table = None
+    if config.l1_balance:
+        frequencies = balance.class_frequencies(source, classes, config)
+        weight_table = balance.pixel_weight_table(frequencies, config.l1_balance)
+        log.info("pix2pix: L1 weights by class (--l1_balance %g; class shares from the first training masks): %s",
+                 config.l1_balance, ", ".join(f"{name} {share:.4f} -> {weight:.2f}" for name, share, weight
+                                              in zip(classes.names, frequencies, weight_table)))
+    global_batch = config.batch_size * strategy.num_replicas_in_sync
+    steps_per_epoch = max(1, source.count // global_batch)
+    total_steps = config.max_steps or (config.max_epochs or 1) * steps_per_epoch
+    learning_rate = config.lr
+    if config.decay_epochs:
+        decay_steps = min(total_steps, config.decay_epochs * steps_per_epoch)
+        learning_rate = LinearDecay(config.lr, total_steps, decay_steps)
+        log.info("pix2pix: learning rate %g until step %d, then linearly to 0 at step %d",
+                 config.lr, total_steps - decay_steps, total_steps)
     keras.utils.set_random_seed(config.seed)  # weights, dropout and shuffling all follow --seed
-    model = Pix2Pix(config, strategy)
+    model = Pix2Pix(config, strategy, learning_rate)
     manager = tf.train.CheckpointManager(model.checkpoint, str(write_dir / CHECKPOINT_DIR), config.max_checkpoints)
     resume_from = (latest_checkpoint(config.checkpoint) if config.checkpoint
                    else tf.train.latest_checkpoint(str(run_dir / CHECKPOINT_DIR)))
@@ -136,9 +188,6 @@ def train(config: RunConfig, classes: ClassSpec, train_files, strategy: tf.distr
         model.checkpoint.restore(resume_from).expect_partial()
         log.info("resumed from %s at step %d", resume_from, int(model.step.numpy()))
 
-    global_batch = config.batch_size * strategy.num_replicas_in_sync
-    steps_per_epoch = max(1, source.count // global_batch)
-    total_steps = config.max_steps or (config.max_epochs or 1) * steps_per_epoch
 
     def replica_dataset(batch_size: int, context: tf.distribute.InputContext) -> tf.data.Dataset:
         dataset = data.make_dataset(source, classes.colors, classes.flip_perm, training=True,
@@ -146,7 +195,10 @@ def train(config: RunConfig, classes: ClassSpec, train_files, strategy: tf.distr
                                     batch_size=batch_size, flip=config.flip, seed=config.seed,
                                     cache=config.cache, repeat=True,
                                     deterministic=True if config.deterministic else None, input_context=context)
-        return dataset.map(lambda im, lb: to_model_io(im, lb, classes, config.which_direction))
+        if weight_table is None:
+            return dataset.map(lambda im, lb: to_model_io(im, lb, classes, config.which_direction))
+        return dataset.map(lambda im, lb: (*to_model_io(im, lb, classes, config.which_direction),
+                                           l1_pixel_weights(lb, weight_table)))
 
     start = int(model.step.numpy())
     if start >= total_steps:
@@ -159,8 +211,8 @@ def train(config: RunConfig, classes: ClassSpec, train_files, strategy: tf.distr
                disable=None if chief else True)
     sample_every = max(config.summary_freq * 10, 1)
     for _ in range(total_steps - start):
-        input_image, target = next(batches)
-        losses = model.train_step(input_image, target)
+        batch = next(batches)
+        losses = model.train_step(*batch)
         step = int(model.step.numpy())
         bar.update(1)
         if step % config.summary_freq == 0 or step == total_steps:
@@ -174,8 +226,7 @@ def train(config: RunConfig, classes: ClassSpec, train_files, strategy: tf.distr
                     tf.summary.scalar(f"loss/{name}", value)
                 if chief and (step % sample_every == 0 or step == total_steps):
                     # The first replica's first pair; inference reads the moving statistics, no sync.
-                    input_image, target = (strategy.experimental_local_results(x)[0][:1]
-                                           for x in (input_image, target))
+                    input_image, target = (strategy.experimental_local_results(x)[0][:1] for x in batch[:2])
                     gen_output = model.generator(input_image, training=False)
                     row = tf.concat([input_image, target, gen_output], axis=2)
                     tf.summary.image("inputs_targets_outputs", (row + 1.0) / 2.0)

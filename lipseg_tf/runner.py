@@ -74,6 +74,13 @@ def build_parser(model: str) -> argparse.ArgumentParser:
         _flag(parser, "ndf", type=int, default=defaults.ndf, help="filters in the first discriminator layer")
         _flag(parser, "l1_weight", type=float, default=defaults.l1_weight, help="weight of the L1 term (lambda)")
         _flag(parser, "gan_weight", type=float, default=defaults.gan_weight, help="weight of the adversarial term")
+        _flag(parser, "decay_epochs", type=int, default=defaults.decay_epochs,
+              help="keep --lr, then decay it linearly to 0 over the last N epochs (of --max_epochs, or the "
+                   "equivalent steps of --max_steps); 0: constant, as the paper")
+        _flag(parser, "l1_balance", type=float, default=defaults.l1_balance,
+              help="weigh each pixel's L1 error by (1 / ln(1.02 + its class's pixel share)) ** this, scaled to "
+                   "average 1 (ENet's weights at 1); 0 is the paper's plain L1. Sparse masks need it: "
+                   "README, 'Demo result'")
         _flag(parser, "which_direction", choices=["AtoB", "BtoA"], default="AtoB",
               help="AtoB: photo -> mask (segmentation); BtoA: mask -> photo")
         _flag(parser, "summary_freq", type=int, default=defaults.summary_freq,
@@ -142,6 +149,11 @@ def _check_sizes(config: RunConfig):
         raise UserError(f"--scale_size {config.scale_size} is smaller than --crop_size {config.image_size}")
     if config.batch_size < 1:
         raise UserError(f"--batch_size must be >= 1, got {config.batch_size}")
+    if config.decay_epochs < 0:
+        raise UserError(f"--decay_epochs must be >= 0, got {config.decay_epochs}")
+    if config.l1_balance < 0 or config.class_balance < 0:
+        raise UserError(f"--l1_balance and --class_balance must be >= 0, got "
+                        f"{config.l1_balance if config.l1_balance < 0 else config.class_balance}")
 
 
 def train(config: RunConfig, strategy=None) -> int:

@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from lipseg_tf import data, distribute, fitloop, models, precision
+from lipseg_tf.balance import balancing_weights, class_frequencies
 from lipseg_tf.checkpoints import CHECKPOINT_DIR, latest_checkpoint
 from lipseg_tf.classes import ClassSpec
 from lipseg_tf.config import RunConfig
@@ -50,28 +51,8 @@ def make_loss(num_classes: int, dice_weight: float, class_weights=None):
     return ce_dice
 
 
-def balancing_weights(frequencies: np.ndarray, power: float = 1.0, c: float = 1.02) -> np.ndarray:
-    """Class weights (1 / ln(c + frequency)) ** power: ENet's weighting (Paszke et al. 2016) at power 1.
-
-    At power 1 a background covering 98 % of the pixels weighs 1.4 and an eye at 0.2 % weighs 45 (the
-    bound is 1 / ln(c) = 50); power 0.5 takes the square root of that (1.2 and 6.7); power 0 gives 1s.
-    """
-    return (1.0 / np.log(c + np.asarray(frequencies, np.float64))) ** power
-
-
 def build(config: RunConfig, classes: ClassSpec) -> keras.Model:
     return models.build_unet(classes.num_classes, config.ngf, config.depth, config.image_size)
-
-
-def class_frequencies(files, classes: ClassSpec, config: RunConfig, limit: int = 64) -> np.ndarray:
-    """Share of each class among the pixels of the first `limit` training masks; (num_classes,) float64."""
-    batch_size = 16
-    ds = data.make_dataset(files, classes.colors, classes.flip_perm, training=False, image_size=config.image_size,
-                           scale_size=config.scale_size, batch_size=batch_size, cache=False)
-    counts = np.zeros(classes.num_classes)
-    for _, labels in ds.take(math.ceil(limit / batch_size)):
-        counts += np.bincount(labels.numpy().ravel(), minlength=classes.num_classes)
-    return counts / max(counts.sum(), 1.0)
 
 
 def set_prior_bias(model: keras.Model, frequencies: np.ndarray, floor: float = 1e-4) -> None:

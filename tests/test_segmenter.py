@@ -1,4 +1,4 @@
-"""The U-Net's start: class frequencies counted from the training masks, and a softmax that begins there."""
+"""The U-Net's start (a softmax that begins at the class frequencies) and its class-weighted loss."""
 
 from __future__ import annotations
 
@@ -6,25 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lipseg_tf import data, models, segmenter
+from lipseg_tf import models, segmenter
 from lipseg_tf.classes import ClassSpec
 from lipseg_tf.config import RunConfig
 from test_train import make_ab_dataset
-
-
-def test_class_frequencies_count_the_mask_pixels(tmp_path):
-    root = make_ab_dataset(tmp_path, {"train": 5})
-    classes = ClassSpec.create("l_eye,r_eye,u_lip,l_lip", "color")
-    files = data.find_pair_files(root, "train")
-    expected = np.zeros(classes.num_classes)
-    for path in files:
-        mask = np.asarray(Image.open(path).convert("RGB"))[:, 64:]
-        ids = np.argmin(((mask[:, :, None, :].astype(int) - classes.colors[None, None].astype(int)) ** 2).sum(-1), -1)
-        expected += np.bincount(ids.ravel(), minlength=classes.num_classes)
-    config = RunConfig(model="unet", image_size=64, scale_size=64)
-    frequencies = segmenter.class_frequencies(files, classes, config, limit=8)
-    np.testing.assert_allclose(frequencies, expected / expected.sum(), atol=1e-9)
-    assert frequencies[0] > 0.8 and (frequencies[1:] > 0).all()
 
 
 def test_prior_bias_makes_a_fresh_unet_predict_the_class_frequencies():
@@ -42,15 +27,6 @@ def test_prior_bias_floors_an_absent_class():
     model = models.build_unet(3, base_filters=4, depth=2, image_size=16)
     segmenter.set_prior_bias(model, np.array([0.99, 0.01, 0.0]))
     assert model.get_layer("logits_conv").bias.numpy()[2] == pytest.approx(np.log(1e-4))
-
-
-def test_balancing_weights_are_enets_at_power_one_and_ones_at_zero():
-    frequencies = np.array([0.98, 0.002, 0.018])
-    np.testing.assert_allclose(segmenter.balancing_weights(frequencies), 1 / np.log(1.02 + frequencies))
-    np.testing.assert_allclose(segmenter.balancing_weights(frequencies, 0.5), (1 / np.log(1.02 + frequencies)) ** 0.5)
-    np.testing.assert_allclose(segmenter.balancing_weights(frequencies, 0.0), 1.0)
-    weights = segmenter.balancing_weights(frequencies)
-    assert weights[1] > weights[2] > weights[0]            # the rarer the class, the heavier
 
 
 def test_class_weights_scale_each_pixels_cross_entropy():
