@@ -149,11 +149,9 @@ def _check_sizes(config: RunConfig):
         raise UserError(f"--scale_size {config.scale_size} is smaller than --crop_size {config.image_size}")
     if config.batch_size < 1:
         raise UserError(f"--batch_size must be >= 1, got {config.batch_size}")
-    if config.decay_epochs < 0:
-        raise UserError(f"--decay_epochs must be >= 0, got {config.decay_epochs}")
-    if config.l1_balance < 0 or config.class_balance < 0:
-        raise UserError(f"--l1_balance and --class_balance must be >= 0, got "
-                        f"{config.l1_balance if config.l1_balance < 0 else config.class_balance}")
+    for flag in ("decay_epochs", "l1_balance", "class_balance"):
+        if getattr(config, flag) < 0:
+            raise UserError(f"--{flag} must be >= 0, got {getattr(config, flag)}")
 
 
 def train(config: RunConfig, strategy=None) -> int:

@@ -132,6 +132,16 @@ def test_bad_crop_size_fails_before_writing(tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("flag", ["--decay_epochs", "--l1_balance"])
+def test_negative_pix2pix_option_fails_before_writing(tmp_path, capsys, flag):
+    ab_dir = make_ab_dataset(tmp_path / "ab", {"train": 2})
+    code, err = run_inprocess(capsys, "pix2pix", "--mode", "train", "--input_dir", str(ab_dir),
+                              "--output_dir", str(tmp_path / "run"), "--crop_size", "32", "--ngf", "4", flag, "-1")
+    assert code == 1
+    assert f"{flag} must be >= 0, got -1" in error_line(err)
+    assert not (tmp_path / "run").exists()
+
+
 def write_run(folder: Path, options_text: str) -> Path:
     folder.mkdir(parents=True)
     (folder / "options.json").write_text(options_text)
