@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--count", type=int, default=600, help="synthetic faces to generate")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sample and of training")
     parser.add_argument("--size", type=int, default=128, help="pair and crop size (a power of two)")
-    parser.add_argument("--unet-epochs", type=int, default=12, help="U-Net training epochs")
+    parser.add_argument("--unet-epochs", type=int, default=10, help="U-Net training epochs")
     parser.add_argument("--unet-ngf", type=int, default=8, help="U-Net first-stage filters")
     parser.add_argument("--pix2pix-epochs", type=int, default=8,
                         help="pix2pix training epochs (the learning rate decays to 0 over the last half)")
