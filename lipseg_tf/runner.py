@@ -28,6 +28,10 @@ MODEL_DEFAULTS = {
 }
 
 
+# --l1_balance and --class_balance: the power of ENet's class weights (balance.balancing_weights).
+ENET_WEIGHTS = "(1 / ln(1.02 + its class's pixel share)) ** this (ENet's weights at 1)"
+
+
 def _flag(parser, name: str, **kwargs):
     """An option under its original underscore spelling and its dash spelling (--max_steps, --max-steps)."""
     spellings = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
@@ -78,9 +82,8 @@ def build_parser(model: str) -> argparse.ArgumentParser:
               help="keep --lr, then decay it linearly to 0 over the last N epochs (of --max_epochs, or the "
                    "equivalent steps of --max_steps); 0: constant, as the paper")
         _flag(parser, "l1_balance", type=float, default=defaults.l1_balance,
-              help="weigh each pixel's L1 error by (1 / ln(1.02 + its class's pixel share)) ** this, scaled to "
-                   "average 1 (ENet's weights at 1); 0 is the paper's plain L1. Sparse masks need it: "
-                   "README, 'Demo result'")
+              help=f"weigh each pixel's L1 error by {ENET_WEIGHTS}, scaled to average 1; 0 is the paper's "
+                   "plain L1. Sparse masks need it: README, 'Demo result'")
         _flag(parser, "which_direction", choices=["AtoB", "BtoA"], default="AtoB",
               help="AtoB: photo -> mask (segmentation); BtoA: mask -> photo")
         _flag(parser, "summary_freq", type=int, default=defaults.summary_freq,
@@ -90,8 +93,7 @@ def build_parser(model: str) -> argparse.ArgumentParser:
         _flag(parser, "depth", type=int, default=defaults.depth, help="U-Net poolings (input divisible by 2**depth)")
         _flag(parser, "dice_weight", type=float, default=defaults.dice_weight, help="weight of the Dice loss term")
         _flag(parser, "class_balance", type=float, default=defaults.class_balance,
-              help="weigh each class's pixels in the cross-entropy by (1 / ln(1.02 + its pixel share)) ** this "
-                   "(ENet's weights at 1; 0 for plain cross-entropy)")
+              help=f"weigh each class's pixels in the cross-entropy by {ENET_WEIGHTS}; 0 for plain cross-entropy")
     _flag(parser, "max_checkpoints", type=int, default=defaults.max_checkpoints,
           help="checkpoints to keep in the run folder (the oldest are deleted)")
     parser.add_argument("--eager", action="store_true", help="run the training step eagerly (for debugging)")
