@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from pathlib import Path
@@ -59,19 +60,11 @@ def load_gray(path: str | os.PathLike) -> np.ndarray:
 
 
 def save_image(path: str | os.PathLike, array: np.ndarray, **save_kwargs) -> None:
-    """Write an image atomically: to a temporary file beside the target, then rename over it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP"}.get(path.suffix.lower(), "PNG")
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            Image.fromarray(np.ascontiguousarray(array)).save(handle, format=fmt, **save_kwargs)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write an image atomically (encoded in memory, then write_bytes)."""
+    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP"}.get(Path(path).suffix.lower(), "PNG")
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(array)).save(buffer, format=fmt, **save_kwargs)
+    write_bytes(path, buffer.getvalue())
 
 
 def write_bytes(path: str | os.PathLike, blob: bytes) -> None:
