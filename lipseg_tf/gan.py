@@ -188,7 +188,6 @@ def train(config: RunConfig, classes: ClassSpec, train_files, strategy: tf.distr
         model.checkpoint.restore(resume_from).expect_partial()
         log.info("resumed from %s at step %d", resume_from, int(model.step.numpy()))
 
-
     def replica_dataset(batch_size: int, context: tf.distribute.InputContext) -> tf.data.Dataset:
         dataset = data.make_dataset(source, classes.colors, classes.flip_perm, training=True,
                                     image_size=config.image_size, scale_size=config.scale_size,
