@@ -3,8 +3,9 @@
     python tests/distributed_runs.py mirrored REPORT PAIRS RUNS
         Splits the CPU into two logical devices (possible only before TensorFlow starts), then compares the
         first steps under MirroredStrategy over both with the default strategy at the same global batch,
-        for the pix2pix step and the U-Net's fit; then trains both models through the command line
-        under --strategy mirrored with --deterministic, pix2pix resuming once.
+        for the pix2pix step (with a class-weighted L1) and the U-Net's fit; then trains both models
+        through the command line under --strategy mirrored with --deterministic, pix2pix resuming once
+        (with --l1_balance and --decay_epochs).
     python tests/distributed_runs.py worker REPORT PAIRS RUNS     (with TF_CONFIG set)
         One worker of a MultiWorkerMirroredStrategy cluster: trains pix2pix for 2 steps, resumes it to 3,
         then the U-Net for one epoch, all through runner.train. Only the chief writes REPORT.
@@ -56,8 +57,10 @@ def gan_steps(strategy) -> dict:
     for layer in model.generator._flatten_layers(include_self=False, recursive=True):
         if isinstance(layer, keras.layers.Dropout):
             layer.rate = 0.0
-    images, targets, _ = fixed_batch(1)
-    batches = iter(distributed(strategy, images, targets))
+    images, targets, labels = fixed_batch(1)
+    # with class-weighted L1 (--l1_balance), so the per-pixel weights are split and averaged alike
+    weights = gan.l1_pixel_weights(labels, np.array([0.7, 20.0, 20.0, 15.0, 15.0], np.float32)).numpy()
+    batches = iter(distributed(strategy, images, targets, weights))
     losses = [{k: float(v) for k, v in model.train_step(*next(batches)).items()} for _ in range(2)]
     weights = [float(np.sum(v.numpy())) for v in model.generator.trainable_variables[:6]]
     return {"losses": losses, "generator_weights": weights, "replicas": strategy.num_replicas_in_sync}
@@ -98,7 +101,8 @@ def mirrored(report: Path, pairs: Path, runs: Path) -> None:
     # itself would take only the one CPU: it spreads over GPUs.)
     common = ["--mode", "train", "--input_dir", str(pairs), "--crop_size", "32", "--ngf", "4", "--batch_size", "2",
               "--strategy", "mirrored", "--deterministic", "--seed", "3", "--eager"]
-    for model, extra, stops in (("pix2pix", ["--ndf", "4", "--summary_freq", "1"], ("2", "3")),
+    for model, extra, stops in (("pix2pix", ["--ndf", "4", "--summary_freq", "1", "--l1_balance", "1",
+                                             "--decay_epochs", "1"], ("2", "3")),
                                 ("unet", ["--depth", "2"], ("2",))):
         run_dir = runs / model
         result[model + "_runs"] = []

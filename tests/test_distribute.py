@@ -76,6 +76,8 @@ def test_both_trainers_run_and_pix2pix_resumes_under_mirrored_strategy(mirrored_
     for model in ("pix2pix", "unet"):
         options = mirrored_report[f"{model}_options"]
         assert options["strategy"] == "mirrored" and options["deterministic"] and options["batch_size"] == 2
+    pix2pix_options = mirrored_report["pix2pix_options"]
+    assert pix2pix_options["l1_balance"] == 1 and pix2pix_options["decay_epochs"] == 1
 
 
 def test_two_worker_cluster_trains_resumes_and_leaves_one_set_of_checkpoints(tiny_pairs, tmp_path):
