@@ -23,3 +23,11 @@ def latest_checkpoint(run_dir: str | Path) -> str:
         raise UserError(f"{folder}: no checkpoint found (expected the run folder a train run wrote, "
                         "holding checkpoints/ckpt-N)")
     return latest
+
+
+def resume_checkpoint(checkpoint: str | Path | None, run_dir: str | Path) -> str | None:
+    """The checkpoint a train run starts from: the newest in --checkpoint's run folder when given
+    (UserError when it has none), else the newest in its own run folder, else None (a fresh start)."""
+    if checkpoint:
+        return latest_checkpoint(checkpoint)
+    return tf.train.latest_checkpoint(str(Path(run_dir) / CHECKPOINT_DIR))

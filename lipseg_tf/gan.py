@@ -19,7 +19,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from lipseg_tf import balance, data, distribute, models, precision
-from lipseg_tf.checkpoints import CHECKPOINT_DIR, latest_checkpoint
+from lipseg_tf.checkpoints import CHECKPOINT_DIR, latest_checkpoint, resume_checkpoint
 from lipseg_tf.classes import ClassSpec
 from lipseg_tf.config import RunConfig
 
@@ -182,8 +182,7 @@ def train(config: RunConfig, classes: ClassSpec, train_files, strategy: tf.distr
     keras.utils.set_random_seed(config.seed)  # weights, dropout and shuffling all follow --seed
     model = Pix2Pix(config, strategy, learning_rate)
     manager = tf.train.CheckpointManager(model.checkpoint, str(write_dir / CHECKPOINT_DIR), config.max_checkpoints)
-    resume_from = (latest_checkpoint(config.checkpoint) if config.checkpoint
-                   else tf.train.latest_checkpoint(str(run_dir / CHECKPOINT_DIR)))
+    resume_from = resume_checkpoint(config.checkpoint, run_dir)
     if resume_from:
         model.checkpoint.restore(resume_from).expect_partial()
         log.info("resumed from %s at step %d", resume_from, int(model.step.numpy()))

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from lipseg_tf import data, distribute, fitloop, models, precision
 from lipseg_tf.balance import balancing_weights, class_frequencies
-from lipseg_tf.checkpoints import CHECKPOINT_DIR, latest_checkpoint
+from lipseg_tf.checkpoints import CHECKPOINT_DIR, latest_checkpoint, resume_checkpoint
 from lipseg_tf.classes import ClassSpec
 from lipseg_tf.config import RunConfig
 
@@ -103,11 +103,11 @@ def train(config: RunConfig, classes: ClassSpec, train_files, val_files, strateg
     steps_per_epoch = max(1, source.count // global_batch)
     if config.max_steps:
         steps_per_epoch = min(steps_per_epoch, config.max_steps)
-    # The learning rate decays to 5 % along a cosine over the planned steps: big early updates, and
-    # a settled model at the end rather than one caught mid-oscillation.
     # Counted on every start (resume included): the loss's class weights come from them too.
     frequencies = class_frequencies(source, classes, config)
     class_weights = balancing_weights(frequencies, config.class_balance) if config.class_balance else None
+    # The learning rate decays to 5 % along a cosine over the planned steps: big early updates, and
+    # a settled model at the end rather than one caught mid-oscillation.
     planned_steps = config.max_steps or steps_per_epoch * (config.max_epochs or 1)
     with strategy.scope():
         schedule = keras.optimizers.schedules.CosineDecay(config.lr, decay_steps=planned_steps, alpha=0.05)
@@ -121,8 +121,7 @@ def train(config: RunConfig, classes: ClassSpec, train_files, val_files, strateg
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch)
     manager = tf.train.CheckpointManager(checkpoint, str(write_dir / CHECKPOINT_DIR), config.max_checkpoints)
-    resume_from = (latest_checkpoint(config.checkpoint) if config.checkpoint
-                   else tf.train.latest_checkpoint(str(run_dir / CHECKPOINT_DIR)))
+    resume_from = resume_checkpoint(config.checkpoint, run_dir)
     if resume_from:
         checkpoint.restore(resume_from).expect_partial()
         log.info("resumed from %s at epoch %d", resume_from, int(epoch.numpy()))
@@ -156,11 +155,12 @@ def train(config: RunConfig, classes: ClassSpec, train_files, val_files, strateg
 
     train_ds = distribute.distribute_dataset(strategy, config.batch_size, dataset_of(source, True))
     val_ds = None
-    if val_files and whole_val_batches and data.as_source(val_files).count < global_batch:
+    val_source = data.as_source(val_files) if val_files else None
+    if val_source and whole_val_batches and val_source.count < global_batch:
         log.warning("no validation: %d validation pairs make no whole global batch of %d",
-                    data.as_source(val_files).count, global_batch)
-    elif val_files:
-        val_ds = distribute.distribute_dataset(strategy, config.batch_size, dataset_of(val_files, False))
+                    val_source.count, global_batch)
+    elif val_source:
+        val_ds = distribute.distribute_dataset(strategy, config.batch_size, dataset_of(val_source, False))
     callbacks = [
         _SaveCheckpoint(manager, epoch),   # on every worker: all take part in saving, the chief's is kept
         keras.callbacks.TensorBoard(str(write_dir / "logs"), update_freq="epoch"),
