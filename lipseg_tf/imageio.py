@@ -59,12 +59,17 @@ def load_gray(path: str | os.PathLike) -> np.ndarray:
     return np.asarray(image.convert("L"), dtype=np.uint8)
 
 
-def save_image(path: str | os.PathLike, array: np.ndarray, **save_kwargs) -> None:
-    """Write an image atomically (encoded in memory, then write_bytes)."""
-    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP"}.get(Path(path).suffix.lower(), "PNG")
+def encode_image(array: np.ndarray, suffix: str = ".png", **save_kwargs) -> bytes:
+    """An image encoded as the file format its suffix names (.png, .jpg/.jpeg, .webp; else PNG)."""
+    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP"}.get(suffix.lower(), "PNG")
     buffer = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(array)).save(buffer, format=fmt, **save_kwargs)
-    write_bytes(path, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def save_image(path: str | os.PathLike, array: np.ndarray, **save_kwargs) -> None:
+    """Write an image atomically (encode_image, then write_bytes)."""
+    write_bytes(path, encode_image(array, Path(path).suffix, **save_kwargs))
 
 
 def write_bytes(path: str | os.PathLike, blob: bytes) -> None:

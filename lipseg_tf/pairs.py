@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import io
 import json
 import logging
 from pathlib import Path
@@ -212,9 +211,7 @@ def _record_job(job: tuple, size: int) -> tuple[Hashable, str, str, bytes]:
         ab = _load_pair(photo_path, mask_path, size)
     except UserError as err:
         return key, "failed", str(err), b""
-    buffer = io.BytesIO()
-    Image.fromarray(ab).save(buffer, format="PNG")   # the bytes imageio.save_image writes to a .png
-    return key, "written", "", buffer.getvalue()
+    return key, "written", "", imageio.encode_image(ab)   # the bytes imageio.save_image writes to a .png
 
 
 def _write_records(out_dir: Path, jobs: list[tuple], splits: dict, size: int, shards: int,
