@@ -41,6 +41,7 @@ import numpy as np
 from PIL import Image
 
 from lipseg_tf import celebamask, cli
+from lipseg_tf.config import PRECISIONS
 from lipseg_tf.errors import UserError
 from lipseg_tf.imageio import write_text
 from lipseg_tf.parts import DEFAULT_PARTS, palette
@@ -48,7 +49,6 @@ from lipseg_tf.parts import DEFAULT_PARTS, palette
 log = logging.getLogger("lipseg_tf")
 
 SECTIONS = ("g_mask", "process", "pipeline", "train", "inference")
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 MODELS = ("pix2pix", "unet")
 MODEL_WIDTHS = {"pix2pix": 64, "unet": 32}   # the trainers' default --ngf
 ROW_KEYS = ("section", "name", "unit", "ours", "baseline", "ratio", "ours_setup", "baseline_setup", "skipped",

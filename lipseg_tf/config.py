@@ -16,6 +16,8 @@ from lipseg_tf.parts import DEFAULT_PARTS
 
 OPTIONS_FILE = "options.json"
 CHECKPOINT_DIR = "checkpoints"   # <run>/checkpoints/ckpt-N
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")    # --precision (precision.py)
+STRATEGIES = ("default", "mirrored", "multiworker")            # --strategy (distribute.py)
 
 
 @dataclasses.dataclass

@@ -29,11 +29,11 @@ from typing import Callable, Iterator
 import keras
 import tensorflow as tf
 
+from lipseg_tf.config import STRATEGIES
 from lipseg_tf.errors import UserError
 
 log = logging.getLogger("lipseg_tf")
 
-STRATEGIES = ("default", "mirrored", "multiworker")
 TF_CONFIG_EXAMPLE = ('{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
                      '"task": {"type": "worker", "index": 0}}')
 

@@ -13,7 +13,7 @@ from typing import Iterator
 
 import keras
 
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+from lipseg_tf.config import PRECISIONS
 
 
 @contextlib.contextmanager

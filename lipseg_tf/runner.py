@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from lipseg_tf.config import CHECKPOINT_DIR, RunConfig, load_options, with_model_options
+from lipseg_tf.config import CHECKPOINT_DIR, PRECISIONS, STRATEGIES, RunConfig, load_options, with_model_options
 from lipseg_tf.errors import UserError
 from lipseg_tf.parts import CELEBAMASK_PARTS, DEFAULT_PARTS, MASK_STYLES, parse_parts
 
@@ -99,10 +99,10 @@ def build_parser(model: str) -> argparse.ArgumentParser:
     parser.add_argument("--eager", action="store_true", help="run the training step eagerly (for debugging)")
     parser.add_argument("--jit", action="store_true",
                         help="compile the training step with XLA (faster or slower depending on model and device)")
-    _flag(parser, "precision", choices=["float32", "mixed_float16", "mixed_bfloat16"], default="float32",
+    _flag(parser, "precision", choices=PRECISIONS, default="float32",
           help="training precision: mixed_* compute in 16 bits with float32 weights, final activations and "
                "losses (mixed_float16 with loss scaling); for GPUs (float16) and TPUs/newer CPUs (bfloat16)")
-    _flag(parser, "strategy", choices=["default", "mirrored", "multiworker"], default="default",
+    _flag(parser, "strategy", choices=STRATEGIES, default="default",
           help="tf.distribute strategy. default: one device; mirrored: every GPU of this machine; multiworker: every "
                "machine in TF_CONFIG. --batch_size is per replica (global batch = batch_size x replicas)")
     parser.add_argument("--deterministic", action="store_true",
