@@ -16,7 +16,7 @@ venv: $(STAMP)
 
 ## make demo: synthetic sample -> g_mask -> process -> U-Net and pix2pix train/test -> print -> export
 demo: $(STAMP)
-	$(PY) -m lipseg_tf.demo --out $(DEMO_OUT)
+	$(PY) -m lipseg_tf.tools.demo --out $(DEMO_OUT)
 
 ## make test: the whole pytest suite
 test: $(STAMP)

@@ -3,7 +3,7 @@
 
 import sys
 
-from lipseg_tf import cli, runner
+from lipseg_tf.cli.pix2pix import main
 
 if __name__ == "__main__":
-    sys.exit(cli.run(lambda argv: runner.main("pix2pix", argv)))
+    sys.exit(main())

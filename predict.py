@@ -3,7 +3,7 @@
 
 import sys
 
-from lipseg_tf import cli, predict
+from lipseg_tf.cli.predict import main
 
 if __name__ == "__main__":
-    sys.exit(cli.run(predict.main))
+    sys.exit(main())

@@ -3,8 +3,7 @@
 
 import sys
 
-from lipseg_tf import cli, plots
+from lipseg_tf.cli.print import main
 
 if __name__ == "__main__":
-    cli.setup_logging()
-    sys.exit(cli.run(plots.main))
+    sys.exit(main())

@@ -3,7 +3,7 @@
 
 import sys
 
-from lipseg_tf import cli, runner
+from lipseg_tf.cli.unet import main
 
 if __name__ == "__main__":
-    sys.exit(cli.run(lambda argv: runner.main("unet", argv)))
+    sys.exit(main())

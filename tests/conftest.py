@@ -13,7 +13,7 @@ def tiny_pairs(tmp_path_factory) -> dict[str, Path]:
 
     {"sample", "masks", "png", "tfrecord"}: train 10, val 1, test 1 pairs.
     """
-    from lipseg_tf import masks, pairs, sample
+    from lipseg_tf.prep import masks, pairs, sample
 
     root = tmp_path_factory.mktemp("tiny_pairs")
     sample.generate(root / "sample", 12, seed=5, size=64, workers=1)

@@ -8,7 +8,7 @@
         (with --l1_balance and --decay_epochs).
     python tests/distributed_runs.py worker REPORT PAIRS RUNS     (with TF_CONFIG set)
         One worker of a MultiWorkerMirroredStrategy cluster: trains pix2pix for 2 steps, resumes it to 3,
-        then the U-Net for one epoch, all through runner.train. Only the chief writes REPORT.
+        then the U-Net for one epoch, all through train.run.train. Only the chief writes REPORT.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ def fixed_batch(seed: int):
 def distributed(strategy, *arrays):
     """The same global batch of arrays, split over the replicas, forever."""
     import tensorflow as tf
-    from lipseg_tf import distribute
+
+    from lipseg_tf.train import distribute
 
     def make(batch_size, context):
         ds = tf.data.Dataset.from_tensor_slices(arrays)
@@ -48,18 +49,19 @@ def distributed(strategy, *arrays):
 def gan_steps(strategy) -> dict:
     import keras
     import numpy as np
-    from lipseg_tf import gan
-    from lipseg_tf.config import RunConfig
+
+    from lipseg_tf.train import pix2pix
+    from lipseg_tf.train.config import RunConfig
 
     keras.utils.set_random_seed(0)
-    model = gan.Pix2Pix(RunConfig(image_size=32, ngf=4, ndf=4, lr=1e-3, eager=True), strategy)
+    model = pix2pix.Pix2Pix(RunConfig(image_size=32, ngf=4, ndf=4, lr=1e-3, eager=True), strategy)
     # Dropout draws its masks per replica, so no two strategies can agree with it on: off for the comparison.
     for layer in model.generator._flatten_layers(include_self=False, recursive=True):
         if isinstance(layer, keras.layers.Dropout):
             layer.rate = 0.0
     images, targets, labels = fixed_batch(1)
     # with class-weighted L1 (--l1_balance), so the per-pixel weights are split and averaged alike
-    weights = gan.l1_pixel_weights(labels, np.array([0.7, 20.0, 20.0, 15.0, 15.0], np.float32)).numpy()
+    weights = pix2pix.l1_pixel_weights(labels, np.array([0.7, 20.0, 20.0, 15.0, 15.0], np.float32)).numpy()
     batches = iter(distributed(strategy, images, targets, weights))
     losses = [{k: float(v) for k, v in model.train_step(*next(batches)).items()} for _ in range(2)]
     weights = [float(np.sum(v.numpy())) for v in model.generator.trainable_variables[:6]]
@@ -69,17 +71,18 @@ def gan_steps(strategy) -> dict:
 def unet_steps(strategy) -> dict:
     import keras
     import numpy as np
-    from lipseg_tf import distribute, segmenter
-    from lipseg_tf.classes import ClassSpec
-    from lipseg_tf.config import RunConfig
-    from lipseg_tf.parts import DEFAULT_PARTS
+
+    from lipseg_tf.prep.classes import ClassSpec
+    from lipseg_tf.prep.parts import DEFAULT_PARTS
+    from lipseg_tf.train import distribute, unet
+    from lipseg_tf.train.config import RunConfig
 
     classes = ClassSpec.create(DEFAULT_PARTS, "color")
     keras.utils.set_random_seed(0)
     with strategy.scope():
         model = distribute.synchronize_batchnorm(
-            segmenter.build(RunConfig(model="unet", image_size=32, ngf=4, depth=2), classes), strategy)
-        model.compile(keras.optimizers.Adam(1e-2), loss=segmenter.make_loss(classes.num_classes, 1.0),
+            unet.build(RunConfig(model="unet", image_size=32, ngf=4, depth=2), classes), strategy)
+        model.compile(keras.optimizers.Adam(1e-2), loss=unet.make_loss(classes.num_classes, 1.0),
                       run_eagerly=True)
     images, _, labels = fixed_batch(2)
     history = model.fit(distributed(strategy, images, labels), steps_per_epoch=1, epochs=2, verbose=0).history
@@ -91,7 +94,8 @@ def mirrored(report: Path, pairs: Path, runs: Path) -> None:
     import tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from lipseg_tf import runner
+    from lipseg_tf.cli import runner
+    from lipseg_tf.train.run import train
 
     result = {}
     mirrored_strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
@@ -109,14 +113,16 @@ def mirrored(report: Path, pairs: Path, runs: Path) -> None:
         for max_steps in stops:
             args = runner.build_parser(model).parse_args(
                 common + extra + ["--output_dir", str(run_dir), "--max_steps", max_steps])
-            code = runner.train(runner.config_from_args(model, args), mirrored_strategy)
+            code = train(runner.config_from_args(model, args), mirrored_strategy)
             result[model + "_runs"].append({"code": code, "checkpoints": checkpoints(run_dir)})
         result[model + "_options"] = json.loads((run_dir / "options.json").read_text())
     report.write_text(json.dumps(result))
 
 
 def worker(report: Path, pairs: Path, runs: Path) -> None:
-    from lipseg_tf import distribute, runner
+    from lipseg_tf.cli import runner
+    from lipseg_tf.train import distribute
+    from lipseg_tf.train.run import train
 
     strategy = distribute.make_strategy("multiworker")   # before anything else runs in TensorFlow
     chief = distribute.is_chief(strategy)
@@ -126,18 +132,18 @@ def worker(report: Path, pairs: Path, runs: Path) -> None:
     for max_steps in ("2", "3"):
         args = runner.build_parser("pix2pix").parse_args(
             common + ["--output_dir", str(runs / "pix2pix"), "--ndf", "4", "--max_steps", max_steps])
-        code = runner.train(runner.config_from_args("pix2pix", args), strategy)
+        code = train(runner.config_from_args("pix2pix", args), strategy)
         result["pix2pix"].append({"code": code, "checkpoints": checkpoints(runs / "pix2pix")})
     args = runner.build_parser("unet").parse_args(common + ["--output_dir", str(runs / "unet"), "--depth", "2",
                                                             "--max_steps", "2"])
-    code = runner.train(runner.config_from_args("unet", args), strategy)
+    code = train(runner.config_from_args("unet", args), strategy)
     result["unet"] = {"code": code, "checkpoints": checkpoints(runs / "unet")}
     if chief:
         report.write_text(json.dumps(result))
 
 
 if __name__ == "__main__":
-    from lipseg_tf import cli
-    cli.setup_logging()
+    from lipseg_tf.cli.common import setup_logging
+    setup_logging()
     mode, report_path, pairs_dir, runs_dir = sys.argv[1:5]
     {"mirrored": mirrored, "worker": worker}[mode](Path(report_path), Path(pairs_dir), Path(runs_dir))

@@ -9,16 +9,17 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from lipseg_tf import balance, data, gan, runner
-from lipseg_tf.classes import ClassSpec
-from lipseg_tf.config import RunConfig
-from test_train import COLORS, PHOTO_RGB, make_ab_dataset
+from helpers import COLORS, PHOTO_RGB, make_ab_dataset
+from lipseg_tf.cli import runner
+from lipseg_tf.prep.classes import ClassSpec
+from lipseg_tf.train import balance, pipeline, pix2pix
+from lipseg_tf.train.config import RunConfig
 
 
 def test_class_frequencies_count_the_mask_pixels(tmp_path):
     root = make_ab_dataset(tmp_path, {"train": 5})
     classes = ClassSpec.create("l_eye,r_eye,u_lip,l_lip", "color")
-    files = data.find_pair_files(root, "train")
+    files = pipeline.find_pair_files(root, "train")
     expected = np.zeros(classes.num_classes)
     for path in files:
         mask = np.asarray(Image.open(path).convert("RGB"))[:, 64:]
@@ -51,7 +52,7 @@ def test_pixel_weight_table_averages_one_and_keeps_enets_ratios():
 
 def test_l1_pixel_weights_follow_each_pixels_class():
     labels = tf.constant([[[0, 2], [1, 0]]])                             # (1, 2, 2)
-    weights = gan.l1_pixel_weights(labels, np.array([0.5, 3.0, 7.0], np.float32)).numpy()
+    weights = pix2pix.l1_pixel_weights(labels, np.array([0.5, 3.0, 7.0], np.float32)).numpy()
     assert weights.shape == (1, 2, 2, 1)
     np.testing.assert_array_equal(weights[..., 0], [[[0.5, 7.0], [3.0, 0.5]]])
 
@@ -61,9 +62,9 @@ def test_weighted_l1_by_hand_and_ones_give_the_papers_l1():
     target = tf.constant([[[[1.0], [0.0]], [[0.0], [0.0]]]])            # (1, 2, 2, 1): one pixel off by 1
     output = tf.zeros_like(target) + tf.constant([[[[0.0], [0.5]], [[0.0], [0.0]]]])  # and one by 0.5
     weights = tf.constant([[[[4.0], [2.0]], [[1.0], [1.0]]]])
-    _, _, plain = gan.generator_loss(logits, output, target, gan_weight=1.0, l1_weight=100.0)
-    _, _, weighted = gan.generator_loss(logits, output, target, 1.0, 100.0, pixel_weights=weights)
-    _, _, ones = gan.generator_loss(logits, output, target, 1.0, 100.0, pixel_weights=tf.ones_like(weights))
+    _, _, plain = pix2pix.generator_loss(logits, output, target, gan_weight=1.0, l1_weight=100.0)
+    _, _, weighted = pix2pix.generator_loss(logits, output, target, 1.0, 100.0, pixel_weights=weights)
+    _, _, ones = pix2pix.generator_loss(logits, output, target, 1.0, 100.0, pixel_weights=tf.ones_like(weights))
     assert float(plain) == pytest.approx((1.0 + 0.5) / 4, rel=1e-6)
     assert float(weighted) == pytest.approx((4 * 1.0 + 2 * 0.5) / 4, rel=1e-6)
     assert float(ones) == pytest.approx(float(plain), rel=1e-6)
@@ -104,7 +105,7 @@ def test_balanced_l1_learns_sparse_masks_that_the_plain_l1_misses(tmp_path):
 
 
 def test_linear_decay_keeps_the_rate_then_falls_to_zero():
-    schedule = gan.LinearDecay(1e-3, total_steps=100, decay_steps=40)
+    schedule = pix2pix.LinearDecay(1e-3, total_steps=100, decay_steps=40)
     rates = [float(schedule(step)) for step in (0, 59, 60, 80, 99, 100, 120)]
     np.testing.assert_allclose(rates, [1e-3, 1e-3, 1e-3, 5e-4, 2.5e-5, 0.0, 0.0], rtol=1e-5, atol=1e-12)
 
@@ -124,7 +125,7 @@ def test_pix2pix_decays_its_learning_rate_over_the_last_epochs(tmp_path):
     assert not any("learning_rate" in name for name in saved["2"])
     # Resuming rebuilds the same schedule on the restored count: 8 updates (2 an epoch) leave it at 0.
     config = RunConfig(image_size=32, scale_size=32, ngf=4, ndf=4, batch_size=4)
-    model = gan.Pix2Pix(config, learning_rate=gan.LinearDecay(2e-4, total_steps=8, decay_steps=4))
+    model = pix2pix.Pix2Pix(config, learning_rate=pix2pix.LinearDecay(2e-4, total_steps=8, decay_steps=4))
     tf.train.Checkpoint(gen_optimizer=model.gen_optimizer).restore(checkpoints["2"]).expect_partial()
     assert int(model.gen_optimizer.iterations) == 8
     assert float(model.gen_optimizer.learning_rate) == 0.0

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from lipseg_tf import bench
 from lipseg_tf.errors import UserError
+from lipseg_tf.tools import bench
 
 
 def test_bench_runs_every_section_and_writes_json(tmp_path, capsys):

@@ -13,24 +13,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lipseg_tf import cli, runner
-from lipseg_tf.parts import CELEBAMASK_PARTS, DEFAULT_PARTS, palette
-
-REPO = Path(__file__).resolve().parents[1]
-COLORS = palette(DEFAULT_PARTS)
-
-
-def make_ab_dataset(root: Path, counts, size=32) -> Path:
-    """Tiny AB PNGs (random photo, one l_eye box) in <root>/<split>/."""
-    rng = np.random.default_rng(0)
-    for split, n in counts.items():
-        (root / split).mkdir(parents=True, exist_ok=True)
-        for i in range(n):
-            labels = np.zeros((size, size), np.uint8)
-            labels[8:14, 6:14] = 1
-            photo = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
-            Image.fromarray(np.concatenate([photo, COLORS[labels]], axis=1)).save(root / split / f"{i:03d}.png")
-    return root
+from helpers import REPO, make_ab_dataset
+from lipseg_tf.cli import runner
+from lipseg_tf.cli.common import run
+from lipseg_tf.prep.classes import ClassSpec
+from lipseg_tf.prep.parts import CELEBAMASK_PARTS, DEFAULT_PARTS
 
 
 def run_script(script: str, *args: str) -> subprocess.CompletedProcess:
@@ -40,7 +27,7 @@ def run_script(script: str, *args: str) -> subprocess.CompletedProcess:
 
 
 def run_inprocess(capsys, model: str, *args: str) -> tuple[int, str]:
-    code = cli.run(lambda argv: runner.main(model, argv), list(args))
+    code = run(lambda argv: runner.main(model, argv), list(args))
     return code, capsys.readouterr().err
 
 
@@ -57,7 +44,7 @@ def error_line(stderr: str) -> str:
 # ------------------------------------------------------------------------- through the scripts (subprocess)
 
 def test_unet_script_test_mode_with_a_folder_that_is_not_a_run(tmp_path):
-    ab_dir = make_ab_dataset(tmp_path / "ab", {"test": 1})
+    ab_dir = make_ab_dataset(tmp_path / "ab", {"test": 1}, size=32)
     not_a_run = tmp_path / "not_a_run"
     not_a_run.mkdir()
     done = run_script("unet.py", "--mode", "test", "--checkpoint", str(not_a_run), "--input_dir", str(ab_dir),
@@ -80,7 +67,7 @@ def test_pix2pix_script_train_with_a_missing_input_folder(tmp_path):
 
 
 def test_unet_script_unknown_part_lists_the_valid_ones(tmp_path):
-    ab_dir = make_ab_dataset(tmp_path / "ab", {"train": 2})
+    ab_dir = make_ab_dataset(tmp_path / "ab", {"train": 2}, size=32)
     done = run_script("unet.py", "--mode", "train", "--input_dir", str(ab_dir), "--output_dir",
                       str(tmp_path / "run"), "--parts", "l_eye,lips")
     assert done.returncode == 1
@@ -103,7 +90,7 @@ def test_train_on_an_empty_input_folder(tmp_path, capsys, model):
 
 
 def test_train_on_an_ab_file_of_the_wrong_shape(tmp_path, capsys):
-    ab_dir = make_ab_dataset(tmp_path / "ab", {"train": 2})
+    ab_dir = make_ab_dataset(tmp_path / "ab", {"train": 2}, size=32)
     bad = ab_dir / "train" / "005.png"
     Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(bad)
     code, err = run_inprocess(capsys, "unet", "--mode", "train", "--input_dir", str(ab_dir),
@@ -124,7 +111,7 @@ def test_test_and_export_need_a_checkpoint(tmp_path, capsys, mode):
 
 
 def test_bad_crop_size_fails_before_writing(tmp_path, capsys):
-    ab_dir = make_ab_dataset(tmp_path / "ab", {"train": 2})
+    ab_dir = make_ab_dataset(tmp_path / "ab", {"train": 2}, size=32)
     code, err = run_inprocess(capsys, "pix2pix", "--mode", "train", "--input_dir", str(ab_dir),
                               "--output_dir", str(tmp_path / "run"), "--crop_size", "48", "--ngf", "4")
     assert code == 1
@@ -134,7 +121,7 @@ def test_bad_crop_size_fails_before_writing(tmp_path, capsys):
 
 @pytest.mark.parametrize("flag", ["--decay_epochs", "--l1_balance"])
 def test_negative_pix2pix_option_fails_before_writing(tmp_path, capsys, flag):
-    ab_dir = make_ab_dataset(tmp_path / "ab", {"train": 2})
+    ab_dir = make_ab_dataset(tmp_path / "ab", {"train": 2}, size=32)
     code, err = run_inprocess(capsys, "pix2pix", "--mode", "train", "--input_dir", str(ab_dir),
                               "--output_dir", str(tmp_path / "run"), "--crop_size", "32", "--ngf", "4", flag, "-1")
     assert code == 1
@@ -168,7 +155,7 @@ def test_options_json_that_is_not_an_object(tmp_path, capsys):
 
 
 def test_run_folder_without_checkpoints(tmp_path, capsys):
-    ab_dir = make_ab_dataset(tmp_path / "ab", {"test": 1})
+    ab_dir = make_ab_dataset(tmp_path / "ab", {"test": 1}, size=32)
     run_dir = write_run(tmp_path / "run", json.dumps({"model": "unet", "image_size": 32, "ngf": 4, "depth": 2,
                                                       "parts": list(DEFAULT_PARTS), "style": "color"}))
     code, err = run_inprocess(capsys, "unet", "--mode", "test", "--checkpoint", str(run_dir),
@@ -190,7 +177,6 @@ def test_run_of_the_other_model(tmp_path, capsys):
 
 
 def test_parts_list_with_spaces_is_accepted():
-    from lipseg_tf.classes import ClassSpec
     args = runner.build_parser("unet").parse_args(["--mode", "train", "--parts", "l_eye, r_eye"])
     config = runner.config_from_args("unet", args)
     assert ClassSpec.create(config.parts, config.style).parts == ("l_eye", "r_eye")

@@ -1,54 +1,16 @@
-"""data: AB decoding, the tf.data pipeline (test and training modes, aligned jitter, flip swaps
+"""train/pipeline.py: AB decoding, the tf.data pipeline (test and training modes, aligned jitter, flip swaps
 left/right), file discovery errors, and the pix2pix colour <-> class conversions."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
 
-from lipseg_tf import data
+from helpers import COLORS, FLIP, PHOTO_RGB, make_ab_dataset, save_ab, write_ab_pairs
 from lipseg_tf.errors import UserError
-from lipseg_tf.parts import DEFAULT_PARTS, flip_permutation, palette
-
-COLORS = palette(DEFAULT_PARTS)            # background, l_eye, r_eye, u_lip, l_lip
-FLIP = flip_permutation(DEFAULT_PARTS)
-# Photo colour of each class id, far apart, so a photo pixel tells which class it was drawn as.
-PHOTO_RGB = np.array([(128, 128, 128), (40, 200, 40), (40, 40, 200), (200, 40, 40), (200, 200, 40)])
-
-
-def face_labels(rng, size=64) -> np.ndarray:
-    """Class ids (size, size): l_eye on the left, r_eye on the right, u_lip over l_lip, randomly offset."""
-    labels = np.zeros((size, size), np.uint8)
-    s = size / 64
-    dy, dx = rng.integers(-4, 5, 2)
-    boxes = {1: (14, 10, 10, 16), 2: (14, 38, 10, 16), 3: (38, 20, 7, 24), 4: (45, 20, 7, 24)}
-    for k, (y, x, h, w) in boxes.items():
-        ey, ex = rng.integers(-2, 3, 2)
-        y0, x0 = int((y + dy + ey) * s), int((x + dx + ex) * s)
-        labels[y0:y0 + int(h * s), x0:x0 + int(w * s)] = k
-    return labels
-
-
-def save_ab(path: Path, photo: np.ndarray, mask_rgb: np.ndarray) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.concatenate([photo, mask_rgb], axis=1).astype(np.uint8)).save(path)
-    return path
-
-
-def make_ab_dataset(root: Path, counts=None, size=64, seed=0, noise=12.0) -> tuple[Path, dict]:
-    """AB PNGs in <root>/<split>/; photo colour encodes the class. Returns (root, {path: labels})."""
-    rng = np.random.default_rng(seed)
-    truth = {}
-    for split, n in (counts or {"train": 8, "test": 4}).items():
-        for i in range(n):
-            labels = face_labels(rng, size)
-            photo = np.clip(PHOTO_RGB[labels] + rng.normal(0, noise, (size, size, 3)), 0, 255)
-            truth[save_ab(root / split / f"{split}{i:03d}.png", photo, COLORS[labels])] = labels
-    return root, truth
+from lipseg_tf.train import pipeline
 
 
 def test_flip_permutation_swaps_the_eyes_only():
@@ -60,7 +22,7 @@ def test_decode_pair_maps_palette_colours_to_class_ids(tmp_path):
     labels = rng.integers(0, 5, (16, 16))
     photo = rng.integers(0, 256, (16, 16, 3))
     path = save_ab(tmp_path / "ab.png", photo, COLORS[labels])
-    image, decoded = data.decode_pair(tf.constant(str(path)), tf.constant(COLORS))
+    image, decoded = pipeline.decode_pair(tf.constant(str(path)), tf.constant(COLORS))
     assert image.dtype == tf.uint8 and decoded.dtype == tf.uint8
     np.testing.assert_array_equal(image.numpy(), photo)
     np.testing.assert_array_equal(decoded.numpy()[..., 0], labels)
@@ -72,15 +34,15 @@ def test_decode_pair_maps_slightly_off_colours_to_the_nearest(tmp_path):
     noisy = np.clip(COLORS[labels].astype(int) + rng.integers(-10, 11, (16, 16, 3)), 0, 255)
     assert np.any(noisy != COLORS[labels])
     path = save_ab(tmp_path / "ab.png", np.zeros((16, 16, 3)), noisy)
-    _, decoded = data.decode_pair(tf.constant(str(path)), tf.constant(COLORS))
+    _, decoded = pipeline.decode_pair(tf.constant(str(path)), tf.constant(COLORS))
     np.testing.assert_array_equal(decoded.numpy()[..., 0], labels)
 
 
 def test_test_mode_dataset_shapes_ranges_and_order(tmp_path):
-    root, truth = make_ab_dataset(tmp_path, {"test": 5})
-    files = data.find_pair_files(root, "test")
+    root, truth = tmp_path, write_ab_pairs(tmp_path, {"test": 5})
+    files = pipeline.find_pair_files(root, "test")
     assert files == sorted(truth)
-    ds = data.make_dataset(files, COLORS, FLIP, training=False, image_size=32, scale_size=36, batch_size=2)
+    ds = pipeline.make_dataset(files, COLORS, FLIP, training=False, image_size=32, scale_size=36, batch_size=2)
     batches = list(ds)
     assert [b[0].shape[0] for b in batches] == [2, 2, 1]          # the last partial batch is kept
     for (images, labels), start in zip(batches, (0, 2, 4)):
@@ -101,9 +63,9 @@ def test_resizing_never_creates_new_label_values(tmp_path, training):
     for i in range(2):
         labels = rng.choice([0, 4], (64, 64))
         save_ab(tmp_path / f"{i}.png", rng.integers(0, 256, (64, 64, 3)), COLORS[labels])
-    files = data.find_pair_files(tmp_path)
-    ds = data.make_dataset(files, COLORS, FLIP, training=training, image_size=32, scale_size=45,
-                           batch_size=2, flip=False)
+    files = pipeline.find_pair_files(tmp_path)
+    ds = pipeline.make_dataset(files, COLORS, FLIP, training=training, image_size=32, scale_size=45,
+                               batch_size=2, flip=False)
     values = np.unique(np.concatenate([lb.numpy().ravel() for _, lb in ds.take(3)]))
     assert set(values) == {0, 4}
 
@@ -122,10 +84,10 @@ def interior(labels: np.ndarray) -> np.ndarray:
 
 
 def test_training_jitter_keeps_photo_and_mask_aligned_and_flip_swaps_eyes(tmp_path):
-    root, _ = make_ab_dataset(tmp_path, {"train": 8}, noise=0.0)
-    files = data.find_pair_files(root, "train")
-    ds = data.make_dataset(files, COLORS, FLIP, training=True, image_size=32, scale_size=40, batch_size=4,
-                           flip=True, seed=5, repeat=True)
+    root = make_ab_dataset(tmp_path, {"train": 8}, noise=0.0)
+    files = pipeline.find_pair_files(root, "train")
+    ds = pipeline.make_dataset(files, COLORS, FLIP, training=True, image_size=32, scale_size=40, batch_size=4,
+                               flip=True, seed=5, repeat=True)
     flipped_count = plain_count = 0
     crops = set()
     for images, labels in ds.take(6):
@@ -151,12 +113,12 @@ def test_training_jitter_keeps_photo_and_mask_aligned_and_flip_swaps_eyes(tmp_pa
 
 
 def test_training_dataset_is_reproducible_from_the_seed(tmp_path):
-    root, _ = make_ab_dataset(tmp_path, {"train": 4})
-    files = data.find_pair_files(root, "train")
+    root = make_ab_dataset(tmp_path, {"train": 4})
+    files = pipeline.find_pair_files(root, "train")
 
     def first_batches(seed):
-        ds = data.make_dataset(files, COLORS, FLIP, training=True, image_size=32, scale_size=40,
-                               batch_size=2, seed=seed, repeat=True, deterministic=True)
+        ds = pipeline.make_dataset(files, COLORS, FLIP, training=True, image_size=32, scale_size=40,
+                                   batch_size=2, seed=seed, repeat=True, deterministic=True)
         return [lb.numpy() for _, lb in ds.take(3)]
 
     a, b, c = first_batches(7), first_batches(7), first_batches(8)
@@ -165,9 +127,9 @@ def test_training_dataset_is_reproducible_from_the_seed(tmp_path):
 
 
 def test_find_pair_files_uses_the_split_folder(tmp_path):
-    root, truth = make_ab_dataset(tmp_path, {"train": 3, "test": 2}, size=16)
-    assert data.find_pair_files(root, "train") == sorted(p for p in truth if p.parent.name == "train")
-    assert [p.name for p in data.find_pair_files(root / "test", "test")] == ["test000.png", "test001.png"]
+    root, truth = tmp_path, write_ab_pairs(tmp_path, {"train": 3, "test": 2}, size=16)
+    assert pipeline.find_pair_files(root, "train") == sorted(p for p in truth if p.parent.name == "train")
+    assert [p.name for p in pipeline.find_pair_files(root / "test", "test")] == ["test000.png", "test001.png"]
 
 
 def test_find_pair_files_names_the_file_that_is_not_an_ab_pair(tmp_path):
@@ -175,14 +137,14 @@ def test_find_pair_files_names_the_file_that_is_not_an_ab_pair(tmp_path):
     bad = tmp_path / "train" / "train005.png"
     Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(bad)
     with pytest.raises(UserError, match="twice as wide") as err:
-        data.find_pair_files(tmp_path, "train")
+        pipeline.find_pair_files(tmp_path, "train")
     assert str(bad) in str(err.value) and "64x64" in str(err.value)
 
 
 def test_find_pair_files_names_an_unreadable_file(tmp_path):
     (tmp_path / "broken.png").write_bytes(b"not a png")
     with pytest.raises(UserError, match="unreadable") as err:
-        data.find_pair_files(tmp_path)
+        pipeline.find_pair_files(tmp_path)
     assert str(tmp_path / "broken.png") in str(err.value)
 
 
@@ -190,26 +152,26 @@ def test_find_pair_files_names_an_empty_or_missing_folder(tmp_path):
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("no images here")
     with pytest.raises(UserError, match="no AB pair images") as err:
-        data.find_pair_files(tmp_path / "empty", "train")
+        pipeline.find_pair_files(tmp_path / "empty", "train")
     assert str(tmp_path / "empty") in str(err.value)
     with pytest.raises(UserError, match="folder not found") as err:
-        data.find_pair_files(tmp_path / "missing")
+        pipeline.find_pair_files(tmp_path / "missing")
     assert str(tmp_path / "missing") in str(err.value)
 
 
 def test_labels_to_image_and_back_round_trip():
     labels = tf.constant(np.random.default_rng(4).integers(0, 5, (2, 8, 8)), tf.int32)
-    image = data.labels_to_image(labels, COLORS)
+    image = pipeline.labels_to_image(labels, COLORS)
     assert image.shape == (2, 8, 8, 3)
     # palette colours scaled into [-MASK_RANGE, MASK_RANGE], inside the tanh's range
-    expected = (COLORS[labels.numpy()] / 127.5 - 1.0) * data.MASK_RANGE
+    expected = (COLORS[labels.numpy()] / 127.5 - 1.0) * pipeline.MASK_RANGE
     np.testing.assert_allclose(image.numpy(), expected, atol=1e-5)
-    assert np.abs(image.numpy()).max() == pytest.approx(data.MASK_RANGE)
-    scores = data.image_to_class_scores(image, COLORS).numpy()
+    assert np.abs(image.numpy()).max() == pytest.approx(pipeline.MASK_RANGE)
+    scores = pipeline.image_to_class_scores(image, COLORS).numpy()
     assert scores.shape == (2, 8, 8, 5)
     np.testing.assert_allclose(scores.sum(-1), 1.0, atol=1e-5)
     np.testing.assert_array_equal(scores.argmax(-1), labels.numpy())
     assert scores.max(-1).min() > 0.99          # an exact palette colour is a confident class
     # a generator output a little off the palette colour still decodes to its class
     noisy = image + tf.random.uniform(image.shape, -0.1, 0.1, seed=3)
-    np.testing.assert_array_equal(data.image_to_class_scores(noisy, COLORS).numpy().argmax(-1), labels.numpy())
+    np.testing.assert_array_equal(pipeline.image_to_class_scores(noisy, COLORS).numpy().argmax(-1), labels.numpy())

@@ -16,11 +16,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lipseg_tf import cli, distribute, gan, precision, runner
-from lipseg_tf.config import RunConfig
+from helpers import REPO
+from lipseg_tf.cli import unet as unet_cli
 from lipseg_tf.errors import UserError
+from lipseg_tf.train import distribute, pix2pix, precision
+from lipseg_tf.train.config import RunConfig
 
-REPO = Path(__file__).resolve().parent.parent
 HELPER = Path(__file__).resolve().parent / "distributed_runs.py"
 
 
@@ -114,7 +115,7 @@ def test_two_worker_cluster_trains_resumes_and_leaves_one_set_of_checkpoints(tin
 @pytest.mark.parametrize("name", ["mixed_float16", "mixed_bfloat16"])
 def test_mixed_precision_keeps_outputs_losses_and_weights_in_float32(name):
     keras.utils.set_random_seed(0)
-    model = gan.Pix2Pix(RunConfig(image_size=32, ngf=4, ndf=4, precision=name))
+    model = pix2pix.Pix2Pix(RunConfig(image_size=32, ngf=4, ndf=4, precision=name))
     compute = name.removeprefix("mixed_")
     assert keras.mixed_precision.global_policy().name == "float32"            # the policy did not leak
     assert model.generator.get_layer("encoder_stage2").layers[0].compute_dtype == compute
@@ -153,9 +154,8 @@ def test_malformed_tf_config_is_one_clear_error(text, expected):
 
 def test_multiworker_with_a_bad_tf_config_stops_before_writing(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("TF_CONFIG", "{broken")
-    code = cli.run(lambda argv: runner.main("unet", argv),
-                   ["--mode", "train", "--input_dir", str(tmp_path), "--output_dir", str(tmp_path / "run"),
-                    "--strategy", "multiworker"])
+    code = unet_cli.main(["--mode", "train", "--input_dir", str(tmp_path), "--output_dir", str(tmp_path / "run"),
+                          "--strategy", "multiworker"])
     lines = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and lines[-1].startswith("error: TF_CONFIG: not valid JSON") and len(
         [line for line in lines if line.startswith("error:")]) == 1

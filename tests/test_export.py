@@ -13,38 +13,21 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from lipseg_tf import data, gan, runner, segmenter
-from lipseg_tf.classes import ClassSpec
-from lipseg_tf.config import RunConfig, load_options
-from lipseg_tf.parts import DEFAULT_PARTS, palette
+from helpers import COLORS, PHOTO_RGB, make_ab_dataset
+from lipseg_tf.cli import runner
+from lipseg_tf.prep.classes import ClassSpec
+from lipseg_tf.train import pipeline, pix2pix, unet
+from lipseg_tf.train.config import RunConfig, load_options
 
-COLORS = palette(DEFAULT_PARTS)
-PHOTO_RGB = np.array([(128, 128, 128), (40, 200, 40), (40, 40, 200), (200, 40, 40), (200, 200, 40)])
 NAMES = ["background", "l_eye", "r_eye", "u_lip", "l_lip"]
 SIZE = 32
-
-
-def make_ab_dataset(root: Path, counts, seed=0) -> Path:
-    """64 px AB PNGs in <root>/<split>/: noisy photos whose part boxes have their own colour."""
-    rng = np.random.default_rng(seed)
-    for split, n in counts.items():
-        (root / split).mkdir(parents=True, exist_ok=True)
-        for i in range(n):
-            labels = np.zeros((64, 64), np.uint8)
-            dy, dx = rng.integers(-4, 5, 2)
-            for k, (y, x, h, w) in {1: (14, 10, 10, 16), 2: (14, 38, 10, 16), 3: (38, 20, 7, 24),
-                                    4: (45, 20, 7, 24)}.items():
-                labels[y + dy:y + dy + h, x + dx:x + dx + w] = k
-            photo = np.clip(PHOTO_RGB[labels] + rng.normal(0, 12, (64, 64, 3)), 0, 255).astype(np.uint8)
-            Image.fromarray(np.concatenate([photo, COLORS[labels]], axis=1)).save(root / split / f"{split}{i:03d}.png")
-    return root
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """{model: (run_dir, export_dir)} for a U-Net and a pix2pix trained a few steps."""
     root = tmp_path_factory.mktemp("export")
-    ab_dir = make_ab_dataset(root / "ab", {"train": 8})
+    ab_dir = make_ab_dataset(root / "ab", {"train": 8}, jitter_parts=False)
     # The U-Net starts at the class frequencies (all background), so it needs some steps to draw parts.
     extra = {"unet": ["--depth", "2", "--max_steps", "40", "--lr", "1e-2"], "pix2pix": ["--ndf", "4", "--max_steps", "3"]}
     result = {}
@@ -78,9 +61,9 @@ def keras_probabilities(model: str, run_dir: Path, images01: tf.Tensor) -> np.nd
                        ndf=options["ndf"], depth=options["depth"])
     classes = ClassSpec.create(options["parts"], options["style"])
     if model == "unet":
-        return segmenter.load_model(config, classes, run_dir)(images01, training=False).numpy()
-    output = gan.load_generator(config, run_dir)(images01, training=False)
-    return data.image_to_class_scores(output, classes.colors).numpy()
+        return unet.load_model(config, classes, run_dir)(images01, training=False).numpy()
+    output = pix2pix.load_generator(config, run_dir)(images01, training=False)
+    return pipeline.image_to_class_scores(output, classes.colors).numpy()
 
 
 @pytest.mark.parametrize("model", ["unet", "pix2pix"])

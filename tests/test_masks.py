@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lipseg_tf import celebamask, masks
+from lipseg_tf.cli.g_mask import main as g_mask_main
 from lipseg_tf.errors import UserError
-from lipseg_tf.parts import CELEBAMASK_PARTS, DEFAULT_PARTS, PART_COLORS
+from lipseg_tf.prep import celebamask, masks
+from lipseg_tf.prep.parts import CELEBAMASK_PARTS, DEFAULT_PARTS, PART_COLORS
 
 SIZE = 8
 
@@ -182,7 +183,7 @@ def test_photo_without_any_part_file_gets_a_background_mask(tree, tmp_path):
 def test_unknown_part_lists_valid_names(tree, tmp_path, capsys):
     with pytest.raises(UserError, match="nose_ring.*l_eye,r_eye"):
         masks.run_g_mask(tree, tmp_path / "out", ("l_eye", "nose_ring"), "color")
-    assert masks.main(["--data-dir", str(tree), "--out-dir", str(tmp_path / "out"), "--parts", "lips"]) == 1
+    assert g_mask_main(["--data-dir", str(tree), "--out-dir", str(tmp_path / "out"), "--parts", "lips"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: --parts: unknown part 'lips'") and ",".join(CELEBAMASK_PARTS) in err
     assert "\n" not in err
@@ -208,7 +209,7 @@ def test_up_to_date_skip_force_and_style_change(tree, tmp_path):
 
 def test_limit_takes_the_first_ids(tree, tmp_path):
     out = tmp_path / "masks"
-    assert masks.main(["--data_dir", str(tree), "--out_dir", str(out), "--limit", "2", "--workers", "1"]) == 0
+    assert g_mask_main(["--data_dir", str(tree), "--out_dir", str(out), "--limit", "2", "--workers", "1"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["0.png", "1.png", "masks.json"]
 
 
@@ -225,7 +226,7 @@ def test_bad_photos_are_skipped_counted_and_named(tree, tmp_path, caplog):
     assert str(truncated) in warnings and str(odd_size) in warnings and "expected 64x64" in warnings
     assert str(tree / celebamask.ANNO_DIR / "1") in warnings and "folder not found" in warnings
     assert sorted(p.name for p in out.iterdir()) == ["0.png", "masks.json"]
-    assert masks.main(["--data-dir", str(tree), "--out-dir", str(out), "--workers", "1"]) == 1
+    assert g_mask_main(["--data-dir", str(tree), "--out-dir", str(out), "--workers", "1"]) == 1
 
 
 def test_parallel_run_matches_in_process_run(tree, tmp_path):
@@ -238,12 +239,12 @@ def test_parallel_run_matches_in_process_run(tree, tmp_path):
 
 def test_main_reports_missing_folders_in_one_line(tmp_path, capsys):
     missing = tmp_path / "nowhere"
-    assert masks.main(["--data-dir", str(missing), "--out-dir", str(tmp_path / "out")]) == 1
+    assert g_mask_main(["--data-dir", str(missing), "--out-dir", str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ") and str(missing) in err
     root = tmp_path / "photos_only"
     write_photo(root, 0)
-    assert masks.main(["--data-dir", str(root), "--out-dir", str(tmp_path / "out")]) == 1
+    assert g_mask_main(["--data-dir", str(root), "--out-dir", str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and celebamask.ANNO_DIR in err and "folder not found" in err
 

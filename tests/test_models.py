@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lipseg_tf import models
 from lipseg_tf.errors import UserError
+from lipseg_tf.train import networks
 
 
 def stages(model, prefix):
@@ -18,7 +18,7 @@ def stages(model, prefix):
 
 @pytest.fixture(scope="module")
 def generator_256():
-    return models.build_generator(256, 64)
+    return networks.build_generator(256, 64)
 
 
 def test_generator_at_256_maps_images_to_images(generator_256):
@@ -48,14 +48,14 @@ def test_generator_dropout_only_in_first_three_decoder_stages(generator_256):
 
 
 def test_patchgan_at_256_gives_30x30_logits():
-    disc = models.build_discriminator(256, 64)
+    disc = networks.build_discriminator(256, 64)
     assert disc.output_shape == (None, 30, 30, 1)
     assert [i.shape[1:] for i in disc.inputs] == [(256, 256, 3), (256, 256, 3)]
 
 
 @pytest.mark.parametrize("size", [32, 64])
 def test_tiny_generator_and_patchgan_run(size):
-    gen = models.build_generator(size, 4)
+    gen = networks.build_generator(size, 4)
     levels = int(np.log2(size))
     assert len(stages(gen, "encoder_stage")) == levels
     assert len(stages(gen, "decoder_stage")) == levels - 1
@@ -63,14 +63,14 @@ def test_tiny_generator_and_patchgan_run(size):
     out = gen(image, training=False).numpy()
     assert out.shape == (2, size, size, 3)
     assert np.all(np.abs(out) <= 1.0)                       # tanh output
-    disc = models.build_discriminator(size, 4)
+    disc = networks.build_discriminator(size, 4)
     logits = disc([image, tf.constant(out)], training=False)
     # two stride-2 layers fewer than 256 px: size / 8 - 2 patches per side
     assert logits.shape == (2, size // 8 - 2, size // 8 - 2, 1)
 
 
 def test_generator_in_inference_mode_is_deterministic():
-    gen = models.build_generator(32, 4)
+    gen = networks.build_generator(32, 4)
     image = tf.random.uniform((1, 32, 32, 3), -1.0, 1.0, seed=2)
     np.testing.assert_array_equal(gen(image, training=False), gen(image, training=False))
     # while training, dropout makes two calls differ
@@ -78,7 +78,7 @@ def test_generator_in_inference_mode_is_deterministic():
 
 
 def test_unet_is_fully_convolutional_and_outputs_a_softmax():
-    unet = models.build_unet(5, base_filters=4, depth=2, image_size=None)
+    unet = networks.build_unet(5, base_filters=4, depth=2, image_size=None)
     assert unet.output_shape == (None, None, None, 5)
     rng = np.random.default_rng(0)
     for height, width in [(16, 16), (32, 48), (8, 12)]:         # any size divisible by 2 ** 2
@@ -90,7 +90,7 @@ def test_unet_is_fully_convolutional_and_outputs_a_softmax():
 
 
 def test_unet_fixed_size_and_stage_names():
-    unet = models.build_unet(3, base_filters=4, depth=3, image_size=32)
+    unet = networks.build_unet(3, base_filters=4, depth=3, image_size=32)
     assert unet.input_shape == (None, 32, 32, 3)
     assert unet.output_shape == (None, 32, 32, 3)
     names = {l.name for l in unet.layers}
@@ -100,13 +100,13 @@ def test_unet_fixed_size_and_stage_names():
 
 
 @pytest.mark.parametrize("build, message", [
-    (lambda: models.build_generator(100, 4), "power of two"),
-    (lambda: models.build_generator(4, 4), "power of two >= 8"),
-    (lambda: models.build_generator(0, 4), "power of two"),
-    (lambda: models.build_discriminator(16, 4), "too small"),
-    (lambda: models.build_unet(5, 4, depth=2, image_size=30), "divisible by 4"),
-    (lambda: models.build_unet(5, 4, depth=4, image_size=40), "divisible by 16"),
-    (lambda: models.build_unet(1, 4, depth=2, image_size=32), "num_classes"),
+    (lambda: networks.build_generator(100, 4), "power of two"),
+    (lambda: networks.build_generator(4, 4), "power of two >= 8"),
+    (lambda: networks.build_generator(0, 4), "power of two"),
+    (lambda: networks.build_discriminator(16, 4), "too small"),
+    (lambda: networks.build_unet(5, 4, depth=2, image_size=30), "divisible by 4"),
+    (lambda: networks.build_unet(5, 4, depth=4, image_size=40), "divisible by 16"),
+    (lambda: networks.build_unet(1, 4, depth=2, image_size=32), "num_classes"),
 ])
 def test_bad_sizes_raise_user_error(build, message):
     with pytest.raises(UserError, match=message):

@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lipseg_tf import celebamask, masks, pairs
+from lipseg_tf.cli.g_mask import main as g_mask_main
+from lipseg_tf.cli.process import main as process_main
 from lipseg_tf.errors import UserError
-from lipseg_tf.parts import DEFAULT_PARTS, palette
+from lipseg_tf.prep import celebamask, masks, pairs
+from lipseg_tf.prep.parts import DEFAULT_PARTS, palette
 
 SIZE = 16
 
@@ -144,7 +146,7 @@ def test_mapping_missing_a_row_is_an_error_naming_the_file(celeba, tmp_path, cap
     with pytest.raises(UserError, match="image id 2"):
         pairs.run_process(tmp_path / "pairs", mask_dir, data_dir=root, size=SIZE, workers=1)
     args = ["--data-dir", str(root), "--masks", str(mask_dir), "--out-dir", str(tmp_path / "pairs")]
-    assert pairs.main(args) == 1
+    assert process_main(args) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(mapping) in err and "image id 2" in err
 
@@ -191,7 +193,7 @@ def test_folder_mode_photo_without_mask_is_skipped_and_counted(folders, tmp_path
     assert colour_set(mask) <= {(0, 0, 0), (255, 255, 255)}
     args = ["--images", str(images), "--masks", str(mask_dir), "--out-dir", str(out), "--workers", "1",
             "--style", "binary", "--parts", "u_lip,l_lip"]
-    assert pairs.main(args) == 1  # c.jpg still has no mask
+    assert process_main(args) == 1  # c.jpg still has no mask
     meta = json.loads((out / "pairs.json").read_text())
     assert meta["style"] == "binary" and meta["classes"] == ["background", "u_lip+l_lip"]
 
@@ -228,16 +230,16 @@ def test_main_reports_missing_folder_in_one_line(folders, tmp_path, capsys):
     images, mask_dir = folders
     missing = tmp_path / "no_masks"
     args = ["--images", str(images), "--masks", str(missing), "--out-dir", str(tmp_path / "pairs")]
-    assert pairs.main(args) == 1
+    assert process_main(args) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ") and str(missing) in err
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert pairs.main(["--data_dir", str(empty), "--masks", str(images), "--out_dir", str(tmp_path / "o")]) == 1
+    assert process_main(["--data_dir", str(empty), "--masks", str(images), "--out_dir", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "folder not found" in err
-    assert pairs.main(["--images", str(images), "--masks", str(mask_dir), "--out-dir", str(tmp_path / "p"),
-                       "--split", "0.5,0.5,0.5"]) == 1
+    assert process_main(["--images", str(images), "--masks", str(mask_dir), "--out-dir", str(tmp_path / "p"),
+                         "--split", "0.5,0.5,0.5"]) == 1
     assert "summing to 1" in capsys.readouterr().err
 
 
@@ -251,10 +253,10 @@ def test_g_mask_then_process_end_to_end(tmp_path):
         save(celebamask.part_path(root, image_id, "u_lip"), lips)
     write_mapping(root, {0: 5, 1: 200000})
     mask_dir, out = tmp_path / "masks", tmp_path / "pairs"
-    assert masks.main(["--data-dir", str(root), "--out-dir", str(mask_dir), "--style", "index",
+    assert g_mask_main(["--data-dir", str(root), "--out-dir", str(mask_dir), "--style", "index",
                        "--workers", "1"]) == 0
-    assert pairs.main(["--data-dir", str(root), "--masks", str(mask_dir), "--out-dir", str(out),
-                       "--size", "8", "--workers", "1"]) == 0
+    assert process_main(["--data-dir", str(root), "--masks", str(mask_dir), "--out-dir", str(out),
+                         "--size", "8", "--workers", "1"]) == 0
     _, mask = pairs.split_pair(np.asarray(Image.open(out / "train" / "0.png")))
     assert set(np.unique(mask)) == {0, 3}  # u_lip is class 3 of the default parts
     assert (out / "test" / "1.png").is_file()

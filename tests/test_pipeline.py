@@ -3,14 +3,13 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
 
-REPO = Path(__file__).resolve().parent.parent
+from helpers import REPO
 
 
 def run(*args):
@@ -25,7 +24,7 @@ def pipeline(tmp_path_factory):
     """sample -> g_mask.py -> process.py -> unet.py / pix2pix.py train, test, export -> print.py."""
     root = tmp_path_factory.mktemp("pipeline")
     data, masks, pairs, runs = root / "sample", root / "masks", root / "pairs", root / "runs"
-    run("-m", "lipseg_tf.sample", "--out", data, "--count", 20, "--seed", 3, "--size", 64, "--workers", 2)
+    run("-m", "lipseg_tf.tools.sample", "--out", data, "--count", 20, "--seed", 3, "--size", 64, "--workers", 2)
     run("g_mask.py", "--data-dir", data, "--out-dir", masks, "--workers", 2)
     run("process.py", "--data-dir", data, "--masks", masks, "--out-dir", pairs, "--size", 32, "--workers", 2)
     tiny = ["--input_dir", pairs, "--crop_size", 32, "--ngf", 4, "--max_steps", 3]

@@ -18,10 +18,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lipseg_tf import align, predict
-from lipseg_tf.sample import render_face
+from helpers import REPO
+from lipseg_tf.cli.predict import main as predict_main
+from lipseg_tf.prep.sample import render_face
+from lipseg_tf.serve import align, predict
 
-REPO = Path(__file__).resolve().parent.parent
 SIZE = 64  # the template model's crop
 
 
@@ -59,7 +60,7 @@ def test_similarity_fit_maps_landmarks_and_inverse_maps_back():
 
 
 def test_sample_framing_matches_the_generator_geometry():
-    """The 'sample' reference is the mean face of lipseg_tf.sample: measured on its masks (512 px)."""
+    """The 'sample' reference is the mean face of lipseg_tf.prep.sample: measured on its masks (512 px)."""
     measured = []
     for image_id in range(30):
         _, masks = render_face(1, image_id, 64, sunglasses=False)
@@ -161,9 +162,9 @@ class TemplateNetwork:
 
 @pytest.fixture(scope="module")
 def template_model(tmp_path_factory):
-    from lipseg_tf.classes import ClassSpec
-    from lipseg_tf.export import Segmenter, export
-    from lipseg_tf.parts import DEFAULT_PARTS
+    from lipseg_tf.prep.classes import ClassSpec
+    from lipseg_tf.prep.parts import DEFAULT_PARTS
+    from lipseg_tf.serve.savedmodel import Segmenter, export
 
     classes = ClassSpec.create(DEFAULT_PARTS, "color")
     out = tmp_path_factory.mktemp("template-model")
@@ -211,7 +212,7 @@ def test_a_photo_without_a_face_gives_none(detector):
 
 def test_grace_hopper_end_to_end(tmp_path, template_model):
     out = tmp_path / "out"
-    assert predict.main(["--model", str(template_model), "--input", str(grace_hopper()), "--output", str(out)]) == 0
+    assert predict_main(["--model", str(template_model), "--input", str(grace_hopper()), "--output", str(out)]) == 0
     summary = json.loads((out / predict.SUMMARY_FILE).read_text())
     assert summary["photos"] == 1 and summary["faces"] == 1 and summary["photos_without_face"] == []
     record = json.loads((out / "grace_hopper.json").read_text())
@@ -246,7 +247,7 @@ def test_a_folder_with_no_face_an_unreadable_file_and_a_rotated_webp(tmp_path, t
     exif[0x0112] = 6
     image.save(photos / "rotated.webp", exif=exif.tobytes(), quality=90)
     out = tmp_path / "out"
-    assert predict.main(["--model", str(template_model), "--input", str(photos), "--output", str(out)]) == 1
+    assert predict_main(["--model", str(template_model), "--input", str(photos), "--output", str(out)]) == 1
     summary = json.loads((out / predict.SUMMARY_FILE).read_text())
     assert summary["photos"] == 2 and summary["faces"] == 1
     assert summary["photos_without_face"] == [str(photos / "blank.png")]
@@ -262,7 +263,7 @@ def test_no_detect_segments_the_whole_image(tmp_path, template_model):
     crop = np.full((96, 96, 3), 100, np.uint8)
     Image.fromarray(crop).save(tmp_path / "crop.png")
     out = tmp_path / "out"
-    assert predict.main(["--model", str(template_model), "--input", str(tmp_path / "crop.png"),
+    assert predict_main(["--model", str(template_model), "--input", str(tmp_path / "crop.png"),
                          "--output", str(out), "--no-detect"]) == 0
     mask = np.asarray(Image.open(out / "crop-mask.png"))
     expected = np.asarray(Image.fromarray(TemplateNetwork(SIZE).labels.astype(np.uint8)).resize((96, 96), Image.NEAREST))

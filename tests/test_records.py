@@ -5,18 +5,18 @@ distributed input pipeline reads each pair in exactly one of its shares."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from lipseg_tf import data, pairs, records, runner
+from helpers import COLORS, FLIP
+from lipseg_tf.cli import runner
+from lipseg_tf.cli.process import main as process_main
 from lipseg_tf.errors import UserError
-from lipseg_tf.parts import DEFAULT_PARTS, flip_permutation, palette
-
-COLORS = palette(DEFAULT_PARTS)
-FLIP = flip_permutation(DEFAULT_PARTS)
+from lipseg_tf.prep import pairs, records
+from lipseg_tf.prep.parts import DEFAULT_PARTS
+from lipseg_tf.train import pipeline
 
 
 def read_records(files) -> dict[str, bytes]:
@@ -59,38 +59,40 @@ def test_rewriting_with_fewer_shards_removes_the_old_ones(tiny_pairs, tmp_path):
 
 
 def test_find_pairs_detects_the_format_and_reads_the_same_pairs(tiny_pairs):
-    png = data.find_pairs(tiny_pairs["png"], "test")
-    rec = data.find_pairs(tiny_pairs["tfrecord"], "val")
+    png = pipeline.find_pairs(tiny_pairs["png"], "test")
+    rec = pipeline.find_pairs(tiny_pairs["tfrecord"], "val")
     assert (png.format, png.count, png.pair_size) == ("png", 1, 32)
     assert (rec.format, rec.count, rec.pair_size) == ("tfrecord", 1, 32)
-    train_png, train_rec = data.find_pairs(tiny_pairs["png"], "train"), data.find_pairs(tiny_pairs["tfrecord"], "train")
+    train_png = pipeline.find_pairs(tiny_pairs["png"], "train")
+    train_rec = pipeline.find_pairs(tiny_pairs["tfrecord"], "train")
     assert train_rec.count == train_png.count == 10
     decoded = []
     for source in (train_png, train_rec):
-        ds = data.make_dataset(source, COLORS, FLIP, training=False, image_size=32, scale_size=32, batch_size=1)
+        ds = pipeline.make_dataset(source, COLORS, FLIP, training=False, image_size=32, scale_size=32, batch_size=1)
         # pair_names lists the pairs in the order the test-mode dataset yields them
         decoded.append({name: (image.numpy(), labels.numpy())
-                        for name, (image, labels) in zip(data.pair_names(source), ds)})
+                        for name, (image, labels) in zip(pipeline.pair_names(source), ds)})
     assert sorted(decoded[0]) == sorted(decoded[1]) and len(decoded[0]) == 10
     for name, (image, labels) in decoded[0].items():
         np.testing.assert_array_equal(image, decoded[1][name][0])
         np.testing.assert_array_equal(labels, decoded[1][name][1])
-    assert data.has_split(tiny_pairs["tfrecord"], "val") and not data.has_split(tiny_pairs["tfrecord"], "extra")
+    assert pipeline.has_split(tiny_pairs["tfrecord"], "val")
+    assert not pipeline.has_split(tiny_pairs["tfrecord"], "extra")
 
 
 @pytest.mark.parametrize("fmt", ["png", "tfrecord"])
 def test_each_input_pipeline_reads_its_own_share(tiny_pairs, fmt):
     """Two workers' pipelines (tf.distribute input contexts) split the pairs between them, none twice."""
-    source = data.find_pairs(tiny_pairs[fmt], "train")
+    source = pipeline.find_pairs(tiny_pairs[fmt], "train")
     seen = []
     for pipeline_id in range(2):
         context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=pipeline_id,
                                              num_replicas_in_sync=2)
-        ds = data.make_dataset(source, COLORS, FLIP, training=False, image_size=32, scale_size=32, batch_size=1,
-                               input_context=context)
+        ds = pipeline.make_dataset(source, COLORS, FLIP, training=False, image_size=32, scale_size=32, batch_size=1,
+                                   input_context=context)
         seen.append({images.numpy().tobytes() for images, _ in ds})
     assert len(seen[0]) == len(seen[1]) == 5 and not seen[0] & seen[1]
-    everything = {images.numpy().tobytes() for images, _ in data.make_dataset(
+    everything = {images.numpy().tobytes() for images, _ in pipeline.make_dataset(
         source, COLORS, FLIP, training=False, image_size=32, scale_size=32, batch_size=1)}
     assert seen[0] | seen[1] == everything
 
@@ -105,7 +107,7 @@ def test_unet_trains_and_tests_on_tfrecords(tiny_pairs, tmp_path):
     assert tf.train.latest_checkpoint(str(run_dir / "checkpoints")).endswith("ckpt-1")   # 10 pairs / 5 = 1 epoch
     assert runner.main("unet", ["--mode", "test", "--input_dir", str(tiny_pairs["tfrecord"]), "--checkpoint",
                                 str(run_dir), "--output_dir", str(result_dir)]) == 0
-    test_ids = data.pair_names(data.find_pairs(tiny_pairs["png"], "test"))
+    test_ids = pipeline.pair_names(pipeline.find_pairs(tiny_pairs["png"], "test"))
     assert sorted(p.stem for p in (result_dir / "labels").glob("*.png")) == test_ids
     assert json.loads((result_dir / "metrics.json").read_text())["images"] == 1
 
@@ -113,13 +115,13 @@ def test_unet_trains_and_tests_on_tfrecords(tiny_pairs, tmp_path):
 def test_shard_that_is_not_a_tfrecord_is_named(tmp_path):
     (tmp_path / "train-00000-of-00001.tfrecord").write_bytes(b"this is not a TFRecord file at all")
     with pytest.raises(UserError, match="not a TFRecord of AB pairs") as err:
-        data.find_pairs(tmp_path, "train")
+        pipeline.find_pairs(tmp_path, "train")
     assert str(tmp_path / "train-00000-of-00001.tfrecord") in str(err.value)
 
 
 def test_process_rejects_shards_without_tfrecord_format(tiny_pairs, tmp_path, capsys):
-    code = pairs.main(["--data-dir", str(tiny_pairs["sample"]), "--masks", str(tiny_pairs["masks"]),
-                       "--out-dir", str(tmp_path / "out"), "--shards", "4"])
+    code = process_main(["--data-dir", str(tiny_pairs["sample"]), "--masks", str(tiny_pairs["masks"]),
+                         "--out-dir", str(tmp_path / "out"), "--shards", "4"])
     assert code == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: --shards 4: only with --format tfrecord (PNG pairs are one file each)"]

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lipseg_tf import celebamask, cli, sample
-from lipseg_tf.parts import CELEBAMASK_PARTS
+from lipseg_tf.cli.common import run
+from lipseg_tf.prep import celebamask, sample
+from lipseg_tf.prep.parts import CELEBAMASK_PARTS
+from lipseg_tf.tools.sample import main as sample_main
 
 FACE_PARTS = ("l_eye", "r_eye", "u_lip", "l_lip", "mouth", "nose", "l_brow", "r_brow")
 
@@ -66,7 +68,7 @@ def test_mapping_file_and_synthetic_note(dataset):
     assert counts == {"train": 6, "val": 1, "test": 1}
     note = (root / "SYNTHETIC.txt").read_text()
     assert celebamask.is_synthetic(root)
-    assert "SYNTHETIC" in note and "lipseg_tf.sample" in note and "--seed 3" in note and "--count 8" in note
+    assert "SYNTHETIC" in note and "lipseg_tf.tools.sample" in note and "--seed 3" in note and "--count 8" in note
 
 
 def test_mapping_rows_split_near_80_10_10():
@@ -169,7 +171,7 @@ def test_faces_vary():
 
 def test_main_writes_and_logs(tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="lipseg_tf"):
-        assert sample.main(["--out", str(tmp_path / "d"), "--count", "2", "--seed", "1", "--size", "48",
+        assert sample_main(["--out", str(tmp_path / "d"), "--count", "2", "--seed", "1", "--size", "48",
                             "--workers", "1"]) == 0
     assert celebamask.image_path(tmp_path / "d", 1).is_file()
     assert "wrote 2 synthetic faces (train/val/test 2/0/0)" in caplog.text
@@ -178,11 +180,11 @@ def test_main_writes_and_logs(tmp_path, caplog):
 @pytest.mark.parametrize("argv", [["--count", "0"], ["--count", "2", "--seed", "-1"],
                                   ["--count", "2", "--size", "8"], ["--count", "2", "--workers", "0"]])
 def test_bad_arguments_are_user_errors(tmp_path, capsys, argv):
-    assert cli.run(sample.main, ["--out", str(tmp_path / "d")] + argv) == 1
+    assert run(sample_main, ["--out", str(tmp_path / "d")] + argv) == 1
     assert capsys.readouterr().err.startswith("error: --")
 
 
 def test_out_must_be_a_folder(tmp_path, capsys):
     (tmp_path / "file").write_text("x")
-    assert cli.run(sample.main, ["--out", str(tmp_path / "file"), "--count", "1"]) == 1
+    assert run(sample_main, ["--out", str(tmp_path / "file"), "--count", "1"]) == 1
     assert "not a folder" in capsys.readouterr().err

@@ -10,9 +10,10 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from lipseg_tf import runner, tflite
-from lipseg_tf.sample import render_face
-from test_export import PHOTO_RGB, make_ab_dataset
+from helpers import PHOTO_RGB, make_ab_dataset
+from lipseg_tf.cli import runner
+from lipseg_tf.prep.sample import render_face
+from lipseg_tf.serve import tflite
 
 SIZE = 32
 
@@ -46,11 +47,12 @@ def trained_unet():
     """A tiny U-Net fitted to box photos: its classes are decided by clear margins, as a trained model's
     are (an untrained one's near-ties would make any rounding look like disagreement)."""
     import keras
-    from lipseg_tf import models
+
+    from lipseg_tf.train import networks
 
     keras.utils.set_random_seed(0)
     photos, labels = box_photos(64)
-    network = models.build_unet(5, 8, 2, SIZE)
+    network = networks.build_unet(5, 8, 2, SIZE)
     network.compile(keras.optimizers.Adam(3e-3), keras.losses.SparseCategoricalCrossentropy())
     network.fit(photos.astype(np.float32) / 127.5 - 1, labels, batch_size=4, epochs=8, verbose=0)
     return network
@@ -60,9 +62,9 @@ def trained_unet():
 def exports(tmp_path_factory):
     """{model: (SavedModel folder, TFLite folder)}: a fitted U-Net exported by the library, and a pix2pix
     trained a few steps and exported by pix2pix.py's code path (--format tflite)."""
-    from lipseg_tf.classes import ClassSpec
-    from lipseg_tf.export import Segmenter, export
-    from lipseg_tf.parts import DEFAULT_PARTS
+    from lipseg_tf.prep.classes import ClassSpec
+    from lipseg_tf.prep.parts import DEFAULT_PARTS
+    from lipseg_tf.serve.savedmodel import Segmenter, export
 
     root = tmp_path_factory.mktemp("tflite")
     classes = ClassSpec.create(DEFAULT_PARTS, "color")
@@ -70,7 +72,7 @@ def exports(tmp_path_factory):
     export(unet, classes, root / "unet-savedmodel", framing="sample")
     tflite.export_tflite(unet, classes, root / "unet-tflite", "unet", framing="sample")
 
-    ab_dir = make_ab_dataset(root / "ab", {"train": 8})
+    ab_dir = make_ab_dataset(root / "ab", {"train": 8}, jitter_parts=False)
     (ab_dir / "pairs.json").write_text(json.dumps({"parts": list(DEFAULT_PARTS), "style": "color",
                                                    "synthetic": True}))
     run_dir = root / "pix2pix-run"

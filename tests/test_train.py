@@ -13,35 +13,14 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from lipseg_tf import data, evaluate, gan, metrics, runner, segmenter
-from lipseg_tf.classes import ClassSpec
-from lipseg_tf.config import RunConfig
-from lipseg_tf.parts import DEFAULT_PARTS, palette
-
-COLORS = palette(DEFAULT_PARTS)
-PHOTO_RGB = np.array([(128, 128, 128), (40, 200, 40), (40, 40, 200), (200, 40, 40), (200, 200, 40)])
-
-
-def face_labels(rng, size=64) -> np.ndarray:
-    """Class ids: l_eye left, r_eye right, u_lip over l_lip, randomly offset."""
-    labels = np.zeros((size, size), np.uint8)
-    dy, dx = rng.integers(-4, 5, 2)
-    for k, (y, x, h, w) in {1: (14, 10, 10, 16), 2: (14, 38, 10, 16), 3: (38, 20, 7, 24), 4: (45, 20, 7, 24)}.items():
-        ey, ex = rng.integers(-2, 3, 2)
-        labels[y + dy + ey:y + dy + ey + h, x + dx + ex:x + dx + ex + w] = k
-    return labels
-
-
-def make_ab_dataset(root: Path, counts, seed=0, noise=12.0) -> Path:
-    """64 px AB PNGs in <root>/<split>/: noisy photos whose part regions have their own colour."""
-    rng = np.random.default_rng(seed)
-    for split, n in counts.items():
-        (root / split).mkdir(parents=True, exist_ok=True)
-        for i in range(n):
-            labels = face_labels(rng)
-            photo = np.clip(PHOTO_RGB[labels] + rng.normal(0, noise, (64, 64, 3)), 0, 255).astype(np.uint8)
-            Image.fromarray(np.concatenate([photo, COLORS[labels]], axis=1)).save(root / split / f"{split}{i:03d}.png")
-    return root
+from helpers import COLORS, make_ab_dataset
+from lipseg_tf.cli import runner
+from lipseg_tf.evaluate import metrics
+from lipseg_tf.evaluate.test import run_test, to_uint8
+from lipseg_tf.prep.classes import ClassSpec
+from lipseg_tf.prep.parts import DEFAULT_PARTS
+from lipseg_tf.train import pipeline, pix2pix, unet
+from lipseg_tf.train.config import RunConfig
 
 
 @pytest.fixture(scope="module")
@@ -55,19 +34,19 @@ def test_generator_and_discriminator_losses_by_hand():
     logits = tf.zeros((1, 2, 2, 1))                          # sigmoid 0.5: BCE log 2 either way
     target = tf.constant([[[[0.5, -0.5, 1.0]]]])
     output = tf.constant([[[[0.0, 0.0, 0.0]]]])              # L1 = (0.5 + 0.5 + 1) / 3
-    total, gan_part, l1 = gan.generator_loss(logits, output, target, gan_weight=2.0, l1_weight=10.0)
+    total, gan_part, l1 = pix2pix.generator_loss(logits, output, target, gan_weight=2.0, l1_weight=10.0)
     assert float(gan_part) == pytest.approx(math.log(2), rel=1e-5)
     assert float(l1) == pytest.approx(2 / 3, rel=1e-5)
     assert float(total) == pytest.approx(2 * math.log(2) + 10 * 2 / 3, rel=1e-5)
-    assert float(gan.discriminator_loss(logits, logits)) == pytest.approx(2 * math.log(2), rel=1e-5)
+    assert float(pix2pix.discriminator_loss(logits, logits)) == pytest.approx(2 * math.log(2), rel=1e-5)
     # a confident, correct discriminator has a small loss
-    assert float(gan.discriminator_loss(tf.fill((1, 2, 2, 1), 8.0), tf.fill((1, 2, 2, 1), -8.0))) < 1e-3
+    assert float(pix2pix.discriminator_loss(tf.fill((1, 2, 2, 1), 8.0), tf.fill((1, 2, 2, 1), -8.0))) < 1e-3
 
 
 @pytest.mark.parametrize("eager", [True, False])
 def test_one_pix2pix_step_updates_both_networks(eager):
     config = RunConfig(image_size=32, ngf=4, ndf=4, eager=eager, gan_weight=2.0, l1_weight=10.0, lr=1e-3)
-    model = gan.Pix2Pix(config)
+    model = pix2pix.Pix2Pix(config)
     image = tf.random.uniform((2, 32, 32, 3), -1.0, 1.0, seed=1)
     target = tf.random.uniform((2, 32, 32, 3), -1.0, 1.0, seed=2)
     before = {name: [v.numpy().copy() for v in net.trainable_variables]
@@ -106,9 +85,9 @@ def test_short_unet_run_learns_the_tiny_data(ab_dir, tmp_path):
     # The same network untrained, scored by the same evaluation.
     config = RunConfig(model="unet", image_size=32, ngf=8, depth=2)
     classes = ClassSpec.create(DEFAULT_PARTS, "color")
-    untrained_model = segmenter.build(config, classes)
-    untrained = evaluate.run_test(data.find_pair_files(ab_dir, "test"), classes,
-                                  lambda x: untrained_model(x, training=False), tmp_path / "untrained", 32)
+    untrained_model = unet.build(config, classes)
+    untrained = run_test(pipeline.find_pair_files(ab_dir, "test"), classes,
+                         lambda x: untrained_model(x, training=False), tmp_path / "untrained", 32)
     untrained_f1 = untrained["mean_f1"] or 0.0
     assert trained["mean_f1"] >= 0.6, trained
     assert trained["mean_f1"] >= untrained_f1 + 0.3, (trained["mean_f1"], untrained_f1)
@@ -141,9 +120,9 @@ def logged_steps(log_dir: Path, tag: str) -> list[list[int]]:
 
 def check_test_outputs(result_dir: Path, ab_dir: Path, size: int):
     """Every promised file is there, and metrics.json agrees with the labels written and the true masks."""
-    files = data.find_pair_files(ab_dir, "test")
-    truth = data.make_dataset(files, COLORS, [0, 2, 1, 3, 4], training=False, image_size=size, scale_size=size,
-                              batch_size=len(files))
+    files = pipeline.find_pair_files(ab_dir, "test")
+    truth = pipeline.make_dataset(files, COLORS, [0, 2, 1, 3, 4], training=False, image_size=size, scale_size=size,
+                                  batch_size=len(files))
     images, true_labels = (t.numpy() for t in next(iter(truth)))
     confusion = np.zeros((5, 5), np.int64)
     for path, image, target in zip(files, images, true_labels):
@@ -153,7 +132,7 @@ def check_test_outputs(result_dir: Path, ab_dir: Path, size: int):
         targets = np.asarray(Image.open(result_dir / "images" / f"{name}-targets.png"))
         labels = np.asarray(Image.open(result_dir / "labels" / f"{name}.png"))
         assert inputs.shape == outputs.shape == targets.shape == (size, size, 3)
-        assert np.abs(inputs.astype(int) - evaluate.to_uint8(image).astype(int)).max() <= 1
+        assert np.abs(inputs.astype(int) - to_uint8(image).astype(int)).max() <= 1
         np.testing.assert_array_equal(targets, COLORS[target])
         assert labels.dtype == np.uint8 and labels.shape == (size, size)
         assert set(np.unique(labels)) <= set(range(5))

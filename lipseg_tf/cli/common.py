@@ -1,7 +1,9 @@
-"""What every entry script shares: logging set-up and turning a UserError into one line and exit 1."""
+"""What every entry script shares: logging set-up, turning a UserError into one line and exit 1, and
+the argparse type of a positive count."""
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
@@ -31,3 +33,14 @@ def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None 
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value

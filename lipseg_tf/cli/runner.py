@@ -11,13 +11,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import time
 from pathlib import Path
 from typing import Sequence
 
-from lipseg_tf.config import CHECKPOINT_DIR, PRECISIONS, STRATEGIES, RunConfig, load_options, with_model_options
+from lipseg_tf.cli.common import setup_logging
 from lipseg_tf.errors import UserError
-from lipseg_tf.parts import CELEBAMASK_PARTS, DEFAULT_PARTS, MASK_STYLES, parse_parts
+from lipseg_tf.prep.classes import ClassSpec
+from lipseg_tf.prep.pairs import read_pairs_meta
+from lipseg_tf.prep.parts import CELEBAMASK_PARTS, DEFAULT_PARTS, MASK_STYLES, parse_parts
+from lipseg_tf.train.config import PRECISIONS, STRATEGIES, RunConfig, load_options, with_model_options
+from lipseg_tf.train.run import require, train
 
 log = logging.getLogger("lipseg_tf")
 
@@ -111,7 +114,7 @@ def build_parser(model: str) -> argparse.ArgumentParser:
     _flag(parser, "no_cache", action="store_true", help="do not cache decoded pairs in memory")
     parser.add_argument("--format", choices=["savedmodel", "tflite"], default="savedmodel",
                         help="export: a SavedModel (any photo size), or float32 and dynamic-range quantised "
-                             "TFLite models (crops at --crop_size; lipseg_tf/tflite.py)")
+                             "TFLite models (crops at --crop_size; lipseg_tf/serve/tflite.py)")
     parser.add_argument("--verbose", action="store_true", help="debug logging, TensorFlow messages")
     return parser
 
@@ -126,132 +129,51 @@ def config_from_args(model: str, args: argparse.Namespace) -> RunConfig:
     return dataclasses.replace(RunConfig(model=model), **{k: v for k, v in values.items() if v is not None})
 
 
-def _require(value, flag: str, mode: str):
-    if not value:
-        raise UserError(f"--mode {mode} needs {flag}")
-    return value
-
-
 def main(model: str, argv: Sequence[str] | None = None) -> int:
     args = build_parser(model).parse_args(argv)
-    from lipseg_tf.cli import setup_logging
     setup_logging(args.verbose)
     config = config_from_args(model, args)
     if config.mode == "train":
         return train(config)
-    run_dir = Path(_require(config.checkpoint, "--checkpoint (the run folder of a train run)", config.mode))
+    run_dir = Path(require(config.checkpoint, "--checkpoint (the run folder of a train run)", config.mode))
     if args.parts or args.style:
         log.warning("--parts/--style ignored: the classes of %s come from its options.json", run_dir)
     config = with_model_options(config, load_options(run_dir))
     return test(config, run_dir) if config.mode == "test" else export(config, run_dir, args.format)
 
 
-def _check_sizes(config: RunConfig):
-    if config.scale_size < config.image_size:
-        raise UserError(f"--scale_size {config.scale_size} is smaller than --crop_size {config.image_size}")
-    if config.batch_size < 1:
-        raise UserError(f"--batch_size must be >= 1, got {config.batch_size}")
-    for flag in ("decay_epochs", "l1_balance", "class_balance"):
-        if getattr(config, flag) < 0:
-            raise UserError(f"--{flag} must be >= 0, got {getattr(config, flag)}")
-
-
-def train(config: RunConfig, strategy=None) -> int:
-    """Train config.model; strategy: a tf.distribute strategy to reuse (default: made from --strategy)."""
-    from lipseg_tf import data, distribute
-    from lipseg_tf.classes import classes_for_training
-
-    input_dir = Path(_require(config.input_dir, "--input_dir (AB pairs made by process.py)", "train"))
-    output_dir = Path(_require(config.output_dir, "--output_dir (the run folder to write)", "train"))
-    # First: MultiWorkerMirroredStrategy must be created before TensorFlow runs anything else.
-    strategy = strategy or distribute.make_strategy(config.strategy)
-    if config.jit and strategy.num_replicas_in_sync > 1:
-        # XLA cannot compile a step holding tf.distribute's synchronisation points (the gradient
-        # all-reduce, synchronised BatchNorm): TensorFlow refuses it with a merge_call error.
-        raise UserError(f"--jit: not available with --strategy {config.strategy} over "
-                        f"{strategy.num_replicas_in_sync} replicas (XLA cannot compile the replicas' "
-                        "synchronisation); leave out --jit")
-    if config.deterministic:
-        import tensorflow as tf
-        tf.config.experimental.enable_op_determinism()
-    resume_dir = Path(config.checkpoint) if config.checkpoint else output_dir
-    if (resume_dir / CHECKPOINT_DIR).is_dir():
-        # Resuming: the network must keep the shape it was trained with.
-        saved = load_options(resume_dir)
-        changed = [k for k in RunConfig.MODEL_OPTIONS if k in saved and saved[k] != getattr(config, k)
-                   and k not in ("parts", "style")]
-        if changed:
-            log.warning("resuming %s: keeping its %s from options.json", resume_dir,
-                        ", ".join(f"{k}={saved[k]}" for k in changed))
-        config = with_model_options(config, saved)
-    _check_sizes(config)
-    classes = classes_for_training(input_dir, config.parts, config.style)
-    config = dataclasses.replace(config, parts=classes.parts, style=classes.style)
-    train_source = data.find_pairs(input_dir, "train")
-    val_source = data.find_pairs(input_dir, "val") if data.has_split(input_dir, "val") else None
-    _build(config, classes)  # a bad size or width fails here, before anything is written
-    output_dir.mkdir(parents=True, exist_ok=True)
-    if distribute.is_chief(strategy):   # the other workers of a multi-worker run write nothing here
-        config.save(output_dir)
-    replicas = strategy.num_replicas_in_sync
-    log.info("%s: training on %d pairs (%s) from %s; batch %d x %d replicas, %s%s; run folder %s",
-             config.model, train_source.count, train_source.format, train_source.folder, config.batch_size,
-             replicas, config.precision, ", XLA" if config.jit else "", output_dir)
-    start = time.perf_counter()
-    with distribute.write_dir(output_dir, strategy) as write_dir:
-        if config.model == "pix2pix":
-            from lipseg_tf import gan
-            gan.train(config, classes, train_source, strategy, write_dir)
-        else:
-            from lipseg_tf import segmenter
-            segmenter.train(config, classes, train_source, val_source, strategy, write_dir)
-    log.info("%s: trained in %.0f s", config.model, time.perf_counter() - start)
-    return 0
-
-
-def _build(config: RunConfig, classes):
-    """Build the network once to validate the options (cheap at any size)."""
-    from lipseg_tf import models
-    if config.model == "pix2pix":
-        models.build_generator(config.image_size, config.ngf)
-        models.build_discriminator(config.image_size, config.ndf)
-    else:
-        models.build_unet(classes.num_classes, config.ngf, config.depth, config.image_size)
-
-
-def _load_segmenter(config: RunConfig, classes, run_dir: Path):
-    from lipseg_tf.export import Segmenter
+def _load_segmenter(config: RunConfig, classes: ClassSpec, run_dir: Path):
+    from lipseg_tf.serve.savedmodel import Segmenter
     if config.model == "pix2pix":
         if config.which_direction != "AtoB":
             raise UserError(f"{run_dir}: this pix2pix run translates masks to photos (BtoA); "
                             "test and export need a photo -> mask (AtoB) run")
-        from lipseg_tf import gan
-        return Segmenter(gan.load_generator(config, run_dir), config.image_size, classes, output="image")
-    from lipseg_tf import segmenter
-    return Segmenter(segmenter.load_model(config, classes, run_dir), config.image_size, classes,
+        from lipseg_tf.train import pix2pix
+        return Segmenter(pix2pix.load_generator(config, run_dir), config.image_size, classes, output="image")
+    from lipseg_tf.train import unet
+    return Segmenter(unet.load_model(config, classes, run_dir), config.image_size, classes,
                      output="probabilities")
 
 
 def _data_source(input_dir: Path) -> str:
     """What the test data is, for metrics.json and figures: the folder, and 'synthetic' when it is."""
-    from lipseg_tf.data import read_pairs_meta
     meta = read_pairs_meta(input_dir) or {}
-    kind = "synthetic sample faces (lipseg_tf.sample), not real photos" if meta.get("synthetic") else None
+    kind = "synthetic sample faces (lipseg_tf.prep.sample), not real photos" if meta.get("synthetic") else None
     return f"{input_dir}" + (f": {kind}" if kind else "")
 
 
 def test(config: RunConfig, run_dir: Path) -> int:
-    from lipseg_tf import data, evaluate, metrics
-    from lipseg_tf.classes import ClassSpec
+    from lipseg_tf.evaluate import metrics
+    from lipseg_tf.evaluate.test import run_test
+    from lipseg_tf.train import pipeline
 
-    input_dir = Path(_require(config.input_dir, "--input_dir (AB pairs to test on)", "test"))
-    output_dir = Path(_require(config.output_dir, "--output_dir (where to write results)", "test"))
+    input_dir = Path(require(config.input_dir, "--input_dir (AB pairs to test on)", "test"))
+    output_dir = Path(require(config.output_dir, "--output_dir (where to write results)", "test"))
     classes = ClassSpec.create(config.parts, config.style)
-    files = data.find_pairs(input_dir, "test")
+    files = pipeline.find_pairs(input_dir, "test")
     segmenter = _load_segmenter(config, classes, run_dir)
-    result = evaluate.run_test(files, classes, segmenter.probabilities_at_model_size, output_dir,
-                               config.image_size, batch_size=max(config.batch_size, 8),
-                               data_source=_data_source(input_dir))
+    result = run_test(files, classes, segmenter.probabilities_at_model_size, output_dir, config.image_size,
+                      batch_size=max(config.batch_size, 8), data_source=_data_source(input_dir))
     print(f"{config.model} on {result['data']}\n" + metrics.format_table(result))
     log.info("results in %s (images/, labels/, metrics.json)", output_dir)
     return 0
@@ -259,23 +181,21 @@ def test(config: RunConfig, run_dir: Path) -> int:
 
 def _framing(run_dir: Path) -> str:
     """How the run's training faces were framed, for predict.py: the synthetic sample's or CelebA-HQ's."""
-    from lipseg_tf.data import read_pairs_meta
     input_dir = load_options(run_dir).get("input_dir")
     meta = read_pairs_meta(input_dir) if input_dir and Path(input_dir).is_dir() else None
     return "sample" if meta and meta.get("synthetic") else "celebahq"
 
 
 def export(config: RunConfig, run_dir: Path, fmt: str = "savedmodel") -> int:
-    from lipseg_tf import export as export_lib
-    from lipseg_tf.classes import ClassSpec
+    from lipseg_tf.serve import savedmodel
 
-    output_dir = Path(_require(config.output_dir, "--output_dir (the SavedModel folder to write)", "export"))
+    output_dir = Path(require(config.output_dir, "--output_dir (the SavedModel folder to write)", "export"))
     classes = ClassSpec.create(config.parts, config.style)
     framing = _framing(run_dir)
     segmenter = _load_segmenter(config, classes, run_dir)
     if fmt == "tflite":
-        from lipseg_tf import tflite
+        from lipseg_tf.serve import tflite
         tflite.export_tflite(segmenter, classes, output_dir, config.model, framing)
     else:
-        export_lib.export(segmenter, classes, output_dir, framing)
+        savedmodel.export(segmenter, classes, output_dir, framing)
     return 0

@@ -1,4 +1,5 @@
-"""print.py: matplotlib grids of test results: photo | target | prediction | prediction over the photo.
+"""Grids of test results for print.py (cli/print.py), drawn with matplotlib: photo | target | prediction |
+prediction over the photo.
 
 Reads a test-mode folder (images/<id>-inputs|targets|outputs.png, per_image.json, metrics.json). The
 figure's title names the data the results come from, so a synthetic result is never taken for a real one.
@@ -6,18 +7,15 @@ figure's title names the data the results come from, so a synthetic result is ne
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import os
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from lipseg_tf.errors import UserError
-from lipseg_tf.metrics import METRICS_FILE, PER_IMAGE_FILE
-from lipseg_tf.imageio import load_rgb
+from lipseg_tf.evaluate.metrics import METRICS_FILE, PER_IMAGE_FILE
+from lipseg_tf.prep.imageio import load_rgb
 
 log = logging.getLogger("lipseg_tf")
 
@@ -84,27 +82,3 @@ def make_grid(test_dir: str | Path, output: str | Path, rows: int = 6, order: st
     plt.close(fig)
     log.info("grid of %d images written to %s", len(names), output)
     return output
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="print.py", description="Draw photo | target | prediction | overlay grids of a test run.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--input_dir", "--input-dir", dest="input_dir", required=True,
-                        help="output folder of a `--mode test` run of unet.py or pix2pix.py")
-    parser.add_argument("--output", default=None, help="PNG to write (default <input_dir>/grid.png)")
-    parser.add_argument("--rows", type=int, default=6, help="number of images (rows)")
-    parser.add_argument("--order", choices=["name", "best", "worst"], default="name",
-                        help="which images: by name, or highest / lowest F1 first")
-    parser.add_argument("--show", action=argparse.BooleanOptionalAction, default=None,
-                        help="open a window (default: when a display exists)")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.rows < 1:
-        raise UserError(f"--rows must be >= 1, got {args.rows}")
-    show = args.show if args.show is not None else bool(os.environ.get("DISPLAY"))
-    make_grid(args.input_dir, args.output or Path(args.input_dir) / "grid.png", args.rows, args.order, show)
-    return 0

@@ -19,10 +19,11 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from lipseg_tf import data, metrics
-from lipseg_tf.metrics import METRICS_FILE, PER_IMAGE_FILE
-from lipseg_tf.classes import ClassSpec
-from lipseg_tf.imageio import save_image, write_text
+from lipseg_tf.evaluate import metrics
+from lipseg_tf.evaluate.metrics import METRICS_FILE, PER_IMAGE_FILE
+from lipseg_tf.prep.classes import ClassSpec
+from lipseg_tf.prep.imageio import save_image, write_text
+from lipseg_tf.train import pipeline
 
 log = logging.getLogger("lipseg_tf")
 
@@ -34,19 +35,19 @@ def to_uint8(image) -> np.ndarray:
 
 def run_test(files, classes: ClassSpec, predict: Callable[[tf.Tensor], tf.Tensor],
              out_dir: Path, image_size: int, batch_size: int = 8, data_source: str | None = None) -> dict:
-    """Segment every AB pair of `files` (AB paths or a data.PairSource) with `predict` (images in
+    """Segment every AB pair of `files` (AB paths or a pipeline.PairSource) with `predict` (images in
     [-1, 1] -> class probabilities); returns metrics.
 
     `data_source` is recorded in metrics.json ("data"), so a figure made from it can say what it shows.
     """
     out_dir = Path(out_dir)
-    source = data.as_source(files)   # PNG files or TFRecord shards (data.find_pairs)
-    dataset = data.make_dataset(source, classes.colors, classes.flip_perm, training=False,
-                                image_size=image_size, scale_size=image_size, batch_size=batch_size,
-                                cache=False)
+    source = pipeline.as_source(files)   # PNG files or TFRecord shards (pipeline.find_pairs)
+    dataset = pipeline.make_dataset(source, classes.colors, classes.flip_perm, training=False,
+                                    image_size=image_size, scale_size=image_size, batch_size=batch_size,
+                                    cache=False)
     confusion = np.zeros((classes.num_classes,) * 2, np.int64)
     per_image = {}
-    names = iter(data.pair_names(source))
+    names = iter(pipeline.pair_names(source))
     with tqdm(total=source.count, desc="test", unit="image", dynamic_ncols=True, disable=None) as bar:
         for images, labels in dataset:
             pred = np.argmax(predict(images).numpy(), axis=-1).astype(np.uint8)

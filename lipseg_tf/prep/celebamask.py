@@ -15,7 +15,7 @@ IMAGE_DIR = "CelebA-HQ-img"
 ANNO_DIR = "CelebAMask-HQ-mask-anno"
 MAPPING_FILE = "CelebA-HQ-to-CelebA-mapping.txt"
 SPLITS = ("train", "val", "test")
-SYNTHETIC_MARKER = "SYNTHETIC.txt"  # written by lipseg_tf.sample into the root of its synthetic datasets
+SYNTHETIC_MARKER = "SYNTHETIC.txt"  # written by lipseg_tf.prep.sample into the root of its synthetic datasets
 # Official CelebA partition: image numbers 1..162770 train, ..182637 val, the rest test.
 TRAIN_LAST, VAL_LAST = 162770, 182637
 

@@ -7,8 +7,8 @@ import logging
 
 import numpy as np
 
-from lipseg_tf import parts as parts_lib
-from lipseg_tf.data import read_pairs_meta
+from lipseg_tf.prep import parts as parts_lib
+from lipseg_tf.prep.pairs import read_pairs_meta
 
 log = logging.getLogger("lipseg_tf")
 

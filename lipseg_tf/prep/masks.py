@@ -29,7 +29,6 @@ deleted and rewritten).
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import logging
@@ -39,9 +38,9 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 from PIL import Image
 
-from lipseg_tf import celebamask, cli, imageio, parallel
 from lipseg_tf.errors import UserError
-from lipseg_tf.parts import CELEBAMASK_PARTS, DEFAULT_PARTS, MASK_STYLES, class_names, palette, parse_parts
+from lipseg_tf.prep import celebamask, imageio, parallel
+from lipseg_tf.prep.parts import CELEBAMASK_PARTS, DEFAULT_PARTS, class_names, palette, parse_parts
 
 log = logging.getLogger("lipseg_tf.masks")
 
@@ -220,60 +219,3 @@ def run_g_mask(data_dir: str | Path, out_dir: str | Path, parts: Sequence[str] =
     log.info("wrote %d masks, skipped %d up to date, %d failed%s -> %s", counts["written"],
              counts["skipped"], counts["failed"], " (see warnings)" if counts["failed"] else "", out_dir)
     return counts
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
-    return value
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The command line of g_mask.py."""
-    parser = argparse.ArgumentParser(
-        prog="g_mask.py",
-        description="Merge CelebAMask-HQ's per-part annotation files into one mask image per photo, "
-                    "<out-dir>/<id>.png, at the annotations' size, plus <out-dir>/masks.json describing "
-                    "the classes and colours for process.py and the trainers.",
-        epilog="Overlap: parts are painted in --parts order; a later part overwrites an earlier one "
-               "(CelebAMask-HQ's own rule). A missing part file means the part is hidden. A photo whose "
-               "part files are unreadable or of different sizes is skipped with a warning; the run "
-               "goes on and exits with status 1 if any photo failed. Up-to-date masks are not rewritten.")
-    parser.add_argument("--data-dir", "--data_dir", dest="data_dir", required=True, metavar="ROOT",
-                        help="CelebAMask-HQ root holding CelebA-HQ-img/ and CelebAMask-HQ-mask-anno/")
-    parser.add_argument("--out-dir", "--out_dir", dest="out_dir", required=True, metavar="OUT",
-                        help="folder for the masks <id>.png and masks.json (created if needed)")
-    parser.add_argument("--parts", default=",".join(DEFAULT_PARTS),
-                        help="comma-separated parts, in painting order; class ids follow this order "
-                             f"(default: %(default)s; valid: {', '.join(CELEBAMASK_PARTS)})")
-    parser.add_argument("--style", choices=MASK_STYLES, default="color",
-                        help="color: RGB, each part in its own colour; binary: white union of the parts "
-                             "on black (the original project's masks); index: grey value = class id, "
-                             "0 background then the parts in --parts order (default: %(default)s)")
-    parser.add_argument("--workers", type=positive_int, default=None, metavar="N",
-                        help="processes to use (default: every core; 1 runs in this process)")
-    parser.add_argument("--limit", type=positive_int, default=None, metavar="N",
-                        help="only the first N photos, by id (for a quick try)")
-    parser.add_argument("--force", action="store_true",
-                        help="rewrite every mask, even those up to date")
-    return parser
-
-
-def _main(argv: Sequence[str] | None) -> int:
-    args = build_parser().parse_args(argv)
-    counts = run_g_mask(args.data_dir, args.out_dir, parse_parts(args.parts), args.style,
-                        workers=args.workers, limit=args.limit, force=args.force)
-    if counts["failed"]:
-        log.error("%d of %d photos failed (see the warnings above)", counts["failed"], sum(counts.values()))
-        return 1
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of g_mask.py: returns 0, or 1 after a one-line error or when any photo failed."""
-    return cli.run(_main, argv)

@@ -41,7 +41,6 @@ and rewritten.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import logging
@@ -51,12 +50,12 @@ from typing import Hashable, Iterable, Sequence
 import numpy as np
 from PIL import Image
 
-from lipseg_tf import celebamask, cli, imageio, parallel
-from lipseg_tf.celebamask import SPLITS
 from lipseg_tf.errors import UserError
-from lipseg_tf.masks import META_FILE as MASKS_META_FILE
-from lipseg_tf.masks import is_up_to_date, mask_meta, positive_int, read_meta
-from lipseg_tf.parts import CELEBAMASK_PARTS, DEFAULT_PARTS, MASK_STYLES, parse_parts
+from lipseg_tf.prep import celebamask, imageio, parallel
+from lipseg_tf.prep.celebamask import SPLITS
+from lipseg_tf.prep.masks import META_FILE as MASKS_META_FILE
+from lipseg_tf.prep.masks import is_up_to_date, mask_meta, read_meta
+from lipseg_tf.prep.parts import DEFAULT_PARTS, MASK_STYLES, parse_parts
 
 log = logging.getLogger("lipseg_tf.pairs")
 
@@ -218,7 +217,7 @@ def _write_records(out_dir: Path, jobs: list[tuple], splits: dict, size: int, sh
                    workers: int | None, counts: dict) -> tuple[dict, dict, list[str]]:
     """Stream every pair into its split's TFRecord shards; returns ({split: records}, {split: shards},
     failure messages). counts gets 'written' and 'failed' added."""
-    from lipseg_tf import records  # TensorFlow is imported only for this format
+    from lipseg_tf.prep import records  # TensorFlow is imported only for this format
 
     ordered = sorted(jobs, key=lambda job: (SPLITS.index(splits[job[0]]), job[0]))
     stream = parallel.imap_progress(functools.partial(_record_job, size=size), ordered, workers=workers,
@@ -402,76 +401,13 @@ def _run_records(out_dir: Path, keys: list, photos: dict, mask_files: dict, mask
     return counts
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The command line of process.py."""
-    parser = argparse.ArgumentParser(
-        prog="process.py",
-        description="Put each photo and its mask side by side into one AB training image "
-                    "(<out-dir>/{train,val,test}/<id>.png, size x 2*size, photo left, mask right) and "
-                    "write <out-dir>/pairs.json (mask parts, style, palette, size, pairs per split).",
-        epilog="Photos are resized with antialiasing, masks with nearest neighbour (no new label "
-               "values). A non-square photo is center-cropped to a square, and its mask likewise. "
-               "Split: the official CelebA split with --data-dir and its mapping file, else a seeded "
-               "random --split (default 0.8,0.1,0.1, seed 0). "
-               "Unreadable files and photos without a mask are skipped with a warning; the run goes "
-               "on and exits with status 1 if any were. Up-to-date pairs are not rewritten.")
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--data-dir", "--data_dir", dest="data_dir", metavar="ROOT",
-                        help="CelebAMask-HQ root: photos in ROOT/CelebA-HQ-img/<id>.jpg; the official "
-                             f"split comes from ROOT/{celebamask.MAPPING_FILE} when it is there")
-    source.add_argument("--images", "--input-dir", "--input_dir", dest="images", metavar="DIR",
-                        help="plain folder of photos, matched to masks by file name stem")
-    parser.add_argument("--masks", "--mask-dir", "--mask_dir", dest="masks", required=True,
-                        metavar="MASKDIR", help="folder of masks (g_mask.py's output: <id>.png and "
-                                                "masks.json), matched to photos by file name stem")
-    parser.add_argument("--out-dir", "--out_dir", "--output-dir", "--output_dir", dest="out_dir",
-                        required=True, metavar="OUT", help="folder for train/, val/, test/ and pairs.json")
-    parser.add_argument("--size", type=positive_int, default=256,
-                        help="side of each half of an AB image in pixels (default: %(default)s)")
-    parser.add_argument("--partition", metavar="FILE", default=None,
-                        help="CelebA's list_eval_partition.txt: split by it instead of the standard "
-                             "image-number ranges (with --data-dir and its mapping file only)")
-    parser.add_argument("--split", default=None, metavar="TRAIN,VAL,TEST",
-                        help="random split fractions summing to 1, e.g. 0.8,0.1,0.1; overrides the "
-                             "official split (default: official split when available, else 0.8,0.1,0.1)")
-    parser.add_argument("--seed", type=int, default=None,
-                        help="seed of the random split, for a reproducible one (default: 0)")
-    parser.add_argument("--parts", default=None,
-                        help="without MASKDIR/masks.json: the parts the masks hold, in class order "
-                             f"(default: {','.join(DEFAULT_PARTS)}; valid: {', '.join(CELEBAMASK_PARTS)})")
-    parser.add_argument("--style", choices=MASK_STYLES, default=None,
-                        help="without MASKDIR/masks.json: how the masks are drawn: color, binary or "
-                             "index (default: color)")
-    parser.add_argument("--workers", type=positive_int, default=None, metavar="N",
-                        help="processes to use (default: every core; 1 runs in this process)")
-    parser.add_argument("--limit", type=positive_int, default=None, metavar="N",
-                        help="only the first N photos, by name (for a quick try)")
-    parser.add_argument("--force", action="store_true", help="rewrite every pair, even those up to date")
-    parser.add_argument("--format", choices=FORMATS, default="png", dest="output_format",
-                        help="png: one <split>/<id>.png per pair; tfrecord: sharded TFRecord files "
-                             "<split>-NNNNN-of-NNNNN.tfrecord holding the same PNG bytes, for fast "
-                             "streaming in training (default: %(default)s)")
-    parser.add_argument("--shards", type=positive_int, default=None, metavar="N",
-                        help=f"with --format tfrecord: shards per split (default: {DEFAULT_SHARDS}, fewer "
-                             "for a smaller split); aim for 100-200 MB a shard")
-    return parser
-
-
-def _main(argv: Sequence[str] | None) -> int:
-    args = build_parser().parse_args(argv)
-    counts = run_process(args.out_dir, args.masks, data_dir=args.data_dir, images_dir=args.images,
-                         size=args.size, partition=args.partition, split=args.split, seed=args.seed,
-                         workers=args.workers, limit=args.limit, force=args.force,
-                         parts=parse_parts(args.parts) if args.parts is not None else None,
-                         style=args.style, output_format=args.output_format, shards=args.shards)
-    problems = counts["failed"] + counts["missing_mask"]
-    if problems:
-        log.error("%d photos got no pair: %d unreadable, %d without a mask (see the warnings above)",
-                  problems, counts["failed"], counts["missing_mask"])
-        return 1
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of process.py: returns 0, or 1 after a one-line error or when any photo got no pair."""
-    return cli.run(_main, argv)
+def read_pairs_meta(input_dir: str | Path) -> dict | None:
+    """pairs.json written by process.py beside the split folders (or in the folder itself), if any."""
+    folder = Path(input_dir)
+    for candidate in (folder / META_FILE, folder.parent / META_FILE):
+        if candidate.is_file():
+            try:
+                return json.loads(candidate.read_text())
+            except json.JSONDecodeError as err:
+                raise UserError(f"{candidate}: not valid JSON ({err})") from None
+    return None

@@ -10,7 +10,7 @@ mouth_left, mouth_right; like lipseg_tf's l_eye/r_eye, "left" is the image's lef
 
 Framings, as fractions of the crop side (the crop is square):
 
-    sample    the synthetic faces of lipseg_tf.sample, from the mean of its face geometry (512 px units:
+    sample    the synthetic faces of lipseg_tf.prep.sample, from the mean of its face geometry (512 px units:
               face width 0.45-0.65 x 512, centre (256, 0.53 x 512), eyes at +-0.34-0.42 of the half width
               and 0.02-0.14 of the half height above the centre, mouth corners at +-0.15-0.225 of the
               face width and 0.48-0.58 of the half height below it, minus a smile of -3 % to 10 % of the

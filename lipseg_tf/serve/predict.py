@@ -1,9 +1,9 @@
-"""predict.py: lips and eyes in any photo, with an exported model.
+"""Lips and eyes in any photo, with an exported model: the work of predict.py (cli/predict.py).
 
 For each photo: find the faces (MTCNN, https://github.com/ipazc/mtcnn, weights inside its wheel), keep
 those at least --min-face pixels tall and wide-ish (the detector box's longer side) and at least
 --min-confidence sure; align each with the similarity transform that puts its eyes and mouth corners
-where the model's training faces had them (lipseg_tf.align), cut the crop at the model's input size,
+where the model's training faces had them (serve/align.py), cut the crop at the model's input size,
 segment all crops of the photo in one batch, and map each crop's labels back into the photo by the
 inverse transform (nearest neighbour). Where two faces' crops overlap, a part label beats background
 and the more probable of two part labels wins.
@@ -22,7 +22,6 @@ unreadable file is named, skipped and listed; the run goes on and then exits wit
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import logging
@@ -35,9 +34,9 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
-from lipseg_tf import align
 from lipseg_tf.errors import UserError
-from lipseg_tf.imageio import IMAGE_EXTENSIONS, list_images, load_rgb, save_image, write_text
+from lipseg_tf.prep.imageio import load_rgb, save_image, write_text
+from lipseg_tf.serve import align
 
 log = logging.getLogger("lipseg_tf")
 
@@ -57,7 +56,7 @@ class Face:
 
     @property
     def landmarks(self) -> np.ndarray:
-        """The four alignment landmarks (eyes, mouth corners), in lipseg_tf.align's order."""
+        """The four alignment landmarks (eyes, mouth corners), in align.py's order."""
         return self.keypoints[[0, 1, 3, 4]]
 
 
@@ -272,66 +271,3 @@ def predict_files(files: Sequence[Path], model: Model, detector: FaceDetector | 
     summary["mean_seconds"] = {k: round(statistics.fmean(v), 4) for k, v in timings.items()}
     write_text(out_dir / SUMMARY_FILE, _to_json(summary))
     return summary
-
-
-def _input_files(path: Path) -> list[Path]:
-    if path.is_dir():
-        return list_images(path)
-    if not path.exists():
-        raise UserError(f"{path}: not found (expected an image file or a folder of images)")
-    return [path]
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="predict.py",
-        description="Segment lips and eyes in photos of any size: detect faces (MTCNN), align each to the "
-                    "model's training framing, segment, and paste the masks back at the photo's size.",
-        epilog="Example: %(prog)s --model export/unet --input photos/ --output masks/. Writes per photo "
-               "<name>-mask.png (class ids), <name>-overlay.png and <name>.json, and summary.json.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--model", required=True,
-                        help="an exported SavedModel folder (unet.py / pix2pix.py --mode export --output_dir)")
-    parser.add_argument("--input", required=True,
-                        help=f"a photo or a folder of photos ({', '.join(IMAGE_EXTENSIONS)})")
-    parser.add_argument("--output", required=True, help="folder for masks, overlays and JSON (created)")
-    parser.add_argument("--min-face", "--min_face", dest="min_face", type=int, default=40,
-                        help="smallest face to keep, in pixels (the detector box's longer side); photos are "
-                             "resized by 20/min-face for detection (MTCNN finds faces from 20 px), so a larger "
-                             "value is faster on big photos")
-    parser.add_argument("--min-confidence", "--min_confidence", dest="min_confidence", type=float, default=0.9,
-                        help="smallest detector confidence (0-1) to keep a face")
-    parser.add_argument("--framing", choices=sorted(align.FRAMINGS), default=None,
-                        help="where faces are put in the crop: as in lipseg_tf.sample's synthetic faces or "
-                             "in CelebA-HQ (default: the model's classes.json, else celebahq)")
-    parser.add_argument("--no-detect", "--no_detect", dest="no_detect", action="store_true",
-                        help="no face detection: each input already is an aligned face crop (a CelebA-HQ "
-                             "image); the model sees the whole image")
-    parser.add_argument("--verbose", action="store_true", help="debug logging (per-photo timings), TF messages")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from lipseg_tf.cli import setup_logging
-    setup_logging(args.verbose)
-    if args.min_face < 1:
-        raise UserError(f"--min-face: expected a positive number of pixels, got {args.min_face}")
-    if not 0.0 <= args.min_confidence <= 1.0:
-        raise UserError(f"--min-confidence: expected a value from 0 to 1, got {args.min_confidence}")
-    files = _input_files(Path(args.input))
-    model = Model(args.model, args.framing)
-    detector = None if args.no_detect else FaceDetector(args.min_face, args.min_confidence)
-    summary = predict_files(files, model, detector, Path(args.output))
-    mean = summary["mean_seconds"]
-    log.info("%d photo(s), %d face(s); without a face: %d; skipped (unreadable): %d; mean per photo: %s",
-             summary["photos"], summary["faces"], len(summary["photos_without_face"]), len(summary["skipped"]),
-             ", ".join(f"{k} {v:.2f} s" for k, v in mean.items()) or "-")
-    for path in summary["photos_without_face"]:
-        log.info("no face found in %s", path)
-    log.info("results in %s (%s)", args.output, SUMMARY_FILE)
-    if summary["skipped"]:
-        log.error("%d file(s) skipped: %s", len(summary["skipped"]),
-                  ", ".join(s["file"] for s in summary["skipped"]))
-        return 1
-    return 0

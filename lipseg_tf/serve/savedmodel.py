@@ -19,9 +19,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from lipseg_tf import data
-from lipseg_tf.classes import ClassSpec
-from lipseg_tf.imageio import write_text
+from lipseg_tf.prep.classes import ClassSpec
+from lipseg_tf.prep.imageio import write_text
+from lipseg_tf.train import pipeline
 
 log = logging.getLogger("lipseg_tf")
 
@@ -42,7 +42,7 @@ class Segmenter(tf.Module):
         """[-1, 1] float images at image_size -> (N, S, S, C) class probabilities."""
         output = self.network(images, training=False)
         if self.output == "image":
-            return data.image_to_class_scores(output, self.class_colors)
+            return pipeline.image_to_class_scores(output, self.class_colors)
         return output
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
@@ -67,7 +67,7 @@ class Segmenter(tf.Module):
 
 def write_classes(out_dir: Path, classes: ClassSpec, image_size: int, framing: str | None = None) -> Path:
     """classes.json: class names, mask colours, the network's input size and, when known, the framing of
-    the faces it was trained on ('sample' or 'celebahq', see lipseg_tf.align) for predict.py."""
+    the faces it was trained on ('sample' or 'celebahq', see serve/align.py) for predict.py."""
     meta = {"classes": list(classes.names), "colors": classes.colors.tolist(), "image_size": int(image_size)}
     if framing:
         meta["framing"] = framing

@@ -18,18 +18,17 @@ that size). Normalisation and decoding are inside, as in the SavedModel. For pix
 colour image is decoded inside too: probabilities are the softmax over the negative squared distances
 of the generated colour to each palette colour, labels the nearest colour.
 
-    python -m lipseg_tf.tflite EXPORT_DIR [EXPORT_DIR ...] [--runs 50] [--threads 2]
+    python -m lipseg_tf.tools.tflite_bench EXPORT_DIR [EXPORT_DIR ...] [--runs 50] [--threads 2]
 
-prints the size and CPU latency (one crop, after a warm-up) of every .tflite model and SavedModel given.
+prints the size and CPU latency (one crop, after a warm-up) of every .tflite model and SavedModel given
+(benchmark, below).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import statistics
-import sys
 import tempfile
 import time
 import warnings
@@ -38,7 +37,7 @@ from typing import Sequence
 
 import numpy as np
 
-from lipseg_tf import imageio
+from lipseg_tf.prep import imageio
 
 log = logging.getLogger("lipseg_tf")
 
@@ -51,7 +50,7 @@ def model_file(out_dir: str | Path, model: str, variant: str) -> Path:
 
 
 def convert(segmenter, variants: Sequence[str] = VARIANTS) -> dict[str, bytes]:
-    """The flatbuffers of an export.Segmenter: {variant: bytes} for 'float32' and/or 'dynamic_range'."""
+    """The flatbuffers of a savedmodel.Segmenter: {variant: bytes} for 'float32' and/or 'dynamic_range'."""
     import keras
     import tensorflow as tf
 
@@ -84,7 +83,7 @@ def convert(segmenter, variants: Sequence[str] = VARIANTS) -> dict[str, bytes]:
 
 def export_tflite(segmenter, classes, out_dir: str | Path, model: str, framing: str | None = None) -> dict:
     """Write both variants and classes.json to out_dir; returns {variant: path}."""
-    from lipseg_tf.export import write_classes
+    from lipseg_tf.serve.savedmodel import write_classes
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -147,6 +146,7 @@ def _dir_size(path: Path) -> int:
 def benchmark(paths: Sequence[str | Path], runs: int = 50, threads: int | None = None) -> list[dict]:
     """Size and latency of one crop for every .tflite file and SavedModel in `paths` (files or folders)."""
     import tensorflow as tf
+
     from lipseg_tf.errors import UserError
 
     rows = []
@@ -172,24 +172,3 @@ def benchmark(paths: Sequence[str | Path], runs: int = 50, threads: int | None =
             rows.append({"model": str(model), "kind": kind, "bytes": nbytes, "image_size": size,
                          "ms_median": 1000 * statistics.median(times), "ms_mean": 1000 * statistics.fmean(times)})
     return rows
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lipseg_tf.tflite",
-                                     description="Size and CPU latency of exported segmenters (.tflite and SavedModel).")
-    parser.add_argument("paths", nargs="+", help=".tflite files, or export folders (their .tflite files and SavedModel)")
-    parser.add_argument("--runs", type=int, default=50, help="timed runs per model, after one warm-up run")
-    parser.add_argument("--threads", type=int, default=None, help="TFLite interpreter threads (default: its own)")
-    args = parser.parse_args(argv)
-    rows = benchmark(args.paths, args.runs, args.threads)
-    print(f"{'model':60s} {'kind':10s} {'size':>10s} {'crop':>5s} {'median ms':>10s} {'mean ms':>8s}")
-    for row in rows:
-        print(f"{row['model']:60s} {row['kind']:10s} {row['bytes'] / 1024:8.0f} K {row['image_size']:5d} "
-              f"{row['ms_median']:10.2f} {row['ms_mean']:8.2f}")
-    return 0
-
-
-if __name__ == "__main__":
-    from lipseg_tf import cli
-    cli.setup_logging()
-    sys.exit(cli.run(main))

@@ -1,15 +1,15 @@
 """Side-by-side benchmarks: each of our figures next to a baseline measured in the same run on the same data.
 
-    python -m lipseg_tf.bench [--count 64] [--size 256] [--sections g_mask,process,pipeline,train,inference]
+    python -m lipseg_tf.tools.bench [--count 64] [--size 256] [--sections g_mask,process,pipeline,train,inference]
                               [--batch-sizes 1,16] [--json bench.json]
 
-Data: synthetic faces from lipseg_tf.sample, written to a temporary folder (deleted at the end unless
+Data: synthetic faces from lipseg_tf.prep.sample, written to a temporary folder (deleted at the end unless
 --workdir names one). Sections and their baselines:
 
     g_mask     masks/s: g_mask with every worker              vs a plain loop in one process (read each
                                                                  part file, paint, write)
     process    pairs/s: process.py PNG pairs, TFRecord shards  vs a plain loop (read, resize, write)
-    pipeline   AB pairs/s delivered by data.make_dataset       vs the same decode/jitter/flip/batch without
+    pipeline   AB pairs/s delivered by pipeline.make_dataset   vs the same decode/jitter/flip/batch without
                (parallel decode, cache, prefetch), PNG and       parallel map, cache or prefetch
                TFRecord
     train      images/s of a pix2pix and a U-Net training step  vs float32 without XLA at the same batch
@@ -40,11 +40,12 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image
 
-from lipseg_tf import celebamask, cli
-from lipseg_tf.config import PRECISIONS
+from lipseg_tf.cli import common
 from lipseg_tf.errors import UserError
-from lipseg_tf.imageio import write_text
-from lipseg_tf.parts import DEFAULT_PARTS, palette
+from lipseg_tf.prep import celebamask
+from lipseg_tf.prep.imageio import write_text
+from lipseg_tf.prep.parts import DEFAULT_PARTS, palette
+from lipseg_tf.train.config import PRECISIONS
 
 log = logging.getLogger("lipseg_tf")
 
@@ -120,7 +121,7 @@ def machine_info() -> dict:
 # ------------------------------------------------------------------------------------------- data
 
 def make_sample(work: Path, count: int, photo_size: int, workers: int | None) -> Path:
-    from lipseg_tf import sample
+    from lipseg_tf.prep import sample
     root = work / "sample"
     if not (root / celebamask.MAPPING_FILE).is_file():
         sample.generate(root, count, seed=0, size=photo_size, workers=workers)
@@ -138,7 +139,7 @@ def _plain_mask(root: Path, image_id: int, out: Path, colors: np.ndarray) -> Non
 
 
 def bench_g_mask(root: Path, work: Path, workers: int | None) -> list[Row]:
-    from lipseg_tf import masks
+    from lipseg_tf.prep import masks
 
     ids = celebamask.find_image_ids(root)
     ours_dir, plain_dir = work / "masks", work / "masks-plain"
@@ -164,14 +165,14 @@ def _plain_pair(job: tuple[Path, Path, Path], size: int) -> None:
 
 
 def ensure_masks(root: Path, work: Path, workers: int | None) -> Path:
-    from lipseg_tf import masks
+    from lipseg_tf.prep import masks
     if not (work / "masks" / "masks.json").is_file():
         masks.run_g_mask(root, work / "masks", workers=workers)
     return work / "masks"
 
 
 def bench_process(root: Path, work: Path, size: int, workers: int | None) -> list[Row]:
-    from lipseg_tf import pairs
+    from lipseg_tf.prep import pairs
 
     masks_dir = ensure_masks(root, work, workers)
     ids = celebamask.find_image_ids(root)
@@ -194,7 +195,7 @@ def bench_process(root: Path, work: Path, size: int, workers: int | None) -> lis
 
 
 def ensure_pairs(root: Path, work: Path, size: int, workers: int | None) -> tuple[Path, Path]:
-    from lipseg_tf import pairs
+    from lipseg_tf.prep import pairs
     masks_dir = ensure_masks(root, work, workers)
     if not (work / "pairs" / "pairs.json").is_file():
         pairs.run_process(work / "pairs", masks_dir, data_dir=root, size=size, workers=workers)
@@ -207,19 +208,20 @@ def ensure_pairs(root: Path, work: Path, size: int, workers: int | None) -> tupl
 # ------------------------------------------------------------------------------------------- input pipeline
 
 def naive_dataset(files, colors, flip_perm, image_size: int, scale_size: int, batch_size: int, seed: int = 0):
-    """data.make_dataset's training pipeline (same decode, resize, jitter, flip) with none of its speed-ups:
+    """pipeline.make_dataset's training pipeline (same decode, resize, jitter, flip) with none of its speed-ups:
     no parallel map, no cache, no prefetch."""
     import tensorflow as tf
-    from lipseg_tf import data
+
+    from lipseg_tf.train import pipeline
 
     colors = tf.constant(np.asarray(colors, np.uint8))
     flip_perm = tf.constant(np.asarray(flip_perm, np.int32))
     ds = tf.data.Dataset.from_tensor_slices([str(p) for p in files])
-    ds = ds.map(lambda p: data.decode_pair(p, colors))
+    ds = ds.map(lambda p: pipeline.decode_pair(p, colors))
     ds = ds.shuffle(len(files), seed=seed).repeat()
     seeds = tf.data.Dataset.random(seed=seed).batch(2)
     ds = tf.data.Dataset.zip((ds, seeds)).map(
-        lambda pair, s: data.jitter(*data.resize_pair(pair[0], pair[1], scale_size), s, image_size, True, flip_perm))
+        lambda pair, s: pipeline.jitter(*pipeline.resize_pair(pair[0], pair[1], scale_size), s, image_size, True, flip_perm))
     ds = ds.map(lambda im, lb: (im / 127.5 - 1.0, tf.cast(lb[..., 0], tf.int32)))
     return ds.batch(batch_size, drop_remainder=True)
 
@@ -234,21 +236,21 @@ def _delivery_rate(dataset, steps: int, batch_size: int) -> float:
 
 
 def bench_pipeline(pairs_dir: Path, records_dir: Path, size: int, batch_size: int, epochs: int) -> list[Row]:
-    from lipseg_tf import data
-    from lipseg_tf.classes import ClassSpec
+    from lipseg_tf.prep.classes import ClassSpec
+    from lipseg_tf.train import pipeline
 
     classes = ClassSpec.create(DEFAULT_PARTS, "color")
     scale = round(size * 286 / 256)
     rows = []
-    png = data.find_pairs(pairs_dir, "train")
+    png = pipeline.find_pairs(pairs_dir, "train")
     batch_size = max(1, min(batch_size, png.count))
     steps = max(1, epochs * png.count // batch_size)
     naive = _delivery_rate(naive_dataset(png.files, classes.colors, classes.flip_perm, size, scale, batch_size),
                            steps, batch_size)
-    for label, source in (("PNG", png), ("TFRecord", data.find_pairs(records_dir, "train"))):
-        ours = _delivery_rate(data.make_dataset(source, classes.colors, classes.flip_perm, training=True,
-                                                image_size=size, scale_size=scale, batch_size=batch_size,
-                                                repeat=True), steps, batch_size)
+    for label, source in (("PNG", png), ("TFRecord", pipeline.find_pairs(records_dir, "train"))):
+        ours = _delivery_rate(pipeline.make_dataset(source, classes.colors, classes.flip_perm, training=True,
+                                                    image_size=size, scale_size=scale, batch_size=batch_size,
+                                                    repeat=True), steps, batch_size)
         rows.append(Row("pipeline", f"AB pairs/s delivered, {label}", "pairs/s", ours, naive,
                         f"make_dataset: parallel decode, cache, prefetch ({label})",
                         "no parallel map, no cache, no prefetch (PNG)",
@@ -263,9 +265,10 @@ def _train_step_fn(model_name: str, size: int, ngf: int, batch_size: int, precis
     """One training step of the trainers' own code at these settings, as a function returning a loss."""
     import keras
     import tensorflow as tf
-    from lipseg_tf import gan, precision, segmenter
-    from lipseg_tf.classes import ClassSpec
-    from lipseg_tf.config import RunConfig
+
+    from lipseg_tf.prep.classes import ClassSpec
+    from lipseg_tf.train import pix2pix, precision, unet
+    from lipseg_tf.train.config import RunConfig
 
     images, labels = batch
     images, labels = images[:batch_size], labels[:batch_size]
@@ -273,14 +276,14 @@ def _train_step_fn(model_name: str, size: int, ngf: int, batch_size: int, precis
     keras.utils.set_random_seed(0)
     if model_name == "pix2pix":
         config = RunConfig(image_size=size, ngf=ngf, ndf=ngf, precision=precision_name, jit=jit)
-        model = gan.Pix2Pix(config)
-        inputs, targets = gan.to_model_io(images, labels, classes, "AtoB")
+        model = pix2pix.Pix2Pix(config)
+        inputs, targets = pix2pix.to_model_io(images, labels, classes, "AtoB")
         return lambda: float(model.train_step(inputs, targets)["gen_total"])
     config = RunConfig(model="unet", image_size=size, ngf=ngf, depth=4 if size >= 32 else 2, precision=precision_name)
     with precision.policy(precision_name):
-        network = segmenter.build(config, classes)
+        network = unet.build(config, classes)
     optimizer = precision.scaled_optimizer(keras.optimizers.Adam(1e-3), precision_name)
-    network.compile(optimizer=optimizer, loss=segmenter.make_loss(classes.num_classes, 1.0), jit_compile=jit)
+    network.compile(optimizer=optimizer, loss=unet.make_loss(classes.num_classes, 1.0), jit_compile=jit)
     images, labels = tf.constant(images), tf.constant(labels)
     return lambda: float(np.asarray(network.train_on_batch(images, labels)).ravel()[0])
 
@@ -308,15 +311,16 @@ def bench_train(pairs_dir: Path, size: int, batch_sizes: Sequence[int], precisio
                 jits: Sequence[bool], models: Sequence[str], ngf: int | None, max_steps: int, budget_s: float,
                 info: dict) -> list[Row]:
     import tensorflow as tf
-    from lipseg_tf import data
-    from lipseg_tf.classes import ClassSpec
+
+    from lipseg_tf.prep.classes import ClassSpec
+    from lipseg_tf.train import pipeline
 
     classes = ClassSpec.create(DEFAULT_PARTS, "color")
-    source = data.find_pairs(pairs_dir, "train")
+    source = pipeline.find_pairs(pairs_dir, "train")
     biggest = max(batch_sizes)
     # The same real pairs for every configuration; repeated when the sample is smaller than a batch.
-    batch = next(iter(data.make_dataset(source, classes.colors, classes.flip_perm, training=True, image_size=size,
-                                        scale_size=round(size * 286 / 256), batch_size=biggest, repeat=True)))
+    batch = next(iter(pipeline.make_dataset(source, classes.colors, classes.flip_perm, training=True, image_size=size,
+                                            scale_size=round(size * 286 / 256), batch_size=biggest, repeat=True)))
     batch = tuple(t.numpy() for t in batch)
     rows = []
     for model_name in models:
@@ -367,8 +371,10 @@ def bench_inference(pairs_dir: Path, work: Path, size: int, models: Sequence[str
                     batch_size: int) -> list[Row]:
     import keras
     import tensorflow as tf
-    from lipseg_tf import export, models as model_lib
-    from lipseg_tf.classes import ClassSpec
+
+    from lipseg_tf.prep.classes import ClassSpec
+    from lipseg_tf.serve import savedmodel
+    from lipseg_tf.train import networks
 
     classes = ClassSpec.create(DEFAULT_PARTS, "color")
     photos = np.stack([np.asarray(Image.open(p))[:, :size] for p in sorted((pairs_dir / "test").glob("*.png"))
@@ -379,13 +385,13 @@ def bench_inference(pairs_dir: Path, work: Path, size: int, models: Sequence[str
         keras.utils.set_random_seed(0)
         width = ngf or MODEL_WIDTHS[model_name]
         if model_name == "pix2pix":
-            network = model_lib.build_generator(size, width)
-            segmenter = export.Segmenter(network, size, classes, output="image")
+            network = networks.build_generator(size, width)
+            segmenter = savedmodel.Segmenter(network, size, classes, output="image")
         else:
-            network = model_lib.build_unet(classes.num_classes, width, 4 if size >= 32 else 2, size)
-            segmenter = export.Segmenter(network, size, classes, output="probabilities")
+            network = networks.build_unet(classes.num_classes, width, 4 if size >= 32 else 2, size)
+            segmenter = savedmodel.Segmenter(network, size, classes, output="probabilities")
         out_dir = work / "export" / model_name
-        export.export(segmenter, classes, out_dir)
+        savedmodel.export(segmenter, classes, out_dir)
         serve = tf.saved_model.load(str(out_dir)).signatures["serving_default"]
 
         def saved_model(x):
@@ -459,8 +465,8 @@ def _positive_ints(text: str, flag: str) -> list[int]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m lipseg_tf.bench", description=__doc__.split("\n\n")[0],
-        epilog="On a GPU: python -m lipseg_tf.bench --count 512 --size 256 --batch-sizes 1,16 --json bench-gpu.json",
+        prog="python -m lipseg_tf.tools.bench", description=__doc__.split("\n\n")[0],
+        epilog="On a GPU: python -m lipseg_tf.tools.bench --count 512 --size 256 --batch-sizes 1,16 --json bench-gpu.json",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--json", default="bench.json", help="where to write the results as JSON")
     parser.add_argument("--sections", default=",".join(SECTIONS), help=f"which to run, of {','.join(SECTIONS)}")
@@ -543,5 +549,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    cli.setup_logging()
-    sys.exit(cli.run(main))
+    common.setup_logging()
+    sys.exit(common.run(main))

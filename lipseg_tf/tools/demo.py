@@ -17,15 +17,16 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from lipseg_tf.cli.common import run, setup_logging
 from lipseg_tf.errors import UserError
-from lipseg_tf.metrics import METRICS_FILE, format_table
+from lipseg_tf.evaluate.metrics import METRICS_FILE, format_table
 
 log = logging.getLogger("lipseg_tf")
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m lipseg_tf.demo", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m lipseg_tf.tools.demo", description=__doc__,
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--out", default="demo_out", help="folder for everything the demo writes")
     parser.add_argument("--count", type=int, default=600, help="synthetic faces to generate")
@@ -58,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     timings: dict[str, float] = {}
     start = time.perf_counter()
     size = args.size
-    _run("sample", "-m", "lipseg_tf.sample", "--out", data, "--count", args.count, "--seed", args.seed,
+    _run("sample", "-m", "lipseg_tf.tools.sample", "--out", data, "--count", args.count, "--seed", args.seed,
          "--size", 2 * size, timings=timings)
     _run("g_mask", "g_mask.py", "--data-dir", data, "--out-dir", masks, timings=timings)
     _run("process", "process.py", "--data-dir", data, "--masks", masks, "--out-dir", pairs, "--size", size,
@@ -83,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     total = time.perf_counter() - start
 
     print("\n" + "=" * 72)
-    print("lipseg_tf demo on SYNTHETIC faces from lipseg_tf.sample: these scores show that the pipeline")
+    print("lipseg_tf demo on SYNTHETIC faces from lipseg_tf.prep.sample: these scores show that the pipeline")
     print("learns; they say nothing about accuracy on real photos.")
     for model in ("unet", "pix2pix"):
         metrics = json.loads((runs / f"{model}-test" / METRICS_FILE).read_text())
@@ -98,6 +99,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from lipseg_tf import cli
-    cli.setup_logging()
-    sys.exit(cli.run(main))
+    setup_logging()
+    sys.exit(run(main))

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from lipseg_tf.config import CHECKPOINT_DIR
 from lipseg_tf.errors import UserError
+from lipseg_tf.train.config import CHECKPOINT_DIR
 
 
 def latest_checkpoint(run_dir: str | Path) -> str:

@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 
 from lipseg_tf.errors import UserError
-from lipseg_tf.imageio import write_text
-from lipseg_tf.parts import DEFAULT_PARTS
+from lipseg_tf.prep.imageio import write_text
+from lipseg_tf.prep.parts import DEFAULT_PARTS
 
 OPTIONS_FILE = "options.json"
 CHECKPOINT_DIR = "checkpoints"   # <run>/checkpoints/ckpt-N

@@ -29,8 +29,8 @@ from typing import Callable, Iterator
 import keras
 import tensorflow as tf
 
-from lipseg_tf.config import STRATEGIES
 from lipseg_tf.errors import UserError
+from lipseg_tf.train.config import STRATEGIES
 
 log = logging.getLogger("lipseg_tf")
 

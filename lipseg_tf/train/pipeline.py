@@ -6,7 +6,7 @@ so augmentation moves labels, never blends them. Training jitter is pix2pix's: r
 (the mask by nearest neighbour), one random crop applied to the stacked photo and mask, and a random
 horizontal flip that also swaps the left/right classes. Test mode resizes to image_size and nothing else.
 
-The pairs come from a folder of AB PNGs or from TFRecord shards of the same PNG bytes (records.py,
+The pairs come from a folder of AB PNGs or from TFRecord shards of the same PNG bytes (prep/records.py,
 `process.py --format tfrecord`); find_pairs tells which. Decoding runs in parallel, decoded pairs are
 cached in memory (as uint8 at their file size) when they fit, and batches are prefetched, so on a GPU
 the training step, not the input, sets the pace.
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import json
 import logging
 from pathlib import Path
 
@@ -24,9 +23,9 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from lipseg_tf import records
 from lipseg_tf.errors import UserError
-from lipseg_tf.pairs import META_FILE as PAIRS_META_FILE
+from lipseg_tf.prep import records
+from lipseg_tf.prep.pairs import read_pairs_meta
 
 log = logging.getLogger("lipseg_tf")
 # Decoded pairs are cached in memory when they take less than this fraction of the memory available.
@@ -64,7 +63,7 @@ def find_pair_files(input_dir: str | Path, split: str | None = None) -> list[Pat
 
 @dataclasses.dataclass(frozen=True)
 class PairSource:
-    """A split's AB pairs: PNG files, or TFRecord shards holding the same PNG bytes (records.py)."""
+    """A split's AB pairs: PNG files, or TFRecord shards holding the same PNG bytes (prep/records.py)."""
 
     format: str                  # "png" or "tfrecord"
     files: tuple[Path, ...]      # the PNG files, or the shards
@@ -166,18 +165,6 @@ def cache_budget_bytes() -> int:
     except (OSError, ValueError, IndexError):
         pass
     return CACHE_FALLBACK_BYTES
-
-
-def read_pairs_meta(input_dir: str | Path) -> dict | None:
-    """pairs.json written by process.py beside the split folders (or in the folder itself), if any."""
-    folder = Path(input_dir)
-    for candidate in (folder / PAIRS_META_FILE, folder.parent / PAIRS_META_FILE):
-        if candidate.is_file():
-            try:
-                return json.loads(candidate.read_text())
-            except json.JSONDecodeError as err:
-                raise UserError(f"{candidate}: not valid JSON ({err})") from None
-    return None
 
 
 def decode_pair(path: tf.Tensor, colors: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

@@ -18,10 +18,10 @@ import keras
 import tensorflow as tf
 from tqdm import tqdm
 
-from lipseg_tf import balance, data, distribute, models, precision
-from lipseg_tf.checkpoints import CHECKPOINT_DIR, latest_checkpoint, resume_checkpoint
-from lipseg_tf.classes import ClassSpec
-from lipseg_tf.config import RunConfig
+from lipseg_tf.prep.classes import ClassSpec
+from lipseg_tf.train import balance, distribute, networks, pipeline, precision
+from lipseg_tf.train.checkpoints import CHECKPOINT_DIR, latest_checkpoint, resume_checkpoint
+from lipseg_tf.train.config import RunConfig
 
 log = logging.getLogger("lipseg_tf")
 
@@ -89,8 +89,8 @@ class Pix2Pix:
         learning_rate = config.lr if learning_rate is None else learning_rate
         self.strategy = strategy or tf.distribute.get_strategy()
         with self.strategy.scope(), precision.policy(config.precision):
-            self.generator = models.build_generator(config.image_size, config.ngf)
-            self.discriminator = models.build_discriminator(config.image_size, config.ndf)
+            self.generator = networks.build_generator(config.image_size, config.ngf)
+            self.discriminator = networks.build_discriminator(config.image_size, config.ndf)
             for network in (self.generator, self.discriminator):
                 distribute.synchronize_batchnorm(network, self.strategy)
             self.gen_optimizer = keras.optimizers.Adam(learning_rate, beta_1=config.beta1)
@@ -142,7 +142,7 @@ class Pix2Pix:
 
 def to_model_io(image, labels, classes: ClassSpec, direction: str):
     """(photo, class ids) -> (network input, network target) as [-1, 1] images for this direction."""
-    mask_image = data.labels_to_image(labels, classes.colors)
+    mask_image = pipeline.labels_to_image(labels, classes.colors)
     return (image, mask_image) if direction == "AtoB" else (mask_image, image)
 
 
@@ -155,14 +155,14 @@ def train(config: RunConfig, classes: ClassSpec, train_files, strategy: tf.distr
           write_dir: Path | None = None) -> dict:
     """Train (resuming from the latest checkpoint in the run folder); returns the last losses.
 
-    train_files: a data.PairSource or AB paths. write_dir: where this process writes checkpoints,
+    train_files: a pipeline.PairSource or AB paths. write_dir: where this process writes checkpoints,
     logs and samples (distribute.write_dir); default the run folder, config.output_dir.
     """
     run_dir = Path(config.output_dir)
     write_dir = Path(write_dir or run_dir)
     strategy = strategy or tf.distribute.get_strategy()
     chief = distribute.is_chief(strategy)
-    source = data.as_source(train_files)
+    source = pipeline.as_source(train_files)
     weight_table = None
     if config.l1_balance:
         frequencies = balance.class_frequencies(source, classes, config)
@@ -188,11 +188,11 @@ def train(config: RunConfig, classes: ClassSpec, train_files, strategy: tf.distr
         log.info("resumed from %s at step %d", resume_from, int(model.step.numpy()))
 
     def replica_dataset(batch_size: int, context: tf.distribute.InputContext) -> tf.data.Dataset:
-        dataset = data.make_dataset(source, classes.colors, classes.flip_perm, training=True,
-                                    image_size=config.image_size, scale_size=config.scale_size,
-                                    batch_size=batch_size, flip=config.flip, seed=config.seed,
-                                    cache=config.cache, repeat=True,
-                                    deterministic=True if config.deterministic else None, input_context=context)
+        dataset = pipeline.make_dataset(source, classes.colors, classes.flip_perm, training=True,
+                                        image_size=config.image_size, scale_size=config.scale_size,
+                                        batch_size=batch_size, flip=config.flip, seed=config.seed,
+                                        cache=config.cache, repeat=True,
+                                        deterministic=True if config.deterministic else None, input_context=context)
         if weight_table is None:
             return dataset.map(lambda im, lb: to_model_io(im, lb, classes, config.which_direction))
         return dataset.map(lambda im, lb: (*to_model_io(im, lb, classes, config.which_direction),
@@ -242,6 +242,6 @@ def train(config: RunConfig, classes: ClassSpec, train_files, strategy: tf.distr
 
 def load_generator(config: RunConfig, run_dir: Path) -> keras.Model:
     """The trained generator of a run folder (its latest checkpoint)."""
-    generator = models.build_generator(config.image_size, config.ngf)
+    generator = networks.build_generator(config.image_size, config.ngf)
     tf.train.Checkpoint(generator=generator).restore(latest_checkpoint(run_dir)).expect_partial()
     return generator

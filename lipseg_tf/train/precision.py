@@ -1,7 +1,7 @@
 """Numeric precision of training: float32, or Keras mixed precision (float16 / bfloat16 compute).
 
 Under a mixed policy the layers compute in 16 bits and keep float32 weights; the networks' last
-activations (tanh, softmax, the PatchGAN logits) are float32 layers (models.py), and the losses are
+activations (tanh, softmax, the PatchGAN logits) are float32 layers (networks.py), and the losses are
 computed in float32. float16 needs loss scaling, so its gradients do not underflow: every optimizer is
 wrapped in a LossScaleOptimizer. bfloat16 has float32's exponent range and needs none.
 """
@@ -13,7 +13,7 @@ from typing import Iterator
 
 import keras
 
-from lipseg_tf.config import PRECISIONS
+from lipseg_tf.train.config import PRECISIONS
 
 
 @contextlib.contextmanager

@@ -17,11 +17,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from lipseg_tf import data, distribute, fitloop, models, precision
-from lipseg_tf.balance import balancing_weights, class_frequencies
-from lipseg_tf.checkpoints import CHECKPOINT_DIR, latest_checkpoint, resume_checkpoint
-from lipseg_tf.classes import ClassSpec
-from lipseg_tf.config import RunConfig
+from lipseg_tf.prep.classes import ClassSpec
+from lipseg_tf.train import distribute, fitloop, networks, pipeline, precision
+from lipseg_tf.train.balance import balancing_weights, class_frequencies
+from lipseg_tf.train.checkpoints import CHECKPOINT_DIR, latest_checkpoint, resume_checkpoint
+from lipseg_tf.train.config import RunConfig
 
 log = logging.getLogger("lipseg_tf")
 
@@ -52,7 +52,7 @@ def make_loss(num_classes: int, dice_weight: float, class_weights=None):
 
 
 def build(config: RunConfig, classes: ClassSpec) -> keras.Model:
-    return models.build_unet(classes.num_classes, config.ngf, config.depth, config.image_size)
+    return networks.build_unet(classes.num_classes, config.ngf, config.depth, config.image_size)
 
 
 def set_prior_bias(model: keras.Model, frequencies: np.ndarray, floor: float = 1e-4) -> None:
@@ -88,14 +88,14 @@ def train(config: RunConfig, classes: ClassSpec, train_files, val_files, strateg
           write_dir: Path | None = None) -> dict:
     """Train with fit (resuming from the latest checkpoint in the run folder); returns the last logs.
 
-    train_files, val_files: data.PairSource or AB paths (val_files may be None). The model is built and
+    train_files, val_files: pipeline.PairSource or AB paths (val_files may be None). The model is built and
     compiled inside strategy.scope() under the precision policy config.precision; write_dir is where
     this process writes checkpoints and logs (distribute.write_dir), default the run folder.
     """
     run_dir = Path(config.output_dir)
     write_dir = Path(write_dir or run_dir)
     strategy = strategy or tf.distribute.get_strategy()
-    source = data.as_source(train_files)
+    source = pipeline.as_source(train_files)
     keras.utils.set_random_seed(config.seed)  # weights, dropout and shuffling all follow --seed
     with strategy.scope(), precision.policy(config.precision):
         model = distribute.synchronize_batchnorm(build(config, classes), strategy)
@@ -147,7 +147,7 @@ def train(config: RunConfig, classes: ClassSpec, train_files, val_files, strateg
 
     def dataset_of(files, training: bool):
         """The per-replica dataset function of files (distribute.distribute_dataset)."""
-        return lambda batch_size, context: data.make_dataset(
+        return lambda batch_size, context: pipeline.make_dataset(
             files, classes.colors, classes.flip_perm, training=training, image_size=config.image_size,
             scale_size=config.scale_size, batch_size=batch_size, flip=config.flip, seed=config.seed,
             cache=config.cache, repeat=training, deterministic=deterministic, input_context=context,
@@ -155,7 +155,7 @@ def train(config: RunConfig, classes: ClassSpec, train_files, val_files, strateg
 
     train_ds = distribute.distribute_dataset(strategy, config.batch_size, dataset_of(source, True))
     val_ds = None
-    val_source = data.as_source(val_files) if val_files else None
+    val_source = pipeline.as_source(val_files) if val_files else None
     if val_source and whole_val_batches and val_source.count < global_batch:
         log.warning("no validation: %d validation pairs make no whole global batch of %d",
                     val_source.count, global_batch)

@@ -1,0 +1,13 @@
+"""pix2pix.py: train, test or export the pix2pix conditional GAN (photo -> colour mask); see runner.py."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from lipseg_tf.cli import runner
+from lipseg_tf.cli.common import run
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of pix2pix.py: returns 0, or 1 after a one-line error."""
+    return run(lambda args: runner.main("pix2pix", args), argv)

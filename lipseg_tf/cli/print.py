@@ -1,0 +1,42 @@
+"""print.py: photo | target | prediction | overlay grids of a test run (evaluate/grids.py)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Sequence
+
+from lipseg_tf.cli.common import run, setup_logging
+from lipseg_tf.errors import UserError
+from lipseg_tf.evaluate.grids import make_grid
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="print.py", description="Draw photo | target | prediction | overlay grids of a test run.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--input_dir", "--input-dir", dest="input_dir", required=True,
+                        help="output folder of a `--mode test` run of unet.py or pix2pix.py")
+    parser.add_argument("--output", default=None, help="PNG to write (default <input_dir>/grid.png)")
+    parser.add_argument("--rows", type=int, default=6, help="number of images (rows)")
+    parser.add_argument("--order", choices=["name", "best", "worst"], default="name",
+                        help="which images: by name, or highest / lowest F1 first")
+    parser.add_argument("--show", action=argparse.BooleanOptionalAction, default=None,
+                        help="open a window (default: when a display exists)")
+    return parser
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.rows < 1:
+        raise UserError(f"--rows must be >= 1, got {args.rows}")
+    show = args.show if args.show is not None else bool(os.environ.get("DISPLAY"))
+    make_grid(args.input_dir, args.output or Path(args.input_dir) / "grid.png", args.rows, args.order, show)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of print.py: returns 0, or 1 after a one-line error."""
+    setup_logging()
+    return run(_main, argv)

@@ -1,0 +1,1 @@
+"""Tools run with `python -m lipseg_tf.tools.<name>`: demo (make demo), bench, tflite_bench, sample."""
