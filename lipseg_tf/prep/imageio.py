@@ -26,8 +26,9 @@ def _open(path: Path) -> Image.Image:
     return ImageOps.exif_transpose(image) or image
 
 
-def _to_uint8(image: Image.Image) -> np.ndarray:
-    """16-bit and float images scaled to 0..255; everything else as PIL converts it."""
+def _to_uint8(image: Image.Image) -> np.ndarray | None:
+    """16-bit and float images scaled to 0..255, as (H, W) uint8; None for every other mode, which the
+    caller converts with PIL."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         array = np.asarray(image, dtype=np.float64)
         top = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0

@@ -86,14 +86,3 @@ def flip_permutation(parts, style: str = "color") -> np.ndarray:
     names = class_names(parts, style)
     index = {name: i for i, name in enumerate(names)}
     return np.asarray([index.get(MIRROR.get(name, name), i) for i, name in enumerate(names)], dtype=np.int32)
-
-
-def colorize(labels: np.ndarray, colors: np.ndarray) -> np.ndarray:
-    """Class-id array (H, W) -> colour image (H, W, 3) uint8."""
-    return colors[np.clip(labels, 0, len(colors) - 1)]
-
-
-def nearest_class(rgb: np.ndarray, colors: np.ndarray) -> np.ndarray:
-    """Colour image (H, W, 3) -> class ids (H, W) uint8 by the nearest palette colour."""
-    diff = rgb[..., None, :].astype(np.int32) - colors[None, None].astype(np.int32)
-    return np.argmin((diff * diff).sum(-1), axis=-1).astype(np.uint8)
