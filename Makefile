@@ -1,16 +1,23 @@
-# Set-up is part of every target: the virtual environment is made from requirements.txt when missing.
+# Set-up is part of every target: the virtual environment is made when missing, from requirements.txt
+# (what lipseg_tf needs to run) and, for the tests, requirements-dev.txt (that, pytest and ruff).
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-requirements
+DEV_STAMP := $(VENV)/.installed-requirements-dev
+PIP    := $(PY) -m pip install --quiet --disable-pip-version-check
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test venv clean
+.PHONY: demo test lint venv clean
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PIP) -r requirements.txt
 	touch $(STAMP)
+
+$(DEV_STAMP): $(STAMP) requirements-dev.txt
+	$(PIP) -r requirements-dev.txt
+	touch $(DEV_STAMP)
 
 venv: $(STAMP)
 
@@ -18,9 +25,13 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m lipseg_tf.tools.demo --out $(DEMO_OUT)
 
-## make test: the whole pytest suite
-test: $(STAMP)
+## make lint: ruff (pyflakes, pycodestyle, import order; settings in pyproject.toml), a few seconds
+lint: $(DEV_STAMP)
+	$(PY) -m ruff check .
+
+## make test: the linter, then the whole pytest suite
+test: lint
 	$(PY) -m pytest -q
 
 clean:
-	rm -rf $(DEMO_OUT) .pytest_cache
+	rm -rf $(DEMO_OUT) .pytest_cache .ruff_cache

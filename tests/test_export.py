@@ -29,7 +29,8 @@ def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
     ab_dir = make_ab_dataset(root / "ab", {"train": 8}, jitter_parts=False)
     # The U-Net starts at the class frequencies (all background), so it needs some steps to draw parts.
-    extra = {"unet": ["--depth", "2", "--max_steps", "40", "--lr", "1e-2"], "pix2pix": ["--ndf", "4", "--max_steps", "3"]}
+    extra = {"unet": ["--depth", "2", "--max_steps", "40", "--lr", "1e-2"],
+             "pix2pix": ["--ndf", "4", "--max_steps", "3"]}
     result = {}
     for model in ("unet", "pix2pix"):
         run_dir, export_dir = root / f"{model}-run", root / f"{model}-export"

@@ -35,16 +35,16 @@ def test_generator_has_8_encoder_and_7_decoder_stages_with_paper_widths(generato
     assert [e.output.shape[1] for e in encoders] == [128, 64, 32, 16, 8, 4, 2, 1]
     assert [d.output.shape[1] for d in decoders] == [2, 4, 8, 16, 32, 64, 128]
     # no BatchNorm in the first encoder stage nor in the 1x1 innermost one (the paper's code), the rest have it
-    has_bn = [any(isinstance(l, keras.layers.BatchNormalization) for l in e.layers) for e in encoders]
+    has_bn = [any(isinstance(layer, keras.layers.BatchNormalization) for layer in e.layers) for e in encoders]
     assert has_bn == [False] + [True] * 6 + [False]
 
 
 def test_generator_dropout_only_in_first_three_decoder_stages(generator_256):
-    dropout = [[l.rate for l in d.layers if isinstance(l, keras.layers.Dropout)]
+    dropout = [[layer.rate for layer in d.layers if isinstance(layer, keras.layers.Dropout)]
                for d in stages(generator_256, "decoder_stage")]
     assert dropout == [[0.5], [0.5], [0.5], [], [], [], []]
-    assert not any(isinstance(l, keras.layers.Dropout) for e in stages(generator_256, "encoder_stage")
-                   for l in e.layers)
+    assert not any(isinstance(layer, keras.layers.Dropout) for e in stages(generator_256, "encoder_stage")
+                   for layer in e.layers)
 
 
 def test_patchgan_at_256_gives_30x30_logits():
@@ -93,7 +93,7 @@ def test_unet_fixed_size_and_stage_names():
     unet = networks.build_unet(3, base_filters=4, depth=3, image_size=32)
     assert unet.input_shape == (None, 32, 32, 3)
     assert unet.output_shape == (None, 32, 32, 3)
-    names = {l.name for l in unet.layers}
+    names = {layer.name for layer in unet.layers}
     assert {"encoder_stage1_conv1", "encoder_stage3_pool", "bottleneck_conv2", "decoder_stage3_conv2"} <= names
     assert "encoder_stage4_conv1" not in names
     assert unet.get_layer("bottleneck_conv2").output.shape == (None, 4, 4, 32)   # 32 / 2**3, 4 * 2**3

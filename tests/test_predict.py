@@ -266,7 +266,8 @@ def test_no_detect_segments_the_whole_image(tmp_path, template_model):
     assert predict_main(["--model", str(template_model), "--input", str(tmp_path / "crop.png"),
                          "--output", str(out), "--no-detect"]) == 0
     mask = np.asarray(Image.open(out / "crop-mask.png"))
-    expected = np.asarray(Image.fromarray(TemplateNetwork(SIZE).labels.astype(np.uint8)).resize((96, 96), Image.NEAREST))
+    template = Image.fromarray(TemplateNetwork(SIZE).labels.astype(np.uint8))
+    expected = np.asarray(template.resize((96, 96), Image.NEAREST))
     assert np.mean(mask == expected) > 0.97  # the SavedModel resizes probabilities, so borders may move
     record = json.loads((out / "crop.json").read_text())
     assert record["faces"][0]["box"] == [0, 0, 96, 96] and record["faces"][0]["confidence"] is None

@@ -352,7 +352,8 @@ def render_face(seed: int, image_id: int, size: int = 512, sunglasses: bool | No
 
     # -- ears (drawn behind the face)
     if rng.random() < 0.6:
-        ear_y, ear_rx, ear_ry = ey + b * rng.uniform(0.05, 0.18), a * rng.uniform(0.12, 0.17), b * rng.uniform(0.2, 0.28)
+        ear_y = ey + b * rng.uniform(0.05, 0.18)
+        ear_rx, ear_ry = a * rng.uniform(0.12, 0.17), b * rng.uniform(0.2, 0.28)
         for side, part in ((-1, "l_ear"), (1, "r_ear")):
             pts = _ellipse(side * a * rng.uniform(0.93, 1.0), ear_y, ear_rx, ear_ry, 28)
             painter.shape(face(pts), skin * rng.uniform(0.82, 0.95), part)
@@ -466,7 +467,8 @@ def render_face(seed: int, image_id: int, size: int = 512, sunglasses: bool | No
                 draw.polygon(xy(face(_ellipse(0, ym + gap * 0.45, mw * 0.22, gap * 0.35, 24))),
                              fill=_rgb(_mix(lip, (200, 80, 90), 0.4)))
             tw = mw * rng.uniform(0.3, 0.4)
-            band = np.array([(-tw, ym - gap), (tw, ym - gap), (tw, ym - gap / 2 + teeth_h), (-tw, ym - gap / 2 + teeth_h)])
+            band = np.array([(-tw, ym - gap), (tw, ym - gap), (tw, ym - gap / 2 + teeth_h),
+                             (-tw, ym - gap / 2 + teeth_h)])
             draw.polygon(xy(face(band)), fill=_rgb(white))
             if lower_teeth:
                 band = np.array([(-tw * 0.8, ym + gap), (tw * 0.8, ym + gap), (tw * 0.8, ym + gap / 2 - teeth_h * 0.6),

@@ -221,7 +221,8 @@ def naive_dataset(files, colors, flip_perm, image_size: int, scale_size: int, ba
     ds = ds.shuffle(len(files), seed=seed).repeat()
     seeds = tf.data.Dataset.random(seed=seed).batch(2)
     ds = tf.data.Dataset.zip((ds, seeds)).map(
-        lambda pair, s: pipeline.jitter(*pipeline.resize_pair(pair[0], pair[1], scale_size), s, image_size, True, flip_perm))
+        lambda pair, s: pipeline.jitter(*pipeline.resize_pair(pair[0], pair[1], scale_size), s, image_size, True,
+                                        flip_perm))
     ds = ds.map(lambda im, lb: (im / 127.5 - 1.0, tf.cast(lb[..., 0], tf.int32)))
     return ds.batch(batch_size, drop_remainder=True)
 
@@ -304,7 +305,8 @@ def _precision_note(precision_name: str, info: dict) -> str | None:
     unit = "fp16" if precision_name == "mixed_float16" else "bf16"
     if any(unit in flag for flag in info["cpu_16bit_math"]):
         return None
-    return f"this CPU has no {unit} math units ({'no avx512_fp16/amx_fp16' if unit == 'fp16' else 'no avx512_bf16/amx_bf16'}): emulated"
+    missing = "no avx512_fp16/amx_fp16" if unit == "fp16" else "no avx512_bf16/amx_bf16"
+    return f"this CPU has no {unit} math units ({missing}): emulated"
 
 
 def bench_train(pairs_dir: Path, size: int, batch_sizes: Sequence[int], precisions: Sequence[str],
@@ -466,12 +468,15 @@ def _positive_ints(text: str, flag: str) -> list[int]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m lipseg_tf.tools.bench", description=__doc__.split("\n\n")[0],
-        epilog="On a GPU: python -m lipseg_tf.tools.bench --count 512 --size 256 --batch-sizes 1,16 --json bench-gpu.json",
+        epilog="On a GPU: python -m lipseg_tf.tools.bench --count 512 --size 256 --batch-sizes 1,16 "
+               "--json bench-gpu.json",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--json", default="bench.json", help="where to write the results as JSON")
     parser.add_argument("--sections", default=",".join(SECTIONS), help=f"which to run, of {','.join(SECTIONS)}")
-    parser.add_argument("--count", type=int, default=64, help="synthetic faces to generate (the data of every section)")
-    parser.add_argument("--photo-size", type=int, default=512, help="side of the synthetic photos (annotations are 512)")
+    parser.add_argument("--count", type=int, default=64,
+                        help="synthetic faces to generate (the data of every section)")
+    parser.add_argument("--photo-size", type=int, default=512,
+                        help="side of the synthetic photos (annotations are 512)")
     parser.add_argument("--size", type=int, default=256, help="pair size = crop the networks see (a power of two)")
     parser.add_argument("--workers", type=int, default=None, help="processes for g_mask/process (default every core)")
     parser.add_argument("--pipeline-batch", type=int, default=16, help="batch size of the input pipeline section")
@@ -482,7 +487,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-sizes", default="1,16", help="training batch sizes")
     parser.add_argument("--precisions", default=",".join(PRECISIONS), help="training precisions")
     parser.add_argument("--jit", default="off,on", help="training without (off) and/or with (on) XLA")
-    parser.add_argument("--train-steps", type=int, default=5, help="timed training steps per setting, after one warm-up")
+    parser.add_argument("--train-steps", type=int, default=5,
+                        help="timed training steps per setting, after one warm-up")
     parser.add_argument("--step-budget", type=float, default=60.0,
                         help="seconds of timed steps per setting; at least one step is timed")
     parser.add_argument("--inference-runs", type=int, default=20, help="timed calls at batch 1")
