@@ -106,6 +106,35 @@ def test_make_pair_center_crops_non_square_inputs():
         pairs.make_pair(photo, np.zeros((20, 20), np.uint8), 8)
 
 
+def test_make_pair_crop_keeps_the_box_of_photo_and_mask():
+    photo = np.zeros((40, 40, 3), np.uint8)
+    photo[16:40, 6:34] = (255, 0, 0)      # red around the box x 0.25..0.75, y 0.5..1 (Lanczos reads past it)
+    mask = np.zeros((20, 20), np.uint8)   # the mask at half the photo's size, as CelebAMask-HQ's are
+    mask[10:20, 5:15] = 2
+    mask[15:20, 5:10] = 4                 # the box's bottom-left quarter is class 4
+    image, label = pairs.split_pair(pairs.make_pair(photo, mask, 10, crop=(0.25, 0.5, 0.5)))
+    assert (image == (255, 0, 0)).all()
+    assert (label[5:, :5] == 4).all() and (label[:5] == 2).all() and (label[5:, 5:] == 2).all()
+    assert (pairs.make_pair(photo, mask, 10, crop=(0, 0, 1)) == pairs.make_pair(photo, mask, 10)).all()
+
+
+@pytest.mark.parametrize("text", ["0.2,0.36", "a,b,c", "0.5,0.5,0.6", "0,0,0", "-0.1,0,0.5"])
+def test_parse_crop_refuses_boxes_outside_the_photo(text):
+    with pytest.raises(UserError, match="--crop"):
+        pairs.parse_crop(text)
+
+
+def test_crop_is_recorded_and_a_new_crop_rewrites_every_pair(celeba, tmp_path):
+    root, mask_dir = celeba
+    out = tmp_path / "pairs"
+    kwargs = dict(data_dir=root, size=SIZE, workers=1, split="1,0,0")
+    assert pairs.run_process(out, mask_dir, **kwargs)["written"] == 4
+    assert "crop" not in json.loads((out / "pairs.json").read_text())
+    assert pairs.run_process(out, mask_dir, **kwargs, crop=(0.25, 0.25, 0.5))["written"] == 4
+    assert json.loads((out / "pairs.json").read_text())["crop"] == [0.25, 0.25, 0.5]
+    assert pairs.run_process(out, mask_dir, **kwargs, crop=(0.25, 0.25, 0.5))["skipped"] == 4
+
+
 def test_assign_splits_is_seeded_and_checks_fractions():
     ids = list(range(10))
     splits = pairs.assign_splits(ids, (0.8, 0.1, 0.1), seed=3)

@@ -8,7 +8,7 @@ from typing import Sequence
 
 from lipseg_tf.cli.common import positive_int, run, setup_logging
 from lipseg_tf.prep import celebamask
-from lipseg_tf.prep.pairs import DEFAULT_SHARDS, FORMATS, run_process
+from lipseg_tf.prep.pairs import DEFAULT_SHARDS, FORMATS, parse_crop, run_process
 from lipseg_tf.prep.parts import CELEBAMASK_PARTS, DEFAULT_PARTS, MASK_STYLES, parse_parts
 
 log = logging.getLogger("lipseg_tf.pairs")   # the logger of prep/pairs.py: its lines read the same
@@ -40,6 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
                         required=True, metavar="OUT", help="folder for train/, val/, test/ and pairs.json")
     parser.add_argument("--size", type=positive_int, default=256,
                         help="side of each half of an AB image in pixels (default: %(default)s)")
+    parser.add_argument("--crop", type=parse_crop, default=None, metavar="X0,Y0,SIDE",
+                        help="keep only this square box of each photo and its mask, in fractions of the "
+                             "photo's side, e.g. 0.2,0.36,0.6 for the eyes and lips of an aligned CelebA-HQ "
+                             "face (0.05 %% of their pixels fall outside): the parts at 1/SIDE times the "
+                             "resolution for the same --size; recorded in pairs.json, and predict.py aligns "
+                             "faces to it (default: the whole photo)")
     parser.add_argument("--partition", metavar="FILE", default=None,
                         help="CelebA's list_eval_partition.txt: split by it instead of the standard "
                              "image-number ranges (with --data-dir and its mapping file only)")
@@ -75,7 +81,8 @@ def _main(argv: Sequence[str] | None) -> int:
                          size=args.size, partition=args.partition, split=args.split, seed=args.seed,
                          workers=args.workers, limit=args.limit, force=args.force,
                          parts=parse_parts(args.parts) if args.parts is not None else None,
-                         style=args.style, output_format=args.output_format, shards=args.shards)
+                         style=args.style, output_format=args.output_format, shards=args.shards,
+                         crop=args.crop)
     problems = counts["failed"] + counts["missing_mask"]
     if problems:
         log.error("%d photos got no pair: %d unreadable, %d without a mask (see the warnings above)",

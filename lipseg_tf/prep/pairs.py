@@ -79,12 +79,42 @@ def _center_square(array: np.ndarray) -> np.ndarray:
     return array[top:top + side, left:left + side]
 
 
-def make_pair(image: np.ndarray, mask: np.ndarray, size: int = 256) -> np.ndarray:
+def parse_crop(text: str) -> tuple[float, float, float]:
+    """'0.2,0.36,0.6' -> (x0, y0, side): a square box of the photo, in fractions of its side."""
+    try:
+        x0, y0, side = (float(v) for v in text.split(","))
+    except ValueError:
+        raise UserError(f"--crop: expected three numbers X0,Y0,SIDE like 0.2,0.36,0.6, got {text!r}") from None
+    return check_crop((x0, y0, side))
+
+
+def check_crop(crop: Sequence[float]) -> tuple[float, float, float]:
+    """(x0, y0, side) checked: a box of positive side lying inside the photo (0..1 on both axes)."""
+    x0, y0, side = (float(v) for v in crop)
+    if not (side > 0 and 0 <= x0 and 0 <= y0 and x0 + side <= 1 + 1e-9 and y0 + side <= 1 + 1e-9):
+        raise UserError(f"--crop {x0:g},{y0:g},{side:g}: expected a box inside the photo "
+                        "(X0, Y0 >= 0, SIDE > 0, X0 + SIDE <= 1, Y0 + SIDE <= 1)")
+    return x0, y0, side
+
+
+def _crop_box(array: np.ndarray, crop: Sequence[float] | None) -> tuple[float, float, float, float] | None:
+    """The crop as a PIL resize box (left, top, right, bottom) in the pixels of a square array."""
+    if crop is None:
+        return None
+    x0, y0, side = crop
+    height, width = array.shape[:2]
+    return x0 * width, y0 * height, (x0 + side) * width, (y0 + side) * height
+
+
+def make_pair(image: np.ndarray, mask: np.ndarray, size: int = 256,
+              crop: Sequence[float] | None = None) -> np.ndarray:
     """Photo (H, W, 3) and mask (h, w) or (h, w, 3), both uint8 -> AB image (size, 2*size, 3) uint8.
 
     The photo is resized with Lanczos antialiasing, the mask with nearest neighbour (no new label
-    values). Non-square inputs are center-cropped to a square first. Raises UserError when photo and
-    mask differ in aspect ratio by more than 1%.
+    values). Non-square inputs are center-cropped to a square first. `crop` (x0, y0, side), fractions
+    of that square's side, keeps only that box of photo and mask (process.py --crop): the same face
+    parts at a higher resolution for the same network input. Raises UserError when photo and mask
+    differ in aspect ratio by more than 1%.
     """
     image, mask = np.asarray(image), np.asarray(mask)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
@@ -98,8 +128,8 @@ def make_pair(image: np.ndarray, mask: np.ndarray, size: int = 256) -> np.ndarra
                         f"{mask.shape[0]} (expected the same aspect ratio)")
     if abs(_aspect(image) - 1) > ASPECT_TOLERANCE:
         image, mask = _center_square(image), _center_square(mask)
-    photo = Image.fromarray(image).resize((size, size), Image.Resampling.LANCZOS)
-    labels = Image.fromarray(mask).resize((size, size), Image.Resampling.NEAREST)
+    photo = Image.fromarray(image).resize((size, size), Image.Resampling.LANCZOS, box=_crop_box(image, crop))
+    labels = Image.fromarray(mask).resize((size, size), Image.Resampling.NEAREST, box=_crop_box(mask, crop))
     return np.concatenate([np.asarray(photo), np.asarray(labels)], axis=1)
 
 
@@ -174,7 +204,7 @@ def _warn_named(problems: list[str], what: str) -> None:
         log.warning("... and %d more %s", len(problems) - MAX_NAMED_WARNINGS, what)
 
 
-def _pair_job(job: tuple, size: int, force: bool) -> tuple[Hashable, str, str]:
+def _pair_job(job: tuple, size: int, force: bool, crop=None) -> tuple[Hashable, str, str]:
     """Write one AB pair unless up to date; returns (key, 'written'|'skipped'|'failed', message)."""
     key, photo_path, mask_path, output, stale = job
     output = Path(output)
@@ -184,7 +214,7 @@ def _pair_job(job: tuple, size: int, force: bool) -> tuple[Hashable, str, str]:
     try:
         if not force and is_up_to_date(output, [Path(photo_path), Path(mask_path)]):
             return key, "skipped", ""
-        ab = _load_pair(photo_path, mask_path, size)
+        ab = _load_pair(photo_path, mask_path, size, crop)
         imageio.save_image(output, ab)
         return key, "written", ""
     except UserError as err:
@@ -193,35 +223,35 @@ def _pair_job(job: tuple, size: int, force: bool) -> tuple[Hashable, str, str]:
         return key, "failed", str(err)
 
 
-def _load_pair(photo_path, mask_path, size: int):
+def _load_pair(photo_path, mask_path, size: int, crop=None):
     """The AB pair of a photo and its mask files; UserError naming both files when they don't fit."""
     image = imageio.load_rgb(photo_path)
     mask = imageio.load_rgb(mask_path)
     try:
-        return make_pair(image, mask, size)
+        return make_pair(image, mask, size, crop)
     except UserError as err:
         raise UserError(f"{photo_path} and {mask_path}: {err}") from None
 
 
-def _record_job(job: tuple, size: int) -> tuple[Hashable, str, str, bytes]:
+def _record_job(job: tuple, size: int, crop=None) -> tuple[Hashable, str, str, bytes]:
     """One AB pair encoded as PNG, for a TFRecord: (key, 'written'|'failed', message, PNG bytes)."""
     key, photo_path, mask_path = job
     try:
-        ab = _load_pair(photo_path, mask_path, size)
+        ab = _load_pair(photo_path, mask_path, size, crop)
     except UserError as err:
         return key, "failed", str(err), b""
     return key, "written", "", imageio.encode_image(ab)   # the bytes imageio.save_image writes to a .png
 
 
-def _write_records(out_dir: Path, jobs: list[tuple], splits: dict, size: int, shards: int,
+def _write_records(out_dir: Path, jobs: list[tuple], splits: dict, size: int, crop, shards: int,
                    workers: int | None, counts: dict) -> tuple[dict, dict, list[str]]:
     """Stream every pair into its split's TFRecord shards; returns ({split: records}, {split: shards},
     failure messages). counts gets 'written' and 'failed' added."""
     from lipseg_tf.prep import records  # TensorFlow is imported only for this format
 
     ordered = sorted(jobs, key=lambda job: (SPLITS.index(splits[job[0]]), job[0]))
-    stream = parallel.imap_progress(functools.partial(_record_job, size=size), ordered, workers=workers,
-                                    desc="records")
+    stream = parallel.imap_progress(functools.partial(_record_job, size=size, crop=crop), ordered,
+                                    workers=workers, desc="records")
     written, shard_counts, failures = {}, {}, []
     for name in SPLITS:
         split_jobs = sum(1 for job in ordered if splits[job[0]] == name)
@@ -282,11 +312,13 @@ def run_process(out_dir: str | Path, masks_dir: str | Path, *, data_dir: str | P
                 images_dir: str | Path | None = None, size: int = 256, partition: str | None = None,
                 split: str | None = None, seed: int | None = None, workers: int | None = None,
                 limit: int | None = None, force: bool = False, parts: Sequence[str] | None = None,
-                style: str | None = None, output_format: str = "png", shards: int | None = None) -> dict:
+                style: str | None = None, output_format: str = "png", shards: int | None = None,
+                crop: Sequence[float] | None = None) -> dict:
     """Write `<out_dir>/<split>/<id>.png` AB pairs and `<out_dir>/pairs.json`.
 
     output_format 'tfrecord' writes `<out_dir>/<split>-NNNNN-of-NNNNN.tfrecord` instead, `shards` per
-    split (default 16, fewer for a smaller split), every run afresh.
+    split (default 16, fewer for a smaller split), every run afresh. crop: (x0, y0, side), the box of
+    each photo kept (make_pair), recorded in pairs.json as "crop".
 
     Give exactly one of data_dir (a CelebAMask-HQ root) or images_dir (a plain photo folder). split:
     'train,val,test' fractions; None means the official split when data_dir has the mapping file,
@@ -310,6 +342,7 @@ def run_process(out_dir: str | Path, masks_dir: str | Path, *, data_dir: str | P
     if style is not None and style not in MASK_STYLES:
         raise UserError(f"--style: unknown style {style!r}, valid: {', '.join(MASK_STYLES)}")
     fractions = parse_fractions(split) if split is not None else None
+    crop = check_crop(crop) if crop is not None else None
 
     numeric = data_dir is not None
     if numeric:
@@ -325,15 +358,17 @@ def run_process(out_dir: str | Path, masks_dir: str | Path, *, data_dir: str | P
     keys = all_keys[:limit] if limit is not None else all_keys
     splits = _choose_splits(keys, all_keys, data_dir if numeric else None, partition, fractions, seed)
     meta = _pair_meta(masks_dir, parts, style)
+    if crop is not None:
+        meta["crop"] = list(crop)
     if output_format == "tfrecord":
-        return _run_records(out_dir, keys, photos, mask_files, masks_dir, splits, meta, size,
+        return _run_records(out_dir, keys, photos, mask_files, masks_dir, splits, meta, size, crop,
                             shards or DEFAULT_SHARDS, workers, unmatched)
 
     meta_path = out_dir / META_FILE
     old_meta = read_meta(meta_path)
-    settings = ("size", "parts", "style")
+    settings = ("size", "parts", "style", "crop")
     if old_meta is not None and any(old_meta.get(k) != {**meta, "size": size}.get(k) for k in settings):
-        log.info("size/parts/style differ from %s: rewriting every pair", meta_path)
+        log.info("size/parts/style/crop differ from %s: rewriting every pair", meta_path)
         meta_path.unlink()
         # Pairs of the old settings outside this run (--limit) would pass for the new ones.
         for name in SPLITS:
@@ -355,7 +390,7 @@ def run_process(out_dir: str | Path, masks_dir: str | Path, *, data_dir: str | P
             for key in keys if key in mask_files]
     for name in SPLITS:
         (out_dir / name).mkdir(parents=True, exist_ok=True)
-    results = parallel.map_progress(functools.partial(_pair_job, size=size, force=force), jobs,
+    results = parallel.map_progress(functools.partial(_pair_job, size=size, force=force, crop=crop), jobs,
                                     workers=workers, desc="pairs")
 
     counts = {"written": 0, "skipped": 0, "failed": 0, "missing_mask": len(missing),
@@ -378,7 +413,7 @@ def run_process(out_dir: str | Path, masks_dir: str | Path, *, data_dir: str | P
 
 
 def _run_records(out_dir: Path, keys: list, photos: dict, mask_files: dict, masks_dir: Path, splits: dict,
-                 meta: dict, size: int, shards: int, workers: int | None, unmatched: int) -> dict:
+                 meta: dict, size: int, crop, shards: int, workers: int | None, unmatched: int) -> dict:
     """run_process for --format tfrecord: every pair into its split's shards, and pairs.json."""
     missing = [f"{photos[key]}: no mask {key}.* in {masks_dir}, skipped" for key in keys
                if key not in mask_files]
@@ -387,7 +422,7 @@ def _run_records(out_dir: Path, keys: list, photos: dict, mask_files: dict, mask
     out_dir.mkdir(parents=True, exist_ok=True)
     counts = {"written": 0, "skipped": 0, "failed": 0, "missing_mask": len(missing),
               "unmatched_masks": unmatched}
-    written, shard_counts, failures = _write_records(out_dir, jobs, splits, size, shards, workers, counts)
+    written, shard_counts, failures = _write_records(out_dir, jobs, splits, size, crop, shards, workers, counts)
     counts["splits"] = written
     counts["shards"] = shard_counts
     _warn_named(failures, "unreadable photos or masks")
