@@ -108,7 +108,7 @@ def test_make_pair_center_crops_non_square_inputs():
 
 def test_make_pair_crop_keeps_the_box_of_photo_and_mask():
     photo = np.zeros((40, 40, 3), np.uint8)
-    photo[16:40, 6:34] = (255, 0, 0)      # red around the box x 0.25..0.75, y 0.5..1 (Lanczos reads past it)
+    photo[10:40, 2:38] = (255, 0, 0)      # red around the box x 0.25..0.75, y 0.5..1 (Lanczos reads past it)
     mask = np.zeros((20, 20), np.uint8)   # the mask at half the photo's size, as CelebAMask-HQ's are
     mask[10:20, 5:15] = 2
     mask[15:20, 5:10] = 4                 # the box's bottom-left quarter is class 4
