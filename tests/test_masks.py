@@ -26,9 +26,10 @@ def box(rows, cols, size=SIZE) -> np.ndarray:
     return annotation
 
 
-# Hand-made parts of an 8x8 face: the lips overlap on row 5.
-L_EYE = box(slice(0, 2), slice(0, 4))
-R_EYE = box(slice(0, 2), slice(4, 8))
+# Hand-made parts of an 8x8 face: the lips overlap on row 5. l_eye is the person's left eye, on the
+# image's right (CelebAMask-HQ's convention).
+L_EYE = box(slice(0, 2), slice(4, 8))
+R_EYE = box(slice(0, 2), slice(0, 4))
 U_LIP = box(slice(4, 6), slice(2, 6))
 L_LIP = box(slice(5, 7), slice(2, 6))
 SKIN = box(slice(0, 8), slice(0, 8))
@@ -94,8 +95,8 @@ def test_color_mask_paints_each_part_in_its_colour(tree):
     mask = masks.make_mask(tree, 0, DEFAULT_PARTS, "color")
     assert mask.shape == (SIZE, SIZE, 3) and mask.dtype == np.uint8
     labels = expected_labels()
-    assert tuple(mask[0, 0]) == PART_COLORS["l_eye"]
-    assert tuple(mask[0, 7]) == PART_COLORS["r_eye"]
+    assert tuple(mask[0, 7]) == PART_COLORS["l_eye"]
+    assert tuple(mask[0, 0]) == PART_COLORS["r_eye"]
     assert tuple(mask[4, 3]) == PART_COLORS["u_lip"]
     assert tuple(mask[6, 3]) == PART_COLORS["l_lip"]
     assert tuple(mask[3, 0]) == (0, 0, 0)
@@ -146,11 +147,11 @@ def test_threshold_and_rgb_annotation(tmp_path):
 def test_run_writes_masks_at_annotation_size(tree, tmp_path):
     out = tmp_path / "masks"
     counts = masks.run_g_mask(tree, out, DEFAULT_PARTS, "index", workers=1)
-    assert counts == {"written": 3, "skipped": 0, "failed": 0}
+    assert counts == {"written": 3, "skipped": 0, "failed": 0, "swapped_eyes": 0, "swapped_sides": 0}
     assert Image.open(out / "0.png").mode == "L"
     np.testing.assert_array_equal(np.asarray(Image.open(out / "0.png")), expected_labels())
     big = np.asarray(Image.open(out / "2.png"))
-    assert big.shape == (64, 64) and (big[:16, :32] == 1).all() and big.sum() == 16 * 32
+    assert big.shape == (64, 64) and (big[:16, 32:] == 1).all() and big.sum() == 16 * 32
     meta = json.loads((out / "masks.json").read_text())
     assert meta["parts"] == list(DEFAULT_PARTS) and meta["style"] == "index"
     assert meta["classes"] == ["background", *DEFAULT_PARTS]
@@ -193,7 +194,7 @@ def test_up_to_date_skip_force_and_style_change(tree, tmp_path):
     out = tmp_path / "masks"
     assert masks.run_g_mask(tree, out, DEFAULT_PARTS, "color", workers=1)["written"] == 3
     assert masks.run_g_mask(tree, out, DEFAULT_PARTS, "color", workers=1) == {
-        "written": 0, "skipped": 3, "failed": 0}
+        "written": 0, "skipped": 3, "failed": 0, "swapped_eyes": 0, "swapped_sides": 0}
     # A part file newer than its mask makes only that mask stale.
     past = celebamask.part_path(tree, 1, "u_lip").stat().st_mtime - 10
     os.utime(out / "1.png", (past, past))
@@ -221,7 +222,7 @@ def test_bad_photos_are_skipped_counted_and_named(tree, tmp_path, caplog):
     out = tmp_path / "masks"
     with caplog.at_level(logging.WARNING):
         counts = masks.run_g_mask(tree, out, DEFAULT_PARTS, "color", workers=1)
-    assert counts == {"written": 1, "skipped": 0, "failed": 3}
+    assert counts == {"written": 1, "skipped": 0, "failed": 3, "swapped_eyes": 0, "swapped_sides": 0}
     warnings = caplog.text
     assert str(truncated) in warnings and str(odd_size) in warnings and "expected 64x64" in warnings
     assert str(tree / celebamask.ANNO_DIR / "1") in warnings and "folder not found" in warnings
@@ -255,3 +256,26 @@ def test_changed_style_removes_old_masks_beyond_limit(tree, tmp_path):
     (out / "notes.png").write_bytes(b"not ours")  # not an <id>.png: left alone
     assert masks.run_g_mask(tree, out, DEFAULT_PARTS, "binary", workers=1, limit=1)["written"] == 1
     assert sorted(p.name for p in out.iterdir()) == ["0.png", "masks.json", "notes.png"]
+
+
+def test_swapped_sides_are_counted_and_fix_sides_relabels_them_by_position(tree, tmp_path, caplog):
+    # Photo 3 is annotated the wrong way round: l_eye and l_brow on the image's left.
+    write_photo(tree, 3)
+    write_part(tree, 3, "l_eye", R_EYE)
+    write_part(tree, 3, "r_eye", L_EYE)
+    write_part(tree, 3, "l_brow", box(slice(0, 1), slice(0, 3)))
+    write_part(tree, 3, "r_brow", box(slice(0, 1), slice(5, 8)))
+    parts = ("l_eye", "r_eye", "l_brow", "r_brow")
+    with caplog.at_level(logging.WARNING):
+        counts = masks.run_g_mask(tree, tmp_path / "plain", parts, "index", workers=1)
+    assert (counts["swapped_eyes"], counts["swapped_sides"]) == (1, 1)
+    assert "1 of 4 masks written" in caplog.text and "--fix-sides" in caplog.text
+    plain = np.asarray(Image.open(tmp_path / "plain" / "3.png"))
+    assert plain[1, 0] == 1 and plain[1, 7] == 2          # as annotated: l_eye on the image's left
+    counts = masks.run_g_mask(tree, tmp_path / "fixed", parts, "index", workers=1, fix_sides=True)
+    fixed = np.asarray(Image.open(tmp_path / "fixed" / "3.png"))
+    assert fixed[1, 7] == 1 and fixed[1, 0] == 2          # relabelled: l_eye on the image's right
+    assert fixed[0, 7] == 3 and fixed[0, 0] == 4          # and l_brow likewise
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "fixed" / "0.png")),
+                                  np.asarray(Image.open(tmp_path / "plain" / "0.png")))  # right already
+    assert json.loads((tmp_path / "fixed" / "masks.json").read_text())["fix_sides"] is True

@@ -41,15 +41,21 @@ def build_parser() -> argparse.ArgumentParser:
                         help="only the first N photos, by id (for a quick try)")
     parser.add_argument("--force", action="store_true",
                         help="rewrite every mask, even those up to date")
+    parser.add_argument("--fix-sides", "--fix_sides", dest="fix_sides", action="store_true",
+                        help="relabel left/right parts (eyes, brows, ears) by position where an annotation "
+                             "has them the wrong way round (l_ is the person's left: the image's right). "
+                             "Without it such faces are only counted and warned about")
     return parser
 
 
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     counts = run_g_mask(args.data_dir, args.out_dir, parse_parts(args.parts), args.style,
-                        workers=args.workers, limit=args.limit, force=args.force)
+                        workers=args.workers, limit=args.limit, force=args.force,
+                        fix_sides=args.fix_sides)
     if counts["failed"]:
-        log.error("%d of %d photos failed (see the warnings above)", counts["failed"], sum(counts.values()))
+        log.error("%d of %d photos failed (see the warnings above)", counts["failed"],
+                  counts["written"] + counts["skipped"] + counts["failed"])
         return 1
     return 0
 
