@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 
@@ -103,6 +104,48 @@ def test_same_seed_same_bytes_other_seed_differs_workers_and_count_do_not_matter
         assert celebamask.image_path(a, i).read_bytes() == celebamask.image_path(d, i).read_bytes()
     files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
+
+
+# sha256 of the photo and of every mask (parts in name order) of faces drawn by render_face. They pin its
+# output pixel for pixel, so a change meant to be a pure refactoring provably changes nothing; a change
+# to the drawing must update them on purpose and say why. Faces 0-15 of seed 3 include sunglasses, open
+# mouths and faces without hair; the 256 px face draws at 2x supersampling, the others at 4x.
+GOLDEN_FACES = {  # (seed, image_id, size, sunglasses, open_mouth): digest
+    (3, 0, 48, None, None): "a2b9188b05fe489001df5d55c39f095d4ec196919055b385b65419f02b3fbec4",
+    (3, 1, 48, None, None): "83123233f9d2764eccadfee25992f479b9fd76d7cc6903209ee16885c52447db",
+    (3, 2, 48, None, None): "849dfad97a5bcb09c701a7a30a8535d20cbb318044084e46898f86d5aef34a93",
+    (3, 3, 48, None, None): "574603c9ed2f00e82a548fc3f5d1282f5d6460b88174f75d61cc38b04d42f560",
+    (3, 4, 48, None, None): "67309bcb643d702aaa7cbd2494250e72def2055d2994dc9ab234d5df4d98b96a",
+    (3, 5, 48, None, None): "473c27d5e9d1d031bf753fcff817e99b9a69fdf6d90e68d40a2daf8cdffd9292",
+    (3, 6, 48, None, None): "a147396aee88609e6e1060ab5cd432cd65c8d56cebeb5588134ca60d12d74b21",
+    (3, 7, 48, None, None): "bf8e4e72c7a4764b4b8bee2a000b5b464573a42a5d99073998ebb7e8daa06c67",
+    (3, 8, 48, None, None): "4791d38f9bc043f6bcdcc23462a969be670683c37635a6e40c4621b99eef933f",
+    (3, 9, 48, None, None): "1313d0e61cf916041693abea5af92557449ce4d1b14d1313cb37f44470e3cf8e",
+    (3, 10, 48, None, None): "c8c9e1351159bf3b3f3c6a0b0b3a7719831676eed04fe65d60a46963bba3207f",
+    (3, 11, 48, None, None): "bb89329069e8669cb68f872a21c27de8f641e8b0535f4a872891bb73e3ae3581",
+    (3, 12, 48, None, None): "13d70fe2a2732bfc82df33463ce585fe05a0e0c8c545aaa1094a7a3ca22f8c92",
+    (3, 13, 48, None, None): "ccc0c287cc2267665a54f1187ef948aec556b512700924d16aae911f2caae0b1",
+    (3, 14, 48, None, None): "206e61d33d8101c5292d50eaf67ac2d87d59ccfc0b997fbd0d15382ff40afef5",
+    (3, 15, 48, None, None): "e27cb65b986b509f6c46f73fe842d2813bdcbadb5ee843d4c18d44c28535fc27",
+    (3, 0, 256, None, None): "72c2778baf319e5f55cd12b9c059b26a2d667e05a00c3ab24aeee5e72b682ca3",
+    (7, 1, 48, True, True): "0e3ff26a85be657b2a1dc53ff1874cb7634d1ab88fa46974eb02534cd6db2392",
+    (7, 2, 48, False, False): "688e10012da53cafaf4a013ba2f5304eca3bf8d66e8c650168aeb15d65444423",
+}
+
+
+def face_digest(photo: np.ndarray, masks: dict[str, np.ndarray]) -> str:
+    digest = hashlib.sha256(photo.tobytes())
+    for part in sorted(masks):
+        digest.update(part.encode())
+        digest.update(masks[part].tobytes())
+    return digest.hexdigest()
+
+
+@pytest.mark.parametrize("face", list(GOLDEN_FACES))
+def test_render_face_output_is_pinned(face):
+    seed, image_id, size, sunglasses, open_mouth = face
+    photo, masks = sample.render_face(seed, image_id, size, sunglasses=sunglasses, open_mouth=open_mouth)
+    assert face_digest(photo, masks) == GOLDEN_FACES[face]
 
 
 def test_masks_do_not_depend_on_photo_size():
