@@ -4,7 +4,8 @@ Each element is (image, labels): the photo as float32 in [-1, 1] (H, W, 3) and i
 ids (H, W). The mask half is decoded to class ids by the nearest palette colour *before* any resizing,
 so augmentation moves labels, never blends them. Training jitter is pix2pix's: resize to scale_size
 (the mask by nearest neighbour), one random crop applied to the stacked photo and mask, and a random
-horizontal flip that also swaps the left/right classes. Test mode resizes to image_size and nothing else.
+horizontal flip that also swaps the left/right classes; `augment="face"` adds train/augment.py's scale,
+rotation, shift, colour, blur and JPEG draws for real photos. Test mode resizes to image_size and nothing else.
 
 The pairs come from a folder of AB PNGs or from TFRecord shards of the same PNG bytes (prep/records.py,
 `process.py --format tfrecord`); find_pairs tells which. Decoding runs in parallel, decoded pairs are
@@ -26,6 +27,7 @@ from PIL import Image
 from lipseg_tf.errors import UserError
 from lipseg_tf.prep import records
 from lipseg_tf.prep.pairs import read_pairs_meta
+from lipseg_tf.train.augment import AUGMENTS, face_augment
 
 log = logging.getLogger("lipseg_tf")
 # Decoded pairs are cached in memory when they take less than this fraction of the memory available.
@@ -210,7 +212,7 @@ def make_dataset(files, colors, flip_perm, *, training: bool, image_size: int, s
                  batch_size: int, flip: bool = True, seed: int = 0, cache: bool = True,
                  repeat: bool = False, deterministic: bool | None = None,
                  input_context: tf.distribute.InputContext | None = None,
-                 drop_remainder: bool | None = None) -> tf.data.Dataset:
+                 drop_remainder: bool | None = None, augment: str = "none") -> tf.data.Dataset:
     """Batched (image in [-1, 1] float32 (B, S, S, 3), labels int32 (B, S, S)) from AB pairs.
 
     Args:
@@ -228,7 +230,10 @@ def make_dataset(files, colors, flip_perm, *, training: bool, image_size: int, s
         input_context: this input pipeline's place among several (tf.distribute): it reads only its
             own share of the pairs.
         drop_remainder: drop a last partial batch (default: when training).
+        augment: "none" (pix2pix's jitter only) or "face" (train/augment.py as well), when training.
     """
+    if augment not in AUGMENTS:
+        raise UserError(f"--augment: unknown {augment!r}, valid: {', '.join(AUGMENTS)}")
     source = as_source(files)
     colors = tf.constant(np.asarray(colors, np.uint8))
     flip_perm = tf.constant(np.asarray(flip_perm, np.int32))
@@ -245,9 +250,16 @@ def make_dataset(files, colors, flip_perm, *, training: bool, image_size: int, s
         if repeat:
             ds = ds.repeat()
         seeds = tf.data.Dataset.random(seed=seed + pipeline_id).batch(2)
-        ds = tf.data.Dataset.zip((ds, seeds)).map(
-            lambda pair, s: jitter(*resize_pair(pair[0], pair[1], scale_size), s, image_size, flip, flip_perm),
-            num_parallel_calls=autotune, deterministic=deterministic)
+
+        def train_pair(pair, pair_seed):
+            image, labels = jitter(*resize_pair(pair[0], pair[1], scale_size), pair_seed, image_size, flip,
+                                   flip_perm)
+            if augment == "face":
+                image, labels = face_augment(image, labels, pair_seed, image_size)
+            return image, labels
+
+        ds = tf.data.Dataset.zip((ds, seeds)).map(train_pair, num_parallel_calls=autotune,
+                                                  deterministic=deterministic)
     else:
         ds = ds.map(lambda im, lb: resize_pair(im, lb, image_size), num_parallel_calls=autotune,
                     deterministic=deterministic)
