@@ -18,12 +18,13 @@ FLIP = flip_permutation(DEFAULT_PARTS)
 # Photo colour of each class id, far apart, so a photo pixel tells which class it was drawn as.
 PHOTO_RGB = np.array([(128, 128, 128), (40, 200, 40), (40, 40, 200), (200, 40, 40), (200, 200, 40)])
 # The four parts' boxes on a 64 px face: class id -> (top, left, height, width).
-BOXES = {1: (14, 10, 10, 16), 2: (14, 38, 10, 16), 3: (38, 20, 7, 24), 4: (45, 20, 7, 24)}
+BOXES = {1: (14, 38, 10, 16), 2: (14, 10, 10, 16), 3: (38, 20, 7, 24), 4: (45, 20, 7, 24)}
 
 
 def face_labels(rng: np.random.Generator, size: int = 64, jitter_parts: bool = True) -> np.ndarray:
-    """Class ids (size, size): l_eye on the left, r_eye on the right, u_lip over l_lip, the face randomly
-    offset by up to 4 px (of 64) and, with jitter_parts, each part by up to 2 px more."""
+    """Class ids (size, size): l_eye on the image's right (the person's left, as in CelebAMask-HQ), r_eye
+    on its left, u_lip over l_lip, the face randomly offset by up to 4 px (of 64) and, with jitter_parts,
+    each part by up to 2 px more."""
     labels = np.zeros((size, size), np.uint8)
     s = size / 64
     dy, dx = rng.integers(-4, 5, 2)

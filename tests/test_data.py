@@ -93,10 +93,10 @@ def test_training_jitter_keeps_photo_and_mask_aligned_and_flip_swaps_eyes(tmp_pa
     for images, labels in ds.take(6):
         photos = (images.numpy() + 1.0) * 127.5
         for photo, lab in zip(photos, labels.numpy()):
-            # The l_eye photo colour sits on the left of every source photo: on the right means flipped.
+            # The l_eye photo colour sits on the right of every source photo: on the left means flipped.
             l_eye_colour = np.linalg.norm(photo - PHOTO_RGB[1], axis=-1) < 30
             assert l_eye_colour.sum() > 10
-            flipped = np.nonzero(l_eye_colour)[1].mean() > 16
+            flipped = np.nonzero(l_eye_colour)[1].mean() < 16
             flipped_count += flipped
             plain_count += not flipped
             # Where labels say k, the photo shows the colour class k was drawn with (swapped eyes if flipped).
@@ -105,7 +105,7 @@ def test_training_jitter_keeps_photo_and_mask_aligned_and_flip_swaps_eyes(tmp_pa
             assert inside.sum() > 0.5 * lab.size
             distance = np.linalg.norm(photo - PHOTO_RGB[drawn_as], axis=-1)
             assert np.all(distance[inside] < 30), f"photo and mask misaligned (flipped={flipped})"
-            # after a flip the left eye in the picture is labelled r_eye (2)
+            # after a flip the eye drawn as l_eye, now on the picture's left, is labelled r_eye (2)
             assert set(np.unique(lab[l_eye_colour & inside])) == ({2} if flipped else {1})
             crops.add(tuple(np.argwhere(lab == 3).min(0)))
     assert flipped_count >= 3 and plain_count >= 3          # both occur over 24 samples

@@ -64,7 +64,7 @@ def test_sample_framing_matches_the_generator_geometry():
     measured = []
     for image_id in range(30):
         _, masks = render_face(1, image_id, 64, sunglasses=False)
-        eyes = [np.argwhere(masks[p] > 0).mean(0)[::-1] + 0.5 for p in ("l_eye", "r_eye")]
+        eyes = [np.argwhere(masks[p] > 0).mean(0)[::-1] + 0.5 for p in ("r_eye", "l_eye")]  # image left first
         lips = np.argwhere((masks["u_lip"] > 0) | (masks["l_lip"] > 0))[:, ::-1] + 0.5
         corners = [lips[lips[:, 0].argmin()], lips[lips[:, 0].argmax()]]
         measured.append(np.array(eyes + corners))
@@ -136,7 +136,8 @@ def test_paste_back_of_a_known_mask():
 # --------------------------------------------------------------------------------------- fixtures
 
 class TemplateNetwork:
-    """Always the same probabilities: eye discs and lip bands at the framing's reference landmarks."""
+    """Always the same probabilities: eye discs and lip bands at the framing's reference landmarks (l_eye on
+    the image's right, as in CelebAMask-HQ)."""
 
     def __init__(self, size: int, framing: str = "sample"):
         import tensorflow as tf
@@ -144,7 +145,7 @@ class TemplateNetwork:
         ref = align.reference_landmarks(framing, size)
         rows, cols = np.indices((size, size)) + 0.5
         radius = 0.04 * size
-        for k, (x, y) in ((1, ref[0]), (2, ref[1])):
+        for k, (x, y) in ((1, ref[1]), (2, ref[0])):
             labels[(cols - x) ** 2 + (rows - y) ** 2 <= radius ** 2] = k
         mouth_y = ref[2:, 1].mean()
         between = (cols >= ref[2, 0]) & (cols <= ref[3, 0])
@@ -226,7 +227,7 @@ def test_grace_hopper_end_to_end(tmp_path, template_model):
     assert x <= cols.min() and cols.max() < x + w and y <= rows.min() and rows.max() < y + h
     # the template's eye discs land on the detected eyes, its lips between the mouth corners
     eye_gap = np.hypot(*np.subtract(face["landmarks"]["right_eye"], face["landmarks"]["left_eye"]))
-    for k, name in ((1, "left_eye"), (2, "right_eye")):
+    for k, name in ((1, "right_eye"), (2, "left_eye")):  # MTCNN's right_eye is the person's left: l_eye
         r, c = np.nonzero(mask == k)
         assert np.hypot(c.mean() + 0.5 - face["landmarks"][name][0], r.mean() + 0.5 - face["landmarks"][name][1]) \
             < 0.1 * eye_gap

@@ -108,28 +108,30 @@ def test_same_seed_same_bytes_other_seed_differs_workers_and_count_do_not_matter
 
 # sha256 of the photo and of every mask (parts in name order) of faces drawn by render_face. They pin its
 # output pixel for pixel, so a change meant to be a pure refactoring provably changes nothing; a change
-# to the drawing must update them on purpose and say why. Faces 0-15 of seed 3 include sunglasses, open
-# mouths and faces without hair; the 256 px face draws at 2x supersampling, the others at 4x.
+# to the drawing must update them on purpose and say why. Last change: l_eye, l_brow and l_ear moved to
+# the image's right (CelebAMask-HQ's side) with the same pixels, so only the part names changed. Faces
+# 0-15 of seed 3 include sunglasses, open mouths and faces without hair; the 256 px face draws at 2x
+# supersampling, the others at 4x.
 GOLDEN_FACES = {  # (seed, image_id, size, sunglasses, open_mouth): digest
-    (3, 0, 48, None, None): "a2b9188b05fe489001df5d55c39f095d4ec196919055b385b65419f02b3fbec4",
-    (3, 1, 48, None, None): "83123233f9d2764eccadfee25992f479b9fd76d7cc6903209ee16885c52447db",
-    (3, 2, 48, None, None): "849dfad97a5bcb09c701a7a30a8535d20cbb318044084e46898f86d5aef34a93",
-    (3, 3, 48, None, None): "574603c9ed2f00e82a548fc3f5d1282f5d6460b88174f75d61cc38b04d42f560",
-    (3, 4, 48, None, None): "67309bcb643d702aaa7cbd2494250e72def2055d2994dc9ab234d5df4d98b96a",
-    (3, 5, 48, None, None): "473c27d5e9d1d031bf753fcff817e99b9a69fdf6d90e68d40a2daf8cdffd9292",
-    (3, 6, 48, None, None): "a147396aee88609e6e1060ab5cd432cd65c8d56cebeb5588134ca60d12d74b21",
-    (3, 7, 48, None, None): "bf8e4e72c7a4764b4b8bee2a000b5b464573a42a5d99073998ebb7e8daa06c67",
-    (3, 8, 48, None, None): "4791d38f9bc043f6bcdcc23462a969be670683c37635a6e40c4621b99eef933f",
-    (3, 9, 48, None, None): "1313d0e61cf916041693abea5af92557449ce4d1b14d1313cb37f44470e3cf8e",
-    (3, 10, 48, None, None): "c8c9e1351159bf3b3f3c6a0b0b3a7719831676eed04fe65d60a46963bba3207f",
-    (3, 11, 48, None, None): "bb89329069e8669cb68f872a21c27de8f641e8b0535f4a872891bb73e3ae3581",
-    (3, 12, 48, None, None): "13d70fe2a2732bfc82df33463ce585fe05a0e0c8c545aaa1094a7a3ca22f8c92",
-    (3, 13, 48, None, None): "ccc0c287cc2267665a54f1187ef948aec556b512700924d16aae911f2caae0b1",
-    (3, 14, 48, None, None): "206e61d33d8101c5292d50eaf67ac2d87d59ccfc0b997fbd0d15382ff40afef5",
-    (3, 15, 48, None, None): "e27cb65b986b509f6c46f73fe842d2813bdcbadb5ee843d4c18d44c28535fc27",
-    (3, 0, 256, None, None): "72c2778baf319e5f55cd12b9c059b26a2d667e05a00c3ab24aeee5e72b682ca3",
-    (7, 1, 48, True, True): "0e3ff26a85be657b2a1dc53ff1874cb7634d1ab88fa46974eb02534cd6db2392",
-    (7, 2, 48, False, False): "688e10012da53cafaf4a013ba2f5304eca3bf8d66e8c650168aeb15d65444423",
+    (3, 0, 48, None, None): "db2783cf28280255c2d79854b5598ee97088b2467aab84358659a817f28ceb0e",
+    (3, 1, 48, None, None): "3cd9eb842a3f6021587ae611991722f979ad825e430494fcd1443f6504c6ac84",
+    (3, 2, 48, None, None): "53bca628a55279a4e2987628a6b512e18800e9244bb393ad6d0be63fa9212856",
+    (3, 3, 48, None, None): "806712c135b0c840c75616cde8ed01eff6238117c4aa4786a2fff88061e00e98",
+    (3, 4, 48, None, None): "38eb131859e1146f810a713676509ea5968c87455f6343591b522ab68e519cca",
+    (3, 5, 48, None, None): "a15791036ca6411cef7e669d8e866f8255e2021853ce914c2bbce9ead86501fc",
+    (3, 6, 48, None, None): "7981dce7cedad56bc93fa91e46c7ef04570fee0787892ba501ec38362f9ce459",
+    (3, 7, 48, None, None): "b4dd6d28142bb2499d2cb014c21737273aa3295856e2469c3660d8d754887d9f",
+    (3, 8, 48, None, None): "ca33cbc9cc49ae66863babb091a97a1ab3709ea66b0dfeafb660301f27aeca16",
+    (3, 9, 48, None, None): "02d2922be85f6ec4b9e28984707df381ac794eda06533beb087032758fcb97dd",
+    (3, 10, 48, None, None): "cecf02e94a47f0b30e37951d4d39731a3896c5ba1d1aae8c18459d01ba48e36d",
+    (3, 11, 48, None, None): "649baf5f7b37a89d2c7b062600008c35a3ae51b0d65baab8f0bc974d938f37aa",
+    (3, 12, 48, None, None): "964d1241fffac23500c02cb411ce6a3a9359df5b2505eeffb4ba12f2bf787438",
+    (3, 13, 48, None, None): "27d39a5a1d7ffd58efe1b3606ac27115cb84b66ffb443d9e4aec21eda1173058",
+    (3, 14, 48, None, None): "57a98dba625f44a32a0ac6a306e13ef7f0de3992a403a77b3de3c8c312964c3f",
+    (3, 15, 48, None, None): "63435a99f121c0d0e31d9b84ce14a4fb73a672de62ef15bab5ff1a968dce3066",
+    (3, 0, 256, None, None): "ff83fe8d52982e3be880f057b30a796a6b40fa5abc871e13572c343d30c78777",
+    (7, 1, 48, True, True): "923729f6e943a94485071bb2724a994ba72a5cdc6635aed61412b8939b7c44b8",
+    (7, 2, 48, False, False): "78d667e628670489786edd2f661599b559aed55352cd97540b41603987e29b3b",
 }
 
 
@@ -183,8 +185,11 @@ def test_open_mouth_has_interior_between_the_lips():
 def test_face_geometry(image_id):
     photo, masks = sample.render_face(9, image_id, size=128, sunglasses=False, open_mouth=False)
     binary = {k: v > 0 for k, v in masks.items()}
-    # l_eye is the eye on the image's left
-    assert centroid_x(binary["l_eye"]) < centroid_x(binary["r_eye"])
+    # l_eye is the person's left eye: on the image's right, as in CelebAMask-HQ; the same for brows and ears
+    assert centroid_x(binary["l_eye"]) > centroid_x(binary["r_eye"])
+    assert centroid_x(binary["l_brow"]) > centroid_x(binary["r_brow"])
+    if "l_ear" in binary and "r_ear" in binary:
+        assert centroid_x(binary["l_ear"]) > centroid_x(binary["r_ear"])
     # eyes, lips (and the other inner parts) lie inside the face
     for part in FACE_PARTS:
         if part in binary:

@@ -6,7 +6,9 @@ points p to crop points M @ (x, y, 1).
 
 Landmarks are four points, in this order: the eye on the image's left, the eye on the image's right,
 the mouth corner on the image's left, the one on the image's right (MTCNN's left_eye, right_eye,
-mouth_left, mouth_right; like lipseg_tf's l_eye/r_eye, "left" is the image's left).
+mouth_left, mouth_right, whose "left" is the image's left). lipseg_tf's classes name sides the other way,
+as CelebAMask-HQ does: l_eye is the person's left eye, on the image's right, so MTCNN's left_eye is the
+eye a model labels r_eye.
 
 Framings, as fractions of the crop side (the crop is square):
 

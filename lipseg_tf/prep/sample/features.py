@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from lipseg_tf.prep.sample.canvas import Painter, ellipse, mix, rgb, superellipse
-from lipseg_tf.prep.sample.geometry import FaceGeometry
+from lipseg_tf.prep.sample.geometry import SIDES, FaceGeometry
 
 EyeOutlines = dict[int, tuple[np.ndarray, np.ndarray]]  # side (-1, +1) -> (outline, chord centre), face frame
 
@@ -18,14 +18,14 @@ def paint_brows(rng: np.random.Generator, painter: Painter, geometry: FaceGeomet
     thickness = eye.width * rng.uniform(0.09, 0.2)
     arch = eye.width * rng.uniform(0.05, 0.2)
     color = mix(geometry.colours.skin, geometry.colours.hair * 0.8, rng.uniform(0.55, 0.95))
-    for side, part in ((-1, "l_brow"), (1, "r_brow")):
+    for side, prefix in SIDES:
         t = np.linspace(0, 1, 12)
         x = eye.x - eye.width * 0.55 + t * length
         y = eyes[side][0][:, 1].min() - gap - arch * np.sin(np.pi * t ** 0.7)
         half = thickness * (1 - 0.6 * t) / 2
         points = np.concatenate([np.stack([x, y - half], 1), np.stack([x, y + half], 1)[::-1]])
         points[:, 0] *= side
-        painter.shape(geometry.face(points), color, part)
+        painter.shape(geometry.face(points), color, prefix + "brow")
 
 
 def paint_eyes(rng: np.random.Generator, painter: Painter, geometry: FaceGeometry, eyes: EyeOutlines) -> None:
@@ -33,12 +33,12 @@ def paint_eyes(rng: np.random.Generator, painter: Painter, geometry: FaceGeometr
     eye, face, skin = geometry.eye, geometry.face, geometry.colours.skin
     sclera = np.array([rng.uniform(215, 250)] * 3) - (0, rng.uniform(0, 10), rng.uniform(0, 14))
     sclera = sclera * (0.75 + 0.25 * max(geometry.colours.skin_lum, 0.4))
-    for side, part in ((-1, "l_eye"), (1, "r_eye")):
+    for side, prefix in SIDES:
         outline, centre = eyes[side]
         upper_lid = outline[:17]
         lid_shadow = np.concatenate([upper_lid, (outline[16:0:-1] + (0, -eye.height * 0.6))])
         painter.shape(face(lid_shadow), skin * rng.uniform(0.78, 0.92))
-        painter.shape(face(outline), sclera, part)
+        painter.shape(face(outline), sclera, prefix + "eye")
 
         def eye_detail(draw, xy, upper_lid=upper_lid, centre=centre):
             iris_x, iris_y = centre + eye.gaze

@@ -18,6 +18,9 @@ HAIR_COLORS = np.array([(22, 18, 16), (40, 30, 24), (70, 48, 32), (104, 72, 46),
 HAIR_WEIGHTS = np.array([0.22, 0.18, 0.16, 0.12, 0.08, 0.08, 0.05, 0.06, 0.05])
 IRIS_COLORS = np.array([(70, 44, 26), (40, 28, 20), (110, 76, 40), (70, 110, 150), (86, 118, 80),
                         (120, 120, 126)], dtype=np.float64)
+# The eyes, brows and ears in drawing order: side -1 (local x < 0) lies on the image's left. As in
+# CelebAMask-HQ (and MediaPipe), l_ is the person's own left, which faces the camera on the image's RIGHT.
+SIDES = ((-1, "r_"), (1, "l_"))
 
 
 @dataclass(frozen=True)

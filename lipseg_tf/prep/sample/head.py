@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lipseg_tf.prep.sample.canvas import Painter, ellipse, mix, rgb
-from lipseg_tf.prep.sample.geometry import FaceGeometry
+from lipseg_tf.prep.sample.geometry import SIDES, FaceGeometry
 
 NO_HAIR, SHORT_HAIR, LONG_HAIR = 0, 1, 2
 
@@ -98,9 +98,9 @@ def paint_ears(rng: np.random.Generator, painter: Painter, geometry: FaceGeometr
     half_width, half_height, skin = geometry.half_width, geometry.half_height, geometry.colours.skin
     ear_y = geometry.eye.y + half_height * rng.uniform(0.05, 0.18)
     radius_x, radius_y = half_width * rng.uniform(0.12, 0.17), half_height * rng.uniform(0.2, 0.28)
-    for side, part in ((-1, "l_ear"), (1, "r_ear")):
+    for side, prefix in SIDES:
         points = ellipse(side * half_width * rng.uniform(0.93, 1.0), ear_y, radius_x, radius_y, 28)
-        painter.shape(geometry.face(points), skin * rng.uniform(0.82, 0.95), part)
+        painter.shape(geometry.face(points), skin * rng.uniform(0.82, 0.95), prefix + "ear")
         fold = ellipse(side * (half_width * 0.97 + radius_x * 0.35), ear_y, radius_x * 0.45, radius_y * 0.6, 20)
         painter.line(geometry.face(np.concatenate([fold, fold[:1]])), skin * 0.7, radius_x * 0.15)
 
