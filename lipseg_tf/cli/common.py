@@ -24,15 +24,24 @@ def setup_logging(verbose: bool = False) -> None:
 
 
 def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
-    """Run an entry point; a UserError becomes `error: <message>` on stderr and exit status 1."""
+    """Run an entry point; a UserError or an OSError becomes `error: <message>` on stderr and exit status 1."""
     try:
         return int(main(argv) or 0)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except OSError as err:  # the output path: no space left, read-only, removed while running
+        print(f"error: {os_error_line(err)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+
+
+def os_error_line(err: OSError) -> str:
+    """One line for an operating-system error: the file, then the system's reason."""
+    where = " -> ".join(str(name) for name in (err.filename, getattr(err, "filename2", None)) if name)
+    return f"{where + ': ' if where else ''}{err.strerror or err}".replace("\n", " ")
 
 
 def positive_int(text: str) -> int:

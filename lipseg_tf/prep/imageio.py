@@ -16,6 +16,10 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 
 
 def _open(path: Path) -> Image.Image:
+    if path.is_dir():
+        raise UserError(f"{path}: a folder, expected an image file")
+    if os.path.islink(path) and not path.exists():
+        raise UserError(f"{path}: a broken symbolic link (to {os.readlink(path)}), expected an image file")
     try:
         image = Image.open(path)
         image.load()  # force the decode now, so a truncated file fails here
@@ -73,14 +77,30 @@ def save_image(path: str | os.PathLike, array: np.ndarray, **save_kwargs) -> Non
     write_bytes(path, encode_image(array, Path(path).suffix, **save_kwargs))
 
 
+def _umask() -> int:
+    """The process's umask: from /proc (Linux), else by setting it and putting it back at once."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_bytes(path: str | os.PathLike, blob: bytes) -> None:
-    """Write a file atomically (temporary file beside it, then rename)."""
+    """Write a file atomically (temporary file beside it, then rename), with the permissions the umask
+    gives a new file (mkstemp's own are 0600)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(blob)
+            os.fchmod(handle.fileno(), 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -98,7 +118,9 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"{folder}: folder not found")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+    # A folder or a broken link named like an image is listed too: reading it fails, and the caller
+    # names it and counts it, rather than dropping it unseen.
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS
                    and not p.name.startswith("."))
     if not files:
         raise UserError(f"{folder}: no images found (expected {', '.join(IMAGE_EXTENSIONS)} files)")
