@@ -28,7 +28,9 @@ warns; with fix_sides (g_mask.py --fix-sides) such pairs are relabelled by their
 
 Re-running is cheap: a mask is rewritten only when it is missing, older than one of its part files,
 or the parts/style differ from those recorded in `<out>/masks.json` (then every old mask is
-deleted and rewritten).
+deleted and rewritten). masks.json is written first, marked `"complete": false` until the run ends, so
+an interrupted run restarts where it stopped. The output folder must lie apart from the data folder, and
+a folder without masks.json is only used when it holds no `<id>.png` (prep/folders.py).
 `masks.json` records parts, style, class names and palette for the later steps (process.py, trainers).
 """
 
@@ -37,6 +39,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
@@ -44,7 +47,7 @@ import numpy as np
 from PIL import Image
 
 from lipseg_tf.errors import UserError
-from lipseg_tf.prep import celebamask, imageio, parallel
+from lipseg_tf.prep import celebamask, folders, imageio, parallel
 from lipseg_tf.prep.parts import CELEBAMASK_PARTS, DEFAULT_PARTS, class_names, palette, parse_parts
 
 log = logging.getLogger("lipseg_tf.masks")
@@ -87,8 +90,18 @@ def compose_mask(part_masks: Mapping[str, np.ndarray], parts: Sequence[str], sty
 
 
 def part_files(root: str | Path, image_id: int, parts: Iterable[str]) -> dict[str, Path]:
-    """The annotation file of each of these parts that exists for this photo (hidden parts have none)."""
+    """The annotation file of each of these parts that exists for this photo (hidden parts have none).
+
+    UserError naming the path when a part's name holds a folder or a broken link: it is neither a
+    hidden part nor an annotation, and guessing would draw a wrong mask.
+    """
     paths = {part: celebamask.part_path(root, image_id, part) for part in parts}
+    for path in paths.values():
+        if path.is_dir():
+            raise UserError(f"{path}: a folder, expected a part annotation file")
+        if os.path.islink(path) and not path.exists():
+            raise UserError(f"{path}: a broken symbolic link (to {os.readlink(path)}), expected a part "
+                            "annotation file")
     return {part: path for part, path in paths.items() if path.is_file()}
 
 
@@ -161,14 +174,16 @@ def is_up_to_date(output: Path, inputs: Iterable[Path]) -> bool:
     return all(path.stat().st_mtime <= written for path in inputs)
 
 
+# The fields of masks.json and pairs.json that later steps read, and their JSON types.
+META_FIELDS = {"parts": list, "style": str, "fix_sides": bool, "classes": list, "palette": list, "complete": bool,
+               "size": int, "splits": dict, "shards": dict, "format": str, "crop": list}
+
+
 def read_meta(path: Path) -> dict | None:
-    """A JSON settings file written by an earlier run, or None when there is none."""
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise UserError(f"{path}: unreadable JSON ({err}); delete it to start afresh") from None
+    """A JSON settings file (masks.json, pairs.json) written by an earlier run, or None when there is
+    none; UserError naming the file when it is not a JSON object with fields of the expected types."""
+    meta = folders.read_json_object(path, "the settings an earlier run wrote; delete it to start afresh")
+    return None if meta is None else folders.check_fields(meta, path, META_FIELDS)
 
 
 def mask_meta(data_dir: str | Path, parts: Sequence[str], style: str, fix_sides: bool = False) -> dict:
@@ -222,7 +237,8 @@ def run_g_mask(data_dir: str | Path, out_dir: str | Path, parts: Sequence[str] =
     Returns the counts {"written", "skipped", "failed", "swapped_eyes", "swapped_sides"} (the last two:
     masks written this run whose l_eye / any l_ part lay left of its r_ part; relabelled with
     fix_sides); the reason of each failure is logged as a warning. Raises UserError for problems of
-    the whole run (missing folders, unknown part or style).
+    the whole run (missing folders, unknown part or style, an output folder that is not apart from the
+    data or not g_mask.py's own).
     """
     parts = parse_parts(parts)
     palette(parts, style)  # unknown style: fail before any work
@@ -231,27 +247,11 @@ def run_g_mask(data_dir: str | Path, out_dir: str | Path, parts: Sequence[str] =
     anno_dir = data_dir / celebamask.ANNO_DIR
     if not anno_dir.is_dir():
         raise UserError(f"{anno_dir}: folder not found (expected the CelebAMask-HQ part annotations)")
+    folders.check_apart(("--out-dir", out_dir), {"--data-dir": data_dir})
     if limit is not None:
         image_ids = image_ids[:limit]
-
-    meta_path = out_dir / META_FILE
     meta = mask_meta(data_dir, parts, style, fix_sides)
-    old_meta = read_meta(meta_path)
-    settings_changed = old_meta is not None and (
-        old_meta.get("parts"), old_meta.get("style"), bool(old_meta.get("fix_sides"))) != (
-        meta["parts"], meta["style"], fix_sides)
-    if settings_changed:
-        log.info("parts/style/fix_sides differ from %s (%s, %s, %s): rewriting every mask", meta_path,
-                 ",".join(old_meta.get("parts") or []), old_meta.get("style"), bool(old_meta.get("fix_sides")))
-        # Until the run completes, the folder holds masks of both kinds: no masks.json vouches for them.
-        meta_path.unlink()
-        # Masks of the old settings outside this run (--limit) would pass for the new ones.
-        for stale in out_dir.glob("*.png"):
-            if stale.stem.isdigit():
-                stale.unlink()
-    # No masks.json at all: masks already there may be of any style, so none can be trusted.
-    force = force or old_meta is None or settings_changed
-    out_dir.mkdir(parents=True, exist_ok=True)
+    force = _claim_mask_folder(out_dir, meta) or force
 
     job = functools.partial(_mask_job, data_dir=str(data_dir), out_dir=str(out_dir), parts=parts,
                             style=style, force=force, fix_sides=fix_sides)
@@ -264,7 +264,34 @@ def run_g_mask(data_dir: str | Path, out_dir: str | Path, parts: Sequence[str] =
         if status == "failed":
             log.warning("image %d skipped: %s", image_id, message)
     _report_sides(counts, fix_sides)
-    imageio.write_text(meta_path, json.dumps(meta, indent=2) + "\n")
+    imageio.write_text(out_dir / META_FILE, json.dumps({**meta, "complete": True}, indent=2) + "\n")
     log.info("wrote %d masks, skipped %d up to date, %d failed%s -> %s", counts["written"],
              counts["skipped"], counts["failed"], " (see warnings)" if counts["failed"] else "", out_dir)
     return counts
+
+
+def _own_masks(out_dir: Path) -> list[Path]:
+    """The files in out_dir named as g_mask.py names its masks, `<id>.png`."""
+    return [p for p in out_dir.glob("*.png") if p.stem.isdigit()] if out_dir.is_dir() else []
+
+
+def _claim_mask_folder(out_dir: Path, meta: dict) -> bool:
+    """Make out_dir g_mask.py's own before any mask is written: masks.json, marked incomplete until the
+    run ends, so a restart trusts the masks finished so far. Masks of other parts or style are deleted
+    first. Returns True when every mask must be rewritten."""
+    meta_path = out_dir / META_FILE
+    folders.make_output_dir(out_dir, "--out-dir")
+    folders.claim_folder(out_dir, META_FILE, _own_masks(out_dir), "g_mask.py", keys=("parts", "style"))
+    old_meta = read_meta(meta_path)
+    settings_changed = old_meta is not None and (
+        old_meta.get("parts"), old_meta.get("style"), bool(old_meta.get("fix_sides"))) != (
+        meta["parts"], meta["style"], meta["fix_sides"])
+    if settings_changed:
+        log.info("parts/style/fix_sides differ from %s (%s, %s, %s): rewriting every mask", meta_path,
+                 ",".join(map(str, old_meta.get("parts") or [])), old_meta.get("style"),
+                 bool(old_meta.get("fix_sides")))
+        # Masks of the old settings outside this run (--limit) would pass for the new ones.
+        for stale in _own_masks(out_dir):
+            stale.unlink()
+    imageio.write_text(meta_path, json.dumps({**meta, "complete": False}, indent=2) + "\n")
+    return settings_changed

@@ -51,7 +51,7 @@ import numpy as np
 from PIL import Image
 
 from lipseg_tf.errors import UserError
-from lipseg_tf.prep import celebamask, imageio, parallel
+from lipseg_tf.prep import celebamask, folders, imageio, parallel
 from lipseg_tf.prep.celebamask import SPLITS
 from lipseg_tf.prep.masks import META_FILE as MASKS_META_FILE
 from lipseg_tf.prep.masks import is_up_to_date, mask_meta, read_meta
@@ -66,6 +66,8 @@ ASPECT_TOLERANCE = 0.01
 MAX_NAMED_WARNINGS = 10
 FORMATS = ("png", "tfrecord")
 DEFAULT_SHARDS = 16
+# A smaller photo shows no eyes or lips to learn from (a 1x1 photo would be blown up into a flat square).
+MIN_PHOTO_SIDE = 8
 
 
 def _aspect(array: np.ndarray) -> float:
@@ -226,6 +228,9 @@ def _pair_job(job: tuple, size: int, force: bool, crop=None) -> tuple[Hashable, 
 def _load_pair(photo_path, mask_path, size: int, crop=None):
     """The AB pair of a photo and its mask files; UserError naming both files when they don't fit."""
     image = imageio.load_rgb(photo_path)
+    if min(image.shape[:2]) < MIN_PHOTO_SIDE:
+        raise UserError(f"{photo_path}: photo of {image.shape[1]}x{image.shape[0]} pixels, expected at least "
+                        f"{MIN_PHOTO_SIDE} a side (a face photo)")
     mask = imageio.load_rgb(mask_path)
     try:
         return make_pair(image, mask, size, crop)
@@ -244,31 +249,40 @@ def _record_job(job: tuple, size: int, crop=None) -> tuple[Hashable, str, str, b
 
 
 def _write_records(out_dir: Path, jobs: list[tuple], splits: dict, size: int, crop, shards: int,
-                   workers: int | None, counts: dict) -> tuple[dict, dict, list[str]]:
-    """Stream every pair into its split's TFRecord shards; returns ({split: records}, {split: shards},
-    failure messages). counts gets 'written' and 'failed' added."""
+                   workers: int | None) -> tuple[list[tuple[Hashable, str, str]], dict]:
+    """Stream every pair into its split's TFRecord shards; returns ((key, status, message) per pair,
+    {split: shards})."""
     from lipseg_tf.prep import records  # TensorFlow is imported only for this format
 
     ordered = sorted(jobs, key=lambda job: (SPLITS.index(splits[job[0]]), job[0]))
     stream = parallel.imap_progress(functools.partial(_record_job, size=size, crop=crop), ordered,
                                     workers=workers, desc="records")
-    written, shard_counts, failures = {}, {}, []
+    results, shard_counts = [], {}
     for name in SPLITS:
         split_jobs = sum(1 for job in ordered if splits[job[0]] == name)
 
-        def split_records(n=split_jobs, name=name):
+        def split_records(n=split_jobs):
             for _ in range(n):
                 key, status, message, ab_png = next(stream)
-                counts[status] += 1
-                if status == "failed":
-                    failures.append(message)
-                    continue
-                written[name] = written.get(name, 0) + 1
-                yield records.serialize(str(key), ab_png)
+                results.append((key, status, message))
+                if status == "written":
+                    yield records.serialize(str(key), ab_png)
 
         shard_counts[name] = len(records.write_split(out_dir, name, split_records(), split_jobs, shards))
-        written.setdefault(name, 0)
-    return written, shard_counts, failures
+    return results, shard_counts
+
+
+def _write_pngs(out_dir: Path, jobs: list[tuple], splits: dict, size: int, crop, force: bool,
+                workers: int | None) -> list[tuple[Hashable, str, str]]:
+    """Write `<out>/<split>/<id>.png` for every job (key, photo, mask) unless up to date; returns
+    (key, status, message) per pair."""
+    for name in SPLITS:
+        (out_dir / name).mkdir(parents=True, exist_ok=True)
+    pair_jobs = [(key, photo, mask, str(out_dir / splits[key] / f"{key}.png"),
+                  [str(out_dir / other / f"{key}.png") for other in SPLITS if other != splits[key]])
+                 for key, photo, mask in jobs]
+    return parallel.map_progress(functools.partial(_pair_job, size=size, force=force, crop=crop), pair_jobs,
+                                 workers=workers, desc="pairs")
 
 
 def _pair_meta(masks_dir: Path, parts: Sequence[str] | None, style: str | None) -> dict:
@@ -279,9 +293,11 @@ def _pair_meta(masks_dir: Path, parts: Sequence[str] | None, style: str | None) 
         log.info("no %s: masks taken as style %s with parts %s", meta_path, style or "color",
                  ",".join(parts or DEFAULT_PARTS))
         return mask_meta(masks_dir, parts or DEFAULT_PARTS, style or "color")
+    if meta.pop("complete", True) is False:
+        log.warning("%s: g_mask.py did not finish writing these masks; run it again for the rest", meta_path)
     if parts is not None and list(parts) != meta.get("parts"):
         raise UserError(f"--parts {','.join(parts)} disagrees with {meta_path} "
-                        f"(parts {','.join(meta.get('parts') or [])}); leave --parts out")
+                        f"(parts {','.join(map(str, meta.get('parts') or []))}); leave --parts out")
     if style is not None and style != meta.get("style"):
         raise UserError(f"--style {style} disagrees with {meta_path} (style {meta.get('style')}); "
                         "leave --style out")
@@ -289,14 +305,14 @@ def _pair_meta(masks_dir: Path, parts: Sequence[str] | None, style: str | None) 
 
 
 def _choose_splits(keys: list, all_keys: list, data_dir: Path | None, partition: str | None,
-                   fractions: tuple[float, float, float] | None, seed: int | None) -> dict:
-    """{key: split}: official CelebA split of keys when possible and not overridden, else a seeded
-    random one drawn over all_keys (every photo, so --limit doesn't change a photo's split)."""
+                   fractions: tuple[float, float, float] | None, seed: int | None) -> tuple[dict, dict]:
+    """({key: split}, {key: problem}): official CelebA split of keys when possible and not overridden, else
+    a seeded random one drawn over all_keys (every photo, so --limit doesn't change a photo's split)."""
     mapping_path = data_dir / celebamask.MAPPING_FILE if data_dir is not None else None
     if fractions is None and mapping_path is not None and mapping_path.is_file():
         if seed is not None:
             log.info("--seed ignored: using the official split from %s", mapping_path)
-        return celebamask.official_splits(data_dir, keys, partition)
+        return celebamask.split_problems(data_dir, keys, partition)
     if partition is not None:
         raise UserError(f"--partition {partition}: needs {celebamask.MAPPING_FILE} in --data-dir "
                         "and no --split")
@@ -304,8 +320,36 @@ def _choose_splits(keys: list, all_keys: list, data_dir: Path | None, partition:
         where = f"no {mapping_path}" if mapping_path is not None else "plain folders"
         log.warning("official split not available (%s): using a random %s split, seed %d", where,
                     ",".join(f"{f:g}" for f in DEFAULT_FRACTIONS), seed or 0)
-        return assign_splits(all_keys, DEFAULT_FRACTIONS, seed or 0)
-    return assign_splits(all_keys, fractions, seed or 0)
+        return assign_splits(all_keys, DEFAULT_FRACTIONS, seed or 0), {}
+    return assign_splits(all_keys, fractions, seed or 0), {}
+
+
+def _own_outputs(out_dir: Path) -> list[Path]:
+    """The files in out_dir named as process.py names its outputs: `<split>/*.png` and the shards."""
+    if not out_dir.is_dir():
+        return []
+    own = [p for name in SPLITS for p in (out_dir / name).glob("*.png")]
+    return own + [p for name in SPLITS for p in out_dir.glob(f"{name}-[0-9][0-9][0-9][0-9][0-9]-of-*.tfrecord")]
+
+
+def _claim_pairs_folder(out_dir: Path, settings: dict) -> bool:
+    """Make out_dir process.py's own before any pair is written: pairs.json with the settings, marked
+    incomplete until the run ends, so a restart trusts the pairs finished so far. Pairs of other settings
+    are deleted first. Returns True when every pair must be rewritten."""
+    meta_path = out_dir / META_FILE
+    folders.make_output_dir(out_dir, "--out-dir")
+    folders.claim_folder(out_dir, META_FILE, _own_outputs(out_dir), "process.py", keys=("size", "parts"))
+    old_meta = read_meta(meta_path)
+    keys = ("size", "parts", "style", "crop", "format")
+    old = {k: (old_meta or {}).get(k, "png" if k == "format" else None) for k in keys}
+    changed = old_meta is not None and old != {k: settings.get(k) for k in keys}
+    if changed:
+        log.info("size/parts/style/crop/format differ from %s: rewriting every pair", meta_path)
+        # Pairs of the old settings outside this run (--limit) would pass for the new ones.
+        for stale in _own_outputs(out_dir):
+            stale.unlink()
+    imageio.write_text(meta_path, json.dumps({**settings, "complete": False}, indent=2) + "\n")
+    return changed
 
 
 def run_process(out_dir: str | Path, masks_dir: str | Path, *, data_dir: str | Path | None = None,
@@ -322,8 +366,9 @@ def run_process(out_dir: str | Path, masks_dir: str | Path, *, data_dir: str | P
 
     Give exactly one of data_dir (a CelebAMask-HQ root) or images_dir (a plain photo folder). split:
     'train,val,test' fractions; None means the official split when data_dir has the mapping file,
-    else 0.8,0.1,0.1. Returns counts: written, skipped (up to date), failed, missing_mask (photos
-    without a mask), unmatched_masks (masks without a photo) and splits {split: pairs in its folder}.
+    else 0.8,0.1,0.1. Returns counts: written, skipped (up to date), failed (unreadable, too small, listed
+    ambiguously in the mapping file), missing_mask (photos without a mask), unmatched_masks (masks without
+    a photo), splits {split: pairs a trainer will read} and, for TFRecords, shards {split: shards}.
     Raises UserError for problems of the whole run.
     """
     if (data_dir is None) == (images_dir is None):
@@ -343,6 +388,8 @@ def run_process(out_dir: str | Path, masks_dir: str | Path, *, data_dir: str | P
         raise UserError(f"--style: unknown style {style!r}, valid: {', '.join(MASK_STYLES)}")
     fractions = parse_fractions(split) if split is not None else None
     crop = check_crop(crop) if crop is not None else None
+    folders.check_apart(("--out-dir", out_dir), {"--data-dir": data_dir, "--images": images_dir,
+                                                 "--masks": masks_dir, "--partition": partition})
 
     numeric = data_dir is not None
     if numeric:
@@ -356,93 +403,68 @@ def run_process(out_dir: str | Path, masks_dir: str | Path, *, data_dir: str | P
         log.info("%d masks in %s have no photo: ignored", unmatched, masks_dir)
     all_keys = sorted(photos)
     keys = all_keys[:limit] if limit is not None else all_keys
-    splits = _choose_splits(keys, all_keys, data_dir if numeric else None, partition, fractions, seed)
-    meta = _pair_meta(masks_dir, parts, style)
+    splits, split_failures = _choose_splits(keys, all_keys, data_dir if numeric else None, partition,
+                                            fractions, seed)
+    settings = {**_pair_meta(masks_dir, parts, style), "size": size, "format": output_format}
     if crop is not None:
-        meta["crop"] = list(crop)
-    if output_format == "tfrecord":
-        return _run_records(out_dir, keys, photos, mask_files, masks_dir, splits, meta, size, crop,
-                            shards or DEFAULT_SHARDS, workers, unmatched)
-
-    meta_path = out_dir / META_FILE
-    old_meta = read_meta(meta_path)
-    settings = ("size", "parts", "style", "crop")
-    if old_meta is not None and any(old_meta.get(k) != {**meta, "size": size}.get(k) for k in settings):
-        log.info("size/parts/style/crop differ from %s: rewriting every pair", meta_path)
-        meta_path.unlink()
-        # Pairs of the old settings outside this run (--limit) would pass for the new ones.
-        for name in SPLITS:
-            for stale in (out_dir / name).glob("*.png"):
-                stale.unlink()
-        force = True
-    # No pairs.json at all: pairs already there may be of any size or style, so none can be trusted.
-    force = force or old_meta is None
+        settings["crop"] = list(crop)
+    force = _claim_pairs_folder(out_dir, settings) or force
 
     missing = [f"{photos[key]}: no mask {key}.* in {masks_dir}, skipped" for key in keys
                if key not in mask_files]
     _warn_named(missing, "photos without a mask")
     for key in keys:
-        if key not in mask_files:  # a pair from an earlier run would outlive its deleted mask
+        if key not in mask_files or key in split_failures:  # a pair from an earlier run would outlive it
             for name in SPLITS:
                 (out_dir / name / f"{key}.png").unlink(missing_ok=True)
-    jobs = [(key, str(photos[key]), str(mask_files[key]), str(out_dir / splits[key] / f"{key}.png"),
-             [str(out_dir / other / f"{key}.png") for other in SPLITS if other != splits[key]])
-            for key in keys if key in mask_files]
-    for name in SPLITS:
-        (out_dir / name).mkdir(parents=True, exist_ok=True)
-    results = parallel.map_progress(functools.partial(_pair_job, size=size, force=force, crop=crop), jobs,
-                                    workers=workers, desc="pairs")
+    jobs = [(key, str(photos[key]), str(mask_files[key])) for key in keys
+            if key in mask_files and key not in split_failures]
+    if output_format == "tfrecord":
+        results, shard_counts = _write_records(out_dir, jobs, splits, size, crop, shards or DEFAULT_SHARDS,
+                                               workers)
+    else:
+        results = _write_pngs(out_dir, jobs, splits, size, crop, force, workers)
+    return _finish(out_dir, settings, splits, results, list(split_failures.values()), missing, unmatched,
+                   shard_counts if output_format == "tfrecord" else None)
 
-    counts = {"written": 0, "skipped": 0, "failed": 0, "missing_mask": len(missing),
-              "unmatched_masks": unmatched, "splits": {name: 0 for name in SPLITS}}
-    failures = []
+
+def _finish(out_dir: Path, settings: dict, splits: dict, results: list, split_failures: list[str],
+            missing: list[str], unmatched: int, shard_counts: dict | None) -> dict:
+    """Count the results, name the failures, write the complete pairs.json and log the summary."""
+    counts = {"written": 0, "skipped": 0, "failed": len(split_failures), "missing_mask": len(missing),
+              "unmatched_masks": unmatched}
+    failures = list(split_failures)
     for key, status, message in results:
         counts[status] += 1
         if status == "failed":
             failures.append(message)
-    # What the folders hold, pairs of photos beyond --limit included: what a trainer will read.
-    for name in SPLITS:
-        counts["splits"][name] = sum(1 for p in (out_dir / name).glob("*.png") if not p.name.startswith("."))
     _warn_named(failures, "unreadable photos or masks")
-    imageio.write_text(meta_path, json.dumps({**meta, "size": size, "splits": counts["splits"]}, indent=2)
-                       + "\n")
-    log.info("wrote %d pairs, skipped %d up to date, %d failed, %d photos without a mask -> %s "
-             "(train %d, val %d, test %d)", counts["written"], counts["skipped"], counts["failed"],
-             counts["missing_mask"], out_dir, *counts["splits"].values())
-    return counts
-
-
-def _run_records(out_dir: Path, keys: list, photos: dict, mask_files: dict, masks_dir: Path, splits: dict,
-                 meta: dict, size: int, crop, shards: int, workers: int | None, unmatched: int) -> dict:
-    """run_process for --format tfrecord: every pair into its split's shards, and pairs.json."""
-    missing = [f"{photos[key]}: no mask {key}.* in {masks_dir}, skipped" for key in keys
-               if key not in mask_files]
-    _warn_named(missing, "photos without a mask")
-    jobs = [(key, str(photos[key]), str(mask_files[key])) for key in keys if key in mask_files]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    counts = {"written": 0, "skipped": 0, "failed": 0, "missing_mask": len(missing),
-              "unmatched_masks": unmatched}
-    written, shard_counts, failures = _write_records(out_dir, jobs, splits, size, crop, shards, workers, counts)
-    counts["splits"] = written
-    counts["shards"] = shard_counts
-    _warn_named(failures, "unreadable photos or masks")
-    imageio.write_text(out_dir / META_FILE, json.dumps({**meta, "size": size, "format": "tfrecord",
-                                                        "splits": written, "shards": shard_counts},
-                                                       indent=2) + "\n")
-    log.info("wrote %d pairs into TFRecord shards, %d failed, %d photos without a mask -> %s "
-             "(train %d in %d shards, val %d in %d, test %d in %d)", counts["written"], counts["failed"],
-             counts["missing_mask"], out_dir,
-             *(n for name in SPLITS for n in (written[name], shard_counts[name])))
+    if shard_counts is None:
+        # What the folders hold, pairs of photos beyond --limit included: what a trainer will read.
+        counts["splits"] = {name: sum(1 for p in (out_dir / name).glob("*.png") if not p.name.startswith("."))
+                            for name in SPLITS}
+        meta = {**settings, "splits": counts["splits"]}
+        del meta["format"]  # PNG pairs.json as it always was
+        where = "(train {}, val {}, test {})".format(*counts["splits"].values())
+    else:
+        written = [splits[key] for key, status, _ in results if status == "written"]
+        counts["splits"] = {name: written.count(name) for name in SPLITS}
+        counts["shards"] = shard_counts
+        meta = {**settings, "splits": counts["splits"], "shards": shard_counts}
+        where = "in TFRecord shards (train {} in {} shards, val {} in {}, test {} in {})".format(
+            *(n for name in SPLITS for n in (counts["splits"][name], shard_counts[name])))
+    imageio.write_text(out_dir / META_FILE, json.dumps({**meta, "complete": True}, indent=2) + "\n")
+    log.info("wrote %d pairs, skipped %d up to date, %d failed, %d photos without a mask -> %s %s",
+             counts["written"], counts["skipped"], counts["failed"], counts["missing_mask"], out_dir, where)
     return counts
 
 
 def read_pairs_meta(input_dir: str | Path) -> dict | None:
-    """pairs.json written by process.py beside the split folders (or in the folder itself), if any."""
+    """pairs.json written by process.py beside the split folders (or in the folder itself), if any;
+    UserError naming it when it is not a JSON object with fields of the expected types."""
     folder = Path(input_dir)
     for candidate in (folder / META_FILE, folder.parent / META_FILE):
-        if candidate.is_file():
-            try:
-                return json.loads(candidate.read_text())
-            except json.JSONDecodeError as err:
-                raise UserError(f"{candidate}: not valid JSON ({err})") from None
+        meta = read_meta(candidate)
+        if meta is not None:
+            return meta
     return None
