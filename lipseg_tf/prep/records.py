@@ -65,6 +65,26 @@ def has_split(folder: str | Path, split: str) -> bool:
                                    for p in folder.iterdir())
 
 
+def check_shard_set(shards: list[Path]) -> None:
+    """UserError unless the named shards among these form whole sets: for `-of-N`, each of 0..N-1 there,
+    and one N per split (a set written by an interrupted run, or beside an older one, is refused)."""
+    sets: dict[str, dict[int, set[int]]] = {}
+    for path in shards:
+        if match := _SHARD_RE.match(path.name):
+            sets.setdefault(match["split"], {}).setdefault(int(match["count"]), set()).add(int(match["index"]))
+    for split, by_count in sets.items():
+        folder = shards[0].parent
+        if len(by_count) > 1:
+            raise UserError(f"{folder}: {split} shards of {' and '.join(map(str, sorted(by_count)))} files "
+                            "side by side (expected one set: run process.py --format tfrecord again)")
+        count, indices = next(iter(by_count.items()))
+        missing = sorted(set(range(count)) - indices)
+        if missing:
+            raise UserError(f"{folder / shard_name(split, missing[0], count)}: missing, {len(missing)} of "
+                            f"{count} {split} shards are (expected the whole set: process.py --format tfrecord "
+                            "was interrupted? run it again)")
+
+
 def write_split(folder: Path, split: str, records, count: int, shards: int) -> list[Path]:
     """Write `count` serialized records (an iterable, in order) as `shards` shards of split.
 

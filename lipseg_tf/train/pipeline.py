@@ -26,7 +26,7 @@ from PIL import Image
 
 from lipseg_tf.errors import UserError
 from lipseg_tf.prep import records
-from lipseg_tf.prep.pairs import read_pairs_meta
+from lipseg_tf.prep.pairs import META_FILE, read_pairs_meta
 from lipseg_tf.train.augment import AUGMENTS, face_augment
 
 log = logging.getLogger("lipseg_tf")
@@ -107,10 +107,20 @@ def find_pairs(input_dir: str | Path, split: str | None = None) -> PairSource:
         raise UserError(f"{folder}: folder not found (expected a folder of AB pair images or TFRecord shards)")
     shards = records.find_shards(folder, split)
     meta = read_pairs_meta(folder) or {}
+    if meta.get("complete") is False:  # process.py writes it complete only at its end
+        raise UserError(f"{folder}: process.py did not finish writing these pairs ({META_FILE} says "
+                        "\"complete\": false; run it again)")
     if shards and (meta.get("format") == "tfrecord" or not _has_images(folder, split)):
         return _record_source(shards, split, meta)
     files = find_pair_files(folder, split)
     return PairSource("png", tuple(files), len(files), _image_height(files[0]))
+
+
+def _check_record_meta(folder: Path, meta: dict) -> None:
+    """UserError unless a pairs.json vouches for the shards."""
+    if not meta:
+        raise UserError(f"{folder}: TFRecord shards without {META_FILE} (expected the {META_FILE} that "
+                        "process.py --format tfrecord writes when it has finished; run it again)")
 
 
 def _record_source(shards: list[Path], split: str | None, meta: dict) -> PairSource:
@@ -129,6 +139,8 @@ def _record_source(shards: list[Path], split: str | None, meta: dict) -> PairSou
             raise UserError(f"{shard}: record {pair_id}: AB pair must be twice as wide as high, "
                             f"got {width}x{height}")
         size = size or height
+    _check_record_meta(shards[0].parent, meta)
+    records.check_shard_set(shards)
     # pairs.json counts the records of each split; without it they are counted by reading them.
     if meta.get("format") == "tfrecord" and split and (meta.get("shards") or {}).get(split) == len(shards):
         count = int(meta["splits"][split])
