@@ -9,9 +9,10 @@ from typing import Sequence
 
 from lipseg_tf.cli.common import run, setup_logging
 from lipseg_tf.errors import UserError
+from lipseg_tf.prep.folders import check_apart
 from lipseg_tf.prep.imageio import IMAGE_EXTENSIONS, list_images
 from lipseg_tf.serve import align
-from lipseg_tf.serve.predict import SUMMARY_FILE, FaceDetector, Model, predict_files
+from lipseg_tf.serve.predict import SUMMARY_FILE, FaceDetector, Model, check_output_dir, predict_files
 
 log = logging.getLogger("lipseg_tf")
 
@@ -61,6 +62,8 @@ def _main(argv: Sequence[str] | None) -> int:
     if not 0.0 <= args.min_confidence <= 1.0:
         raise UserError(f"--min-confidence: expected a value from 0 to 1, got {args.min_confidence}")
     files = _input_files(Path(args.input))
+    check_apart(("--output", args.output), {"--input": args.input, "--model": args.model})
+    check_output_dir(Path(args.output), files)
     model = Model(args.model, args.framing)
     detector = None if args.no_detect else FaceDetector(args.min_face, args.min_confidence)
     summary = predict_files(files, model, detector, Path(args.output))

@@ -35,6 +35,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from lipseg_tf.errors import UserError
+from lipseg_tf.prep import folders
 from lipseg_tf.prep.imageio import load_rgb, save_image, write_text
 from lipseg_tf.serve import align
 
@@ -106,23 +107,33 @@ class Model:
             raise UserError(f"{self.path}: no saved_model.pb (expected the --output_dir of "
                             "unet.py / pix2pix.py --mode export)")
         meta_file = self.path / "classes.json"
-        try:
-            meta = json.loads(meta_file.read_text())
-        except FileNotFoundError:
-            raise UserError(f"{meta_file}: not found (expected beside saved_model.pb)") from None
-        except json.JSONDecodeError as err:
-            raise UserError(f"{meta_file}: not valid JSON ({err})") from None
+        meta = folders.read_json_object(meta_file, "the classes.json written beside saved_model.pb by --mode export")
+        if meta is None:
+            raise UserError(f"{meta_file}: not found (expected beside saved_model.pb)")
         if "image_size" not in meta:
             raise UserError(f"{meta_file}: no image_size (exported by an older lipseg_tf): export the run "
                             "again with unet.py / pix2pix.py --mode export")
-        self.image_size = int(meta["image_size"])
-        self.classes = tuple(meta["classes"])
-        self.colors = np.asarray(meta["colors"], np.uint8)
+        folders.check_fields(meta, meta_file, {"image_size": int, "classes": list, "colors": list,
+                                               "framing": (str, type(None))})
+        if meta["image_size"] < 1:
+            raise UserError(f"{meta_file}: image_size {meta['image_size']}, expected a positive number of pixels")
+        self.image_size = meta["image_size"]
+        self.classes = tuple(map(str, meta.get("classes", ())))
+        self.colors = np.asarray(meta.get("colors", ()), np.uint8)
+        if len(self.classes) < 2 or self.colors.shape != (len(self.classes), 3):
+            raise UserError(f"{meta_file}: expected 'classes' (background and the parts) and one RGB colour "
+                            f"per class in 'colors', got {len(self.classes)} classes and colours of shape "
+                            f"{self.colors.shape}")
         self.framing = framing or meta.get("framing") or "celebahq"
         if self.framing not in align.FRAMINGS:
             raise UserError(f"--framing {self.framing!r} unknown, valid: {', '.join(align.FRAMINGS)}")
         import tensorflow as tf
-        self._serve = tf.saved_model.load(str(self.path)).signatures["serving_default"]
+        try:
+            self._serve = tf.saved_model.load(str(self.path)).signatures["serving_default"]
+        except Exception as err:  # TensorFlow raises several types for a damaged SavedModel
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise UserError(f"{self.path}: not a readable SavedModel ({reason}); expected the --output_dir of "
+                            "unet.py / pix2pix.py --mode export") from None
 
     def __call__(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """uint8 images (N, H, W, 3) -> (labels (N, H, W) uint8, probability of that label (N, H, W))."""
@@ -229,10 +240,10 @@ def predict_files(files: Sequence[Path], model: Model, detector: FaceDetector | 
     """Segment every photo; write its mask, overlay and JSON; return the summary (also in summary.json)."""
     from tqdm import tqdm
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     names = _output_names(files)
     summary = {"model": str(model.path), "framing": None if detector is None else model.framing,
                "photos": 0, "faces": 0, "photos_without_face": [], "skipped": []}
+    _claim_output_dir(out_dir, files, summary)
     timings: dict[str, list[float]] = {}
     for path in tqdm(files, desc="predict", unit="photo", disable=None if len(files) > 1 else True,
                      dynamic_ncols=True):
@@ -269,5 +280,23 @@ def predict_files(files: Sequence[Path], model: Model, detector: FaceDetector | 
         log.debug("%s: %d face(s), %s", path, len(result.faces),
                   ", ".join(f"{k} {v:.3f} s" for k, v in seconds.items()))
     summary["mean_seconds"] = {k: round(statistics.fmean(v), 4) for k, v in timings.items()}
+    summary["complete"] = True
     write_text(out_dir / SUMMARY_FILE, _to_json(summary))
     return summary
+
+
+def check_output_dir(out_dir: Path, files: Sequence[Path]) -> None:
+    """UserError unless predict.py may write the outputs of these photos into out_dir (creates nothing):
+    it replaces only the files it names itself, in a folder holding its own summary.json."""
+    folders.check_output_dir(out_dir, "--output")
+    ours = [out_dir / f"{name}{suffix}" for name in _output_names(files).values()
+            for suffix in ("-mask.png", "-overlay.png", ".json")]
+    folders.claim_folder(out_dir, SUMMARY_FILE, ours, "predict.py", keys=("model", "photos"))
+
+
+def _claim_output_dir(out_dir: Path, files: Sequence[Path], summary: dict) -> None:
+    """Make out_dir predict.py's own before any photo: summary.json first, `"complete": false` until the
+    run ends."""
+    check_output_dir(out_dir, files)
+    folders.make_output_dir(out_dir, "--output")
+    write_text(out_dir / SUMMARY_FILE, _to_json({**summary, "complete": False}))
