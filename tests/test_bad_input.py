@@ -1,0 +1,400 @@
+"""The bad-input catalogue (issue 11): every way a hostile user or a failing disk can hurt a run.
+
+Each case asserts what the user sees and what is left behind: a refused run exits non-zero with one
+`error:` line naming the file and no traceback; no input file changes (hashes before and after); nothing
+half-written is left. A bad item inside a good run (an unreadable photo, a broken link) is warned about
+and counted, and the rest of the run completes. The scripts run in-process through their main (the same
+entry point the root scripts call), so the whole catalogue stays fast.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import shutil
+import stat
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lipseg_tf.cli.g_mask import main as g_mask_main
+from lipseg_tf.cli.predict import main as predict_main
+from lipseg_tf.cli.process import main as process_main
+from lipseg_tf.prep import celebamask, imageio, masks, pairs, sample
+
+COUNT = 6
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+def snapshot(*folders: Path) -> dict[str, str]:
+    """{path: sha256 of the bytes, or where a link points} of every file and link under these folders."""
+    found = {}
+    for folder in folders:
+        for path in sorted(Path(folder).rglob("*")) if Path(folder).is_dir() else [Path(folder)]:
+            if path.is_symlink():
+                found[str(path)] = "link -> " + os.readlink(path)
+            elif path.is_file():
+                found[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
+            elif path.is_dir():
+                found[str(path)] = "folder"
+    return found
+
+
+def one_error_line(capsys) -> str:
+    """The single `error:` line on stderr, with nothing that looks like a traceback."""
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]
+
+
+def refused(capsys, code: int, before: dict, *folders: Path) -> str:
+    """Assert a refused run: status != 0, one error line, the inputs unchanged; return the line."""
+    line = one_error_line(capsys)
+    assert code != 0
+    assert snapshot(*folders) == before
+    return line
+
+
+def no_temp_files(folder: Path) -> bool:
+    return not any(p.name.startswith(".tmp-") for p in Path(folder).rglob("*"))
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory) -> Path:
+    """A synthetic CelebAMask-HQ root (6 faces, 64 px) and its masks, made once; tests work on copies."""
+    root = tmp_path_factory.mktemp("pristine")
+    sample.generate(root / "data", COUNT, seed=3, size=64, workers=1)
+    masks.run_g_mask(root / "data", root / "masks", workers=1)
+    return root
+
+
+@pytest.fixture
+def work(pristine, tmp_path) -> Path:
+    """A fresh copy of the pristine data and masks: tmp_path/data, tmp_path/masks."""
+    for name in ("data", "masks"):
+        shutil.copytree(pristine / name, tmp_path / name, symlinks=True)
+    return tmp_path
+
+
+def g_mask(work: Path, out: Path, *extra: str) -> int:
+    return g_mask_main(["--data-dir", str(work / "data"), "--out-dir", str(out), "--workers", "1", *extra])
+
+
+def process(work: Path, out: Path, *extra: str) -> int:
+    return process_main(["--data-dir", str(work / "data"), "--masks", str(work / "masks"), "--out-dir", str(out),
+                         "--size", "32", "--workers", "1", *extra])
+
+
+def photo_folder(work: Path) -> Path:
+    """The photos as a plain folder d/train/<id>.jpg, as a user may keep them."""
+    folder = work / "d" / "train"
+    shutil.copytree(work / "data" / celebamask.IMAGE_DIR, folder)
+    return folder
+
+
+# ---------------------------------------------------------------- 1. never destroy a user's file
+
+def test_process_output_folder_holding_the_photos_is_refused(work, capsys):
+    photos = photo_folder(work)
+    before = snapshot(work)
+    code = process_main(["--images", str(photos), "--masks", str(work / "masks"), "--out-dir", str(work / "d"),
+                         "--size", "32", "--workers", "1"])
+    line = refused(capsys, code, before, work)
+    assert f"--out-dir {work / 'd'} holds --images {photos}" in line
+
+
+def test_process_output_folder_inside_the_masks_is_refused(work, capsys):
+    before = snapshot(work)
+    line = refused(capsys, process(work, work / "masks" / "pairs"), before, work)
+    assert "lies inside --masks" in line
+
+
+def test_g_mask_into_the_photo_folder_is_refused(work, capsys):
+    before = snapshot(work)
+    code = g_mask(work, work / "data" / celebamask.IMAGE_DIR)
+    line = refused(capsys, code, before, work)
+    assert "lies inside --data-dir" in line
+
+
+def test_g_mask_into_its_own_data_folder_is_refused(work, capsys):
+    before = snapshot(work)
+    assert "--out-dir" in refused(capsys, g_mask(work, work / "data"), before, work)
+
+
+def test_predict_output_into_the_input_folder_is_refused(work, capsys):
+    photos = photo_folder(work)
+    before = snapshot(work)
+    code = predict_main(["--model", str(work / "no-model"), "--input", str(photos), "--output", str(photos)])
+    line = refused(capsys, code, before, work)
+    assert f"--output {photos} is --input {photos}" in line
+
+
+def test_predict_output_holding_the_input_photo_is_refused(work, capsys):
+    photos = photo_folder(work)
+    before = snapshot(work)
+    code = predict_main(["--model", str(work / "no-model"), "--input", str(photos / "0.jpg"),
+                         "--output", str(photos.parent)])
+    assert "holds --input" in refused(capsys, code, before, work)
+
+
+def test_process_leaves_a_folder_of_someone_elses_pngs_alone(work, capsys):
+    theirs = work / "pairs" / "train" / "holiday.png"
+    theirs.parent.mkdir(parents=True)
+    Image.fromarray(np.full((8, 8, 3), 7, np.uint8)).save(theirs)
+    before = snapshot(work)
+    line = refused(capsys, process(work, work / "pairs"), before, work)
+    assert str(theirs) in line and "pairs.json" in line
+
+
+def test_g_mask_leaves_a_folder_of_someone_elses_pngs_alone(work, capsys):
+    theirs = work / "elsewhere" / "3.png"
+    theirs.parent.mkdir()
+    Image.fromarray(np.full((8, 8, 3), 7, np.uint8)).save(theirs)
+    before = snapshot(work)
+    line = refused(capsys, g_mask(work, work / "elsewhere"), before, work)
+    assert str(theirs) in line and "masks.json" in line
+
+
+def test_a_settings_file_of_someone_else_does_not_make_a_folder_ours(work, capsys):
+    out = work / "pairs"
+    (out / "train").mkdir(parents=True)
+    (out / "pairs.json").write_text('{"note": "my own pairs"}\n')
+    Image.fromarray(np.full((8, 8, 3), 7, np.uint8)).save(out / "train" / "mine.png")
+    before = snapshot(work)
+    assert str(out / "pairs.json") in refused(capsys, process(work, out), before, work)
+
+
+def test_predict_leaves_someone_elses_mask_file_alone(work, capsys):
+    photos = photo_folder(work)
+    out = work / "results"
+    out.mkdir()
+    (out / "0-mask.png").write_bytes(b"their file")
+    model = fake_model(work / "model", {"image_size": 32, "classes": ["background", "l_eye"],
+                                        "colors": [[0, 0, 0], [0, 255, 0]]})
+    before = snapshot(work)
+    code = predict_main(["--model", str(model), "--input", str(photos / "0.jpg"), "--output", str(out)])
+    assert str(out / "0-mask.png") in refused(capsys, code, before, work)
+
+
+def test_process_deletes_only_its_own_pairs_when_settings_change(work, capsys):
+    out = work / "pairs"
+    assert process(work, out) == 0
+    theirs = out / "notes.txt"
+    theirs.write_text("mine")
+    assert process(work, out, "--size", "16") == 0
+    assert theirs.read_text() == "mine"
+    assert {Image.open(p).size for p in out.rglob("*.png")} == {(32, 16)}
+
+
+# ------------------------------------------------------------------------ 2. one line, never a traceback
+
+@pytest.mark.parametrize("script", ["g_mask", "process", "predict"])
+def test_output_path_that_is_a_file(work, capsys, script):
+    target = work / "taken"
+    target.write_text("a file")
+    before = snapshot(work)
+    if script == "predict":
+        code = predict_main(["--model", str(fake_model(work / "model")), "--input", str(photo_folder(work)),
+                             "--output", str(target)])
+        before = snapshot(work)  # the photo folder is made above
+    else:
+        code = (g_mask if script == "g_mask" else process)(work, target)
+    line = refused(capsys, code, before, work)
+    assert str(target) in line and "exists and is not a folder" in line
+
+
+@pytest.mark.parametrize("script", ["g_mask", "process"])
+def test_output_path_under_a_file(work, capsys, script):
+    target = work / "taken"
+    target.write_text("a file")
+    before = snapshot(work)
+    code = (g_mask if script == "g_mask" else process)(work, target / "out")
+    line = refused(capsys, code, before, work)
+    assert str(target / "out") in line and "lies under a file" in line
+
+
+@pytest.mark.parametrize("script", ["g_mask", "process"])
+def test_read_only_output_folder(work, capsys, monkeypatch, script):
+    out = work / "out"
+    out.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: False if Path(path) == out else real_access(path, mode))
+    monkeypatch.setattr(os, "statvfs", lambda path: os.statvfs_result((0,) * 8 + (os.ST_RDONLY, 255)))
+    before = snapshot(work)
+    code = (g_mask if script == "g_mask" else process)(work, out)
+    line = refused(capsys, code, before, work)
+    assert str(out) in line and "read-only" in line
+
+
+@pytest.mark.parametrize("script", ["g_mask", "process"])
+def test_no_space_left_is_one_line_and_leaves_no_temp_file(work, capsys, monkeypatch, script):
+    real_replace = os.replace
+
+    def full_disk(src, dst):
+        if Path(dst).suffix == ".png":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(dst))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(imageio.os, "replace", full_disk)
+    before = snapshot(work / "data", work / "masks")
+    out = work / "out"
+    code = (g_mask if script == "g_mask" else process)(work, out)
+    line = refused(capsys, code, before, work / "data", work / "masks")
+    assert "No space left on device" in line and str(out) in line
+    assert no_temp_files(out)
+
+
+@pytest.mark.parametrize("content", ["[1, 2]", '"masks"', '{"parts": "l_eye", "style": "color"}'])
+def test_masks_json_of_the_wrong_shape(work, capsys, content):
+    (work / "masks" / masks.META_FILE).write_text(content)
+    before = snapshot(work)
+    line = refused(capsys, process(work, work / "pairs"), before, work)
+    assert str(work / "masks" / masks.META_FILE) in line
+    assert not (work / "pairs").exists() or not any((work / "pairs").rglob("*.png"))
+
+
+def test_masks_json_of_the_wrong_shape_in_g_mask_output(work, capsys):
+    (work / "masks" / masks.META_FILE).write_text("[]")
+    before = snapshot(work)
+    line = refused(capsys, g_mask(work, work / "masks"), before, work)
+    assert str(work / "masks" / masks.META_FILE) in line and "expected an object" in line
+
+
+def test_non_utf8_mapping_file(work, capsys):
+    mapping = work / "data" / celebamask.MAPPING_FILE
+    mapping.write_bytes(mapping.read_bytes().replace(b"orig_file", b"orig_\xe9file", 1))
+    before = snapshot(work)
+    line = refused(capsys, process(work, work / "pairs"), before, work)
+    assert str(mapping) in line and "not UTF-8" in line
+
+
+def test_non_utf8_partition_file(work, capsys):
+    partition = work / "list_eval_partition.txt"
+    partition.write_bytes(b"000001.jpg 0\n\xff\xfe 1\n")
+    before = snapshot(work)
+    line = refused(capsys, process(work, work / "pairs", "--partition", str(partition)), before, work)
+    assert str(partition) in line and "not UTF-8" in line
+
+
+# --------------------------------------------------------------------- 3. nothing used or dropped silently
+
+def test_mapping_file_listing_an_id_twice_is_warned_and_counted(work, capsys):
+    mapping = work / "data" / celebamask.MAPPING_FILE
+    lines = mapping.read_text().splitlines()
+    first = lines[1].split()
+    lines.append(f"{first[0]} 199999 200000.jpg")   # the same photo again, now a test face
+    mapping.write_text("\n".join(lines) + "\n")
+    before = snapshot(work / "data", work / "masks")
+    code = process(work, work / "pairs")
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert f"image id {first[0]} listed twice" in err and "1 unreadable" in err.splitlines()[-1]
+    assert not list((work / "pairs").rglob(f"{first[0]}.png"))
+    assert len(list((work / "pairs").rglob("*.png"))) == COUNT - 1
+    assert snapshot(work / "data", work / "masks") == before
+
+
+@pytest.mark.parametrize("kind", ["broken link", "folder"])
+def test_part_file_that_is_not_a_file_is_warned_and_counted(work, capsys, kind):
+    part = celebamask.part_path(work / "data", 2, "u_lip")
+    part.unlink(missing_ok=True)
+    if kind == "folder":
+        part.mkdir()
+    else:
+        part.symlink_to(work / "nowhere.png")
+    before = snapshot(work / "data")
+    code = g_mask(work, work / "out")
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert str(part) in err and ("folder" in err if kind == "folder" else "broken symbolic link" in err)
+    assert "1 of 6 photos failed" in err.splitlines()[-1]
+    assert sorted(int(p.stem) for p in (work / "out").glob("*.png")) == [0, 1, 3, 4, 5]
+    assert snapshot(work / "data") == before
+
+
+@pytest.mark.parametrize("kind", ["broken link", "folder", "1x1"])
+def test_photo_that_is_no_photo_is_warned_and_counted(work, capsys, kind):
+    photos = photo_folder(work)
+    bad = photos / "4.jpg"
+    bad.unlink()
+    if kind == "folder":
+        bad.mkdir()
+    elif kind == "broken link":
+        bad.symlink_to(work / "nowhere.jpg")
+    else:
+        Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(bad, format="JPEG")
+    before = snapshot(photos)
+    code = process_main(["--images", str(photos), "--masks", str(work / "masks"), "--out-dir", str(work / "pairs"),
+                         "--size", "32", "--workers", "1"])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert str(bad) in err and "1 unreadable" in err.splitlines()[-1]
+    assert len(list((work / "pairs").rglob("*.png"))) == COUNT - 1
+    assert snapshot(photos) == before
+
+
+@pytest.mark.parametrize("script", ["g_mask", "process"])
+def test_restart_after_an_interruption_skips_what_was_finished(work, capsys, monkeypatch, script):
+    out = work / "out"
+    module, job_name = (masks, "_mask_job") if script == "g_mask" else (pairs, "_pair_job")
+    real_job = getattr(module, job_name)
+    done = []
+
+    def interrupted(*args, **kwargs):
+        if len(done) == 3:
+            raise KeyboardInterrupt
+        done.append(1)
+        return real_job(*args, **kwargs)
+
+    monkeypatch.setattr(module, job_name, interrupted)
+    run = g_mask if script == "g_mask" else process
+    assert run(work, out) == 130
+    monkeypatch.setattr(module, job_name, real_job)
+    capsys.readouterr()
+    assert run(work, out) == 0
+    summary = capsys.readouterr().err.splitlines()[-1]
+    assert f"wrote {COUNT - 3} " in summary and "skipped 3 up to date" in summary
+    meta = json.loads((out / (masks.META_FILE if script == "g_mask" else pairs.META_FILE)).read_text())
+    assert meta["complete"] is True
+
+
+def test_files_get_the_permissions_of_the_umask(work):
+    old = os.umask(0o022)
+    try:
+        assert g_mask(work, work / "out") == 0
+    finally:
+        os.umask(old)
+    modes = {stat.S_IMODE(p.stat().st_mode) for p in (work / "out").iterdir()}
+    assert modes == {0o644}
+
+
+# ------------------------------------------------------------------------------------------- predict
+
+def fake_model(folder: Path, classes: dict | None = None, text: str | None = None) -> Path:
+    """A folder that looks like an export: saved_model.pb (empty) and classes.json."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "saved_model.pb").write_bytes(b"")
+    (folder / "classes.json").write_text(text if text is not None else json.dumps(classes or {}))
+    return folder
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('{"image_size": "256", "classes": ["background", "l_eye"], "colors": [[0, 0, 0], [0, 255, 0]]}',
+     "'image_size' is \"256\", expected a JSON int"),
+    ('["background", "l_eye"]', "expected an object"),
+    ('{"image_size": 32, "classes": ["background", "l_eye"], "colors": [[0, 0, 0]]}', "one RGB colour per class"),
+])
+def test_classes_json_of_the_wrong_shape(work, capsys, text, expected):
+    model = fake_model(work / "model", text=text)
+    photos = photo_folder(work)
+    before = snapshot(work)
+    code = predict_main(["--model", str(model), "--input", str(photos), "--output", str(work / "results")])
+    line = refused(capsys, code, before, work)
+    assert str(model / "classes.json") in line and expected in line
