@@ -116,6 +116,27 @@ def write_split(folder: Path, split: str, records, count: int, shards: int) -> l
     return paths
 
 
+def check_framing(path: Path) -> int:
+    """Records in a TFRecord file, counted by walking its length fields (a seek per record, no data read);
+    UserError naming the file when it ends inside a record (a truncated copy or an interrupted write)."""
+    size = path.stat().st_size
+    position = records = 0
+    with open(path, "rb") as handle:
+        while position < size:
+            header = handle.read(8)
+            if len(header) < 8:
+                break
+            position += 12 + int.from_bytes(header, "little") + 4   # length, its CRC, data, the data's CRC
+            if position > size:
+                break
+            handle.seek(position)
+            records += 1
+    if position != size:
+        raise UserError(f"{path}: truncated TFRecord file (it ends inside record {records + 1}, "
+                        f"{size} bytes); expected whole records written by process.py --format tfrecord")
+    return records
+
+
 def count_records(files) -> int:
     """Records in these TFRecord files (reads them through once)."""
     dataset = tf.data.TFRecordDataset([str(p) for p in files])

@@ -60,7 +60,22 @@ def find_pair_files(input_dir: str | Path, split: str | None = None) -> list[Pat
             raise UserError(f"{path}: unreadable image ({err})") from None
         if width != 2 * height:
             raise UserError(f"{path}: AB pair must be twice as wide as high, got {width}x{height}")
+        _check_png_end(path)
     return files
+
+
+PNG_END = b"IEND\xaeB`\x82"   # the last chunk of every PNG and its CRC
+
+
+def _check_png_end(path: Path) -> None:
+    """UserError naming a PNG that does not end with its IEND chunk: a truncated file, caught before
+    training rather than as a nameless decode error in the middle of it (reads 8 bytes a file)."""
+    if path.suffix.lower() != ".png":
+        return
+    with open(path, "rb") as handle:
+        handle.seek(max(0, path.stat().st_size - len(PNG_END)))
+        if handle.read() != PNG_END:
+            raise UserError(f"{path}: truncated PNG (no IEND chunk at its end); expected a whole AB pair image")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,6 +142,7 @@ def _record_source(shards: list[Path], split: str | None, meta: dict) -> PairSou
     size = None
     for shard in shards:
         first = records.first_record(shard)
+        records.check_framing(shard)
         if first is None:  # an empty shard (every pair of its block failed in process.py) reads as none
             continue
         pair_id, ab = first
