@@ -45,18 +45,22 @@ def snapshot(*folders: Path) -> dict[str, str]:
     return found
 
 
-def one_error_line(capsys) -> str:
-    """The single `error:` line on stderr, with nothing that looks like a traceback."""
+def one_error_line(capsys, alone: bool = True) -> str:
+    """The single `error:` line on stderr, with nothing that looks like a traceback. alone: the only line;
+    else the last, after the trainers' progress lines and TensorFlow's own C++ lines (`I0000 ...`, the
+    machine's CUDA set-up, not this project's)."""
     err = capsys.readouterr().err
     assert "Traceback" not in err, err
     lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    return lines[0]
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], err
+    assert not alone or len(lines) == 1, err
+    return errors[0]
 
 
-def refused(capsys, code: int, before: dict, *folders: Path) -> str:
+def refused(capsys, code: int, before: dict, *folders: Path, alone: bool = True) -> str:
     """Assert a refused run: status != 0, one error line, the inputs unchanged; return the line."""
-    line = one_error_line(capsys)
+    line = one_error_line(capsys, alone)
     assert code != 0
     assert snapshot(*folders) == before
     return line
@@ -398,3 +402,68 @@ def test_classes_json_of_the_wrong_shape(work, capsys, text, expected):
     code = predict_main(["--model", str(model), "--input", str(photos), "--output", str(work / "results")])
     line = refused(capsys, code, before, work)
     assert str(model / "classes.json") in line and expected in line
+
+
+# ----------------------------------------------------------------------------- what the trainers read
+
+def train_unet(capsys, input_dir: Path, run_dir: Path) -> str:
+    """unet.py --mode train on input_dir, expected to be refused: the one error line."""
+    from lipseg_tf.cli import runner
+    from lipseg_tf.cli.common import run
+
+    before = snapshot(input_dir)
+    code = run(lambda argv: runner.main("unet", argv),
+               ["--mode", "train", "--input_dir", str(input_dir), "--output_dir", str(run_dir), "--crop_size", "32",
+                "--ngf", "4", "--depth", "2", "--batch_size", "2", "--max_steps", "1"])
+    line = refused(capsys, code, before, input_dir, alone=False)
+    assert not run_dir.exists()
+    return line
+
+
+def test_truncated_ab_png_is_named_before_training(tmp_path, capsys):
+    from helpers import make_ab_dataset
+
+    ab_dir = make_ab_dataset(tmp_path / "ab", {"train": 3}, size=32)
+    bad = sorted((ab_dir / "train").glob("*.png"))[1]
+    bad.write_bytes(bad.read_bytes()[:-40])
+    line = train_unet(capsys, ab_dir, tmp_path / "run")
+    assert str(bad) in line and "truncated PNG" in line
+
+
+@pytest.fixture
+def shards(tiny_pairs, tmp_path) -> Path:
+    """A copy of the tiny TFRecord pairs (2 shards a split, and pairs.json)."""
+    return Path(shutil.copytree(tiny_pairs["tfrecord"], tmp_path / "records"))
+
+
+def test_truncated_tfrecord_shard_is_named_before_training(shards, tmp_path, capsys):
+    bad = shards / "train-00001-of-00002.tfrecord"
+    bad.write_bytes(bad.read_bytes()[:-100])
+    line = train_unet(capsys, shards, tmp_path / "run")
+    assert str(bad) in line and "truncated TFRecord" in line
+
+
+def test_shard_set_with_a_shard_missing_is_refused(shards, tmp_path, capsys):
+    (shards / "train-00001-of-00002.tfrecord").unlink()
+    line = train_unet(capsys, shards, tmp_path / "run")
+    assert str(shards / "train-00001-of-00002.tfrecord") in line and "missing" in line
+
+
+def test_shards_without_pairs_json_are_refused(shards, tmp_path, capsys):
+    (shards / pairs.META_FILE).unlink()
+    line = train_unet(capsys, shards, tmp_path / "run")
+    assert str(shards) in line and "without pairs.json" in line
+
+
+def test_pairs_of_an_interrupted_process_run_are_refused(shards, tmp_path, capsys):
+    meta = json.loads((shards / pairs.META_FILE).read_text())
+    (shards / pairs.META_FILE).write_text(json.dumps({**meta, "complete": False}))
+    line = train_unet(capsys, shards, tmp_path / "run")
+    assert "did not finish" in line
+
+
+@pytest.mark.parametrize("content", ["[1, 2]", '{"size": "32", "parts": ["l_eye"]}'])
+def test_pairs_json_of_the_wrong_shape_is_refused(shards, tmp_path, capsys, content):
+    (shards / pairs.META_FILE).write_text(content)
+    line = train_unet(capsys, shards, tmp_path / "run")
+    assert str(shards / pairs.META_FILE) in line
