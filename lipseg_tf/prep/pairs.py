@@ -30,13 +30,18 @@ seeded random split by --split fractions (default 0.8,0.1,0.1, seed 0, with a wa
 official split wasn't available). The random split is drawn over every photo (not only those with a
 mask), so a photo keeps its split when more masks are added.
 
-Errors: problems of the whole run (a missing or empty folder, a missing mapping row, bad --split)
-stop it with a one-line UserError. Problems of one photo (unreadable or truncated photo or mask, a
-mask of another aspect ratio, a photo without a mask) are logged as warnings naming the file; the
-photo gets no pair, and the run ends with exit status 1 and the counts. A mask without a photo is
-ignored and counted. Up-to-date pairs (newer than their photo and mask, same size and mask settings
-as pairs.json) are not rewritten; when the size or mask settings change, every old pair is deleted
-and rewritten.
+Errors: problems of the whole run (a missing or empty folder, a missing mapping row, bad --split, an
+output folder that is not apart from the inputs or holds files process.py did not write) stop it with a
+one-line UserError. Problems of one photo (unreadable or truncated photo or mask, a photo under
+MIN_PHOTO_SIDE pixels, a mask of another aspect ratio, an id listed twice in the mapping file, a photo
+without a mask) are logged as warnings naming the file; the photo gets no pair, and the run ends with
+exit status 1 and the counts. A mask without a photo is ignored and counted.
+
+Restart: pairs.json is written first with the settings, `"complete": false` until the run ends, so an
+interrupted run restarts where it stopped: up-to-date pairs (newer than their photo and mask, same size,
+crop and mask settings as pairs.json) are not rewritten; when those settings change, every old pair is
+deleted and rewritten. Only files named process.py's way inside a folder holding its pairs.json are ever
+replaced or deleted (prep/folders.py).
 """
 
 from __future__ import annotations
