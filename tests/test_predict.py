@@ -276,10 +276,11 @@ def test_no_detect_segments_the_whole_image(tmp_path, template_model):
 
 @pytest.mark.parametrize("args, message", [
     (["--model", "{tmp}/missing", "--input", "{photo}"], "{tmp}/missing: model folder not found"),
-    (["--model", "{tmp}", "--input", "{photo}"], "{tmp}: no saved_model.pb"),
-    (["--model", "{tmp}", "--input", "{tmp}/nothing.jpg"], "{tmp}/nothing.jpg: not found"),
+    (["--model", "{tmp}/empty", "--input", "{photo}"], "{tmp}/empty: no saved_model.pb"),
+    (["--model", "{tmp}/empty", "--input", "{tmp}/nothing.jpg"], "{tmp}/nothing.jpg: not found"),
 ])
 def test_bad_input_is_one_line(tmp_path, args, message):
+    (tmp_path / "empty").mkdir()   # a model folder apart from --output
     args = [a.format(tmp=tmp_path, photo=grace_hopper()) for a in args]
     done = subprocess.run([sys.executable, "predict.py", *args, "--output", str(tmp_path / "out")], cwd=REPO,
                           capture_output=True, text=True, timeout=120)
