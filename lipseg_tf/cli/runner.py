@@ -86,7 +86,7 @@ def build_parser(model: str) -> argparse.ArgumentParser:
                    "equivalent steps of --max_steps); 0: constant, as the paper")
         _flag(parser, "l1_balance", type=float, default=defaults.l1_balance,
               help=f"weigh each pixel's L1 error by {ENET_WEIGHTS}, scaled to average 1; 0 is the paper's "
-                   "plain L1. Sparse masks need it: README, 'Demo result'")
+                   "plain L1. Sparse masks need it: docs/how-models-learn.md")
         _flag(parser, "which_direction", choices=["AtoB", "BtoA"], default="AtoB",
               help="AtoB: photo -> mask (segmentation); BtoA: mask -> photo")
         _flag(parser, "summary_freq", type=int, default=defaults.summary_freq,
