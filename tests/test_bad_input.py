@@ -467,3 +467,72 @@ def test_pairs_json_of_the_wrong_shape_is_refused(shards, tmp_path, capsys, cont
     (shards / pairs.META_FILE).write_text(content)
     line = train_unet(capsys, shards, tmp_path / "run")
     assert str(shards / pairs.META_FILE) in line
+
+
+# ------------------------------------------------------------------------------ checkpoints and pairs
+
+@pytest.fixture
+def three_checkpoints(tmp_path) -> Path:
+    """checkpoints/ckpt-1..3 of one small variable, as CheckpointManager writes them."""
+    import tensorflow as tf
+
+    variable = tf.Variable(tf.zeros([300]))
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(v=variable), tmp_path / "checkpoints", max_to_keep=5)
+    for step in (1, 2, 3):
+        variable.assign_add(tf.ones([300]))
+        manager.save(checkpoint_number=step)
+    return tmp_path / "checkpoints"
+
+
+@pytest.mark.parametrize("damage", ["truncated data", "truncated index", "flipped bit", "missing data"])
+def test_a_damaged_checkpoint_is_named_and_the_newest_whole_one_found(three_checkpoints, damage):
+    from lipseg_tf.train import checkpoint_files
+
+    data, index = three_checkpoints / "ckpt-3.data-00000-of-00001", three_checkpoints / "ckpt-3.index"
+    if damage == "truncated data":
+        data.write_bytes(data.read_bytes()[:500])
+    elif damage == "truncated index":
+        index.write_bytes(index.read_bytes()[:40])
+    elif damage == "flipped bit":
+        blob = bytearray(data.read_bytes())
+        blob[100] ^= 0xFF
+        data.write_bytes(bytes(blob))
+    else:
+        data.unlink()
+    reason = checkpoint_files.broken_reason(three_checkpoints / "ckpt-3")
+    assert reason is not None and "\n" not in reason
+    assert reason.startswith(str(index if damage == "truncated index" else data))
+    newest, broken = checkpoint_files.newest_intact(three_checkpoints)
+    assert newest == str(three_checkpoints / "ckpt-2") and broken == [reason]
+    assert checkpoint_files.broken_reason(three_checkpoints / "ckpt-1") is None
+
+
+def test_stale_temp_folders_are_only_tensorflows_own(three_checkpoints):
+    from lipseg_tf.train import checkpoint_files
+
+    (three_checkpoints / "ckpt-4_temp").mkdir()
+    (three_checkpoints / "my_temp").mkdir()
+    (three_checkpoints / "ckpt-5_temp").write_text("a file, not a save in progress")
+    assert checkpoint_files.stale_temp_folders(three_checkpoints) == [three_checkpoints / "ckpt-4_temp"]
+
+
+def test_a_corrupt_pair_is_named_after_a_decode_error(tiny_pairs, tmp_path):
+    from lipseg_tf.train import pipeline
+
+    png = Path(shutil.copytree(tiny_pairs["png"], tmp_path / "png"))
+    source = pipeline.find_pairs(png, "train")
+    assert pipeline.name_bad_pair(source) is None
+    bad = source.files[3]
+    blob = bytearray(bad.read_bytes())
+    blob[len(blob) // 2:len(blob) // 2 + 64] = bytes(64)   # the IEND chunk stays: only a full decode sees it
+    bad.write_bytes(bytes(blob))
+    line = pipeline.name_bad_pair(pipeline.find_pairs(png, "train"))
+    assert line.startswith(f"{bad}: unreadable image")
+
+    records = Path(shutil.copytree(tiny_pairs["tfrecord"], tmp_path / "records"))
+    shard = records / "train-00001-of-00002.tfrecord"
+    blob = bytearray(shard.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    shard.write_bytes(bytes(blob))
+    line = pipeline.name_bad_pair(pipeline.find_pairs(records, "train"))
+    assert line.startswith(f"{shard}: record ") and "unreadable" in line

@@ -168,6 +168,32 @@ def _record_source(shards: list[Path], split: str | None, meta: dict) -> PairSou
     return PairSource("tfrecord", tuple(shards), count, size)
 
 
+def name_bad_pair(files) -> str | None:
+    """One line naming the first pair of files that does not decode whole (a corrupt PNG, a damaged
+    record), None when all do. For a decode error met during training, which TensorFlow reports without
+    the file: read every pair once more with PIL, only then."""
+    source = as_source(files)
+    if source.format == "png":
+        for path in source.files:
+            try:
+                with Image.open(path) as image:
+                    image.load()
+            except Exception as err:  # PIL raises several types for corrupt data
+                return f"{path}: unreadable image ({err}); expected a whole AB pair image"
+        return None
+    for shard in source.files:
+        whole = 0
+        try:
+            for record in tf.data.TFRecordDataset(str(shard)):
+                with Image.open(io.BytesIO(records.parse(record)[1].numpy())) as image:
+                    image.load()
+                whole += 1
+        except Exception as err:  # tf.errors.DataLossError for a damaged record, PIL's for a bad image
+            message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            return f"{shard}: record {whole + 1}: unreadable ({message}); expected whole AB pairs"
+    return None
+
+
 def as_source(files) -> PairSource:
     """files itself when a PairSource, else the PairSource of these AB image paths."""
     if isinstance(files, PairSource):
