@@ -83,6 +83,10 @@ def palette(parts, style: str = "color") -> np.ndarray:
 
 def flip_permutation(parts, style: str = "color") -> np.ndarray:
     """Class id -> class id after a horizontal flip (l_eye <-> r_eye and the other left/right pairs)."""
-    names = class_names(parts, style)
+    return mirror_permutation(class_names(parts, style))
+
+
+def mirror_permutation(names) -> np.ndarray:
+    """flip_permutation from the class names themselves (as a model's classes.json lists them)."""
     index = {name: i for i, name in enumerate(names)}
     return np.asarray([index.get(MIRROR.get(name, name), i) for i, name in enumerate(names)], dtype=np.int32)

@@ -26,11 +26,16 @@ Framings, as fractions of the crop side (the crop is square):
 
 So the synthetic faces are drawn about 13 % smaller (eye distance 0.209 against 0.241 of the crop) and a
 little lower than CelebA-HQ's: a model should see faces framed like those it was trained on.
+
+A crop (x0, y0, side), fractions of the framing's side, is a square box inside it that a model was
+trained on instead of the whole framing (process.py --crop; pairs.json and classes.json "crop"): a
+point at fraction f of the framing lies at (f - (x0, y0)) / side of the crop.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import numpy as np
 from PIL import Image
@@ -42,11 +47,16 @@ FRAMINGS = {
 LANDMARK_NAMES = ("left_eye", "right_eye", "mouth_left", "mouth_right")
 
 
-def reference_landmarks(framing: str, size: int) -> np.ndarray:
-    """(4, 2) landmark positions in a size x size crop of this framing; ValueError names the valid ones."""
+def reference_landmarks(framing: str, size: int, crop: Sequence[float] | None = None) -> np.ndarray:
+    """(4, 2) landmark positions in a size x size crop of this framing, or of the box `crop` (x0, y0,
+    side: fractions of the framing's side) inside it; ValueError names the valid framings."""
     if framing not in FRAMINGS:
         raise ValueError(f"unknown framing {framing!r}, valid: {', '.join(FRAMINGS)}")
-    return FRAMINGS[framing] * size
+    points = FRAMINGS[framing]
+    if crop is not None:
+        x0, y0, side = crop
+        points = (points - (x0, y0)) / side
+    return points * size
 
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -71,9 +81,18 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return np.concatenate([linear, shift[:, None]], axis=1)
 
 
-def face_transform(landmarks: np.ndarray, size: int, framing: str) -> np.ndarray:
-    """Photo -> crop transform that puts a face's four landmarks where `framing` has them."""
-    return similarity_transform(landmarks, reference_landmarks(framing, size))
+def face_transform(landmarks: np.ndarray, size: int, framing: str, crop: Sequence[float] | None = None) -> np.ndarray:
+    """Photo -> crop transform that puts a face's four landmarks where `framing` (and `crop`) has them."""
+    return similarity_transform(landmarks, reference_landmarks(framing, size, crop))
+
+
+def box_transform(shape: tuple[int, int], size: int, crop: Sequence[float] | None = None) -> np.ndarray:
+    """Photo -> crop transform of an already framed photo of `shape` (H, W): its box `crop` (x0, y0,
+    side: fractions of the photo's width and height; None: the whole photo) scaled to size x size."""
+    height, width = shape
+    x0, y0, side = crop if crop is not None else (0.0, 0.0, 1.0)
+    scale_x, scale_y = size / (side * width), size / (side * height)
+    return np.array([[scale_x, 0.0, -x0 * width * scale_x], [0.0, scale_y, -y0 * height * scale_y]])
 
 
 def apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -129,13 +148,9 @@ def warp_face(photo: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(crop)
 
 
-def crop_lookup(matrix: np.ndarray, size: int, shape: tuple[int, int]):
-    """For the photo window a crop covers: which crop pixel each photo pixel's centre lands in.
-
-    Returns (window, rows, cols, inside): window = (y0, y1, x0, x1) within the photo of `shape` (H, W);
-    rows, cols: integer crop indices for every pixel of the window; inside: where they are in the crop.
-    Nearest neighbour, so labels looked up with it are never interpolated.
-    """
+def _window_coordinates(matrix: np.ndarray, size: int, shape: tuple[int, int]):
+    """The photo window (y0, y1, x0, x1) a crop covers within a photo of `shape` (H, W), and the crop
+    coordinates (cx, cy) of each of its pixel centres, (h, w) each."""
     height, width = shape
     corners = crop_corners(matrix, size)
     x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int), 0)
@@ -143,12 +158,49 @@ def crop_lookup(matrix: np.ndarray, size: int, shape: tuple[int, int]):
     x1, y1 = max(x0, x1), max(y0, y1)
     xs = np.arange(x0, x1, dtype=np.float64) + 0.5
     ys = np.arange(y0, y1, dtype=np.float64) + 0.5
-    # Crop coordinates of each pixel centre (the map is affine, so built from a row and a column).
+    # The map is affine, so the coordinates are built from a row and a column.
     cx = matrix[0, 0] * xs[None, :] + matrix[0, 1] * ys[:, None] + matrix[0, 2]
     cy = matrix[1, 0] * xs[None, :] + matrix[1, 1] * ys[:, None] + matrix[1, 2]
+    return (int(y0), int(y1), int(x0), int(x1)), cx, cy
+
+
+def crop_lookup(matrix: np.ndarray, size: int, shape: tuple[int, int]):
+    """For the photo window a crop covers: which crop pixel each photo pixel's centre lands in.
+
+    Returns (window, rows, cols, inside): window = (y0, y1, x0, x1) within the photo of `shape` (H, W);
+    rows, cols: integer crop indices for every pixel of the window; inside: where they are in the crop.
+    Nearest neighbour, so labels looked up with it are never interpolated.
+    """
+    window, cx, cy = _window_coordinates(matrix, size, shape)
     cols, rows = np.floor(cx).astype(np.int64), np.floor(cy).astype(np.int64)
     inside = (cols >= 0) & (cols < size) & (rows >= 0) & (rows < size)
-    return (int(y0), int(y1), int(x0), int(x1)), rows, cols, inside
+    return window, rows, cols, inside
+
+
+def paste_probabilities(probabilities: np.ndarray, matrix: np.ndarray, shape: tuple[int, int]):
+    """A crop's class probabilities (S, S, C), resampled bilinearly into the photo window it covers.
+
+    Returns (window, window_probabilities (h, w, C) float32, inside (h, w)): window = (y0, y1, x0, x1)
+    within the photo of `shape` (H, W); inside: the pixels whose centre falls in the crop (outside it
+    the values are the crop's edge, to be ignored). The argmax of the result is the photo's labels:
+    probabilities are interpolated, labels never, so a face enlarged 8 times gets smooth borders
+    instead of 8-pixel steps.
+    """
+    size = probabilities.shape[0]
+    window, cx, cy = _window_coordinates(matrix, size, shape)
+    inside = (cx >= 0) & (cx < size) & (cy >= 0) & (cy < size)
+    # Crop pixel (i, j) holds the value at its centre (j + 0.5, i + 0.5); past the outermost centres
+    # the edge value holds.
+    fx, fy = cx - 0.5, cy - 0.5
+    left, top = np.floor(fx), np.floor(fy)
+    wx, wy = (fx - left)[..., None].astype(np.float32), (fy - top)[..., None].astype(np.float32)
+    left, top = left.astype(np.int64), top.astype(np.int64)
+    c0, c1 = np.clip(left, 0, size - 1), np.clip(left + 1, 0, size - 1)
+    r0, r1 = np.clip(top, 0, size - 1), np.clip(top + 1, 0, size - 1)
+    probabilities = np.asarray(probabilities, np.float32)
+    upper = probabilities[r0, c0] * (1 - wx) + probabilities[r0, c1] * wx
+    lower = probabilities[r1, c0] * (1 - wx) + probabilities[r1, c1] * wx
+    return window, upper * (1 - wy) + lower * wy, inside
 
 
 def paste_labels(labels: np.ndarray, matrix: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
