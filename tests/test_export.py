@@ -3,7 +3,9 @@ with the Keras model it came from, runs in inference mode, and loads without thi
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +15,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from helpers import COLORS, PHOTO_RGB, make_ab_dataset
+from helpers import COLORS, FLIP, PHOTO_RGB, make_ab_dataset
 from lipseg_tf.cli import runner
 from lipseg_tf.prep.classes import ClassSpec
 from lipseg_tf.train import pipeline, pix2pix, unet
@@ -113,3 +115,78 @@ def test_saved_model_loads_without_the_package(exported):
     assert done.returncode == 0, done.stderr[-3000:]
     expected = "uint8 (1, 24, 20) (1, 24, 20, 5) " + ",".join(NAMES)
     assert done.stdout.splitlines() == [expected, expected]
+
+
+# ------------------------------------------------------------------------------- test-time flip (tta)
+
+def mirrored(probabilities: np.ndarray) -> np.ndarray:
+    """The probabilities of a mirrored image as they should be: flipped, left/right classes swapped."""
+    return probabilities[:, :, ::-1][..., FLIP]
+
+
+def test_flip_tta_answers_a_mirrored_face_with_the_mirrored_answer(tmp_path):
+    """An untrained (so lopsided) network: with tta flip, mirror in -> mirror out with l/r swapped, in the
+    Segmenter (test mode), in the exported SavedModel, and in predict.py's --tta on a plain export."""
+    from lipseg_tf.prep.parts import DEFAULT_PARTS
+    from lipseg_tf.serve.predict import Model
+    from lipseg_tf.serve.savedmodel import Segmenter, export
+    from lipseg_tf.train.networks import build_unet
+
+    tf.keras.utils.set_random_seed(3)
+    classes = ClassSpec.create(DEFAULT_PARTS, "color")
+    network = build_unet(classes.num_classes, base_filters=4, depth=2)
+    images = photos(2, SIZE, SIZE, seed=5)
+    x = tf.constant(images, tf.float32) / 127.5 - 1.0
+    x_mirror = tf.reverse(x, axis=[2])
+    plain = Segmenter(network, SIZE, classes, output="probabilities")
+    flip = Segmenter(network, SIZE, classes, output="probabilities", tta="flip")
+    p, p_mirror = plain.probabilities_at_model_size(x).numpy(), plain.probabilities_at_model_size(x_mirror).numpy()
+    assert np.abs(p_mirror - mirrored(p)).max() > 0.01  # the network alone is not symmetric
+    p, p_mirror = flip.probabilities_at_model_size(x).numpy(), flip.probabilities_at_model_size(x_mirror).numpy()
+    np.testing.assert_allclose(p_mirror, mirrored(p), atol=1e-5)
+    np.testing.assert_allclose(p.sum(-1), 1.0, atol=1e-5)
+
+    export(flip, classes, tmp_path / "flip")
+    assert json.loads((tmp_path / "flip" / "classes.json").read_text())["tta"] == "flip"
+    serve = tf.saved_model.load(str(tmp_path / "flip")).signatures["serving_default"]
+    big = photos(1, 48, 40, seed=6)  # resized inside the graph: the mirror of a resize is the resize of the mirror
+    out = serve(images=tf.constant(big))["probabilities"].numpy()
+    out_mirror = serve(images=tf.constant(big[:, :, ::-1]))["probabilities"].numpy()
+    np.testing.assert_allclose(out_mirror, mirrored(out), atol=1e-5)
+
+    export(plain, classes, tmp_path / "plain")
+    assert "tta" not in json.loads((tmp_path / "plain" / "classes.json").read_text())
+    model = Model(tmp_path / "plain", tta="flip")
+    assert model.tta == "flip"
+    np.testing.assert_allclose(model(images[:, :, ::-1]), mirrored(model(images)), atol=1e-5)
+    np.testing.assert_allclose(model(images), Model(tmp_path / "flip")(images), atol=1e-5)  # the same average
+
+
+def test_tta_flag_in_test_and_export_and_crop_from_pairs_json(exported, tmp_path):
+    """unet.py --tta flip: test mode scores the flip average, export records it; a run whose pairs.json
+    has a crop exports it into classes.json."""
+    run_dir, _ = exported["unet"]
+    ab_dir = make_ab_dataset(tmp_path / "ab", {"test": 2}, seed=4)
+    assert runner.main("unet", ["--mode", "export", "--checkpoint", str(run_dir), "--output_dir",
+                                str(tmp_path / "export"), "--tta", "flip"]) == 0
+    assert json.loads((tmp_path / "export" / "classes.json").read_text())["tta"] == "flip"
+    assert runner.main("unet", ["--mode", "test", "--checkpoint", str(run_dir), "--input_dir", str(ab_dir),
+                                "--output_dir", str(tmp_path / "test"), "--tta", "flip"]) == 0
+    serve = tf.saved_model.load(str(tmp_path / "export")).signatures["serving_default"]
+    for name in ("test000", "test001"):
+        seen = np.asarray(Image.open(tmp_path / "test" / "images" / f"{name}-inputs.png"))
+        expected = serve(images=tf.constant(seen[None]))["labels"].numpy()[0]
+        labels = np.asarray(Image.open(tmp_path / "test" / "labels" / f"{name}.png"))
+        assert np.mean(labels == expected) > 0.99
+
+    crop_run = tmp_path / "crop-run"
+    shutil.copytree(run_dir, crop_run)
+    options = json.loads((crop_run / "options.json").read_text())
+    options["input_dir"] = str(ab_dir)
+    (crop_run / "options.json").write_text(json.dumps(options))
+    (ab_dir / "pairs.json").write_text(json.dumps({"parts": list(NAMES[1:]), "style": "color",
+                                                   "crop": [0.2, 0.36, 0.6]}))
+    assert runner.main("unet", ["--mode", "export", "--checkpoint", str(crop_run), "--output_dir",
+                                str(tmp_path / "crop-export")]) == 0
+    meta = json.loads((tmp_path / "crop-export" / "classes.json").read_text())
+    assert meta["crop"] == [0.2, 0.36, 0.6] and meta["framing"] == "celebahq" and "tta" not in meta

@@ -133,16 +133,65 @@ def test_paste_back_of_a_known_mask():
     assert set(np.unique(pasted)) == set(range(16))
 
 
+def test_a_whole_crop_is_no_crop_and_a_known_crop_moves_the_landmarks():
+    for framing in align.FRAMINGS:
+        np.testing.assert_allclose(align.reference_landmarks(framing, 256, (0.0, 0.0, 1.0)),
+                                   align.reference_landmarks(framing, 256))
+    # celebahq's eyes (0.3796, 0.4722) (0.6204, 0.4722), mouth corners (0.4003, 0.75) (0.5997, 0.75), in the box
+    # x0 0.2, y0 0.36, side 0.6 of the framing, at 300 px: ((x - 0.2) / 0.6 * 300, (y - 0.36) / 0.6 * 300)
+    expected = [(89.8, 56.1), (210.2, 56.1), (100.15, 195.0), (199.85, 195.0)]
+    np.testing.assert_allclose(align.reference_landmarks("celebahq", 300, (0.2, 0.36, 0.6)), expected, atol=1e-9)
+
+
+def test_the_box_of_an_aligned_photo_is_the_face_transform_of_its_landmarks():
+    crop = (0.2, 0.36, 0.6)
+    matrix = align.box_transform((1000, 1000), 300, crop)
+    np.testing.assert_allclose(align.apply(matrix, [(200, 360), (800, 960)]), [(0, 0), (300, 300)], atol=1e-9)
+    # a CelebA-HQ photo's landmarks sit at the framing: aligning them gives the box itself
+    landmarks = align.FRAMINGS["celebahq"] * 1000
+    np.testing.assert_allclose(align.face_transform(landmarks, 300, "celebahq", crop), matrix, atol=1e-9)
+    np.testing.assert_allclose(align.box_transform((40, 80), 20), [[0.25, 0, 0], [0, 0.5, 0]])  # no crop: all
+
+
+def test_pasted_probabilities_give_smooth_borders_and_the_nearest_labels_inside():
+    """A disc segmented in a 32 px crop and pasted back 8 times larger: its border is not on the crop's
+    8-pixel grid, and wherever the crop's labels are the same all around, the labels are nearest's."""
+    size, factor = 32, 8
+    rows, cols = np.indices((size, size)) + 0.5
+    disc = ((cols - 16) ** 2 + (rows - 15) ** 2 <= 9.3 ** 2).astype(np.uint8)
+    probs = np.stack([np.where(disc, 0.2, 0.8), np.where(disc, 0.8, 0.2)], axis=-1)
+    matrix = np.array([[1 / factor, 0, 0], [0, 1 / factor, 0]])  # photo 256 px -> crop 32 px
+    shape = (size * factor, size * factor)
+    window, pasted, inside = align.paste_probabilities(probs, matrix, shape)
+    assert window == (0, 256, 0, 256) and inside.all() and pasted.shape == (256, 256, 2)
+    labels = pasted.argmax(-1)
+    nearest = align.paste_labels(disc, matrix, shape)
+    # Where a crop pixel and its 8 neighbours agree, bilinear weights can't change the argmax.
+    padded = np.pad(disc, 1, mode="edge")
+    shifts = [padded[1 + dy:1 + dy + size, 1 + dx:1 + dx + size] for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+    uniform = np.repeat(np.repeat(np.min(shifts, 0) == np.max(shifts, 0), factor, 0), factor, 1)
+    assert uniform.mean() > 0.6
+    np.testing.assert_array_equal(labels[uniform], nearest[uniform])
+    # The disc's left border, row by row: nearest's steps along the 8-pixel grid (5 columns here), the
+    # pasted one cuts the staircase's corners (straight flanks stay where they are: on crop pixel edges).
+    disc_rows = np.flatnonzero(labels.any(1) & nearest.any(1))
+    left, nearest_left = labels[disc_rows].argmax(1), nearest[disc_rows].argmax(1)
+    assert np.all(nearest_left % factor == 0)
+    assert len(set(left)) >= 4 * len(set(nearest_left))
+    assert np.abs(np.diff(left)).max() < np.abs(np.diff(nearest_left)).max()
+    assert abs(int(labels.sum()) - int(nearest.sum())) < 0.03 * nearest.sum()  # the same disc, not a bigger one
+
+
 # --------------------------------------------------------------------------------------- fixtures
 
 class TemplateNetwork:
-    """Always the same probabilities: eye discs and lip bands at the framing's reference landmarks (l_eye on
-    the image's right, as in CelebAMask-HQ)."""
+    """Always the same probabilities: eye discs and lip bands at the framing's (and crop's) reference landmarks
+    (l_eye on the image's right, as in CelebAMask-HQ)."""
 
-    def __init__(self, size: int, framing: str = "sample"):
+    def __init__(self, size: int, framing: str = "sample", crop=None):
         import tensorflow as tf
         labels = np.zeros((size, size), np.int64)
-        ref = align.reference_landmarks(framing, size)
+        ref = align.reference_landmarks(framing, size, crop)
         rows, cols = np.indices((size, size)) + 0.5
         radius = 0.04 * size
         for k, (x, y) in ((1, ref[1]), (2, ref[0])):
@@ -170,6 +219,23 @@ def template_model(tmp_path_factory):
     classes = ClassSpec.create(DEFAULT_PARTS, "color")
     out = tmp_path_factory.mktemp("template-model")
     export(Segmenter(TemplateNetwork(SIZE), SIZE, classes, output="probabilities"), classes, out, framing="sample")
+    return out
+
+
+CROP = (0.2, 0.3, 0.6)  # the box of the framing the cropped template model was "trained" on
+
+
+@pytest.fixture(scope="module")
+def cropped_template_model(tmp_path_factory):
+    """The template model of a run whose pairs were cut to CROP: classes.json "crop"."""
+    from lipseg_tf.prep.classes import ClassSpec
+    from lipseg_tf.prep.parts import DEFAULT_PARTS
+    from lipseg_tf.serve.savedmodel import Segmenter, export
+
+    classes = ClassSpec.create(DEFAULT_PARTS, "color")
+    out = tmp_path_factory.mktemp("cropped-template-model")
+    export(Segmenter(TemplateNetwork(SIZE, crop=CROP), SIZE, classes, output="probabilities"), classes, out,
+           framing="sample", crop=CROP)
     return out
 
 
@@ -274,6 +340,35 @@ def test_no_detect_segments_the_whole_image(tmp_path, template_model):
     assert record["faces"][0]["box"] == [0, 0, 96, 96] and record["faces"][0]["confidence"] is None
 
 
+def test_no_detect_with_a_crop_segments_the_box_and_pastes_it_back(tmp_path, cropped_template_model):
+    model = predict.Model(cropped_template_model)
+    assert model.crop == CROP
+    photo = np.full((160, 160, 3), 100, np.uint8)
+    result = predict.segment_photo(photo, model, None)
+    assert result.labels.shape == (160, 160)
+    x0, y0, side = (round(v * 160) for v in CROP)  # the box: x 32..128, y 48..144
+    assert result.faces[0].box == (x0, y0, side, side)
+    outside = np.ones((160, 160), bool)
+    outside[y0:y0 + side, x0:x0 + side] = False
+    assert not result.labels[outside].any()
+    template = Image.fromarray(TemplateNetwork(SIZE, crop=CROP).labels.astype(np.uint8))
+    expected = np.asarray(template.resize((side, side), Image.NEAREST))
+    assert np.mean(result.labels[y0:y0 + side, x0:x0 + side] == expected) > 0.97
+
+
+def test_a_cropped_model_gets_faces_aligned_to_its_box(detector, cropped_template_model):
+    photo = np.asarray(Image.open(grace_hopper()).convert("RGB"))
+    result = predict.segment_photo(photo, predict.Model(cropped_template_model), detector)
+    face, = result.faces
+    eye_gap = np.hypot(*(face.keypoints[1] - face.keypoints[0]))
+    for k, (x, y) in ((1, face.keypoints[1]), (2, face.keypoints[0])):  # l_eye: the image's right
+        rows, cols = np.nonzero(result.labels == k)
+        assert np.hypot(cols.mean() + 0.5 - x, rows.mean() + 0.5 - y) < 0.1 * eye_gap
+    # the box is smaller than the framing, so the same crop size covers less of the photo: a larger scale
+    uncropped = align.face_transform(face.landmarks, SIZE, "sample")
+    assert align.scale_of(result.transforms[0]) == pytest.approx(align.scale_of(uncropped) / CROP[2])
+
+
 @pytest.mark.parametrize("args, message", [
     (["--model", "{tmp}/missing", "--input", "{photo}"], "{tmp}/missing: model folder not found"),
     (["--model", "{tmp}/empty", "--input", "{photo}"], "{tmp}/empty: no saved_model.pb"),
@@ -287,3 +382,17 @@ def test_bad_input_is_one_line(tmp_path, args, message):
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 1 and len(lines) == 1, done.stderr
     assert lines[0].startswith(f"error: {message.format(tmp=tmp_path)}")
+
+
+def test_without_model_the_pretrained_one_is_used_or_named_when_missing(tmp_path, monkeypatch, template_model):
+    from lipseg_tf.cli import predict as cli_predict
+    from lipseg_tf.errors import UserError
+
+    assert cli_predict.DEFAULT_MODEL == REPO / "pretrained" / "unet"  # beside the scripts, not the cwd
+    monkeypatch.setattr(cli_predict, "DEFAULT_MODEL", tmp_path / "pretrained" / "unet")
+    with pytest.raises(UserError, match="no --model given and the pretrained model .*pretrained/unet is missing"):
+        cli_predict._main(["--input", str(grace_hopper()), "--output", str(tmp_path / "out")])
+    monkeypatch.setattr(cli_predict, "DEFAULT_MODEL", template_model)
+    monkeypatch.chdir(tmp_path)
+    assert predict_main(["--input", str(grace_hopper()), "--output", str(tmp_path / "out")]) == 0
+    assert json.loads((tmp_path / "out" / predict.SUMMARY_FILE).read_text())["model"] == str(template_model)

@@ -12,9 +12,13 @@ from lipseg_tf.errors import UserError
 from lipseg_tf.prep.folders import check_apart
 from lipseg_tf.prep.imageio import IMAGE_EXTENSIONS, list_images
 from lipseg_tf.serve import align
-from lipseg_tf.serve.predict import SUMMARY_FILE, FaceDetector, Model, check_output_dir, predict_files
+from lipseg_tf.serve.predict import SUMMARY_FILE, TTA_CHOICES, FaceDetector, Model, check_output_dir, predict_files
 
 log = logging.getLogger("lipseg_tf")
+# The pretrained model is shipped in the repository beside the scripts (not inside the package), so it
+# is found from this file's location, whatever the working directory.
+DEFAULT_MODEL_NAME = "pretrained/unet"
+DEFAULT_MODEL = Path(__file__).resolve().parents[2] / DEFAULT_MODEL_NAME
 
 
 def _input_files(path: Path) -> list[Path]:
@@ -25,16 +29,28 @@ def _input_files(path: Path) -> list[Path]:
     return [path]
 
 
+def _model_folder(model: str | None) -> Path:
+    """--model, or the shipped pretrained model; UserError when neither is there."""
+    if model is not None:
+        return Path(model)
+    if not DEFAULT_MODEL.is_dir():
+        raise UserError(f"no --model given and the pretrained model {DEFAULT_MODEL} is missing: pass --model "
+                        "(an export folder of unet.py / pix2pix.py --mode export)")
+    return DEFAULT_MODEL
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="predict.py",
         description="Segment lips and eyes in photos of any size: detect faces (MTCNN), align each to the "
                     "model's training framing, segment, and paste the masks back at the photo's size.",
-        epilog="Example: %(prog)s --model export/unet --input photos/ --output masks/. Writes per photo "
+        epilog="Example: %(prog)s --input photo.jpg --output masks/ (the pretrained model), or %(prog)s "
+               "--model export/unet --input photos/ --output masks/. Writes per photo "
                "<name>-mask.png (class ids), <name>-overlay.png and <name>.json, and summary.json.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--model", required=True,
-                        help="an exported SavedModel folder (unet.py / pix2pix.py --mode export --output_dir)")
+    parser.add_argument("--model", default=None,
+                        help="an exported SavedModel folder (unet.py / pix2pix.py --mode export --output_dir); "
+                             f"default: the pretrained model shipped beside the scripts, {DEFAULT_MODEL_NAME}/")
     parser.add_argument("--input", required=True,
                         help=f"a photo or a folder of photos ({', '.join(IMAGE_EXTENSIONS)})")
     parser.add_argument("--output", required=True, help="folder for masks, overlays and JSON (created)")
@@ -49,7 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
                              "in CelebA-HQ (default: the model's classes.json, else celebahq)")
     parser.add_argument("--no-detect", "--no_detect", dest="no_detect", action="store_true",
                         help="no face detection: each input already is an aligned face crop (a CelebA-HQ "
-                             "image); the model sees the whole image")
+                             "image); the model sees the whole image, or the box of it that it was trained on "
+                             "(classes.json crop)")
+    parser.add_argument("--tta", choices=TTA_CHOICES, default="none",
+                        help="test-time augmentation: flip averages each face's probabilities with those of its "
+                             "mirror image (left/right classes swapped); twice the model time. Models exported "
+                             "with --tta flip do it already")
     parser.add_argument("--verbose", action="store_true", help="debug logging (per-photo timings), TF messages")
     return parser
 
@@ -62,9 +83,10 @@ def _main(argv: Sequence[str] | None) -> int:
     if not 0.0 <= args.min_confidence <= 1.0:
         raise UserError(f"--min-confidence: expected a value from 0 to 1, got {args.min_confidence}")
     files = _input_files(Path(args.input))
-    check_apart(("--output", args.output), {"--input": args.input, "--model": args.model})
+    model_dir = _model_folder(args.model)
+    check_apart(("--output", args.output), {"--input": args.input, "--model": str(model_dir)})
     check_output_dir(Path(args.output), files)
-    model = Model(args.model, args.framing)
+    model = Model(model_dir, args.framing, args.tta)
     detector = None if args.no_detect else FaceDetector(args.min_face, args.min_confidence)
     summary = predict_files(files, model, detector, Path(args.output))
     mean = summary["mean_seconds"]

@@ -115,6 +115,9 @@ def build_parser(model: str) -> argparse.ArgumentParser:
     parser.add_argument("--format", choices=["savedmodel", "tflite"], default="savedmodel",
                         help="export: a SavedModel (any photo size), or float32 and dynamic-range quantised "
                              "TFLite models (crops at --crop_size; lipseg_tf/serve/tflite.py)")
+    parser.add_argument("--tta", choices=["none", "flip"], default="none",
+                        help="test and export: flip averages each image's class probabilities with those of its "
+                             "mirror image (left/right classes swapped); export puts it inside the model")
     parser.add_argument("--verbose", action="store_true", help="debug logging, TensorFlow messages")
     return parser
 
@@ -139,20 +142,22 @@ def main(model: str, argv: Sequence[str] | None = None) -> int:
     if args.parts or args.style:
         log.warning("--parts/--style ignored: the classes of %s come from its options.json", run_dir)
     config = with_model_options(config, load_options(run_dir))
-    return test(config, run_dir) if config.mode == "test" else export(config, run_dir, args.format)
+    tta = None if args.tta == "none" else args.tta
+    return test(config, run_dir, tta) if config.mode == "test" else export(config, run_dir, args.format, tta)
 
 
-def _load_segmenter(config: RunConfig, classes: ClassSpec, run_dir: Path):
+def _load_segmenter(config: RunConfig, classes: ClassSpec, run_dir: Path, tta: str | None = None):
     from lipseg_tf.serve.savedmodel import Segmenter
     if config.model == "pix2pix":
         if config.which_direction != "AtoB":
             raise UserError(f"{run_dir}: this pix2pix run translates masks to photos (BtoA); "
                             "test and export need a photo -> mask (AtoB) run")
         from lipseg_tf.train import pix2pix
-        return Segmenter(pix2pix.load_generator(config, run_dir), config.image_size, classes, output="image")
+        return Segmenter(pix2pix.load_generator(config, run_dir), config.image_size, classes, output="image",
+                         tta=tta)
     from lipseg_tf.train import unet
     return Segmenter(unet.load_model(config, classes, run_dir), config.image_size, classes,
-                     output="probabilities")
+                     output="probabilities", tta=tta)
 
 
 def _data_source(input_dir: Path) -> str:
@@ -162,7 +167,7 @@ def _data_source(input_dir: Path) -> str:
     return f"{input_dir}" + (f": {kind}" if kind else "")
 
 
-def test(config: RunConfig, run_dir: Path) -> int:
+def test(config: RunConfig, run_dir: Path, tta: str | None = None) -> int:
     from lipseg_tf.evaluate import metrics
     from lipseg_tf.evaluate.test import run_test
     from lipseg_tf.train import pipeline
@@ -171,7 +176,7 @@ def test(config: RunConfig, run_dir: Path) -> int:
     output_dir = Path(require(config.output_dir, "--output_dir (where to write results)", "test"))
     classes = ClassSpec.create(config.parts, config.style)
     files = pipeline.find_pairs(input_dir, "test")
-    segmenter = _load_segmenter(config, classes, run_dir)
+    segmenter = _load_segmenter(config, classes, run_dir, tta)
     result = run_test(files, classes, segmenter.probabilities_at_model_size, output_dir, config.image_size,
                       batch_size=max(config.batch_size, 8), data_source=_data_source(input_dir))
     print(f"{config.model} on {result['data']}\n" + metrics.format_table(result))
@@ -179,23 +184,24 @@ def test(config: RunConfig, run_dir: Path) -> int:
     return 0
 
 
-def _framing(run_dir: Path) -> str:
-    """How the run's training faces were framed, for predict.py: the synthetic sample's or CelebA-HQ's."""
+def _framing(run_dir: Path) -> tuple[str, list[float] | None]:
+    """How the run's training faces were framed, for predict.py: the synthetic sample's or CelebA-HQ's,
+    and the box of it the pairs were cut to (pairs.json "crop" [x0, y0, side], None: the whole photo)."""
     input_dir = load_options(run_dir).get("input_dir")
-    meta = read_pairs_meta(input_dir) if input_dir and Path(input_dir).is_dir() else None
-    return "sample" if meta and meta.get("synthetic") else "celebahq"
+    meta = (read_pairs_meta(input_dir) if input_dir and Path(input_dir).is_dir() else None) or {}
+    return ("sample" if meta.get("synthetic") else "celebahq"), meta.get("crop")
 
 
-def export(config: RunConfig, run_dir: Path, fmt: str = "savedmodel") -> int:
+def export(config: RunConfig, run_dir: Path, fmt: str = "savedmodel", tta: str | None = None) -> int:
     from lipseg_tf.serve import savedmodel
 
     output_dir = Path(require(config.output_dir, "--output_dir (the SavedModel folder to write)", "export"))
     classes = ClassSpec.create(config.parts, config.style)
-    framing = _framing(run_dir)
-    segmenter = _load_segmenter(config, classes, run_dir)
+    framing, crop = _framing(run_dir)
+    segmenter = _load_segmenter(config, classes, run_dir, tta)
     if fmt == "tflite":
         from lipseg_tf.serve import tflite
-        tflite.export_tflite(segmenter, classes, output_dir, config.model, framing)
+        tflite.export_tflite(segmenter, classes, output_dir, config.model, framing, crop)
     else:
-        savedmodel.export(segmenter, classes, output_dir, framing)
+        savedmodel.export(segmenter, classes, output_dir, framing, crop)
     return 0

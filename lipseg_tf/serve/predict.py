@@ -4,9 +4,15 @@ For each photo: find the faces (MTCNN, https://github.com/ipazc/mtcnn, weights i
 those at least --min-face pixels tall and wide-ish (the detector box's longer side) and at least
 --min-confidence sure; align each with the similarity transform that puts its eyes and mouth corners
 where the model's training faces had them (serve/align.py), cut the crop at the model's input size,
-segment all crops of the photo in one batch, and map each crop's labels back into the photo by the
-inverse transform (nearest neighbour). Where two faces' crops overlap, a part label beats background
-and the more probable of two part labels wins.
+segment all crops of the photo in one batch, resample each crop's class probabilities back into the
+photo through the inverse transform (bilinear) and take their argmax there, so the labels are never
+interpolated and a large face's mask has no blocky borders. Where two faces' crops overlap, a part
+label beats background and the more probable of two part labels wins.
+
+A model trained on a box of the framing (classes.json "crop": [x0, y0, side], process.py --crop) gets
+faces aligned to that box; with --no-detect it sees that box of each photo. With --tta flip (or a
+model exported with it) each crop's probabilities are averaged with those of its mirror image, flipped
+back and with the left/right classes swapped.
 
 Writes into --output, for a photo <name>.<ext>:
 
@@ -37,6 +43,7 @@ from PIL import Image, ImageDraw
 from lipseg_tf.errors import UserError
 from lipseg_tf.prep import folders
 from lipseg_tf.prep.imageio import load_rgb, save_image, write_text
+from lipseg_tf.prep.parts import mirror_permutation
 from lipseg_tf.serve import align
 
 log = logging.getLogger("lipseg_tf")
@@ -95,10 +102,17 @@ class FaceDetector:
         return sorted(faces, key=lambda f: (f.box[0], f.box[1]))
 
 
-class Model:
-    """An exported SavedModel (unet.py / pix2pix.py --mode export) and what its classes.json says."""
+TTA_CHOICES = ("none", "flip")
 
-    def __init__(self, path: str | Path, framing: str | None = None):
+
+class Model:
+    """An exported SavedModel (unet.py / pix2pix.py --mode export) and what its classes.json says.
+
+    tta 'flip' averages each crop's probabilities with those of its mirror image (left/right classes
+    swapped) unless the model already does so inside its graph (classes.json "tta": "flip").
+    """
+
+    def __init__(self, path: str | Path, framing: str | None = None, tta: str | None = None):
         self.path = Path(path)
         if not self.path.is_dir():
             raise UserError(f"{self.path}: model folder not found (expected the --output_dir of "
@@ -127,6 +141,13 @@ class Model:
         self.framing = framing or meta.get("framing") or "celebahq"
         if self.framing not in align.FRAMINGS:
             raise UserError(f"--framing {self.framing!r} unknown, valid: {', '.join(align.FRAMINGS)}")
+        self.crop = _crop_of(meta, meta_file)
+        if tta not in (None, *TTA_CHOICES):
+            raise UserError(f"--tta {tta!r} unknown, valid: {', '.join(TTA_CHOICES)}")
+        self.tta = "flip" if "flip" in (tta, meta.get("tta")) else None
+        # The flip average is done here only when the graph does not do it already.
+        self._flip_here = tta == "flip" and meta.get("tta") != "flip"
+        self._mirror = mirror_permutation(self.classes)
         import tensorflow as tf
         try:
             self._serve = tf.saved_model.load(str(self.path)).signatures["serving_default"]
@@ -135,11 +156,28 @@ class Model:
             raise UserError(f"{self.path}: not a readable SavedModel ({reason}); expected the --output_dir of "
                             "unet.py / pix2pix.py --mode export") from None
 
-    def __call__(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """uint8 images (N, H, W, 3) -> (labels (N, H, W) uint8, probability of that label (N, H, W))."""
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        """uint8 images (N, H, W, 3) -> class probabilities (N, H, W, C)."""
         import tensorflow as tf
-        out = self._serve(images=tf.constant(images, tf.uint8))
-        return out["labels"].numpy(), tf.reduce_max(out["probabilities"], axis=-1).numpy()
+        probabilities = self._serve(images=tf.constant(images, tf.uint8))["probabilities"].numpy()
+        if self._flip_here:
+            mirrored = self._serve(images=tf.constant(images[:, :, ::-1], tf.uint8))["probabilities"].numpy()
+            probabilities = 0.5 * (probabilities + mirrored[:, :, ::-1][..., self._mirror])
+        return probabilities
+
+
+def _crop_of(meta: dict, meta_file: Path) -> tuple[float, float, float] | None:
+    """classes.json's "crop" [x0, y0, side] (fractions of the framing's side) or None; UserError if bad."""
+    crop = meta.get("crop")
+    if crop is None:
+        return None
+    try:
+        x0, y0, side = (float(v) for v in crop)
+    except (TypeError, ValueError):
+        raise UserError(f"{meta_file}: crop {crop!r}: expected [x0, y0, side]") from None
+    if not (side > 0 and 0 <= x0 and 0 <= y0 and x0 + side <= 1 + 1e-9 and y0 + side <= 1 + 1e-9):
+        raise UserError(f"{meta_file}: crop {crop!r}: expected a box inside the framing (fractions 0-1)")
+    return x0, y0, side
 
 
 @dataclasses.dataclass
@@ -149,46 +187,61 @@ class PhotoResult:
     transforms: list[np.ndarray]          # photo -> crop, one per face
     owner: np.ndarray                     # (H, W) int16: the face each part pixel came from, -1 none
     seconds: dict[str, float]
+    crop_labels: np.ndarray | None = None  # (faces, S, S) uint8: each crop's labels at the model's size
 
 
 def segment_photo(photo: np.ndarray, model: Model, detector: FaceDetector | None) -> PhotoResult:
-    """Detect, align, segment and paste back every face of one photo; detector None: --no-detect."""
+    """Detect, align, segment and paste back every face of one photo.
+
+    detector None (--no-detect): the photo already is an aligned face, framed as the model's training
+    photos; the model sees its crop box (classes.json "crop"; the whole photo without one).
+    """
     height, width = photo.shape[:2]
     seconds = {}
     start = time.perf_counter()
-    if detector is None:  # the photo is already an aligned crop: the model resizes it itself
-        labels, _ = model(photo[None])
-        seconds["align_and_model"] = time.perf_counter() - start
-        face = Face((0.0, 0.0, float(width), float(height)), None, None)
-        return PhotoResult(labels[0], [face], [], np.where(labels[0] > 0, 0, -1).astype(np.int16), seconds)
-
-    faces = detector(photo)
-    seconds["detect"] = time.perf_counter() - start
-    start = time.perf_counter()
     size = model.image_size
-    transforms = [align.face_transform(face.landmarks, size, model.framing) for face in faces]
-    labels = np.zeros((height, width), np.uint8)
-    owner = np.full((height, width), -1, np.int16)
+    if detector is None:
+        transforms = [align.box_transform((height, width), size, model.crop)]
+        (x0, y0), _, (x1, y1), _ = align.crop_corners(transforms[0], size) + 0.0  # + 0.0: no -0.0
+        faces = [Face((float(x0), float(y0), float(x1 - x0), float(y1 - y0)), None, None)]
+    else:
+        faces = detector(photo)
+        seconds["detect"] = time.perf_counter() - start
+        start = time.perf_counter()
+        transforms = [align.face_transform(face.landmarks, size, model.framing, model.crop) for face in faces]
+    crop_probs = None
     if faces:
         crops = np.stack([align.warp_face(photo, matrix, size) for matrix in transforms])
-        crop_labels, crop_probs = model(crops)
+        crop_probs = model(crops)
     seconds["align_and_model"] = time.perf_counter() - start
     start = time.perf_counter()
-    best = np.zeros((height, width), np.float32)
+    labels, owner = paste_faces(crop_probs, transforms, (height, width))
+    seconds["paste"] = time.perf_counter() - start
+    crop_labels = None if crop_probs is None else crop_probs.argmax(-1).astype(np.uint8)
+    return PhotoResult(labels, faces, transforms, owner, seconds, crop_labels)
+
+
+def paste_faces(crop_probs: np.ndarray | None, transforms: Sequence[np.ndarray],
+                shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Every face's class probabilities (N, S, S, C), resampled into the photo (align.paste_probabilities)
+    -> (labels (H, W) uint8, owner (H, W) int16: the face each part pixel came from, -1 none).
+
+    Where crops overlap, a part beats background and the more probable of two parts wins.
+    """
+    labels = np.zeros(shape, np.uint8)
+    owner = np.full(shape, -1, np.int16)
+    best = np.zeros(shape, np.float32)
     for index, matrix in enumerate(transforms):
-        (y0, y1, x0, x1), rows, cols, inside = align.crop_lookup(matrix, size, (height, width))
-        face_labels = np.zeros(rows.shape, np.uint8)
-        face_probs = np.zeros(rows.shape, np.float32)
-        face_labels[inside] = crop_labels[index][rows[inside], cols[inside]]
-        face_probs[inside] = crop_probs[index][rows[inside], cols[inside]]
+        (y0, y1, x0, x1), face_probs, inside = align.paste_probabilities(crop_probs[index], matrix, shape)
+        face_labels = np.where(inside, face_probs.argmax(-1), 0).astype(np.uint8)
+        face_best = face_probs.max(-1)
         window = labels[y0:y1, x0:x1]
         window_best = best[y0:y1, x0:x1]
-        wins = (face_labels > 0) & ((window == 0) | (face_probs > window_best))
+        wins = (face_labels > 0) & ((window == 0) | (face_best > window_best))
         window[wins] = face_labels[wins]
-        window_best[wins] = face_probs[wins]
+        window_best[wins] = face_best[wins]
         owner[y0:y1, x0:x1][wins] = index
-    seconds["paste"] = time.perf_counter() - start
-    return PhotoResult(labels, faces, transforms, owner, seconds)
+    return labels, owner
 
 
 def overlay(photo: np.ndarray, result: PhotoResult, colors: np.ndarray) -> np.ndarray:
@@ -242,6 +295,7 @@ def predict_files(files: Sequence[Path], model: Model, detector: FaceDetector | 
 
     names = _output_names(files)
     summary = {"model": str(model.path), "framing": None if detector is None else model.framing,
+               "crop": None if model.crop is None else list(model.crop), "tta": model.tta,
                "photos": 0, "faces": 0, "photos_without_face": [], "skipped": []}
     _claim_output_dir(out_dir, files, summary)
     timings: dict[str, list[float]] = {}

@@ -6,7 +6,9 @@ Serving signature `serving_default`: `images` uint8 [N, H, W, 3], any H and W ->
 Resizing, normalisation and decoding happen inside the graph; the network runs in inference mode
 (dropout off, BatchNorm moving statistics). A second function `classes()` returns the class names and
 `colors()` their mask colours; both are also written to classes.json beside saved_model.pb, with the
-network's input size and the framing of its training faces (what predict.py aligns faces to).
+network's input size, the framing of its training faces and the box of it they were cut to (what
+predict.py aligns faces to), and "tta": "flip" when the graph averages each image's probabilities with
+those of its mirror image.
 """
 
 from __future__ import annotations
@@ -26,20 +28,41 @@ from lipseg_tf.train import pipeline
 log = logging.getLogger("lipseg_tf")
 
 
-class Segmenter(tf.Module):
-    """uint8 photos in, class ids and probabilities out; `network` maps [-1, 1] images to its output."""
+TTA_CHOICES = ("none", "flip")
 
-    def __init__(self, network: keras.Model, image_size: int, classes: ClassSpec, output: str):
+
+class Segmenter(tf.Module):
+    """uint8 photos in, class ids and probabilities out; `network` maps [-1, 1] images to its output.
+
+    tta 'flip': the probabilities are the mean of the image's and of its mirror image's, flipped back
+    with the left/right classes swapped (classes.flip_perm), so a mirrored face gets the mirrored answer.
+    """
+
+    def __init__(self, network: keras.Model, image_size: int, classes: ClassSpec, output: str,
+                 tta: str | None = None):
         super().__init__(name="lipseg_segmenter")
+        if tta not in (None, *TTA_CHOICES):
+            raise ValueError(f"unknown tta {tta!r}, valid: {', '.join(TTA_CHOICES)}")
         self.network = network
         self.image_size = image_size
         self.output = output                   # "probabilities" (U-Net) or "image" (pix2pix)
+        self.tta = "flip" if tta == "flip" else None
         self.class_colors = np.asarray(classes.colors, np.uint8)
+        self._flip_perm = tf.constant(np.asarray(classes.flip_perm, np.int32))
         self._names = tf.constant(list(classes.names))
         self._colors = tf.constant(self.class_colors)
 
     def probabilities_at_model_size(self, images: tf.Tensor) -> tf.Tensor:
-        """[-1, 1] float images at image_size -> (N, S, S, C) class probabilities."""
+        """[-1, 1] float images at image_size -> (N, S, S, C) class probabilities (flip-averaged with tta)."""
+        probabilities = self._network_probabilities(images)
+        if self.tta == "flip":
+            mirrored = self._network_probabilities(tf.reverse(images, axis=[2]))
+            # Flipped back, the mirror image's "left eye" channel is the right eye's: swap the classes.
+            mirrored = tf.gather(tf.reverse(mirrored, axis=[2]), self._flip_perm, axis=-1)
+            probabilities = 0.5 * (probabilities + mirrored)
+        return probabilities
+
+    def _network_probabilities(self, images: tf.Tensor) -> tf.Tensor:
         output = self.network(images, training=False)
         if self.output == "image":
             return pipeline.image_to_class_scores(output, self.class_colors)
@@ -65,23 +88,31 @@ class Segmenter(tf.Module):
         return self._colors
 
 
-def write_classes(out_dir: Path, classes: ClassSpec, image_size: int, framing: str | None = None) -> Path:
+def write_classes(out_dir: Path, classes: ClassSpec, image_size: int, framing: str | None = None,
+                  crop=None, tta: str | None = None) -> Path:
     """classes.json: class names, mask colours, the network's input size and, when known, the framing of
-    the faces it was trained on ('sample' or 'celebahq', see serve/align.py) for predict.py."""
+    the faces it was trained on ('sample' or 'celebahq', see serve/align.py) and the box of it they were
+    cut to (crop [x0, y0, side], process.py --crop), for predict.py; "tta": "flip" when the model
+    averages with the mirror image itself."""
     meta = {"classes": list(classes.names), "colors": classes.colors.tolist(), "image_size": int(image_size)}
     if framing:
         meta["framing"] = framing
+    if crop is not None:
+        meta["crop"] = [float(v) for v in crop]
+    if tta:
+        meta["tta"] = tta
     path = Path(out_dir) / "classes.json"
     write_text(path, json.dumps(meta, indent=2) + "\n")
     return path
 
 
-def export(segmenter: Segmenter, classes: ClassSpec, out_dir: Path, framing: str | None = None) -> Path:
+def export(segmenter: Segmenter, classes: ClassSpec, out_dir: Path, framing: str | None = None,
+           crop=None) -> Path:
     """Write the SavedModel (and classes.json) to out_dir; returns out_dir."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tf.saved_model.save(segmenter, str(out_dir), signatures={"serving_default": segmenter.serve})
-    write_classes(out_dir, classes, segmenter.image_size, framing)
+    write_classes(out_dir, classes, segmenter.image_size, framing, crop, segmenter.tta)
     log.info("exported SavedModel to %s (signature serving_default: uint8 images -> labels, probabilities)",
              out_dir)
     return out_dir

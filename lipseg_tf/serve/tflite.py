@@ -81,7 +81,8 @@ def convert(segmenter, variants: Sequence[str] = VARIANTS) -> dict[str, bytes]:
     return flatbuffers
 
 
-def export_tflite(segmenter, classes, out_dir: str | Path, model: str, framing: str | None = None) -> dict:
+def export_tflite(segmenter, classes, out_dir: str | Path, model: str, framing: str | None = None,
+                  crop=None) -> dict:
     """Write both variants and classes.json to out_dir; returns {variant: path}."""
     from lipseg_tf.serve.savedmodel import write_classes
 
@@ -93,7 +94,7 @@ def export_tflite(segmenter, classes, out_dir: str | Path, model: str, framing: 
         imageio.write_bytes(path, flatbuffer)
         written[variant] = path
         log.info("wrote %s (%.0f KiB)", path, path.stat().st_size / 1024)
-    write_classes(out_dir, classes, segmenter.image_size, framing)
+    write_classes(out_dir, classes, segmenter.image_size, framing, crop, segmenter.tta)
     return written
 
 
