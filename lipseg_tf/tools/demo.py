@@ -2,7 +2,9 @@
 
 Runs the same commands a user runs on CelebAMask-HQ (each printed before it runs), then prints both F1
 tables and where the grids, metrics and SavedModels are. The data are synthetic faces: the scores show
-that the pipeline learns, not how well it segments real photos.
+that the pipeline learns, not how well it segments real photos. When the repository ships its
+pretrained real-face model (pretrained/unet), the demo ends with predict.py's one-liner on
+matplotlib's grace_hopper.jpg and prints where the overlay is.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Sequence
 
 from lipseg_tf.cli.common import run, setup_logging
+from lipseg_tf.cli.predict import DEFAULT_MODEL
 from lipseg_tf.errors import UserError
 from lipseg_tf.evaluate.metrics import METRICS_FILE, format_table
 
@@ -81,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
              out / f"{model}-grid.png", "--rows", 6, "--no-show", timings=timings)
         _run(f"{model} export", f"{model}.py", "--mode", "export", "--checkpoint", runs / model, "--output_dir",
              out / "export" / model, timings=timings)
+    overlay = _predict_with_pretrained(out / "pretrained", timings) if DEFAULT_MODEL.is_dir() else None
     total = time.perf_counter() - start
 
     print("\n" + "=" * 72)
@@ -95,7 +99,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"metrics:      {runs / 'unet-test' / METRICS_FILE}  {runs / 'pix2pix-test' / METRICS_FILE}")
     print(f"SavedModels:  {out / 'export' / 'unet'}  {out / 'export' / 'pix2pix'}")
     print(f"TensorBoard:  tensorboard --logdir {runs}")
+    if overlay is not None:
+        print(f"\nThe pretrained real-face model ({DEFAULT_MODEL.relative_to(REPO)}) on matplotlib's grace_hopper.jpg:")
+        print(f"overlay:      {overlay}")
     return 0
+
+
+def _predict_with_pretrained(out: Path, timings: dict) -> Path:
+    """predict.py with no --model (the pretrained one) on matplotlib's sample photo; the overlay's path."""
+    from matplotlib import cbook
+
+    photo = Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+    _run("pretrained predict", "predict.py", "--input", photo, "--output", out, timings=timings)
+    return out / f"{photo.stem}-overlay.png"
 
 
 if __name__ == "__main__":
