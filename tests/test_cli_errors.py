@@ -23,7 +23,7 @@ from lipseg_tf.prep.parts import CELEBAMASK_PARTS, DEFAULT_PARTS
 def run_script(script: str, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     return subprocess.run([sys.executable, script, *args], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=120)
+                          timeout=600)
 
 
 def run_inprocess(capsys, model: str, *args: str) -> tuple[int, str]:

@@ -111,7 +111,7 @@ def test_saved_model_loads_without_the_package(exported):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
     done = subprocess.run([sys.executable, "-c", script] + [str(exported[m][1]) for m in ("unet", "pix2pix")],
-                          cwd="/tmp", env=env, capture_output=True, text=True, timeout=120)
+                          cwd="/tmp", env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     expected = "uint8 (1, 24, 20) (1, 24, 20, 5) " + ",".join(NAMES)
     assert done.stdout.splitlines() == [expected, expected]
