@@ -404,6 +404,29 @@ def test_classes_json_of_the_wrong_shape(work, capsys, text, expected):
     assert str(model / "classes.json") in line and expected in line
 
 
+# ------------------------------------------------------------------------------------------ print.py
+
+@pytest.mark.parametrize("output, expected", [
+    ("{run}/images/grid.png", "lies in the test run's images"),
+    ("{run}/images", "expected a .png file name"),
+    ("{tmp}/folder.png", "a folder, expected a .png file name"),
+    ("{tmp}/taken/grid.png", "taken: exists and is not a folder"),
+    ("{tmp}/grid.txt", "expected a .png file name"),
+])
+def test_print_output_that_cannot_be_written(tmp_path, capsys, output, expected):
+    from lipseg_tf.cli.print import main as print_main
+
+    run = tmp_path / "test-run"
+    (run / "images").mkdir(parents=True)
+    (run / "images" / "0-inputs.png").write_bytes(b"an input")
+    (run / "metrics.json").write_text("{}")
+    (tmp_path / "folder.png").mkdir()
+    (tmp_path / "taken").write_text("a file")
+    before = snapshot(tmp_path)
+    code = print_main(["--input_dir", str(run), "--output", output.format(run=run, tmp=tmp_path), "--no-show"])
+    assert expected in refused(capsys, code, before, tmp_path)
+
+
 # ----------------------------------------------------------------------------- what the trainers read
 
 def train_unet(capsys, input_dir: Path, run_dir: Path) -> str:

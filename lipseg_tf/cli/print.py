@@ -10,6 +10,7 @@ from typing import Sequence
 from lipseg_tf.cli.common import run, setup_logging
 from lipseg_tf.errors import UserError
 from lipseg_tf.evaluate.grids import make_grid
+from lipseg_tf.prep.folders import check_output_dir
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,8 +33,26 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.rows < 1:
         raise UserError(f"--rows must be >= 1, got {args.rows}")
     show = args.show if args.show is not None else bool(os.environ.get("DISPLAY"))
-    make_grid(args.input_dir, args.output or Path(args.input_dir) / "grid.png", args.rows, args.order, show)
+    output = Path(args.output) if args.output else Path(args.input_dir) / "grid.png"
+    _check_output(output, Path(args.input_dir))
+    make_grid(args.input_dir, output, args.rows, args.order, show)
     return 0
+
+
+def _check_output(output: Path, test_dir: Path) -> None:
+    """UserError unless output is a .png print.py may write: not a folder, not under a file or in a read-only
+    folder, and not one of the test run's own files (its images/, labels/ and JSON are the input)."""
+    if output.suffix.lower() != ".png":
+        raise UserError(f"--output {output}: expected a .png file name")
+    if output.is_dir():
+        raise UserError(f"--output {output}: a folder, expected a .png file name")
+    check_output_dir(output.parent, "--output")
+    inside = os.path.realpath(output)
+    for input_part in ("images", "labels", "metrics.json", "per_image.json"):
+        own = os.path.realpath(test_dir / input_part)
+        if inside == own or inside.startswith(own + os.sep):
+            raise UserError(f"--output {output} lies in the test run's {input_part} (an input): expected "
+                            f"a file elsewhere, e.g. {test_dir / 'grid.png'}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
