@@ -559,3 +559,92 @@ def test_a_corrupt_pair_is_named_after_a_decode_error(tiny_pairs, tmp_path):
     shard.write_bytes(bytes(blob))
     line = pipeline.name_bad_pair(pipeline.find_pairs(records, "train"))
     assert line.startswith(f"{shard}: record ") and "unreadable" in line
+
+
+# ------------------------------------------------------------------------- guards of a training run
+
+@pytest.mark.parametrize("name, value, expected", [
+    ("ngf", 0, "--ngf must be >= 1, got 0"),
+    ("depth", -1, "--depth must be >= 1, got -1"),
+    ("crop_size", 0, "--crop_size must be >= 1, got 0"),
+    ("lr", float("nan"), "--lr must be a finite number > 0, got nan"),
+    ("lr", float("inf"), "--lr must be a finite number > 0, got inf"),
+    ("lr", 0.0, "--lr must be a finite number > 0, got 0.0"),
+    ("beta1", 1.0, "--beta1 must be a number from 0 to below 1, got 1.0"),
+    ("l1_weight", float("nan"), "--l1_weight must be a finite number >= 0, got nan"),
+])
+def test_options_out_of_range_are_one_line(name, value, expected):
+    from types import SimpleNamespace
+
+    from lipseg_tf.errors import UserError
+    from lipseg_tf.train import guards
+
+    good = dict(crop_size=32, scale_size=36, ngf=4, ndf=4, depth=2, batch_size=2, lr=1e-3, beta1=0.5, l1_weight=100.0)
+    guards.check_options_in_range(SimpleNamespace(**good))
+    with pytest.raises(UserError) as err:
+        guards.check_options_in_range(SimpleNamespace(**{**good, name: value}))
+    assert str(err.value) == expected
+
+
+def test_a_loss_turning_nan_stops_fit_at_that_step_before_any_save(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    from lipseg_tf.errors import UserError
+    from lipseg_tf.train import guards
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    calls = tf.Variable(0)
+
+    def loss(y_true, y_pred):   # finite for two steps, then NaN
+        calls.assign_add(1)
+        return tf.reduce_mean(tf.square(y_true - y_pred)) * tf.where(calls > 2, float("nan"), 1.0)
+
+    model.compile(optimizer="sgd", loss=loss)
+    saved = []
+    save = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: saved.append(epoch))
+    data = tf.data.Dataset.from_tensor_slices((tf.ones((8, 2)), tf.ones((8, 1)))).batch(1)
+    with pytest.raises(UserError) as err:
+        model.fit(data, epochs=1, verbose=0,
+                  callbacks=[guards.NonFiniteLoss(10, lambda: "ckpt-10"), save])
+    assert str(err.value).startswith("step 13: loss is nan") and "ckpt-10" in str(err.value)
+    assert saved == []
+
+
+def test_a_decode_error_while_training_names_the_pair(tiny_pairs, tmp_path):
+    from lipseg_tf.errors import UserError
+    from lipseg_tf.prep.parts import DEFAULT_PARTS, flip_permutation, palette
+    from lipseg_tf.train import guards, pipeline
+
+    png = Path(shutil.copytree(tiny_pairs["png"], tmp_path / "png"))
+    source = pipeline.find_pairs(png, "train")
+    bad = source.files[2]
+    blob = bytearray(bad.read_bytes())
+    blob[len(blob) // 2:len(blob) // 2 + 64] = bytes(64)
+    bad.write_bytes(bytes(blob))
+    dataset = pipeline.make_dataset(source, palette(DEFAULT_PARTS), flip_permutation(DEFAULT_PARTS), training=False,
+                                    image_size=32, scale_size=32, batch_size=2, cache=False)
+    with pytest.raises(UserError) as err, guards.decode_errors(source):
+        for _ in dataset:
+            pass
+    assert str(err.value).startswith(f"{bad}: unreadable image")
+
+
+def test_resume_skips_broken_checkpoints_and_stale_temp_folders_go(three_checkpoints, caplog):
+    from lipseg_tf.errors import UserError
+    from lipseg_tf.train import guards
+
+    data = three_checkpoints / "ckpt-3.data-00000-of-00001"
+    data.write_bytes(data.read_bytes()[:500])
+    (three_checkpoints / "ckpt-4_temp").mkdir()
+    with caplog.at_level("INFO", logger="lipseg_tf"):
+        assert guards.resume_point(three_checkpoints) == str(three_checkpoints / "ckpt-2")
+        guards.remove_stale_temp(three_checkpoints)
+    assert str(data) in caplog.text and "resuming from" in caplog.text
+    assert not (three_checkpoints / "ckpt-4_temp").exists()
+    with pytest.raises(UserError, match=str(data)):
+        guards.check_intact(str(three_checkpoints / "ckpt-3"))
+    for step in (1, 2):
+        (three_checkpoints / f"ckpt-{step}.index").write_bytes(b"")
+    with pytest.raises(UserError, match="every newer checkpoint"):
+        guards.resume_point(three_checkpoints)
