@@ -12,7 +12,7 @@ to class ids by the nearest colour of pairs.json's palette, then resized to --si
 neighbour (the same index rule as tf.image.resize). FaceMesh sees the photo half at the pair's own size;
 its polygons are drawn at --size, 4x4 samples per pixel, each pixel taking the class most of its samples
 fall in. A face FaceMesh does not find is scored all background, and counted. The score is test mode's:
-one confusion count over all images, per-part F1 and IoU, their means (lipseg_tf.evaluate.metrics).
+one confusion count over all images, per-part F1 and IoU, their means (lipseg_tf.train.metrics).
 
 mediapipe pins protobuf < 5, which TensorFlow's .venv cannot share: run it through
 benchmarks/mediapipe_peer.sh, which makes .venv-mediapipe/ from benchmarks/requirements-mediapipe.txt.
@@ -37,8 +37,8 @@ from PIL import Image
 
 from lipseg_tf.cli.common import run, setup_logging
 from lipseg_tf.errors import UserError
-from lipseg_tf.evaluate import metrics
 from lipseg_tf.prep import imageio
+from lipseg_tf.train import metrics
 
 log = logging.getLogger("lipseg_tf")
 

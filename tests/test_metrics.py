@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lipseg_tf.evaluate import metrics
+from lipseg_tf.train import metrics
 
 # Classes 0 (background), 1, 2, 3; class 3 appears in neither GT nor PR.
 GT = np.array([[0, 1, 1],

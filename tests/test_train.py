@@ -15,7 +15,7 @@ from PIL import Image
 
 from helpers import COLORS, make_ab_dataset
 from lipseg_tf.cli import runner
-from lipseg_tf.evaluate import metrics
+from lipseg_tf.train import metrics
 from lipseg_tf.evaluate.test import run_test, to_uint8
 from lipseg_tf.prep.classes import ClassSpec
 from lipseg_tf.prep.parts import DEFAULT_PARTS

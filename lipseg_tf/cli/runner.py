@@ -168,7 +168,7 @@ def _data_source(input_dir: Path) -> str:
 
 
 def test(config: RunConfig, run_dir: Path, tta: str | None = None) -> int:
-    from lipseg_tf.evaluate import metrics
+    from lipseg_tf.train import metrics
     from lipseg_tf.evaluate.test import run_test
     from lipseg_tf.train import pipeline
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from lipseg_tf.errors import UserError
-from lipseg_tf.evaluate.metrics import METRICS_FILE, PER_IMAGE_FILE
 from lipseg_tf.prep.imageio import load_rgb
+from lipseg_tf.train.metrics import METRICS_FILE, PER_IMAGE_FILE
 
 log = logging.getLogger("lipseg_tf")
 

@@ -19,11 +19,10 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from lipseg_tf.evaluate import metrics
-from lipseg_tf.evaluate.metrics import METRICS_FILE, PER_IMAGE_FILE
 from lipseg_tf.prep.classes import ClassSpec
 from lipseg_tf.prep.imageio import save_image, write_text
-from lipseg_tf.train import pipeline
+from lipseg_tf.train import metrics, pipeline
+from lipseg_tf.train.metrics import METRICS_FILE, PER_IMAGE_FILE
 
 log = logging.getLogger("lipseg_tf")
 

@@ -22,7 +22,7 @@ from typing import Sequence
 from lipseg_tf.cli.common import run, setup_logging
 from lipseg_tf.cli.predict import DEFAULT_MODEL
 from lipseg_tf.errors import UserError
-from lipseg_tf.evaluate.metrics import METRICS_FILE, format_table
+from lipseg_tf.train.metrics import METRICS_FILE, format_table
 
 log = logging.getLogger("lipseg_tf")
 REPO = Path(__file__).resolve().parents[2]
