@@ -51,10 +51,10 @@ def gan_steps(strategy) -> dict:
     import numpy as np
 
     from lipseg_tf.train import pix2pix
-    from lipseg_tf.train.config import RunConfig
+    from lipseg_tf.train.config import Pix2PixConfig
 
     keras.utils.set_random_seed(0)
-    model = pix2pix.Pix2Pix(RunConfig(image_size=32, ngf=4, ndf=4, lr=1e-3, eager=True), strategy)
+    model = pix2pix.Pix2Pix(Pix2PixConfig(crop_size=32, ngf=4, ndf=4, lr=1e-3, eager=True), strategy)
     # Dropout draws its masks per replica, so no two strategies can agree with it on: off for the comparison.
     for layer in model.generator._flatten_layers(include_self=False, recursive=True):
         if isinstance(layer, keras.layers.Dropout):
@@ -75,13 +75,13 @@ def unet_steps(strategy) -> dict:
     from lipseg_tf.prep.classes import ClassSpec
     from lipseg_tf.prep.parts import DEFAULT_PARTS
     from lipseg_tf.train import distribute, unet
-    from lipseg_tf.train.config import RunConfig
+    from lipseg_tf.train.config import UnetConfig
 
     classes = ClassSpec.create(DEFAULT_PARTS, "color")
     keras.utils.set_random_seed(0)
     with strategy.scope():
         model = distribute.synchronize_batchnorm(
-            unet.build(RunConfig(model="unet", image_size=32, ngf=4, depth=2), classes), strategy)
+            unet.build(UnetConfig(crop_size=32, ngf=4, depth=2), classes), strategy)
         model.compile(keras.optimizers.Adam(1e-2), loss=unet.make_loss(classes.num_classes, 1.0),
                       run_eagerly=True)
     images, _, labels = fixed_batch(2)

@@ -13,7 +13,7 @@ from helpers import COLORS, PHOTO_RGB, make_ab_dataset
 from lipseg_tf.cli import runner
 from lipseg_tf.prep.classes import ClassSpec
 from lipseg_tf.train import balance, pipeline, pix2pix
-from lipseg_tf.train.config import RunConfig
+from lipseg_tf.train.config import Pix2PixConfig, UnetConfig
 
 
 def test_class_frequencies_count_the_mask_pixels(tmp_path):
@@ -25,7 +25,7 @@ def test_class_frequencies_count_the_mask_pixels(tmp_path):
         mask = np.asarray(Image.open(path).convert("RGB"))[:, 64:]
         ids = np.argmin(((mask[:, :, None, :].astype(int) - classes.colors[None, None].astype(int)) ** 2).sum(-1), -1)
         expected += np.bincount(ids.ravel(), minlength=classes.num_classes)
-    config = RunConfig(model="unet", image_size=64, scale_size=64)
+    config = UnetConfig(crop_size=64, scale_size=64)
     frequencies = balance.class_frequencies(files, classes, config, limit=8)
     np.testing.assert_allclose(frequencies, expected / expected.sum(), atol=1e-9)
     assert frequencies[0] > 0.8 and (frequencies[1:] > 0).all()
@@ -124,7 +124,7 @@ def test_pix2pix_decays_its_learning_rate_over_the_last_epochs(tmp_path):
     assert "gen_optimizer/_learning_rate/.ATTRIBUTES/VARIABLE_VALUE" in saved["0"]
     assert not any("learning_rate" in name for name in saved["2"])
     # Resuming rebuilds the same schedule on the restored count: 8 updates (2 an epoch) leave it at 0.
-    config = RunConfig(image_size=32, scale_size=32, ngf=4, ndf=4, batch_size=4)
+    config = Pix2PixConfig(crop_size=32, scale_size=32, ngf=4, ndf=4, batch_size=4)
     model = pix2pix.Pix2Pix(config, learning_rate=pix2pix.LinearDecay(2e-4, total_steps=8, decay_steps=4))
     tf.train.Checkpoint(gen_optimizer=model.gen_optimizer).restore(checkpoints["2"]).expect_partial()
     assert int(model.gen_optimizer.iterations) == 8

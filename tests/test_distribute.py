@@ -20,7 +20,7 @@ from helpers import REPO
 from lipseg_tf.cli import unet as unet_cli
 from lipseg_tf.errors import UserError
 from lipseg_tf.train import distribute, pix2pix, precision
-from lipseg_tf.train.config import RunConfig
+from lipseg_tf.train.config import Pix2PixConfig
 
 HELPER = Path(__file__).resolve().parent / "distributed_runs.py"
 
@@ -71,8 +71,8 @@ def test_mirrored_unet_fit_matches_the_default_strategy(mirrored_report):
 def test_both_trainers_run_and_pix2pix_resumes_under_mirrored_strategy(mirrored_report):
     assert [r["checkpoints"] for r in mirrored_report["pix2pix_runs"]] == [["ckpt-2.index"],
                                                                           ["ckpt-2.index", "ckpt-3.index"]]
-    # 10 pairs / global batch 4 = 2 steps an epoch: --max_steps 2 is one epoch (the U-Net saves per epoch)
-    assert [r["checkpoints"] for r in mirrored_report["unet_runs"]] == [["ckpt-1.index"]]
+    # 10 pairs / global batch 4 = 2 steps an epoch: --max_steps 2 is one epoch, saved as its step
+    assert [r["checkpoints"] for r in mirrored_report["unet_runs"]] == [["ckpt-2.index"]]
     assert all(r["code"] == 0 for key in ("pix2pix_runs", "unet_runs") for r in mirrored_report[key])
     for model in ("pix2pix", "unet"):
         options = mirrored_report[f"{model}_options"]
@@ -98,7 +98,7 @@ def test_two_worker_cluster_trains_resumes_and_leaves_one_set_of_checkpoints(tin
     assert result["replicas"] == 2
     # pix2pix: one checkpoint after the first run, the resumed run added step 3
     assert [r["checkpoints"] for r in result["pix2pix"]] == [["ckpt-2.index"], ["ckpt-2.index", "ckpt-3.index"]]
-    assert result["unet"]["checkpoints"] == ["ckpt-1.index"] and result["unet"]["code"] == 0
+    assert result["unet"]["checkpoints"] == ["ckpt-2.index"] and result["unet"]["code"] == 0
     step = tf.train.load_variable(str(runs / "pix2pix" / "checkpoints" / "ckpt-3"), "step/.ATTRIBUTES/VARIABLE_VALUE")
     assert int(step) == 3
     for model in ("pix2pix", "unet"):
@@ -115,7 +115,7 @@ def test_two_worker_cluster_trains_resumes_and_leaves_one_set_of_checkpoints(tin
 @pytest.mark.parametrize("name", ["mixed_float16", "mixed_bfloat16"])
 def test_mixed_precision_keeps_outputs_losses_and_weights_in_float32(name):
     keras.utils.set_random_seed(0)
-    model = pix2pix.Pix2Pix(RunConfig(image_size=32, ngf=4, ndf=4, precision=name))
+    model = pix2pix.Pix2Pix(Pix2PixConfig(crop_size=32, ngf=4, ndf=4, precision=name))
     compute = name.removeprefix("mixed_")
     assert keras.mixed_precision.global_policy().name == "float32"            # the policy did not leak
     assert model.generator.get_layer("encoder_stage2").layers[0].compute_dtype == compute

@@ -19,7 +19,7 @@ from helpers import COLORS, FLIP, PHOTO_RGB, make_ab_dataset
 from lipseg_tf.cli import runner
 from lipseg_tf.prep.classes import ClassSpec
 from lipseg_tf.train import pipeline, pix2pix, unet
-from lipseg_tf.train.config import RunConfig, load_options
+from lipseg_tf.train.config import from_options, load_options
 
 NAMES = ["background", "l_eye", "r_eye", "u_lip", "l_lip"]
 SIZE = 32
@@ -60,8 +60,7 @@ def photos(n, height, width, seed=0) -> np.ndarray:
 def keras_probabilities(model: str, run_dir: Path, images01: tf.Tensor) -> np.ndarray:
     """The class probabilities of the run's Keras network, outside the SavedModel."""
     options = load_options(run_dir)
-    config = RunConfig(model=model, image_size=options["image_size"], ngf=options["ngf"],
-                       ndf=options["ndf"], depth=options["depth"])
+    config = from_options(options)
     classes = ClassSpec.create(options["parts"], options["style"])
     if model == "unet":
         return unet.load_model(config, classes, run_dir)(images01, training=False).numpy()

@@ -60,7 +60,7 @@ def test_dataset_masks_and_pairs_follow_the_layout(pipeline):
 def test_train_test_and_print_outputs(pipeline, model):
     run_dir = pipeline / "runs" / model
     options = json.loads((run_dir / "options.json").read_text())
-    assert options["model"] == model and options["image_size"] == 32 and options["ngf"] == 4
+    assert options["model"] == model and options["crop_size"] == 32 and options["ngf"] == 4
     assert tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
     test_dir = pipeline / "runs" / f"{model}-test"
     metrics = json.loads((test_dir / "metrics.json").read_text())

@@ -15,12 +15,11 @@ from PIL import Image
 
 from helpers import COLORS, make_ab_dataset
 from lipseg_tf.cli import runner
-from lipseg_tf.train import metrics
 from lipseg_tf.evaluate.test import run_test, to_uint8
 from lipseg_tf.prep.classes import ClassSpec
 from lipseg_tf.prep.parts import DEFAULT_PARTS
-from lipseg_tf.train import pipeline, pix2pix, unet
-from lipseg_tf.train.config import RunConfig
+from lipseg_tf.train import metrics, pipeline, pix2pix, unet
+from lipseg_tf.train.config import Pix2PixConfig, UnetConfig
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +44,7 @@ def test_generator_and_discriminator_losses_by_hand():
 
 @pytest.mark.parametrize("eager", [True, False])
 def test_one_pix2pix_step_updates_both_networks(eager):
-    config = RunConfig(image_size=32, ngf=4, ndf=4, eager=eager, gan_weight=2.0, l1_weight=10.0, lr=1e-3)
+    config = Pix2PixConfig(crop_size=32, ngf=4, ndf=4, eager=eager, gan_weight=2.0, l1_weight=10.0, lr=1e-3)
     model = pix2pix.Pix2Pix(config)
     image = tf.random.uniform((2, 32, 32, 3), -1.0, 1.0, seed=1)
     target = tf.random.uniform((2, 32, 32, 3), -1.0, 1.0, seed=2)
@@ -83,7 +82,7 @@ def test_short_unet_run_learns_the_tiny_data(ab_dir, tmp_path):
     trained = json.loads((result_dir / "metrics.json").read_text())
 
     # The same network untrained, scored by the same evaluation.
-    config = RunConfig(model="unet", image_size=32, ngf=8, depth=2)
+    config = UnetConfig(crop_size=32, ngf=8, depth=2)
     classes = ClassSpec.create(DEFAULT_PARTS, "color")
     untrained_model = unet.build(config, classes)
     untrained = run_test(pipeline.find_pair_files(ab_dir, "test"), classes,
@@ -158,7 +157,7 @@ def test_pix2pix_resumes_from_its_checkpoint_and_tests(ab_dir, tmp_path):
     assert checkpoint_files(run_dir) == {"ckpt-2.index"}
     assert checkpoint_value(run_dir, "step") == 2
     options = json.loads((run_dir / "options.json").read_text())
-    assert options["model"] == "pix2pix" and options["image_size"] == 32 and options["ngf"] == 4
+    assert options["model"] == "pix2pix" and options["crop_size"] == 32 and options["ngf"] == 4
     assert options["ndf"] == 4 and options["parts"] == list(DEFAULT_PARTS) and options["max_steps"] == 2
 
     assert runner.main("pix2pix", train + ["--max_steps", "2"]) == 0     # already done: nothing trained
@@ -183,15 +182,15 @@ def test_unet_resumes_from_its_checkpoint_and_tests(ab_dir, tmp_path):
     train = ["--mode", "train", "--input_dir", str(ab_dir), "--output_dir", str(run_dir), "--crop_size", "32",
              "--ngf", "4", "--depth", "2", "--batch_size", "8", "--eager"]
     assert runner.main("unet", train + ["--max_steps", "2"]) == 0            # 16 pairs / 8 = 2 steps = 1 epoch
-    assert checkpoint_files(run_dir) == {"ckpt-1.index"}
-    assert checkpoint_value(run_dir, "epoch") == 1
+    assert checkpoint_files(run_dir) == {"ckpt-2.index"}                    # ckpt-N: the step
+    assert checkpoint_value(run_dir, "step") == 2
     options = json.loads((run_dir / "options.json").read_text())
-    assert options["model"] == "unet" and options["image_size"] == 32 and options["depth"] == 2
+    assert options["model"] == "unet" and options["crop_size"] == 32 and options["depth"] == 2
     assert options["ngf"] == 4 and options["parts"] == list(DEFAULT_PARTS)
 
     assert runner.main("unet", train + ["--max_steps", "6"]) == 0            # 3 epochs in all
-    assert checkpoint_files(run_dir) == {"ckpt-1.index", "ckpt-2.index", "ckpt-3.index"}
-    assert checkpoint_value(run_dir, "epoch") == 3
+    assert checkpoint_files(run_dir) == {"ckpt-2.index", "ckpt-4.index", "ckpt-6.index"}
+    assert checkpoint_value(run_dir, "step") == 6
     assert checkpoint_value(run_dir, "optimizer/_iterations") == 6
     with open(run_dir / "log.csv") as handle:
         assert [int(row["epoch"]) for row in csv.DictReader(handle)] == [0, 1, 2]   # went on from epoch 1

@@ -18,118 +18,69 @@ from lipseg_tf.cli.common import setup_logging
 from lipseg_tf.errors import UserError
 from lipseg_tf.prep.classes import ClassSpec
 from lipseg_tf.prep.pairs import read_pairs_meta
-from lipseg_tf.prep.parts import CELEBAMASK_PARTS, DEFAULT_PARTS, MASK_STYLES, parse_parts
-from lipseg_tf.train.config import PRECISIONS, STRATEGIES, RunConfig, load_options, with_model_options
+from lipseg_tf.prep.parts import parse_parts
+from lipseg_tf.train.config import GROUPS, RunConfig, config_class, load_options, with_model_options
 from lipseg_tf.train.run import require, train
 
 log = logging.getLogger("lipseg_tf")
 
-# Defaults that differ between the two models (the rest are RunConfig's).
-MODEL_DEFAULTS = {
-    "pix2pix": {"batch_size": 1, "ngf": 64, "lr": 2e-4, "beta1": 0.5},
-    "unet": {"batch_size": 8, "ngf": 32, "lr": 1e-3, "beta1": 0.9},
-}
+def _spellings(name: str) -> list[str]:
+    """--max_steps and --max-steps: the original underscore spelling and the dash one."""
+    return [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
 
 
-# --l1_balance and --class_balance: the power of ENet's class weights (balance.balancing_weights).
-ENET_WEIGHTS = "(1 / ln(1.02 + its class's pixel share)) ** this (ENet's weights at 1)"
-
-
-def _flag(parser, name: str, **kwargs):
-    """An option under its original underscore spelling and its dash spelling (--max_steps, --max-steps)."""
-    spellings = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
-    parser.add_argument(*spellings, dest=name, **kwargs)
+def _add_option(group, spec: dataclasses.Field) -> None:
+    """One dataclass field as a flag; a boolean that defaults to True also gets its --no_ flag (--flip /
+    --no_flip). Every flag defaults to None, so config_from_args knows what the user gave; --help shows
+    the dataclass's default."""
+    meta, default = spec.metadata, spec.default
+    if isinstance(default, bool):
+        group.add_argument(*_spellings(spec.name), dest=spec.name, action="store_true", default=None,
+                           help=meta["help"] + (" (default)" if default else ""))
+        if default:
+            group.add_argument(*_spellings(f"no_{spec.name}"), dest=spec.name, action="store_false",
+                               default=None, help=f"the opposite of --{spec.name}")
+        return
+    shown = ",".join(default) if isinstance(default, tuple) else default
+    help_text = meta["help"] + ("" if default is None or meta.get("required") else f" (default {shown})")
+    group.add_argument(*_spellings(spec.name), dest=spec.name, type=meta.get("type", type(default)),
+                       choices=meta.get("choices"), required=meta.get("required", False), default=None,
+                       help=help_text)
 
 
 def build_parser(model: str) -> argparse.ArgumentParser:
-    defaults = dataclasses.replace(RunConfig(model=model), **MODEL_DEFAULTS[model])
+    """The command line of `model`, generated from its options dataclass (config.UnetConfig,
+    config.Pix2PixConfig) in the groups data, model, training, performance, output."""
     title = {"pix2pix": "pix2pix (conditional GAN: photo -> colour mask image)",
              "unet": "U-Net segmenter (photo -> per-pixel classes)"}[model]
     parser = argparse.ArgumentParser(
         prog=f"{model}.py", description=f"Train, test or export the {title}.",
         epilog="Examples: %(prog)s --mode train --input_dir pairs --output_dir runs/x --max_epochs 200; "
                "%(prog)s --mode test --input_dir pairs --checkpoint runs/x --output_dir runs/x-test; "
-               "%(prog)s --mode export --checkpoint runs/x --output_dir runs/x-export",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--mode", required=True, choices=["train", "test", "export"],
-                        help="train a model, test one on AB pairs, or export one as a SavedModel")
-    _flag(parser, "input_dir", help="folder of AB pair images made by process.py (or its train/val/test parent)")
-    _flag(parser, "output_dir", help="where to write: the run folder (train), results (test), SavedModel (export)")
-    _flag(parser, "checkpoint", help="run folder of a previous train run: to resume (train) or to use "
-                                     "(test, export); its options.json fixes the model's shape")
-    _flag(parser, "max_epochs", type=int, help="passes over the training pairs (default 1 when no --max_steps)")
-    _flag(parser, "max_steps", type=int, help="training steps (batches); overrides --max_epochs")
-    _flag(parser, "batch_size", type=int, default=defaults.batch_size, help="pairs per batch")
-    _flag(parser, "crop_size", type=int, default=defaults.image_size,
-          help="size of the square crop the network sees (a power of two for pix2pix)")
-    _flag(parser, "scale_size", type=int, default=None,
-          help="resize pairs to this size before the random crop (default crop_size * 286 / 256)")
-    parser.add_argument("--flip", dest="flip", action="store_true", default=True,
-                        help="random horizontal flips, swapping left/right classes")
-    parser.add_argument("--no_flip", "--no-flip", dest="flip", action="store_false", help="no random flips")
-    _flag(parser, "ngf", type=int, default=defaults.ngf,
-          help="filters in the first generator layer" if model == "pix2pix" else "filters in the first U-Net stage")
-    _flag(parser, "lr", type=float, default=defaults.lr, help="Adam learning rate")
-    _flag(parser, "beta1", type=float, default=defaults.beta1, help="Adam beta_1")
-    _flag(parser, "seed", type=int, default=defaults.seed, help="seed of shuffling and augmentation")
-    _flag(parser, "parts", default=None,
-          help="comma-separated parts when the AB folder has no pairs.json (default "
-               f"{','.join(DEFAULT_PARTS)}; valid: {','.join(CELEBAMASK_PARTS)})")
-    _flag(parser, "style", choices=MASK_STYLES, default=None,
-          help="how the masks colour the parts when the AB folder has no pairs.json (default color)")
-    if model == "pix2pix":
-        _flag(parser, "ndf", type=int, default=defaults.ndf, help="filters in the first discriminator layer")
-        _flag(parser, "l1_weight", type=float, default=defaults.l1_weight, help="weight of the L1 term (lambda)")
-        _flag(parser, "gan_weight", type=float, default=defaults.gan_weight, help="weight of the adversarial term")
-        _flag(parser, "decay_epochs", type=int, default=defaults.decay_epochs,
-              help="keep --lr, then decay it linearly to 0 over the last N epochs (of --max_epochs, or the "
-                   "equivalent steps of --max_steps); 0: constant, as the paper")
-        _flag(parser, "l1_balance", type=float, default=defaults.l1_balance,
-              help=f"weigh each pixel's L1 error by {ENET_WEIGHTS}, scaled to average 1; 0 is the paper's "
-                   "plain L1. Sparse masks need it: docs/how-models-learn.md")
-        _flag(parser, "which_direction", choices=["AtoB", "BtoA"], default="AtoB",
-              help="AtoB: photo -> mask (segmentation); BtoA: mask -> photo")
-        _flag(parser, "summary_freq", type=int, default=defaults.summary_freq,
-              help="update TensorBoard scalars and the progress bar every N steps")
-        _flag(parser, "save_freq", type=int, default=defaults.save_freq, help="save a checkpoint every N steps")
-    else:
-        _flag(parser, "depth", type=int, default=defaults.depth, help="U-Net poolings (input divisible by 2**depth)")
-        _flag(parser, "dice_weight", type=float, default=defaults.dice_weight, help="weight of the Dice loss term")
-        _flag(parser, "class_balance", type=float, default=defaults.class_balance,
-              help=f"weigh each class's pixels in the cross-entropy by {ENET_WEIGHTS}; 0 for plain cross-entropy")
-    _flag(parser, "max_checkpoints", type=int, default=defaults.max_checkpoints,
-          help="checkpoints to keep in the run folder (the oldest are deleted)")
-    parser.add_argument("--eager", action="store_true", help="run the training step eagerly (for debugging)")
-    parser.add_argument("--jit", action="store_true",
-                        help="compile the training step with XLA (faster or slower depending on model and device)")
-    _flag(parser, "precision", choices=PRECISIONS, default="float32",
-          help="training precision: mixed_* compute in 16 bits with float32 weights, final activations and "
-               "losses (mixed_float16 with loss scaling); for GPUs (float16) and TPUs/newer CPUs (bfloat16)")
-    _flag(parser, "strategy", choices=STRATEGIES, default="default",
-          help="tf.distribute strategy. default: one device; mirrored: every GPU of this machine; multiworker: every "
-               "machine in TF_CONFIG. --batch_size is per replica (global batch = batch_size x replicas)")
-    parser.add_argument("--deterministic", action="store_true",
-                        help="reproducible runs: deterministic ops (TensorFlow's op determinism) and input "
-                             "order; slower")
-    _flag(parser, "no_cache", action="store_true", help="do not cache decoded pairs in memory")
-    parser.add_argument("--format", choices=["savedmodel", "tflite"], default="savedmodel",
-                        help="export: a SavedModel (any photo size), or float32 and dynamic-range quantised "
-                             "TFLite models (crops at --crop_size; lipseg_tf/serve/tflite.py)")
-    parser.add_argument("--tta", choices=["none", "flip"], default="none",
-                        help="test and export: flip averages each image's class probabilities with those of its "
-                             "mirror image (left/right classes swapped); export puts it inside the model")
-    parser.add_argument("--verbose", action="store_true", help="debug logging, TensorFlow messages")
+               "%(prog)s --mode export --checkpoint runs/x --output_dir runs/x-export")
+    groups = {name: parser.add_argument_group(name) for name in GROUPS}
+    for spec in dataclasses.fields(config_class(model)):
+        if spec.metadata.get("flag", True):
+            _add_option(groups[spec.metadata["group"]], spec)
+    groups["output"].add_argument(
+        "--format", choices=["savedmodel", "tflite"], default="savedmodel",
+        help="export: a SavedModel (any photo size), or float32 and dynamic-range quantised TFLite models "
+             "(crops at --crop_size; lipseg_tf/serve/tflite.py) (default savedmodel)")
+    groups["output"].add_argument(
+        "--tta", choices=["none", "flip"], default="none",
+        help="test and export: flip averages each image's class probabilities with those of its mirror image "
+             "(left/right classes swapped); export puts it inside the model (default none)")
+    groups["output"].add_argument("--verbose", action="store_true", help="debug logging, TensorFlow messages")
     return parser
 
 
 def config_from_args(model: str, args: argparse.Namespace) -> RunConfig:
-    values = {k: v for k, v in vars(args).items() if k in {f.name for f in dataclasses.fields(RunConfig)}}
-    values["image_size"] = args.crop_size
-    values["scale_size"] = args.scale_size or round(args.crop_size * 286 / 256)
-    values["cache"] = not args.no_cache
-    values["parts"] = parse_parts(args.parts) if args.parts else DEFAULT_PARTS
-    values["style"] = args.style or "color"
-    return dataclasses.replace(RunConfig(model=model), **{k: v for k, v in values.items() if v is not None})
+    """The options the user gave over the model's defaults."""
+    names = {f.name for f in dataclasses.fields(config_class(model)) if f.metadata.get("flag", True)}
+    values = {k: v for k, v in vars(args).items() if k in names and v is not None}
+    if "parts" in values:
+        values["parts"] = parse_parts(values["parts"])
+    return config_class(model)(**values)
 
 
 def main(model: str, argv: Sequence[str] | None = None) -> int:
@@ -153,11 +104,11 @@ def _load_segmenter(config: RunConfig, classes: ClassSpec, run_dir: Path, tta: s
             raise UserError(f"{run_dir}: this pix2pix run translates masks to photos (BtoA); "
                             "test and export need a photo -> mask (AtoB) run")
         from lipseg_tf.train import pix2pix
-        return Segmenter(pix2pix.load_generator(config, run_dir), config.image_size, classes, output="image",
-                         tta=tta)
+        generator = pix2pix.load_generator(config, run_dir, config.checkpoint_select)
+        return Segmenter(generator, config.crop_size, classes, output="image", tta=tta)
     from lipseg_tf.train import unet
-    return Segmenter(unet.load_model(config, classes, run_dir), config.image_size, classes,
-                     output="probabilities", tta=tta)
+    network = unet.load_model(config, classes, run_dir, config.checkpoint_select)
+    return Segmenter(network, config.crop_size, classes, output="probabilities", tta=tta)
 
 
 def _data_source(input_dir: Path) -> str:
@@ -168,16 +119,15 @@ def _data_source(input_dir: Path) -> str:
 
 
 def test(config: RunConfig, run_dir: Path, tta: str | None = None) -> int:
-    from lipseg_tf.train import metrics
     from lipseg_tf.evaluate.test import run_test
-    from lipseg_tf.train import pipeline
+    from lipseg_tf.train import metrics, pipeline
 
     input_dir = Path(require(config.input_dir, "--input_dir (AB pairs to test on)", "test"))
     output_dir = Path(require(config.output_dir, "--output_dir (where to write results)", "test"))
     classes = ClassSpec.create(config.parts, config.style)
     files = pipeline.find_pairs(input_dir, "test")
     segmenter = _load_segmenter(config, classes, run_dir, tta)
-    result = run_test(files, classes, segmenter.probabilities_at_model_size, output_dir, config.image_size,
+    result = run_test(files, classes, segmenter.probabilities_at_model_size, output_dir, config.crop_size,
                       batch_size=max(config.batch_size, 8), data_source=_data_source(input_dir))
     print(f"{config.model} on {result['data']}\n" + metrics.format_table(result))
     log.info("results in %s (images/, labels/, metrics.json)", output_dir)

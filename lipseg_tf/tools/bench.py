@@ -269,18 +269,18 @@ def _train_step_fn(model_name: str, size: int, ngf: int, batch_size: int, precis
 
     from lipseg_tf.prep.classes import ClassSpec
     from lipseg_tf.train import pix2pix, precision, unet
-    from lipseg_tf.train.config import RunConfig
+    from lipseg_tf.train.config import Pix2PixConfig, UnetConfig
 
     images, labels = batch
     images, labels = images[:batch_size], labels[:batch_size]
     classes = ClassSpec.create(DEFAULT_PARTS, "color")
     keras.utils.set_random_seed(0)
     if model_name == "pix2pix":
-        config = RunConfig(image_size=size, ngf=ngf, ndf=ngf, precision=precision_name, jit=jit)
+        config = Pix2PixConfig(crop_size=size, ngf=ngf, ndf=ngf, precision=precision_name, jit=jit)
         model = pix2pix.Pix2Pix(config)
         inputs, targets = pix2pix.to_model_io(images, labels, classes, "AtoB")
         return lambda: float(model.train_step(inputs, targets)["gen_total"])
-    config = RunConfig(model="unet", image_size=size, ngf=ngf, depth=4 if size >= 32 else 2, precision=precision_name)
+    config = UnetConfig(crop_size=size, ngf=ngf, depth=4 if size >= 32 else 2, precision=precision_name)
     with precision.policy(precision_name):
         network = unet.build(config, classes)
     optimizer = precision.scaled_optimizer(keras.optimizers.Adam(1e-3), precision_name)

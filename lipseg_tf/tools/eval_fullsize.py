@@ -6,7 +6,7 @@
 For every photo of the split (the official split of the mapping file, as process.py assigns it) that
 has a g_mask.py mask, predict.py's segment_photo segments it (by default --no-detect: CelebA-HQ photos
 are aligned, so the model sees the photo's crop box; --detect finds and aligns the faces as for any
-photo) and two scores are counted, each from one confusion count over the split (evaluate/metrics.py):
+photo) and two scores are counted, each from one confusion count over the split (train/metrics.py):
 
     full_size  the mask pasted back at the photo's size (probabilities resampled, then argmax) against
                g_mask.py's mask brought to the photo's size by nearest neighbour (1024 px photos, 512 px
@@ -32,13 +32,13 @@ from PIL import Image
 
 from lipseg_tf.cli.common import positive_int, run, setup_logging
 from lipseg_tf.errors import UserError
-from lipseg_tf.evaluate import metrics
 from lipseg_tf.prep import celebamask
 from lipseg_tf.prep.imageio import load_gray, load_rgb, write_text
 from lipseg_tf.prep.masks import META_FILE as MASKS_META_FILE
 from lipseg_tf.prep.masks import read_meta
 from lipseg_tf.serve import align
 from lipseg_tf.serve.predict import TTA_CHOICES, FaceDetector, Model, segment_photo
+from lipseg_tf.train import metrics
 
 log = logging.getLogger("lipseg_tf")
 

@@ -19,7 +19,7 @@ from lipseg_tf.train.config import RunConfig
 def class_frequencies(files, classes: ClassSpec, config: RunConfig, limit: int = 64) -> np.ndarray:
     """Share of each class among the pixels of the first `limit` training masks; (num_classes,) float64."""
     batch_size = 16
-    ds = pipeline.make_dataset(files, classes.colors, classes.flip_perm, training=False, image_size=config.image_size,
+    ds = pipeline.make_dataset(files, classes.colors, classes.flip_perm, training=False, image_size=config.crop_size,
                                scale_size=config.scale_size, batch_size=batch_size, cache=False)
     counts = np.zeros(classes.num_classes)
     for _, labels in ds.take(math.ceil(limit / batch_size)):

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from lipseg_tf.prep.classes import ClassSpec
 from lipseg_tf.train import balance, distribute, networks, pipeline, precision
-from lipseg_tf.train.checkpoints import CHECKPOINT_DIR, latest_checkpoint, resume_checkpoint
+from lipseg_tf.train.checkpoints import select_checkpoint
 from lipseg_tf.train.config import RunConfig
 
 log = logging.getLogger("lipseg_tf")
@@ -89,8 +89,8 @@ class Pix2Pix:
         learning_rate = config.lr if learning_rate is None else learning_rate
         self.strategy = strategy or tf.distribute.get_strategy()
         with self.strategy.scope(), precision.policy(config.precision):
-            self.generator = networks.build_generator(config.image_size, config.ngf)
-            self.discriminator = networks.build_discriminator(config.image_size, config.ndf)
+            self.generator = networks.build_generator(config.crop_size, config.ngf)
+            self.discriminator = networks.build_discriminator(config.crop_size, config.ndf)
             for network in (self.generator, self.discriminator):
                 distribute.synchronize_batchnorm(network, self.strategy)
             self.gen_optimizer = keras.optimizers.Adam(learning_rate, beta_1=config.beta1)
@@ -151,45 +151,37 @@ def l1_pixel_weights(labels, weight_table) -> tf.Tensor:
     return tf.gather(tf.constant(weight_table, tf.float32), labels)[..., None]
 
 
-def train(config: RunConfig, classes: ClassSpec, train_files, strategy: tf.distribute.Strategy | None = None,
-          write_dir: Path | None = None) -> dict:
-    """Train (resuming from the latest checkpoint in the run folder); returns the last losses.
+def _l1_weight_table(session):
+    """--l1_balance: each class's L1 weight (balance.pixel_weight_table), or None for the paper's plain L1."""
+    config, classes = session.config, session.classes
+    if not config.l1_balance:
+        return None
+    frequencies = balance.class_frequencies(session.train_source, classes, config)
+    weight_table = balance.pixel_weight_table(frequencies, config.l1_balance)
+    log.info("pix2pix: L1 weights by class (--l1_balance %g; class shares from the first training masks): %s",
+             config.l1_balance, ", ".join(f"{name} {share:.4f} -> {weight:.2f}" for name, share, weight
+                                          in zip(classes.names, frequencies, weight_table)))
+    return weight_table
 
-    train_files: a pipeline.PairSource or AB paths. write_dir: where this process writes checkpoints,
-    logs and samples (distribute.write_dir); default the run folder, config.output_dir.
-    """
-    run_dir = Path(config.output_dir)
-    write_dir = Path(write_dir or run_dir)
-    strategy = strategy or tf.distribute.get_strategy()
-    chief = distribute.is_chief(strategy)
-    source = pipeline.as_source(train_files)
-    weight_table = None
-    if config.l1_balance:
-        frequencies = balance.class_frequencies(source, classes, config)
-        weight_table = balance.pixel_weight_table(frequencies, config.l1_balance)
-        log.info("pix2pix: L1 weights by class (--l1_balance %g; class shares from the first training masks): %s",
-                 config.l1_balance, ", ".join(f"{name} {share:.4f} -> {weight:.2f}" for name, share, weight
-                                              in zip(classes.names, frequencies, weight_table)))
-    global_batch = config.batch_size * strategy.num_replicas_in_sync
-    steps_per_epoch = max(1, source.count // global_batch)
-    total_steps = config.max_steps or (config.max_epochs or 1) * steps_per_epoch
-    learning_rate = config.lr
-    if config.decay_epochs:
-        decay_steps = min(total_steps, config.decay_epochs * steps_per_epoch)
-        learning_rate = LinearDecay(config.lr, total_steps, decay_steps)
-        log.info("pix2pix: learning rate %g until step %d, then linearly to 0 at step %d",
-                 config.lr, total_steps - decay_steps, total_steps)
-    keras.utils.set_random_seed(config.seed)  # weights, dropout and shuffling all follow --seed
-    model = Pix2Pix(config, strategy, learning_rate)
-    manager = tf.train.CheckpointManager(model.checkpoint, str(write_dir / CHECKPOINT_DIR), config.max_checkpoints)
-    resume_from = resume_checkpoint(config.checkpoint, run_dir)
-    if resume_from:
-        model.checkpoint.restore(resume_from).expect_partial()
-        log.info("resumed from %s at step %d", resume_from, int(model.step.numpy()))
+
+def _learning_rate(session):
+    """--lr, or LinearDecay over the last --decay_epochs epochs of the plan."""
+    config, plan = session.config, session.plan
+    if not config.decay_epochs:
+        return config.lr
+    decay_steps = min(plan.total_steps, config.decay_epochs * plan.steps_per_epoch)
+    log.info("pix2pix: learning rate %g until step %d, then linearly to 0 at step %d",
+             config.lr, plan.total_steps - decay_steps, plan.total_steps)
+    return LinearDecay(config.lr, plan.total_steps, decay_steps)
+
+
+def _batches(session, weight_table):
+    """Iterator of distributed (network input, target[, L1 pixel weights]) training batches."""
+    config, classes = session.config, session.classes
 
     def replica_dataset(batch_size: int, context: tf.distribute.InputContext) -> tf.data.Dataset:
-        dataset = pipeline.make_dataset(source, classes.colors, classes.flip_perm, training=True,
-                                        image_size=config.image_size, scale_size=config.scale_size,
+        dataset = pipeline.make_dataset(session.train_source, classes.colors, classes.flip_perm, training=True,
+                                        image_size=config.crop_size, scale_size=config.scale_size,
                                         batch_size=batch_size, flip=config.flip, seed=config.seed,
                                         cache=config.cache, repeat=True,
                                         deterministic=True if config.deterministic else None, input_context=context)
@@ -198,50 +190,81 @@ def train(config: RunConfig, classes: ClassSpec, train_files, strategy: tf.distr
         return dataset.map(lambda im, lb: (*to_model_io(im, lb, classes, config.which_direction),
                                            l1_pixel_weights(lb, weight_table)))
 
-    start = int(model.step.numpy())
-    if start >= total_steps:
-        log.info("already trained %d of %d steps; nothing to do", start, total_steps)
+    return iter(distribute.distribute_dataset(session.strategy, config.batch_size, replica_dataset))
+
+
+def _predictor(model: Pix2Pix, session):
+    """images -> class scores of the generator's colour mask (validation); None for a BtoA run."""
+    if session.config.which_direction != "AtoB":
+        log.info("pix2pix: no validation of a BtoA run (it draws photos, not masks)")
+        return None
+    colors = session.classes.colors
+
+    def predict(images):
+        return pipeline.image_to_class_scores(model.generator(images, training=False), colors)
+    return predict if session.config.eager else tf.function(predict, reduce_retracing=True)
+
+
+def _log_sample(writer, model: Pix2Pix, strategy, batch, step: int) -> None:
+    """The first replica's first training pair as input | target | output (inference: moving statistics)."""
+    input_image, target = (strategy.experimental_local_results(x)[0][:1] for x in batch[:2])
+    gen_output = model.generator(input_image, training=False)
+    with writer.as_default(step=step):
+        tf.summary.image("inputs_targets_outputs", (tf.concat([input_image, target, gen_output], axis=2) + 1.0) / 2.0)
+
+
+def train(session) -> dict:
+    """Train for exactly session.plan.total_steps steps (resuming from the run folder's latest checkpoint);
+    returns the last losses. session: run.Session."""
+    config, strategy, plan = session.config, session.strategy, session.plan
+    weight_table = _l1_weight_table(session)
+    learning_rate = _learning_rate(session)
+    session.seed()
+    model = Pix2Pix(config, strategy, learning_rate)
+    checkpoints, start = session.checkpoints(model.checkpoint, lambda: int(model.step.numpy()))
+    if session.finished(start):
         return {}
-    batches = iter(distribute.distribute_dataset(strategy, config.batch_size, replica_dataset))
-    writer = tf.summary.create_file_writer(str(write_dir / "logs" / "train"))
+    validation = session.validation(checkpoints)
+    predict = _predictor(model, session) if validation else None
+    batches = _batches(session, weight_table)
+    writer = tf.summary.create_file_writer(str(session.write_dir / "logs" / "train"))
     losses = {}
-    bar = tqdm(total=total_steps, initial=start, desc="pix2pix", unit="step", dynamic_ncols=True,
-               disable=None if chief else True)
+    bar = tqdm(total=plan.total_steps, initial=start, desc="pix2pix", unit="step", dynamic_ncols=True,
+               disable=None if session.chief else True)
     sample_every = max(config.summary_freq * 10, 1)
-    for _ in range(total_steps - start):
+    for _ in range(plan.total_steps - start):
         batch = next(batches)
         losses = model.train_step(*batch)
         step = int(model.step.numpy())
         bar.update(1)
-        if step % config.summary_freq == 0 or step == total_steps:
+        if step % config.summary_freq == 0 or step == plan.total_steps:
             losses = {k: float(v) for k, v in losses.items()}
             bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
-            if bar.disable and chief:  # no terminal: the losses go to the log instead
-                log.info("step %d/%d: %s", step, total_steps,
+            if bar.disable and session.chief:  # no terminal: the losses go to the log instead
+                log.info("step %d/%d: %s", step, plan.total_steps,
                          ", ".join(f"{k} {v:.4f}" for k, v in losses.items()))
             with writer.as_default(step=step):
                 for name, value in losses.items():
                     tf.summary.scalar(f"loss/{name}", value)
-                if chief and (step % sample_every == 0 or step == total_steps):
-                    # The first replica's first pair; inference reads the moving statistics, no sync.
-                    input_image, target = (strategy.experimental_local_results(x)[0][:1] for x in batch[:2])
-                    gen_output = model.generator(input_image, training=False)
-                    row = tf.concat([input_image, target, gen_output], axis=2)
-                    tf.summary.image("inputs_targets_outputs", (row + 1.0) / 2.0)
-        if step % config.save_freq == 0:
-            manager.save(checkpoint_number=step)   # every worker takes part; only the chief's is kept
+            if session.chief and (step % sample_every == 0 or step == plan.total_steps):
+                _log_sample(writer, model, strategy, batch, step)
+        if predict and session.due(step):
+            validation(step, predict, plan.epochs(step))
+        if step % config.save_freq == 0 and step < plan.total_steps:
+            checkpoints.save(step)   # every worker takes part; only the chief's is kept
     bar.close()
-    manager.save(checkpoint_number=int(model.step.numpy()))
+    checkpoints.save(int(model.step.numpy()))
     writer.flush()
     losses = {k: float(v) for k, v in losses.items()}
     log.info("pix2pix: %d steps, epoch %.1f; losses %s; checkpoint %s", int(model.step.numpy()),
-             int(model.step.numpy()) / steps_per_epoch, ", ".join(f"{k} {v:.4f}" for k, v in losses.items()),
-             manager.latest_checkpoint)
+             plan.epochs(int(model.step.numpy())), ", ".join(f"{k} {v:.4f}" for k, v in losses.items()),
+             checkpoints.latest.latest_checkpoint)
     return losses
 
 
-def load_generator(config: RunConfig, run_dir: Path) -> keras.Model:
-    """The trained generator of a run folder (its latest checkpoint)."""
-    generator = networks.build_generator(config.image_size, config.ngf)
-    tf.train.Checkpoint(generator=generator).restore(latest_checkpoint(run_dir)).expect_partial()
+def load_generator(config: RunConfig, run_dir: Path, select: str = "latest") -> keras.Model:
+    """The trained generator of a run folder: its best checkpoint by validation mean F1, or its latest
+    (`select`)."""
+    generator = networks.build_generator(config.crop_size, config.ngf)
+    tf.train.Checkpoint(generator=generator).restore(select_checkpoint(run_dir, select)).expect_partial()
     return generator

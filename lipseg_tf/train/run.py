@@ -1,15 +1,21 @@
-"""A training run of either model: the run folder, options.json, the strategy, resume, then the trainer.
+"""A training run of either model: what both trainers share.
 
-    train(config) checks the options, takes the classes from the AB folder's pairs.json, writes
-    <output_dir>/options.json and hands over to pix2pix.train (custom step) or unet.train (Keras fit).
+    train(config) checks the options, takes the classes from the AB folder's pairs.json, plans the steps,
+    writes <output_dir>/options.json and hands a Session to unet.train (Keras fit) or pix2pix.train
+    (custom step). The Session gives both the same run folder, global batch and steps plan, seeding,
+    checkpoints (the latest and the best; ckpt-N is the step for both), resume, the "nothing to do"
+    check and validation on val/ (validation.py). The trainers keep only what differs: their networks,
+    losses and loop.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time
 from pathlib import Path
+from typing import Callable
 
 from lipseg_tf.errors import UserError
 from lipseg_tf.prep.classes import ClassSpec, classes_for_training
@@ -25,14 +31,122 @@ def require(value, flag: str, mode: str):
     return value
 
 
-def _check_sizes(config: RunConfig):
-    if config.scale_size < config.image_size:
-        raise UserError(f"--scale_size {config.scale_size} is smaller than --crop_size {config.image_size}")
-    if config.batch_size < 1:
-        raise UserError(f"--batch_size must be >= 1, got {config.batch_size}")
+def check_options(config: RunConfig) -> None:
+    """UserError naming the first option out of its range."""
+    if config.scale_size < config.crop_size:
+        raise UserError(f"--scale_size {config.scale_size} is smaller than --crop_size {config.crop_size}")
+    for flag in ("max_steps", "max_epochs", "eval_freq"):
+        value = getattr(config, flag)
+        if value is not None and value < 1:
+            raise UserError(f"--{flag} must be >= 1, got {value}")
+    for flag in ("batch_size", "max_checkpoints", "summary_freq", "save_freq"):
+        if getattr(config, flag, 1) < 1:
+            raise UserError(f"--{flag} must be >= 1, got {getattr(config, flag)}")
     for flag in ("decay_epochs", "l1_balance", "class_balance"):
-        if getattr(config, flag) < 0:
+        if getattr(config, flag, 0) < 0:
             raise UserError(f"--{flag} must be >= 0, got {getattr(config, flag)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class StepsPlan:
+    """How many steps a run trains: a step is one global batch (batch_size x replicas)."""
+
+    global_batch: int
+    steps_per_epoch: int
+    total_steps: int        # exactly --max_steps, else --max_epochs (default 1) whole epochs
+    eval_freq: int          # validate every N steps (and at the last step)
+
+    def epochs(self, step: int) -> float:
+        return step / self.steps_per_epoch
+
+
+def plan_steps(config: RunConfig, pair_count: int, replicas: int) -> StepsPlan:
+    global_batch = config.batch_size * replicas
+    steps_per_epoch = max(1, pair_count // global_batch)
+    total_steps = config.max_steps or (config.max_epochs or 1) * steps_per_epoch
+    eval_freq = config.eval_freq or steps_per_epoch
+    if config.model == "unet":
+        eval_freq = min(eval_freq, steps_per_epoch)   # at least once an epoch
+    return StepsPlan(global_batch, steps_per_epoch, total_steps, eval_freq)
+
+
+@dataclasses.dataclass
+class Session:
+    """What a trainer gets from the run: options, classes, data, strategy, folders and the steps plan."""
+
+    config: RunConfig
+    classes: ClassSpec
+    train_source: object            # pipeline.PairSource
+    val_source: object | None       # pipeline.PairSource of val/, None when the AB folder has none
+    strategy: object                # tf.distribute.Strategy
+    write_dir: Path                 # where this process writes (distribute.write_dir)
+    plan: StepsPlan
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.config.output_dir)
+
+    @property
+    def chief(self) -> bool:
+        from lipseg_tf.train import distribute
+        return distribute.is_chief(self.strategy)
+
+    def seed(self) -> None:
+        """Weights, dropout and shuffling all follow --seed."""
+        import keras
+        keras.utils.set_random_seed(self.config.seed)
+
+    def checkpoints(self, checkpoint, step_of: Callable[[], int]):
+        """(Checkpoints of `checkpoint` (a tf.train.Checkpoint) in the run folder, the step restored):
+        restores the latest of --checkpoint or of the run folder when there is one. step_of() reads the
+        step after the restore."""
+        from lipseg_tf.train.checkpoints import Checkpoints, resume_checkpoint
+        manager = Checkpoints(checkpoint, self.write_dir, self.config.max_checkpoints)
+        resume_from = resume_checkpoint(self.config.checkpoint, self.run_dir)
+        if manager.restore(checkpoint, resume_from, self.run_dir):
+            log.info("resumed from %s at step %d", resume_from, step_of())
+        return manager, step_of()
+
+    def finished(self, step: int) -> bool:
+        """True (and says so) when the run already has its steps: nothing to do."""
+        if step >= self.plan.total_steps:
+            log.info("already trained %d of %d steps; nothing to do", step, self.plan.total_steps)
+            return True
+        return False
+
+    def epochs_to_run(self, step: int) -> tuple[int, int]:
+        """(initial epoch, last epoch + 1) of a Keras fit that goes from `step` to the last step."""
+        initial = step // self.plan.steps_per_epoch
+        return initial, initial + math.ceil((self.plan.total_steps - step) / self.plan.steps_per_epoch)
+
+    def validation(self, checkpoints):
+        """The run's validation.Validation, or None (said once) when the AB folder has no val/ split."""
+        if self.val_source is None:
+            log.info("no val/ split: no validation while training; the best checkpoint is the latest")
+            return None
+        from lipseg_tf.train.validation import Validation
+        return Validation(self.val_source, self.classes, self.config, self.write_dir, checkpoints, self.chief)
+
+    def due(self, step: int) -> bool:
+        """Whether to validate after `step`."""
+        return step % self.plan.eval_freq == 0 or step == self.plan.total_steps
+
+
+def _resumed_config(config: RunConfig, output_dir: Path) -> RunConfig:
+    """config with the model options of the run it resumes, if any (the network keeps its shape)."""
+    from lipseg_tf.train.checkpoints import resume_checkpoint
+    resume_dir = Path(config.checkpoint) if config.checkpoint else output_dir
+    if config.continue_train and not resume_checkpoint(config.checkpoint, output_dir):
+        raise UserError(f"--continue_train: {resume_dir / CHECKPOINT_DIR} holds no checkpoint to continue from")
+    if not (resume_dir / CHECKPOINT_DIR).is_dir():
+        return config
+    saved = load_options(resume_dir)
+    changed = [k for k in config.MODEL_OPTIONS if k in saved and saved[k] != getattr(config, k)
+               and k not in ("parts", "style")]
+    if changed:
+        log.warning("resuming %s: keeping its %s from options.json", resume_dir,
+                    ", ".join(f"{k}={saved[k]}" for k in changed))
+    return with_model_options(config, saved)
 
 
 def train(config: RunConfig, strategy=None) -> int:
@@ -41,6 +155,7 @@ def train(config: RunConfig, strategy=None) -> int:
 
     input_dir = Path(require(config.input_dir, "--input_dir (AB pairs made by process.py)", "train"))
     output_dir = Path(require(config.output_dir, "--output_dir (the run folder to write)", "train"))
+    check_options(config)
     # First: MultiWorkerMirroredStrategy must be created before TensorFlow runs anything else.
     strategy = strategy or distribute.make_strategy(config.strategy)
     if config.jit and strategy.num_replicas_in_sync > 1:
@@ -52,17 +167,8 @@ def train(config: RunConfig, strategy=None) -> int:
     if config.deterministic:
         import tensorflow as tf
         tf.config.experimental.enable_op_determinism()
-    resume_dir = Path(config.checkpoint) if config.checkpoint else output_dir
-    if (resume_dir / CHECKPOINT_DIR).is_dir():
-        # Resuming: the network must keep the shape it was trained with.
-        saved = load_options(resume_dir)
-        changed = [k for k in RunConfig.MODEL_OPTIONS if k in saved and saved[k] != getattr(config, k)
-                   and k not in ("parts", "style")]
-        if changed:
-            log.warning("resuming %s: keeping its %s from options.json", resume_dir,
-                        ", ".join(f"{k}={saved[k]}" for k in changed))
-        config = with_model_options(config, saved)
-    _check_sizes(config)
+    config = _resumed_config(config, output_dir)
+    check_options(config)
     classes = classes_for_training(input_dir, config.parts, config.style)
     config = dataclasses.replace(config, parts=classes.parts, style=classes.style)
     train_source = pipeline.find_pairs(input_dir, "train")
@@ -71,18 +177,20 @@ def train(config: RunConfig, strategy=None) -> int:
     output_dir.mkdir(parents=True, exist_ok=True)
     if distribute.is_chief(strategy):   # the other workers of a multi-worker run write nothing here
         config.save(output_dir)
-    replicas = strategy.num_replicas_in_sync
-    log.info("%s: training on %d pairs (%s) from %s; batch %d x %d replicas, %s%s; run folder %s",
-             config.model, train_source.count, train_source.format, train_source.folder, config.batch_size,
-             replicas, config.precision, ", XLA" if config.jit else "", output_dir)
+    plan = plan_steps(config, train_source.count, strategy.num_replicas_in_sync)
+    log.info("%s: training %d steps on %d pairs (%s) from %s; batch %d x %d replicas, %s%s; run folder %s",
+             config.model, plan.total_steps, train_source.count, train_source.format, train_source.folder,
+             config.batch_size, strategy.num_replicas_in_sync, config.precision, ", XLA" if config.jit else "",
+             output_dir)
     start = time.perf_counter()
     with distribute.write_dir(output_dir, strategy) as write_dir:
+        session = Session(config, classes, train_source, val_source, strategy, write_dir, plan)
         if config.model == "pix2pix":
             from lipseg_tf.train import pix2pix
-            pix2pix.train(config, classes, train_source, strategy, write_dir)
+            pix2pix.train(session)
         else:
             from lipseg_tf.train import unet
-            unet.train(config, classes, train_source, val_source, strategy, write_dir)
+            unet.train(session)
     log.info("%s: trained in %.0f s", config.model, time.perf_counter() - start)
     return 0
 
@@ -91,7 +199,7 @@ def _build(config: RunConfig, classes: ClassSpec):
     """Build the network once to validate the options (cheap at any size)."""
     from lipseg_tf.train import networks
     if config.model == "pix2pix":
-        networks.build_generator(config.image_size, config.ngf)
-        networks.build_discriminator(config.image_size, config.ndf)
+        networks.build_generator(config.crop_size, config.ngf)
+        networks.build_discriminator(config.crop_size, config.ndf)
     else:
-        networks.build_unet(classes.num_classes, config.ngf, config.depth, config.image_size)
+        networks.build_unet(classes.num_classes, config.ngf, config.depth, config.crop_size)

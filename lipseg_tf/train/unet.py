@@ -9,7 +9,6 @@ starts at the class frequencies (set_prior_bias), so the first steps go into fin
 from __future__ import annotations
 
 import logging
-import math
 import sys
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import tensorflow as tf
 from lipseg_tf.prep.classes import ClassSpec
 from lipseg_tf.train import distribute, fitloop, networks, pipeline, precision
 from lipseg_tf.train.balance import balancing_weights, class_frequencies
-from lipseg_tf.train.checkpoints import CHECKPOINT_DIR, latest_checkpoint, resume_checkpoint
+from lipseg_tf.train.checkpoints import select_checkpoint
 from lipseg_tf.train.config import RunConfig
 
 log = logging.getLogger("lipseg_tf")
@@ -52,7 +51,7 @@ def make_loss(num_classes: int, dice_weight: float, class_weights=None):
 
 
 def build(config: RunConfig, classes: ClassSpec) -> keras.Model:
-    return networks.build_unet(classes.num_classes, config.ngf, config.depth, config.image_size)
+    return networks.build_unet(classes.num_classes, config.ngf, config.depth, config.crop_size)
 
 
 def set_prior_bias(model: keras.Model, frequencies: np.ndarray, floor: float = 1e-4) -> None:
@@ -71,119 +70,117 @@ def set_prior_bias(model: keras.Model, frequencies: np.ndarray, floor: float = 1
              ", ".join(f"{f:.4f}" for f in frequencies))
 
 
-class _SaveCheckpoint(keras.callbacks.Callback):
-    """Saves model, optimizer and epoch through a CheckpointManager after every epoch."""
+class _Steps(keras.callbacks.Callback):
+    """Counts the steps, validates every --eval_freq steps and at each epoch's end, saves ckpt-<step> at
+    each epoch's end, and stops fit at exactly the last step of the plan (run.Session)."""
 
-    def __init__(self, manager: tf.train.CheckpointManager, epoch: tf.Variable):
+    def __init__(self, session, step: tf.Variable, checkpoints, validation, predict):
         super().__init__()
-        self.manager = manager
-        self.epoch = epoch
+        self.session, self.step, self.checkpoints = session, step, checkpoints
+        self.validation, self.predict = validation, predict
+
+    def _validate(self, step: int) -> None:
+        if self.validation is not None and self.validation.last_step != step:
+            self.validation(step, self.predict, self.session.plan.epochs(step))
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step.assign_add(1)
+        step = int(self.step.numpy())
+        if self.session.due(step):
+            self._validate(step)
+        if step >= self.session.plan.total_steps:
+            self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
-        self.epoch.assign(epoch + 1)
-        self.manager.save(checkpoint_number=epoch + 1)
+        step = int(self.step.numpy())
+        self._validate(step)
+        if logs is not None and self.validation is not None:
+            logs.update({f"val_{k}": v for k, v in self.validation.last.items() if v is not None})
+        self.checkpoints.save(step)   # on every worker: all take part in saving, the chief's is kept
 
 
-def train(config: RunConfig, classes: ClassSpec, train_files, val_files, strategy: tf.distribute.Strategy | None = None,
-          write_dir: Path | None = None) -> dict:
-    """Train with fit (resuming from the latest checkpoint in the run folder); returns the last logs.
-
-    train_files, val_files: pipeline.PairSource or AB paths (val_files may be None). The model is built and
-    compiled inside strategy.scope() under the precision policy config.precision; write_dir is where
-    this process writes checkpoints and logs (distribute.write_dir), default the run folder.
-    """
-    run_dir = Path(config.output_dir)
-    write_dir = Path(write_dir or run_dir)
-    strategy = strategy or tf.distribute.get_strategy()
-    source = pipeline.as_source(train_files)
-    keras.utils.set_random_seed(config.seed)  # weights, dropout and shuffling all follow --seed
-    with strategy.scope(), precision.policy(config.precision):
-        model = distribute.synchronize_batchnorm(build(config, classes), strategy)
-    global_batch = config.batch_size * strategy.num_replicas_in_sync
-    steps_per_epoch = max(1, source.count // global_batch)
-    if config.max_steps:
-        steps_per_epoch = min(steps_per_epoch, config.max_steps)
-    # Counted on every start (resume included): the loss's class weights come from them too.
-    frequencies = class_frequencies(source, classes, config)
-    class_weights = balancing_weights(frequencies, config.class_balance) if config.class_balance else None
+def _compile(session, model: keras.Model, class_weights) -> keras.optimizers.Optimizer:
+    """Compile model under the strategy with Adam on a cosine schedule; returns the Adam (what checkpoints
+    hold)."""
+    config = session.config
     # The learning rate decays to 5 % along a cosine over the planned steps: big early updates, and
     # a settled model at the end rather than one caught mid-oscillation.
-    planned_steps = config.max_steps or steps_per_epoch * (config.max_epochs or 1)
+    schedule = keras.optimizers.schedules.CosineDecay(config.lr, decay_steps=session.plan.total_steps, alpha=0.05)
+    optimizer = keras.optimizers.Adam(schedule, beta_1=config.beta1)
+    # Under mixed_float16 fit updates through a LossScaleOptimizer; checkpoints hold the Adam inside.
+    update = precision.scaled_optimizer(optimizer, config.precision)
+    model.compile(optimizer=update, loss=make_loss(session.classes.num_classes, config.dice_weight, class_weights),
+                  run_eagerly=config.eager, jit_compile=config.jit and not config.eager)
+    update.build(model.trainable_variables)  # so a restore fills the slots instead of deferring
+    return optimizer
+
+
+def _restored_step(step: tf.Variable, optimizer) -> int:
+    """The step a checkpoint holds; a U-Net checkpoint written before ckpt-N counted steps (it kept
+    `epoch`, not `step`) gives its optimizer's update count."""
+    if int(step.numpy()) == 0 and int(optimizer.iterations.numpy()) > 0:
+        step.assign(int(optimizer.iterations.numpy()))
+    return int(step.numpy())
+
+
+def train(session) -> dict:
+    """Train with fit for exactly session.plan.total_steps steps (resuming from the run folder's latest
+    checkpoint); returns the last epoch's logs. session: run.Session."""
+    config, classes, strategy = session.config, session.classes, session.strategy
+    session.seed()
+    with strategy.scope(), precision.policy(config.precision):
+        model = distribute.synchronize_batchnorm(build(config, classes), strategy)
+    # Counted on every start (resume included): the loss's class weights come from them too.
+    frequencies = class_frequencies(session.train_source, classes, config)
+    class_weights = balancing_weights(frequencies, config.class_balance) if config.class_balance else None
     with strategy.scope():
-        schedule = keras.optimizers.schedules.CosineDecay(config.lr, decay_steps=planned_steps, alpha=0.05)
-        optimizer = keras.optimizers.Adam(schedule, beta_1=config.beta1)
-        # Under mixed_float16 fit updates through a LossScaleOptimizer; checkpoints hold the Adam inside.
-        update = precision.scaled_optimizer(optimizer, config.precision)
-        model.compile(optimizer=update, loss=make_loss(classes.num_classes, config.dice_weight, class_weights),
-                      metrics=["accuracy"], run_eagerly=config.eager,
-                      jit_compile=config.jit and not config.eager)
-        update.build(model.trainable_variables)  # so a restore fills the slots instead of deferring
-        epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch)
-    manager = tf.train.CheckpointManager(checkpoint, str(write_dir / CHECKPOINT_DIR), config.max_checkpoints)
-    resume_from = resume_checkpoint(config.checkpoint, run_dir)
-    if resume_from:
-        checkpoint.restore(resume_from).expect_partial()
-        log.info("resumed from %s at epoch %d", resume_from, int(epoch.numpy()))
-    else:
+        optimizer = _compile(session, model, class_weights)
+        step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step)
+    checkpoints, start = session.checkpoints(checkpoint, lambda: _restored_step(step, optimizer))
+    if start == 0:
         set_prior_bias(model, frequencies)
-
-    if config.max_steps:
-        # Whole epochs, as many as the steps still to do need.
-        remaining = config.max_steps - int(optimizer.iterations.numpy())
-        epochs = int(epoch.numpy()) + max(0, math.ceil(remaining / steps_per_epoch))
-    else:
-        epochs = config.max_epochs or 1
-    if int(epoch.numpy()) >= epochs:
-        log.info("already trained %d epochs (%d steps); nothing to do", int(epoch.numpy()),
-                 int(optimizer.iterations.numpy()))
+    if session.finished(start):
         return {}
-    deterministic = True if config.deterministic else None
 
-    custom_loop = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-    # Keras's fit fails on a last partial batch split over several replicas (one replica gets no example):
-    # there, validation keeps whole global batches only.
-    whole_val_batches = strategy.num_replicas_in_sync > 1 and not custom_loop
-
-    def dataset_of(files, training: bool):
-        """The per-replica dataset function of files (distribute.distribute_dataset)."""
-        return lambda batch_size, context: pipeline.make_dataset(
-            files, classes.colors, classes.flip_perm, training=training, image_size=config.image_size,
+    def replica_dataset(batch_size, context):
+        return pipeline.make_dataset(
+            session.train_source, classes.colors, classes.flip_perm, training=True, image_size=config.crop_size,
             scale_size=config.scale_size, batch_size=batch_size, flip=config.flip, seed=config.seed,
-            cache=config.cache, repeat=training, deterministic=deterministic, input_context=context,
-            drop_remainder=training or whole_val_batches)
+            cache=config.cache, repeat=True, deterministic=True if config.deterministic else None,
+            input_context=context)
 
-    train_ds = distribute.distribute_dataset(strategy, config.batch_size, dataset_of(source, True))
-    val_ds = None
-    val_source = pipeline.as_source(val_files) if val_files else None
-    if val_source and whole_val_batches and val_source.count < global_batch:
-        log.warning("no validation: %d validation pairs make no whole global batch of %d",
-                    val_source.count, global_batch)
-    elif val_source:
-        val_ds = distribute.distribute_dataset(strategy, config.batch_size, dataset_of(val_source, False))
+    train_ds = distribute.distribute_dataset(strategy, config.batch_size, replica_dataset)
+
+    def predict(images):
+        return model(images, training=False)
+
     callbacks = [
-        _SaveCheckpoint(manager, epoch),   # on every worker: all take part in saving, the chief's is kept
-        keras.callbacks.TensorBoard(str(write_dir / "logs"), update_freq="epoch"),
-        keras.callbacks.CSVLogger(str(write_dir / "log.csv"), append=True),
+        _Steps(session, step, checkpoints, session.validation(checkpoints),
+               predict if config.eager else tf.function(predict, reduce_retracing=True)),
+        keras.callbacks.TensorBoard(str(session.write_dir / "logs"), update_freq="epoch"),
+        keras.callbacks.CSVLogger(str(session.write_dir / "log.csv"), append=True),
     ]
-    verbose = (1 if sys.stderr.isatty() else 2) if distribute.is_chief(strategy) else 0
-    if custom_loop:
+    verbose = (1 if sys.stderr.isatty() else 2) if session.chief else 0
+    initial_epoch, epochs = session.epochs_to_run(start)
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         # Keras 3's fit fails under this strategy (keras-team/keras#20585): the same loop, by hand.
-        history = fitloop.fit(model, strategy, train_ds, epochs=epochs, initial_epoch=int(epoch.numpy()),
-                              steps_per_epoch=steps_per_epoch, validation_data=val_ds, callbacks=callbacks,
+        history = fitloop.fit(model, strategy, train_ds, epochs=epochs, initial_epoch=initial_epoch,
+                              steps_per_epoch=session.plan.steps_per_epoch, callbacks=callbacks,
                               verbose=bool(verbose), eager=config.eager)
     else:
-        history = model.fit(train_ds, epochs=epochs, initial_epoch=int(epoch.numpy()),
-                            steps_per_epoch=steps_per_epoch, validation_data=val_ds, callbacks=callbacks,
+        history = model.fit(train_ds, epochs=epochs, initial_epoch=initial_epoch,
+                            steps_per_epoch=session.plan.steps_per_epoch, callbacks=callbacks,
                             verbose=verbose).history
     last = {k: float(v[-1]) for k, v in history.items()}
-    log.info("unet: %d epochs; %s; checkpoint %s", int(epoch.numpy()),
-             ", ".join(f"{k} {v:.4f}" for k, v in last.items()), manager.latest_checkpoint)
+    log.info("unet: %d steps, epoch %.1f; %s; checkpoint %s", int(step.numpy()),
+             session.plan.epochs(int(step.numpy())), ", ".join(f"{k} {v:.4f}" for k, v in last.items()),
+             checkpoints.latest.latest_checkpoint)
     return last
 
 
-def load_model(config: RunConfig, classes: ClassSpec, run_dir: Path) -> keras.Model:
-    """The trained U-Net of a run folder (its latest checkpoint)."""
+def load_model(config: RunConfig, classes: ClassSpec, run_dir: Path, select: str = "latest") -> keras.Model:
+    """The trained U-Net of a run folder: its best checkpoint by validation mean F1, or its latest (`select`)."""
     model = build(config, classes)
-    tf.train.Checkpoint(model=model).restore(latest_checkpoint(run_dir)).expect_partial()
+    tf.train.Checkpoint(model=model).restore(select_checkpoint(run_dir, select)).expect_partial()
     return model
