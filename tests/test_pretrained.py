@@ -52,10 +52,11 @@ def check_parts(mask: np.ndarray, face: dict, classes: list[str]) -> dict[str, t
     return parts
 
 
-def test_the_pretrained_model_finds_eyes_and_lips_on_grace_hopper(tmp_path):
+def test_the_pretrained_model_finds_eyes_and_lips_on_grace_hopper(tmp_path, monkeypatch):
     assert (MODEL / "saved_model.pb").is_file(), f"{MODEL}: the shipped model is missing"
-    out = tmp_path / "out"
-    assert predict_main(["--input", str(grace_hopper()), "--output", str(out)]) == 0
+    monkeypatch.chdir(tmp_path)
+    assert predict_main(["--input", str(grace_hopper())]) == 0   # no --model, no --output: the defaults
+    out = tmp_path / "predict_out"
     record = json.loads((out / "grace_hopper.json").read_text())
     assert record["model"] == str(MODEL)
     face, = record["faces"]

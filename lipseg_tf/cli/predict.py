@@ -39,6 +39,9 @@ def _model_folder(model: str | None) -> Path:
     return DEFAULT_MODEL
 
 
+DEFAULT_OUTPUT = "predict_out"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="predict.py",
@@ -53,7 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
                              f"default: the pretrained model shipped beside the scripts, {DEFAULT_MODEL_NAME}/")
     parser.add_argument("--input", required=True,
                         help=f"a photo or a folder of photos ({', '.join(IMAGE_EXTENSIONS)})")
-    parser.add_argument("--output", required=True, help="folder for masks, overlays and JSON (created)")
+    parser.add_argument("--output", default=DEFAULT_OUTPUT,
+                        help="folder for masks, overlays and JSON (created; default: %(default)s in the "
+                             "current folder)")
     parser.add_argument("--min-face", "--min_face", dest="min_face", type=int, default=40,
                         help="smallest face to keep, in pixels (the detector box's longer side); photos are "
                              "resized by 20/min-face for detection (MTCNN finds faces from 20 px), so a larger "
