@@ -83,3 +83,14 @@ def test_make_dataset_with_face_augment(tiny_pairs):
     with pytest.raises(UserError, match="--augment"):
         pipeline.make_dataset(source, classes.colors, classes.flip_perm, training=True, image_size=32,
                               scale_size=36, batch_size=2, augment="strong")
+
+
+@pytest.mark.parametrize("model", ["unet", "pix2pix"])
+def test_augment_is_an_option_of_both_trainers(model):
+    from lipseg_tf.cli import runner
+
+    args = runner.build_parser(model).parse_args(["--mode", "train", "--augment", "face"])
+    assert runner.config_from_args(model, args).augment == "face"
+    assert runner.config_from_args(model, runner.build_parser(model).parse_args(["--mode", "train"])).augment == "none"
+    with pytest.raises(SystemExit):
+        runner.build_parser(model).parse_args(["--mode", "train", "--augment", "strong"])

@@ -22,7 +22,9 @@ import math
 
 import tensorflow as tf
 
-AUGMENTS = ("none", "face")
+from lipseg_tf.train.config import AUGMENTS
+
+__all__ = ["AUGMENTS", "face_augment", "geometry", "photometric", "blur", "affine_matrix"]
 MAX_SCALE = 0.10
 MAX_ROTATION_DEG = 10.0
 MAX_SHIFT = 0.05

@@ -23,6 +23,7 @@ OPTIONS_FILE = "options.json"
 CHECKPOINT_DIR = "checkpoints"   # <run>/checkpoints/ckpt-N, N = the step
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")    # --precision (precision.py)
 STRATEGIES = ("default", "mirrored", "multiworker")            # --strategy (distribute.py)
+AUGMENTS = ("none", "face")                                     # --augment (augment.py)
 GROUPS = ("data", "model", "training", "performance", "output")
 # options.json keys written by earlier versions -> today's name
 RENAMED = {"image_size": "crop_size"}
@@ -62,6 +63,9 @@ class RunConfig:
     scale_size: int | None = option(None, "resize pairs to this size before the random crop (default crop_size "
                                           "* 286 / 256)", "data", type=int)
     flip: bool = option(True, "random horizontal flips, swapping left/right classes", "data")
+    augment: str = option("none", "more training augmentation: face adds a random scale, rotation and shift, "
+                                  "colour jitter, blur and JPEG noise, drawn once for photo and mask "
+                                  "(train/augment.py; for real photos)", "data", choices=AUGMENTS)
     ngf: int = option(64, "filters in the first layer of the network", "model")
     max_epochs: int | None = option(None, "passes over the training pairs (default 1 when no --max_steps)",
                                     "training", type=int)

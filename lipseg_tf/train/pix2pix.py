@@ -184,7 +184,8 @@ def _batches(session, weight_table):
                                         image_size=config.crop_size, scale_size=config.scale_size,
                                         batch_size=batch_size, flip=config.flip, seed=config.seed,
                                         cache=config.cache, repeat=True,
-                                        deterministic=True if config.deterministic else None, input_context=context)
+                                        deterministic=True if config.deterministic else None, input_context=context,
+                                        augment=config.augment)
         if weight_table is None:
             return dataset.map(lambda im, lb: to_model_io(im, lb, classes, config.which_direction))
         return dataset.map(lambda im, lb: (*to_model_io(im, lb, classes, config.which_direction),

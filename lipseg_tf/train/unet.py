@@ -148,7 +148,7 @@ def train(session) -> dict:
             session.train_source, classes.colors, classes.flip_perm, training=True, image_size=config.crop_size,
             scale_size=config.scale_size, batch_size=batch_size, flip=config.flip, seed=config.seed,
             cache=config.cache, repeat=True, deterministic=True if config.deterministic else None,
-            input_context=context)
+            input_context=context, augment=config.augment)
 
     train_ds = distribute.distribute_dataset(strategy, config.batch_size, replica_dataset)
 
