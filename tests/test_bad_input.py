@@ -571,7 +571,8 @@ def test_a_corrupt_pair_is_named_after_a_decode_error(tiny_pairs, tmp_path):
     ("lr", float("inf"), "--lr must be a finite number > 0, got inf"),
     ("lr", 0.0, "--lr must be a finite number > 0, got 0.0"),
     ("beta1", 1.0, "--beta1 must be a number from 0 to below 1, got 1.0"),
-    ("l1_weight", float("nan"), "--l1_weight must be a finite number >= 0, got nan"),
+    ("l1_weight", float("nan"), "--l1_weight must be a finite number, got nan"),
+    ("l1_weight", -1.0, "--l1_weight must be >= 0, got -1.0"),
 ])
 def test_options_out_of_range_are_one_line(name, value, expected):
     from types import SimpleNamespace
@@ -648,3 +649,105 @@ def test_resume_skips_broken_checkpoints_and_stale_temp_folders_go(three_checkpo
         (three_checkpoints / f"ckpt-{step}.index").write_bytes(b"")
     with pytest.raises(UserError, match="every newer checkpoint"):
         guards.resume_point(three_checkpoints)
+
+
+# --------------------------------------------------------------------- the trainers, through their main
+
+def trainer_args(model: str, ab_dir: Path, run_dir: Path, *extra: str) -> list[str]:
+    size = ["--depth", "2"] if model == "unet" else ["--ndf", "4"]
+    return ["--mode", "train", "--input_dir", str(ab_dir), "--output_dir", str(run_dir), "--crop_size", "32",
+            "--ngf", "4", *size, "--batch_size", "2", *extra]
+
+
+def run_trainer(model: str, args: list[str]) -> int:
+    from lipseg_tf.cli import runner
+    from lipseg_tf.cli.common import run
+
+    return run(lambda argv: runner.main(model, argv), args)
+
+
+@pytest.mark.parametrize("model, flag, value, expected", [
+    ("unet", "--ngf", "0", "--ngf must be >= 1, got 0"),
+    ("unet", "--depth", "0", "--depth must be >= 1, got 0"),
+    ("unet", "--lr", "inf", "--lr must be a finite number > 0, got inf"),
+    ("pix2pix", "--ndf", "-2", "--ndf must be >= 1, got -2"),
+    ("pix2pix", "--lr", "nan", "--lr must be a finite number > 0, got nan"),
+])
+def test_trainer_option_out_of_range_is_one_line(tmp_path, capsys, model, flag, value, expected):
+    from helpers import make_ab_dataset
+
+    ab_dir = make_ab_dataset(tmp_path / "ab", {"train": 3}, size=32)
+    before = snapshot(ab_dir)
+    code = run_trainer(model, trainer_args(model, ab_dir, tmp_path / "run", "--max_steps", "1", flag, value))
+    assert expected in refused(capsys, code, before, ab_dir, alone=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_trainer_output_inside_the_input_is_refused(tmp_path, capsys):
+    from helpers import make_ab_dataset
+
+    ab_dir = make_ab_dataset(tmp_path / "ab", {"train": 3}, size=32)
+    before = snapshot(ab_dir)
+    code = run_trainer("unet", trainer_args("unet", ab_dir, ab_dir / "run", "--max_steps", "1"))
+    assert "lies inside --input_dir" in refused(capsys, code, before, ab_dir, alone=False)
+
+
+@pytest.mark.parametrize("model", ["unet", "pix2pix"])
+def test_a_diverging_loss_stops_with_the_step_and_saves_nothing_broken(tmp_path, capsys, model):
+    from helpers import make_ab_dataset
+
+    ab_dir = make_ab_dataset(tmp_path / "ab", {"train": 4}, size=32)
+    extra = ["--summary_freq", "1"] if model == "pix2pix" else []
+    code = run_trainer(model, trainer_args(model, ab_dir, tmp_path / "run", "--max_steps", "6", "--lr", "1e38",
+                                           *extra))
+    line = one_error_line(capsys, alone=False)
+    assert code == 1 and line.startswith("error: step ") and "training diverged" in line
+    for prefix in (tmp_path / "run" / "checkpoints").glob("ckpt-*.index"):
+        import tensorflow as tf
+        reader = tf.train.load_checkpoint(str(prefix).removesuffix(".index"))
+        assert all(np.isfinite(reader.get_tensor(name)).all() for name, dtype in
+                   reader.get_variable_to_dtype_map().items() if dtype.is_floating)
+
+
+def test_resume_skips_a_truncated_checkpoint_and_test_names_it(tmp_path, capsys):
+    from helpers import make_ab_dataset
+
+    ab_dir = make_ab_dataset(tmp_path / "ab", {"train": 4, "test": 1}, size=32)
+    run_dir = tmp_path / "run"
+    assert run_trainer("unet", trainer_args("unet", ab_dir, run_dir, "--max_steps", "4")) == 0
+    checkpoints = run_dir / "checkpoints"
+    data = checkpoints / "ckpt-4.data-00000-of-00001"
+    data.write_bytes(data.read_bytes()[:1000])
+    capsys.readouterr()
+
+    from lipseg_tf.cli import runner
+    from lipseg_tf.cli.common import run
+    code = run(lambda argv: runner.main("unet", argv), ["--mode", "test", "--checkpoint", str(run_dir), "--input_dir",
+                                                       str(ab_dir), "--output_dir", str(tmp_path / "results")])
+    line = one_error_line(capsys, alone=False)
+    assert code == 1 and line.startswith(f"error: {data}: unreadable")
+    assert not (tmp_path / "results").exists()
+
+    (checkpoints / "ckpt-5_temp").mkdir()   # what a save killed midway leaves
+    assert run_trainer("unet", trainer_args("unet", ab_dir, run_dir, "--max_steps", "6")) == 0
+    err = capsys.readouterr().err
+    assert str(data) in err and f"resuming from {checkpoints / 'ckpt-2'}" in err
+    assert (checkpoints / "ckpt-6.index").is_file() and not (checkpoints / "ckpt-5_temp").exists()
+
+
+@pytest.mark.parametrize("mode", ["test", "export"])
+def test_results_inside_the_run_folder_are_refused(tmp_path, capsys, mode):
+    from helpers import make_ab_dataset
+    from lipseg_tf.cli import runner
+    from lipseg_tf.cli.common import run
+    from lipseg_tf.prep.parts import DEFAULT_PARTS
+
+    ab_dir = make_ab_dataset(tmp_path / "ab", {"test": 1}, size=32)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "options.json").write_text(json.dumps({"model": "unet", "crop_size": 32, "ngf": 4, "depth": 2,
+                                                      "parts": list(DEFAULT_PARTS), "style": "color"}))
+    before = snapshot(tmp_path)
+    code = run(lambda argv: runner.main("unet", argv), ["--mode", mode, "--checkpoint", str(run_dir), "--input_dir",
+                                                       str(ab_dir), "--output_dir", str(run_dir / "results")])
+    assert "lies inside --checkpoint" in refused(capsys, code, before, tmp_path, alone=False)

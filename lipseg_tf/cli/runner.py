@@ -17,6 +17,7 @@ from typing import Sequence
 from lipseg_tf.cli.common import setup_logging
 from lipseg_tf.errors import UserError
 from lipseg_tf.prep.classes import ClassSpec
+from lipseg_tf.prep.folders import check_apart, check_output_dir
 from lipseg_tf.prep.pairs import read_pairs_meta
 from lipseg_tf.prep.parts import parse_parts
 from lipseg_tf.train.config import GROUPS, RunConfig, config_class, load_options, with_model_options
@@ -126,6 +127,8 @@ def test(config: RunConfig, run_dir: Path, tta: str | None = None) -> int:
     output_dir = Path(require(config.output_dir, "--output_dir (where to write results)", "test"))
     classes = ClassSpec.create(config.parts, config.style)
     files = pipeline.find_pairs(input_dir, "test")
+    check_apart(("--output_dir", output_dir), {"--input_dir": input_dir, "--checkpoint": run_dir})
+    check_output_dir(output_dir, "--output_dir")
     segmenter = _load_segmenter(config, classes, run_dir, tta)
     result = run_test(files, classes, segmenter.probabilities_at_model_size, output_dir, config.crop_size,
                       batch_size=max(config.batch_size, 8), data_source=_data_source(input_dir))
@@ -147,6 +150,8 @@ def export(config: RunConfig, run_dir: Path, fmt: str = "savedmodel", tta: str |
 
     output_dir = Path(require(config.output_dir, "--output_dir (the SavedModel folder to write)", "export"))
     classes = ClassSpec.create(config.parts, config.style)
+    check_apart(("--output_dir", output_dir), {"--checkpoint": run_dir})
+    check_output_dir(output_dir, "--output_dir")
     framing, crop = _framing(run_dir)
     segmenter = _load_segmenter(config, classes, run_dir, tta)
     if fmt == "tflite":

@@ -20,6 +20,7 @@ import tensorflow as tf
 from lipseg_tf.errors import UserError
 from lipseg_tf.prep.imageio import write_text
 from lipseg_tf.train.config import CHECKPOINT_DIR
+from lipseg_tf.train.guards import check_intact, remove_stale_temp, resume_point
 
 log = logging.getLogger("lipseg_tf")
 BEST_DIR = "best"
@@ -59,17 +60,18 @@ def select_checkpoint(run_dir: str | Path, select: str = "best") -> str:
         best = tf.train.latest_checkpoint(str(Path(run_dir) / CHECKPOINT_DIR / BEST_DIR))
         if best:
             log.info("using the best checkpoint by validation mean F1: %s", best)
-            return best
+            return check_intact(best)
         log.info("%s: no best checkpoint (no validation during training): using the latest", run_dir)
-    return latest_checkpoint(run_dir)
+    return check_intact(latest_checkpoint(run_dir))
 
 
 def resume_checkpoint(checkpoint: str | Path | None, run_dir: str | Path) -> str | None:
     """The checkpoint a train run starts from: the newest in --checkpoint's run folder when given
     (UserError when it has none), else the newest in its own run folder, else None (a fresh start)."""
     if checkpoint:
-        return latest_checkpoint(checkpoint)
-    return tf.train.latest_checkpoint(str(Path(run_dir) / CHECKPOINT_DIR))
+        latest_checkpoint(checkpoint)   # UserError when it holds none
+        return resume_point(Path(checkpoint) / CHECKPOINT_DIR)
+    return resume_point(Path(run_dir) / CHECKPOINT_DIR)
 
 
 class Checkpoints:
@@ -81,6 +83,7 @@ class Checkpoints:
 
     def __init__(self, checkpoint: tf.train.Checkpoint, write_dir: Path, max_to_keep: int):
         folder = Path(write_dir) / CHECKPOINT_DIR
+        remove_stale_temp(folder)   # a save killed midway left it
         self.latest = tf.train.CheckpointManager(checkpoint, str(folder), max_to_keep)
         self.best = tf.train.CheckpointManager(checkpoint, str(folder / BEST_DIR), 1)
         self.best_file = folder / BEST_FILE

@@ -47,8 +47,10 @@ def check_options_in_range(config) -> None:
         raise UserError(f"--beta1 must be a number from 0 to below 1, got {beta1}")
     for name in NON_NEGATIVE_WEIGHTS:
         value = getattr(config, name, None)
-        if value is not None and not (math.isfinite(value) and value >= 0):
-            raise UserError(f"--{name} must be a finite number >= 0, got {value}")
+        if value is not None and not math.isfinite(value):
+            raise UserError(f"--{name} must be a finite number, got {value}")
+        if value is not None and value < 0:
+            raise UserError(f"--{name} must be >= 0, got {value}")
 
 
 def check_losses(step: int, losses: Mapping[str, float], checkpoint: str | None = None) -> None:

@@ -19,7 +19,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from lipseg_tf.prep.classes import ClassSpec
-from lipseg_tf.train import balance, distribute, networks, pipeline, precision
+from lipseg_tf.train import balance, distribute, guards, networks, pipeline, precision
 from lipseg_tf.train.checkpoints import select_checkpoint
 from lipseg_tf.train.config import RunConfig
 
@@ -240,6 +240,7 @@ def train(session) -> dict:
         bar.update(1)
         if step % config.summary_freq == 0 or step == plan.total_steps:
             losses = {k: float(v) for k, v in losses.items()}
+            guards.check_losses(step, losses, checkpoints.latest.latest_checkpoint)
             bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
             if bar.disable and session.chief:  # no terminal: the losses go to the log instead
                 log.info("step %d/%d: %s", step, plan.total_steps,
@@ -252,8 +253,11 @@ def train(session) -> dict:
         if predict and session.due(step):
             validation(step, predict, plan.epochs(step))
         if step % config.save_freq == 0 and step < plan.total_steps:
+            guards.check_losses(step, {k: float(v) for k, v in losses.items()}, checkpoints.latest.latest_checkpoint)
             checkpoints.save(step)   # every worker takes part; only the chief's is kept
     bar.close()
+    guards.check_losses(int(model.step.numpy()), {k: float(v) for k, v in losses.items()},
+                        checkpoints.latest.latest_checkpoint)
     checkpoints.save(int(model.step.numpy()))
     writer.flush()
     losses = {k: float(v) for k, v in losses.items()}

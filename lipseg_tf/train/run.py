@@ -19,6 +19,7 @@ from typing import Callable
 
 from lipseg_tf.errors import UserError
 from lipseg_tf.prep.classes import ClassSpec, classes_for_training
+from lipseg_tf.prep.folders import check_apart, make_output_dir
 from lipseg_tf.train.config import CHECKPOINT_DIR, RunConfig, load_options, with_model_options
 
 log = logging.getLogger("lipseg_tf")
@@ -33,6 +34,8 @@ def require(value, flag: str, mode: str):
 
 def check_options(config: RunConfig) -> None:
     """UserError naming the first option out of its range."""
+    from lipseg_tf.train.guards import check_options_in_range
+    check_options_in_range(config)
     if config.scale_size < config.crop_size:
         raise UserError(f"--scale_size {config.scale_size} is smaller than --crop_size {config.crop_size}")
     for flag in ("max_steps", "max_epochs", "eval_freq"):
@@ -174,7 +177,8 @@ def train(config: RunConfig, strategy=None) -> int:
     train_source = pipeline.find_pairs(input_dir, "train")
     val_source = pipeline.find_pairs(input_dir, "val") if pipeline.has_split(input_dir, "val") else None
     _build(config, classes)  # a bad size or width fails here, before anything is written
-    output_dir.mkdir(parents=True, exist_ok=True)
+    check_apart(("--output_dir", output_dir), {"--input_dir": input_dir})
+    make_output_dir(output_dir, "--output_dir")
     if distribute.is_chief(strategy):   # the other workers of a multi-worker run write nothing here
         config.save(output_dir)
     plan = plan_steps(config, train_source.count, strategy.num_replicas_in_sync)
@@ -185,12 +189,14 @@ def train(config: RunConfig, strategy=None) -> int:
     start = time.perf_counter()
     with distribute.write_dir(output_dir, strategy) as write_dir:
         session = Session(config, classes, train_source, val_source, strategy, write_dir, plan)
-        if config.model == "pix2pix":
-            from lipseg_tf.train import pix2pix
-            pix2pix.train(session)
-        else:
-            from lipseg_tf.train import unet
-            unet.train(session)
+        from lipseg_tf.train.guards import decode_errors
+        with decode_errors(train_source, val_source):
+            if config.model == "pix2pix":
+                from lipseg_tf.train import pix2pix
+                pix2pix.train(session)
+            else:
+                from lipseg_tf.train import unet
+                unet.train(session)
     log.info("%s: trained in %.0f s", config.model, time.perf_counter() - start)
     return 0
 

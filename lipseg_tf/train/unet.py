@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from lipseg_tf.prep.classes import ClassSpec
-from lipseg_tf.train import distribute, fitloop, networks, pipeline, precision
+from lipseg_tf.train import distribute, fitloop, guards, networks, pipeline, precision
 from lipseg_tf.train.balance import balancing_weights, class_frequencies
 from lipseg_tf.train.checkpoints import select_checkpoint
 from lipseg_tf.train.config import RunConfig
@@ -156,6 +156,7 @@ def train(session) -> dict:
         return model(images, training=False)
 
     callbacks = [
+        guards.NonFiniteLoss(start, lambda: checkpoints.latest.latest_checkpoint),
         _Steps(session, step, checkpoints, session.validation(checkpoints),
                predict if config.eager else tf.function(predict, reduce_retracing=True)),
         keras.callbacks.TensorBoard(str(session.write_dir / "logs"), update_freq="epoch"),
