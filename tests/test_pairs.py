@@ -13,7 +13,7 @@ from PIL import Image
 from lipseg_tf.cli.g_mask import main as g_mask_main
 from lipseg_tf.cli.process import main as process_main
 from lipseg_tf.errors import UserError
-from lipseg_tf.prep import celebamask, masks, pairs
+from lipseg_tf.prep import celebamask, masks, pairs, splits
 from lipseg_tf.prep.parts import DEFAULT_PARTS, palette
 
 SIZE = 16
@@ -137,15 +137,15 @@ def test_crop_is_recorded_and_a_new_crop_rewrites_every_pair(celeba, tmp_path):
 
 def test_assign_splits_is_seeded_and_checks_fractions():
     ids = list(range(10))
-    splits = pairs.assign_splits(ids, (0.8, 0.1, 0.1), seed=3)
-    assert sorted(splits) == ids
-    assert [list(splits.values()).count(s) for s in ("train", "val", "test")] == [8, 1, 1]
-    assert splits == pairs.assign_splits(reversed(ids), (0.8, 0.1, 0.1), seed=3)
-    assert splits != pairs.assign_splits(ids, (0.8, 0.1, 0.1), seed=4)
+    assigned = splits.assign_splits(ids, (0.8, 0.1, 0.1), seed=3)
+    assert sorted(assigned) == ids
+    assert [list(assigned.values()).count(s) for s in ("train", "val", "test")] == [8, 1, 1]
+    assert assigned == splits.assign_splits(reversed(ids), (0.8, 0.1, 0.1), seed=3)
+    assert assigned != splits.assign_splits(ids, (0.8, 0.1, 0.1), seed=4)
     with pytest.raises(UserError, match="summing to 1"):
-        pairs.assign_splits(ids, (0.8, 0.1, 0.2))
+        splits.assign_splits(ids, (0.8, 0.1, 0.2))
     with pytest.raises(UserError, match="three numbers"):
-        pairs.parse_fractions("0.8,x,0.1")
+        splits.parse_fractions("0.8,x,0.1")
 
 
 def test_official_split_from_mapping(celeba, tmp_path):
@@ -186,7 +186,7 @@ def test_without_mapping_a_seeded_random_split_is_used(celeba, tmp_path, caplog)
         counts = pairs.run_process(tmp_path / "pairs", mask_dir, data_dir=root, size=SIZE, workers=1)
     assert "official split not available" in caplog.text
     assert sum(counts["splits"].values()) == 4
-    expected = pairs.assign_splits(range(4), (0.8, 0.1, 0.1), 0)
+    expected = splits.assign_splits(range(4), (0.8, 0.1, 0.1), 0)
     for image_id, split in expected.items():
         assert (tmp_path / "pairs" / split / f"{image_id}.png").is_file()
 

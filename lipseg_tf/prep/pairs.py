@@ -61,11 +61,11 @@ from lipseg_tf.prep.celebamask import SPLITS
 from lipseg_tf.prep.masks import META_FILE as MASKS_META_FILE
 from lipseg_tf.prep.masks import is_up_to_date, mask_meta, read_meta
 from lipseg_tf.prep.parts import DEFAULT_PARTS, MASK_STYLES, parse_parts
+from lipseg_tf.prep.splits import choose_splits, parse_fractions
 
 log = logging.getLogger("lipseg_tf.pairs")
 
 META_FILE = "pairs.json"
-DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
 ASPECT_TOLERANCE = 0.01
 # Warnings named one by one before the rest are summed up, so a half-made mask folder can't flood the log.
 MAX_NAMED_WARNINGS = 10
@@ -146,40 +146,6 @@ def split_pair(ab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if width % 2:
         raise ValueError(f"an AB image has an even width, got {width}")
     return ab[:, :width // 2], ab[:, width // 2:]
-
-
-def parse_fractions(text: str) -> tuple[float, float, float]:
-    """'0.8,0.1,0.1' -> (0.8, 0.1, 0.1), checked by check_fractions."""
-    try:
-        fractions = tuple(float(f) for f in text.split(","))
-    except ValueError:
-        raise UserError(f"--split: expected three numbers like 0.8,0.1,0.1, got {text!r}") from None
-    return check_fractions(fractions)
-
-
-def check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
-    """The train/val/test fractions, or UserError unless they are three numbers >= 0 summing to 1."""
-    fractions = tuple(float(f) for f in fractions)
-    if len(fractions) != 3 or not all(0 <= f <= 1 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
-        raise UserError(f"--split: expected three fractions >= 0 for train,val,test summing to 1, "
-                        f"got {','.join(f'{f:g}' for f in fractions)}")
-    return fractions
-
-
-def assign_splits(ids: Iterable[Hashable], fractions: Sequence[float] = DEFAULT_FRACTIONS,
-                  seed: int = 0) -> dict:
-    """A seeded random train/val/test split: {id: 'train'|'val'|'test'}.
-
-    The ids are sorted first, so the result depends only on the set of ids, the fractions and the seed.
-    """
-    fractions = check_fractions(fractions)
-    ids = sorted(ids)
-    order = np.random.default_rng(seed).permutation(len(ids))
-    train_end, val_end = (int(round(b)) for b in np.cumsum(fractions[:2]) * len(ids))
-    splits = {}
-    for rank, position in enumerate(order):
-        splits[ids[position]] = "train" if rank < train_end else "val" if rank < val_end else "test"
-    return splits
 
 
 def _by_stem(paths: Iterable[Path], numeric: bool) -> tuple[dict, list[Path]]:
@@ -309,26 +275,6 @@ def _pair_meta(masks_dir: Path, parts: Sequence[str] | None, style: str | None) 
     return meta
 
 
-def _choose_splits(keys: list, all_keys: list, data_dir: Path | None, partition: str | None,
-                   fractions: tuple[float, float, float] | None, seed: int | None) -> tuple[dict, dict]:
-    """({key: split}, {key: problem}): official CelebA split of keys when possible and not overridden, else
-    a seeded random one drawn over all_keys (every photo, so --limit doesn't change a photo's split)."""
-    mapping_path = data_dir / celebamask.MAPPING_FILE if data_dir is not None else None
-    if fractions is None and mapping_path is not None and mapping_path.is_file():
-        if seed is not None:
-            log.info("--seed ignored: using the official split from %s", mapping_path)
-        return celebamask.split_problems(data_dir, keys, partition)
-    if partition is not None:
-        raise UserError(f"--partition {partition}: needs {celebamask.MAPPING_FILE} in --data-dir "
-                        "and no --split")
-    if fractions is None:
-        where = f"no {mapping_path}" if mapping_path is not None else "plain folders"
-        log.warning("official split not available (%s): using a random %s split, seed %d", where,
-                    ",".join(f"{f:g}" for f in DEFAULT_FRACTIONS), seed or 0)
-        return assign_splits(all_keys, DEFAULT_FRACTIONS, seed or 0), {}
-    return assign_splits(all_keys, fractions, seed or 0), {}
-
-
 def _own_outputs(out_dir: Path) -> list[Path]:
     """The files in out_dir named as process.py names its outputs: `<split>/*.png` and the shards."""
     if not out_dir.is_dir():
@@ -408,7 +354,7 @@ def run_process(out_dir: str | Path, masks_dir: str | Path, *, data_dir: str | P
         log.info("%d masks in %s have no photo: ignored", unmatched, masks_dir)
     all_keys = sorted(photos)
     keys = all_keys[:limit] if limit is not None else all_keys
-    splits, split_failures = _choose_splits(keys, all_keys, data_dir if numeric else None, partition,
+    splits, split_failures = choose_splits(keys, all_keys, data_dir if numeric else None, partition,
                                             fractions, seed)
     settings = {**_pair_meta(masks_dir, parts, style), "size": size, "format": output_format}
     if crop is not None:
