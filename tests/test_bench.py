@@ -8,7 +8,7 @@ import json
 import pytest
 
 from lipseg_tf.errors import UserError
-from lipseg_tf.tools import bench
+from lipseg_tf.tools import bench, bench_models
 
 
 def test_bench_runs_every_section_and_writes_json(tmp_path, capsys):
@@ -25,7 +25,7 @@ def test_bench_runs_every_section_and_writes_json(tmp_path, capsys):
     assert document["machine"]["cores"] >= 1 and document["machine"]["tensorflow"]
     assert document["settings"]["size"] == 32 and document["seconds"]["total"] > 0
     rows = document["rows"]
-    assert all(set(row) == set(bench.ROW_KEYS) for row in rows)
+    assert all(set(row) == set(bench_models.ROW_KEYS) for row in rows)
     assert {row["section"] for row in rows} == set(bench.SECTIONS)
     names = [row["name"] for row in rows]
     assert "masks/s" in names and "pairs/s, TFRecord" in names and "AB pairs/s delivered, TFRecord" in names
