@@ -2,7 +2,7 @@
 """Merge CelebAMask-HQ's per-part annotation files into one mask per photo (lipseg_tf/prep/masks.py).
 
     python g_mask.py --data-dir CelebAMask-HQ --out-dir masks [--parts l_eye,r_eye,u_lip,l_lip]
-                     [--style color|binary|index] [--workers N] [--limit N] [--force]
+                     [--style color|binary|index] [--fix-sides] [--workers N] [--limit N] [--force]
 """
 
 import sys
