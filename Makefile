@@ -29,9 +29,9 @@ demo: $(STAMP)
 lint: $(DEV_STAMP)
 	$(PY) -m ruff check .
 
-## make test: the linter, then the whole pytest suite
+## make test: the linter, then the whole pytest suite (it lists its 15 slowest tests at the end)
 test: lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 clean:
 	rm -rf $(DEMO_OUT) .pytest_cache .ruff_cache

@@ -172,7 +172,7 @@ def train(session) -> dict:
     else:
         history = model.fit(train_ds, epochs=epochs, initial_epoch=initial_epoch,
                             steps_per_epoch=session.plan.steps_per_epoch, callbacks=callbacks,
-                            verbose=verbose).history
+                            verbose=verbose, shuffle=False).history  # the dataset shuffles itself
     last = {k: float(v[-1]) for k, v in history.items()}
     log.info("unet: %d steps, epoch %.1f; %s; checkpoint %s", int(step.numpy()),
              session.plan.epochs(int(step.numpy())), ", ".join(f"{k} {v:.4f}" for k, v in last.items()),
