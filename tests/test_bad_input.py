@@ -606,7 +606,7 @@ def test_a_loss_turning_nan_stops_fit_at_that_step_before_any_save(tmp_path):
     save = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: saved.append(epoch))
     data = tf.data.Dataset.from_tensor_slices((tf.ones((8, 2)), tf.ones((8, 1)))).batch(1)
     with pytest.raises(UserError) as err:
-        model.fit(data, epochs=1, verbose=0,
+        model.fit(data, epochs=1, verbose=0, shuffle=False,
                   callbacks=[guards.NonFiniteLoss(10, lambda: "ckpt-10"), save])
     assert str(err.value).startswith("step 13: loss is nan") and "ckpt-10" in str(err.value)
     assert saved == []
