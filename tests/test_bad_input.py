@@ -571,6 +571,8 @@ def test_a_corrupt_pair_is_named_after_a_decode_error(tiny_pairs, tmp_path):
     ("lr", float("inf"), "--lr must be a finite number > 0, got inf"),
     ("lr", 0.0, "--lr must be a finite number > 0, got 0.0"),
     ("beta1", 1.0, "--beta1 must be a number from 0 to below 1, got 1.0"),
+    ("dropout", 1.0, "--dropout must be a number from 0 to below 1, got 1.0"),
+    ("dropout", -0.1, "--dropout must be a number from 0 to below 1, got -0.1"),
     ("l1_weight", float("nan"), "--l1_weight must be a finite number, got nan"),
     ("l1_weight", -1.0, "--l1_weight must be >= 0, got -1.0"),
 ])
@@ -580,7 +582,8 @@ def test_options_out_of_range_are_one_line(name, value, expected):
     from lipseg_tf.errors import UserError
     from lipseg_tf.train import guards
 
-    good = dict(crop_size=32, scale_size=36, ngf=4, ndf=4, depth=2, batch_size=2, lr=1e-3, beta1=0.5, l1_weight=100.0)
+    good = dict(crop_size=32, scale_size=36, ngf=4, ndf=4, depth=2, batch_size=2, lr=1e-3, beta1=0.5, l1_weight=100.0,
+                dropout=0.5)
     guards.check_options_in_range(SimpleNamespace(**good))
     with pytest.raises(UserError) as err:
         guards.check_options_in_range(SimpleNamespace(**{**good, name: value}))

@@ -47,6 +47,19 @@ def test_generator_dropout_only_in_first_three_decoder_stages(generator_256):
                    for layer in e.layers)
 
 
+def test_generator_dropout_rate_is_an_option_and_changes_no_weights():
+    paper, none = networks.build_generator(32, 4), networks.build_generator(32, 4, dropout=0.0)
+    rates = [layer.rate for layer in paper._flatten_layers() if isinstance(layer, keras.layers.Dropout)]
+    assert rates == [0.5, 0.5, 0.5]
+    assert not any(isinstance(layer, keras.layers.Dropout) for layer in none._flatten_layers())
+    # the same weights, so either loads the other's checkpoint; without dropout training calls agree
+    assert [w.shape for w in paper.weights] == [w.shape for w in none.weights]
+    none.set_weights(paper.get_weights())
+    image = tf.random.uniform((1, 32, 32, 3), -1.0, 1.0, seed=3)
+    np.testing.assert_allclose(none(image, training=False), paper(image, training=False), atol=1e-6)
+    np.testing.assert_array_equal(none(image, training=True), none(image, training=True))
+
+
 def test_patchgan_at_256_gives_30x30_logits():
     disc = networks.build_discriminator(256, 64)
     assert disc.output_shape == (None, 30, 30, 1)

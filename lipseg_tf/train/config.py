@@ -157,6 +157,8 @@ class Pix2PixConfig(RunConfig):
     l1_balance: float = option(0.0, f"weigh each pixel's L1 error by {ENET_WEIGHTS}, scaled to average 1; 0 is "
                                     "the paper's plain L1. Sparse masks need it: docs/how-models-learn.md",
                                "training")
+    dropout: float = option(0.5, "dropout rate in the generator's first three up blocks while training "
+                                  "(the paper's 0.5; 0: none)", "training")
     summary_freq: int = option(100, "update TensorBoard scalars and the progress bar every N steps", "output")
     save_freq: int = option(1000, "save a checkpoint every N steps", "output")
 

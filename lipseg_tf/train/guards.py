@@ -34,7 +34,7 @@ NON_NEGATIVE_WEIGHTS = ("l1_weight", "gan_weight", "dice_weight", "class_balance
 
 def check_options_in_range(config) -> None:
     """UserError naming the first option out of its range: a size < 1, --lr not a finite number > 0,
-    --beta1 outside [0, 1), a loss weight negative or not finite. Options the config lacks are skipped."""
+    --beta1 or --dropout outside [0, 1), a loss weight negative or not finite. Options the config lacks are skipped."""
     for name in POSITIVE_SIZES:
         value = getattr(config, name, None)
         if value is not None and value < 1:
@@ -45,6 +45,9 @@ def check_options_in_range(config) -> None:
     beta1 = getattr(config, "beta1", None)
     if beta1 is not None and not (math.isfinite(beta1) and 0 <= beta1 < 1):
         raise UserError(f"--beta1 must be a number from 0 to below 1, got {beta1}")
+    dropout = getattr(config, "dropout", None)
+    if dropout is not None and not (math.isfinite(dropout) and 0 <= dropout < 1):
+        raise UserError(f"--dropout must be a number from 0 to below 1, got {dropout}")
     for name in NON_NEGATIVE_WEIGHTS:
         value = getattr(config, name, None)
         if value is not None and not math.isfinite(value):

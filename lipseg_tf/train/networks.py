@@ -39,19 +39,19 @@ def downsample(filters: int, size: int = 4, batchnorm: bool = True, name: str | 
     return block
 
 
-def upsample(filters: int, size: int = 4, dropout: bool = False, name: str | None = None):
-    """Transposed conv (stride 2) -> BatchNorm -> Dropout(0.5)? -> ReLU: doubles height and width."""
+def upsample(filters: int, size: int = 4, dropout: float = 0.0, name: str | None = None):
+    """Transposed conv (stride 2) -> BatchNorm -> Dropout(rate)? -> ReLU: doubles height and width."""
     block = keras.Sequential(name=name)
     block.add(layers.Conv2DTranspose(filters, size, strides=2, padding="same", kernel_initializer=_init(),
                                      use_bias=False))
     block.add(layers.BatchNormalization())
     if dropout:
-        block.add(layers.Dropout(0.5))
+        block.add(layers.Dropout(dropout))
     block.add(layers.ReLU())
     return block
 
 
-def build_generator(image_size: int = 256, ngf: int = 64, out_channels: int = 3,
+def build_generator(image_size: int = 256, ngf: int = 64, out_channels: int = 3, dropout: float = 0.5,
                     name: str = "generator") -> keras.Model:
     """pix2pix U-Net generator: photo in [-1, 1] -> image in [-1, 1] (tanh).
 
@@ -60,6 +60,8 @@ def build_generator(image_size: int = 256, ngf: int = 64, out_channels: int = 3,
             (8 at 256) bring it to 1x1, and log2(size) - 1 up blocks with skip connections return.
         ngf: filters of the first block; deeper blocks double it up to 8 * ngf.
         out_channels: channels of the output image.
+        dropout: rate of the dropout in the first three up blocks (the paper's 0.5; 0: none). Training
+            only: it holds no weights, so a generator built with any rate loads any checkpoint.
         name: the model's name.
     """
     levels = _check_size(image_size, 8, "generator")
@@ -74,7 +76,7 @@ def build_generator(image_size: int = 256, ngf: int = 64, out_channels: int = 3,
         skips.append(x)
     for i, (f, skip) in enumerate(zip(reversed(filters[:-1]), reversed(skips[:-1]))):
         # (bs, 2, 2, 1024) ... (bs, 128, 128, 128): dropout in the first three up blocks, as in the paper
-        x = upsample(f, dropout=i < 3, name=f"decoder_stage{i + 1}")(x)
+        x = upsample(f, dropout=dropout if i < 3 else 0.0, name=f"decoder_stage{i + 1}")(x)
         x = layers.Concatenate(name=f"decoder_stage{i + 1}_skip")([x, skip])
     x = layers.Conv2DTranspose(out_channels, 4, strides=2, padding="same", kernel_initializer=_init(),
                                name="output_conv")(x)                  # (bs, 256, 256, 3)

@@ -89,7 +89,7 @@ class Pix2Pix:
         learning_rate = config.lr if learning_rate is None else learning_rate
         self.strategy = strategy or tf.distribute.get_strategy()
         with self.strategy.scope(), precision.policy(config.precision):
-            self.generator = networks.build_generator(config.crop_size, config.ngf)
+            self.generator = networks.build_generator(config.crop_size, config.ngf, dropout=config.dropout)
             self.discriminator = networks.build_discriminator(config.crop_size, config.ndf)
             for network in (self.generator, self.discriminator):
                 distribute.synchronize_batchnorm(network, self.strategy)
