@@ -60,7 +60,7 @@ fi
 p2p=$work/pix2pix_s$seed
 if has pix2pix; then
     timed pix2pix_train "$py" pix2pix.py --mode train --input_dir "$work/pairs_c128_fixed" --output_dir "$p2p" \
-        --crop_size 128 --scale_size 136 --ngf 16 --ndf 16 --batch_size 4 --lr 5e-4 --l1_balance 1 \
+        --crop_size 128 --scale_size 136 --ngf 32 --ndf 16 --batch_size 4 --lr 5e-4 --l1_balance 1 \
         --max_epochs 6 --decay_epochs 3 --seed "$seed"
     for tta in none flip; do
         "$py" pix2pix.py --mode test --input_dir "$work/pairs_c128" --checkpoint "$p2p" --tta $tta \
