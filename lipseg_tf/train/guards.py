@@ -34,7 +34,8 @@ NON_NEGATIVE_WEIGHTS = ("l1_weight", "gan_weight", "dice_weight", "class_balance
 
 def check_options_in_range(config) -> None:
     """UserError naming the first option out of its range: a size < 1, --lr not a finite number > 0,
-    --beta1 or --dropout outside [0, 1), a loss weight negative or not finite. Options the config lacks are skipped."""
+    --beta1 or --dropout outside [0, 1), a loss weight negative or not finite. Options the config lacks
+    are skipped."""
     for name in POSITIVE_SIZES:
         value = getattr(config, name, None)
         if value is not None and value < 1:
