@@ -30,6 +30,8 @@ log = logging.getLogger("lipseg_tf")
 POSITIVE_SIZES = ("crop_size", "scale_size", "ngf", "ndf", "depth", "batch_size")
 # Options that weigh a loss or set the optimizer: finite numbers >= 0.
 NON_NEGATIVE_WEIGHTS = ("l1_weight", "gan_weight", "dice_weight", "class_balance", "l1_balance")
+# Options that are a fraction: numbers from 0 to below 1.
+BELOW_ONE = ("beta1", "dropout")
 
 
 def check_options_in_range(config) -> None:
@@ -43,12 +45,10 @@ def check_options_in_range(config) -> None:
     lr = getattr(config, "lr", None)
     if lr is not None and not (math.isfinite(lr) and lr > 0):
         raise UserError(f"--lr must be a finite number > 0, got {lr}")
-    beta1 = getattr(config, "beta1", None)
-    if beta1 is not None and not (math.isfinite(beta1) and 0 <= beta1 < 1):
-        raise UserError(f"--beta1 must be a number from 0 to below 1, got {beta1}")
-    dropout = getattr(config, "dropout", None)
-    if dropout is not None and not (math.isfinite(dropout) and 0 <= dropout < 1):
-        raise UserError(f"--dropout must be a number from 0 to below 1, got {dropout}")
+    for name in BELOW_ONE:
+        value = getattr(config, name, None)
+        if value is not None and not (math.isfinite(value) and 0 <= value < 1):
+            raise UserError(f"--{name} must be a number from 0 to below 1, got {value}")
     for name in NON_NEGATIVE_WEIGHTS:
         value = getattr(config, name, None)
         if value is not None and not math.isfinite(value):
