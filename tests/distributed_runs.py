@@ -54,11 +54,8 @@ def gan_steps(strategy) -> dict:
     from lipseg_tf.train.config import Pix2PixConfig
 
     keras.utils.set_random_seed(0)
-    model = pix2pix.Pix2Pix(Pix2PixConfig(crop_size=32, ngf=4, ndf=4, lr=1e-3, eager=True), strategy)
     # Dropout draws its masks per replica, so no two strategies can agree with it on: off for the comparison.
-    for layer in model.generator._flatten_layers(include_self=False, recursive=True):
-        if isinstance(layer, keras.layers.Dropout):
-            layer.rate = 0.0
+    model = pix2pix.Pix2Pix(Pix2PixConfig(crop_size=32, ngf=4, ndf=4, lr=1e-3, eager=True, dropout=0.0), strategy)
     images, targets, labels = fixed_batch(1)
     # with class-weighted L1 (--l1_balance), so the per-pixel weights are split and averaged alike
     weights = pix2pix.l1_pixel_weights(labels, np.array([0.7, 20.0, 20.0, 15.0, 15.0], np.float32)).numpy()
