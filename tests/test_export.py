@@ -189,3 +189,29 @@ def test_tta_flag_in_test_and_export_and_crop_from_pairs_json(exported, tmp_path
                                 str(tmp_path / "crop-export")]) == 0
     meta = json.loads((tmp_path / "crop-export" / "classes.json").read_text())
     assert meta["crop"] == [0.2, 0.36, 0.6] and meta["framing"] == "celebahq" and "tta" not in meta
+
+
+@pytest.mark.parametrize("source", ["export", "run"])
+def test_init_from_takes_the_weights_of_an_export_or_a_run_at_another_size(exported, source):
+    """unet.py --init_from: a fresh network at 64 px with the weights of the 32 px run (to fine-tune)."""
+    run_dir, export_dir = exported["unet"]
+    config = from_options(load_options(run_dir), crop_size=64)
+    classes = ClassSpec.create(config.parts, config.style)
+    images = tf.constant(photos(2, 64, 64) / 127.5 - 1.0, tf.float32)
+    model = unet.build(config, classes)
+    unet.init_weights(model, export_dir if source == "export" else run_dir, classes)
+    trained = unet.load_model(config, classes, run_dir, select="best")
+    np.testing.assert_allclose(model(images, training=False).numpy(), trained(images, training=False).numpy(),
+                               atol=1e-5)
+
+
+def test_init_from_a_network_of_another_width_is_one_line(exported):
+    from lipseg_tf.errors import UserError
+    run_dir, export_dir = exported["unet"]
+    config = from_options(load_options(run_dir), ngf=8)
+    classes = ClassSpec.create(config.parts, config.style)
+    with pytest.raises(UserError, match="--init_from .*does not fit"):
+        unet.init_weights(unet.build(config, classes), export_dir, classes)
+    other = ClassSpec.create(("l_eye", "r_eye", "u_lip"), config.style)
+    with pytest.raises(UserError, match="names the classes"):
+        unet.init_weights(unet.build(config, other), export_dir, other)

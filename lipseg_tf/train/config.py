@@ -136,6 +136,11 @@ class UnetConfig(RunConfig):
     dice_weight: float = option(1.0, "weight of the Dice loss term", "training")
     class_balance: float = option(0.5, f"weigh each class's pixels in the cross-entropy by {ENET_WEIGHTS}; 0 "
                                        "for plain cross-entropy", "training")
+    init_from: str | None = option(None, "start a fresh run from the weights of an exported U-Net (a --mode "
+                                         "export folder, e.g. pretrained/unet) or of a U-Net run folder's best "
+                                         "checkpoint, instead of random ones: to fine-tune at another "
+                                         "--crop_size (the weights do not depend on it). Same --ngf, --depth "
+                                         "and classes", "training", type=str)
 
     MODEL_OPTIONS = RunConfig.MODEL_OPTIONS + ("depth",)
 

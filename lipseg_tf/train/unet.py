@@ -8,6 +8,7 @@ starts at the class frequencies (set_prior_bias), so the first steps go into fin
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from lipseg_tf.errors import UserError
 from lipseg_tf.prep.classes import ClassSpec
 from lipseg_tf.train import distribute, fitloop, guards, networks, pipeline, precision
 from lipseg_tf.train.balance import balancing_weights, class_frequencies
@@ -138,7 +140,9 @@ def train(session) -> dict:
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step)
     checkpoints, start = session.checkpoints(checkpoint, lambda: _restored_step(step, optimizer))
-    if start == 0:
+    if start == 0 and config.init_from:
+        init_weights(model, Path(config.init_from), classes)
+    elif start == 0:
         set_prior_bias(model, frequencies)
     if session.finished(start):
         return {}
@@ -178,6 +182,39 @@ def train(session) -> dict:
              session.plan.epochs(int(step.numpy())), ", ".join(f"{k} {v:.4f}" for k, v in last.items()),
              checkpoints.latest.latest_checkpoint)
     return last
+
+
+def init_weights(model: keras.Model, source: Path, classes: ClassSpec) -> None:
+    """Fill model's weights from an exported U-Net (its SavedModel's variables: the network is the
+    export's `network`) or from a U-Net run folder's best checkpoint; UserError when source is neither or
+    holds a network of another shape or other classes."""
+    if (source / "saved_model.pb").is_file():
+        meta_file = source / "classes.json"
+        try:
+            names = json.loads(meta_file.read_text()).get("classes")
+        except (OSError, ValueError, AttributeError):
+            names = None
+        if names != list(classes.names):
+            raise UserError(f"--init_from {source}: {meta_file} names the classes {names}, the training pairs "
+                            f"have {list(classes.names)}")
+        prefix, root = str(source / "variables" / "variables"), tf.train.Checkpoint(network=model)
+    elif (source / "checkpoints").is_dir():
+        prefix, root = select_checkpoint(source, "best"), tf.train.Checkpoint(model=model)
+    else:
+        raise UserError(f"--init_from {source}: expected an exported U-Net (a folder with saved_model.pb) or a "
+                        "U-Net run folder (with checkpoints/)")
+    before = [w.numpy() for w in model.weights]
+    try:
+        root.restore(prefix).expect_partial()
+    except (ValueError, tf.errors.OpError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"--init_from {source}: its network does not fit --ngf/--depth/classes of this run "
+                        f"({reason})") from None
+    unchanged = [w.path for w, old in zip(model.weights, before) if np.array_equal(w.numpy(), old)]
+    if unchanged:  # a trained weight is never exactly its initial value: these were not in the source
+        raise UserError(f"--init_from {source}: holds no value for {unchanged[0]} (a network of another "
+                        "shape?)")
+    log.info("unet: weights from %s (%s)", source, prefix)
 
 
 def load_model(config: RunConfig, classes: ClassSpec, run_dir: Path, select: str = "latest") -> keras.Model:
