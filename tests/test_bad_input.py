@@ -754,3 +754,438 @@ def test_results_inside_the_run_folder_are_refused(tmp_path, capsys, mode):
     code = run(lambda argv: runner.main("unet", argv), ["--mode", mode, "--checkpoint", str(run_dir), "--input_dir",
                                                        str(ab_dir), "--output_dir", str(run_dir / "results")])
     assert "lies inside --checkpoint" in refused(capsys, code, before, tmp_path, alone=False)
+
+
+# ============================================================ issue 19: bad input, round two
+# The trainers, test, export and print.py follow the rule of section 1 (a file is replaced only where
+# the script's own settings file says the folder is its own; output links never followed; the shipped
+# model never an output); a resume or a test that does not fit its run is one line with nothing
+# changed; and the smaller cases of issue 19 section 6.
+
+FIXTURES = Path(__file__).parent / "fixtures"
+OTHER_PARTS = ("nose", "l_eye")
+
+
+@pytest.fixture
+def unet_run(tmp_path) -> Path:
+    """A copy of tests/fixtures/unet_run_v1: a U-Net run (32 px, ngf 4, depth 2, the default parts) at ckpt-2."""
+    return Path(shutil.copytree(FIXTURES / "unet_run_v1", tmp_path / "run"))
+
+
+def run_mode(model: str, mode: str, run_dir: Path, input_dir: Path | None, output_dir: Path, *extra: str) -> int:
+    """unet.py / pix2pix.py --mode test|export through their main."""
+    inputs = ["--input_dir", str(input_dir)] if input_dir else []
+    return run_trainer(model, ["--mode", mode, "--checkpoint", str(run_dir), *inputs, "--output_dir",
+                               str(output_dir), *extra])
+
+
+def pairs_of_classes(source: Path, folder: Path, parts=OTHER_PARTS, style: str = "color") -> Path:
+    """A copy of the AB folder source whose pairs.json says it holds these parts (classes, palette too)."""
+    from lipseg_tf.prep.parts import class_names, palette
+
+    shutil.copytree(source, folder)
+    meta = json.loads((folder / "pairs.json").read_text())
+    meta.update(parts=list(parts), style=style, classes=list(class_names(parts, style)),
+                palette=palette(parts, style).tolist())
+    (folder / "pairs.json").write_text(json.dumps(meta))
+    return folder
+
+
+def resume_args(ab_dir: Path, run_dir: Path, *extra: str) -> list[str]:
+    return ["--mode", "train", "--input_dir", str(ab_dir), "--output_dir", str(run_dir), "--batch_size", "2", *extra]
+
+
+# ------------------------------------------------- 4. trainers, test, export, print.py: their own files
+
+@pytest.mark.parametrize("model", ["unet", "pix2pix"])
+@pytest.mark.parametrize("name, content", [
+    ("log.csv", "epoch,my own numbers\n"),
+    ("val.csv", "step,mean_f1\n"),
+    ("options.json", '{"mode": "train", "ngf": 64, "which_direction": "AtoB"}'),   # another tool's
+])
+def test_trainer_leaves_someone_elses_run_files_alone(tmp_path, capsys, model, name, content):
+    from helpers import make_ab_dataset
+
+    ab_dir = make_ab_dataset(tmp_path / "ab", {"train": 3}, size=32)
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / name).write_text(content)
+    before = snapshot(tmp_path)
+    code = run_trainer(model, trainer_args(model, ab_dir, out, "--max_steps", "1"))
+    line = refused(capsys, code, before, tmp_path, alone=False)
+    assert str(out / "options.json" if name == "options.json" else out / name) in line
+    assert "did not write it" in line
+
+
+def test_trainer_refuses_a_run_folder_of_the_other_model(unet_run, tmp_path, capsys):
+    from helpers import make_ab_dataset
+
+    ab_dir = make_ab_dataset(tmp_path / "ab", {"train": 3}, size=32)
+    before = snapshot(tmp_path)
+    code = run_trainer("pix2pix", trainer_args("pix2pix", ab_dir, unet_run, "--max_steps", "1"))
+    assert "the options of a 'unet' run, not of a pix2pix run" in refused(capsys, code, before, tmp_path,
+                                                                         alone=False)
+
+
+@pytest.mark.parametrize("link", ["the run folder", "log.csv"])
+def test_trainer_never_writes_through_a_link(unet_run, tmp_path, capsys, link):
+    from helpers import make_ab_dataset
+
+    ab_dir = make_ab_dataset(tmp_path / "ab", {"train": 3}, size=32)
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "notes.csv").write_text("my numbers\n")
+    if link == "the run folder":
+        out = tmp_path / "run-link"
+        out.symlink_to(precious)
+    else:
+        out = unet_run
+        (out / "log.csv").symlink_to(precious / "notes.csv")
+    before = snapshot(tmp_path)
+    code = run_trainer("unet", trainer_args("unet", ab_dir, out, "--max_steps", "3"))
+    line = refused(capsys, code, before, tmp_path, alone=False)
+    assert "a symbolic link" in line and "never" in line
+
+
+@pytest.mark.parametrize("planted", ["metrics.json", "images/test000-inputs.png", "labels/test000.png"])
+def test_test_mode_leaves_someone_elses_results_alone(unet_run, tmp_path, capsys, planted):
+    from helpers import make_ab_dataset
+
+    ab_dir = make_ab_dataset(tmp_path / "ab", {"test": 1}, size=32)
+    out = tmp_path / "results"
+    (out / planted).parent.mkdir(parents=True, exist_ok=True)
+    (out / planted).write_text('{"accuracy": 1.0}' if planted.endswith(".json") else "my picture")
+    before = snapshot(tmp_path)
+    line = refused(capsys, run_mode("unet", "test", unet_run, ab_dir, out), before, tmp_path, alone=False)
+    assert str(out / planted) in line or str(out / "metrics.json") in line
+    assert "did not write it" in line
+
+
+def test_test_mode_rewrites_its_own_results(unet_run, tmp_path, capsys):
+    from helpers import make_ab_dataset
+
+    ab_dir = make_ab_dataset(tmp_path / "ab", {"test": 2}, size=32)
+    out = tmp_path / "results"
+    assert run_mode("unet", "test", unet_run, ab_dir, out) == 0
+    first = json.loads((out / "metrics.json").read_text())
+    assert first["complete"] is True and first["images"] == 2
+    (out / "labels" / "test000.png").write_bytes(b"damaged")
+    assert run_mode("unet", "test", unet_run, ab_dir, out) == 0   # its own folder: replaced
+    assert imageio.load_gray(out / "labels" / "test000.png").shape == (32, 32)
+    assert json.loads((out / "metrics.json").read_text())["mean_f1"] == first["mean_f1"]
+
+
+@pytest.mark.parametrize("planted, content", [
+    ("saved_model.pb", b"my model"),
+    ("classes.json", b'{"classes": ["background", "lips"]}'),    # no colors, image_size: not an export's
+    ("variables", None),
+])
+def test_export_leaves_someone_elses_model_alone(unet_run, tmp_path, capsys, planted, content):
+    out = tmp_path / "export"
+    out.mkdir()
+    if content is None:
+        (out / planted).mkdir()
+        (out / planted / "variables.index").write_bytes(b"mine")
+    else:
+        (out / planted).write_bytes(content)
+    before = snapshot(tmp_path)
+    line = refused(capsys, run_mode("unet", "export", unet_run, None, out), before, tmp_path, alone=False)
+    assert "did not write it" in line
+
+
+@pytest.mark.parametrize("mode", ["train", "test", "export"])
+def test_the_shipped_model_is_never_an_output(unet_run, tiny_pairs, tmp_path, capsys, mode):
+    from lipseg_tf.prep.folders import SHIPPED_MODELS
+
+    shipped = SHIPPED_MODELS / "unet"
+    before = snapshot(shipped, tmp_path)
+    if mode == "train":
+        code = run_trainer("unet", resume_args(tiny_pairs["png"], shipped, "--crop_size", "32", "--ngf", "4",
+                                               "--depth", "2", "--max_steps", "1"))
+    else:
+        code = run_mode("unet", mode, unet_run, tiny_pairs["png"] if mode == "test" else None, shipped)
+    line = refused(capsys, code, before, shipped, tmp_path, alone=False)
+    assert f"--output_dir {shipped}: lies in the models shipped with lipseg_tf" in line
+
+
+def test_export_writes_again_into_its_own_folder_but_not_through_a_link(unet_run, tmp_path, capsys):
+    out = tmp_path / "export"
+    assert run_mode("unet", "export", unet_run, None, out) == 0
+    assert run_mode("unet", "export", unet_run, None, out) == 0   # its own: classes.json says so
+    assert json.loads((out / "classes.json").read_text())["image_size"] == 32
+    link = tmp_path / "export-link"
+    link.symlink_to(out)
+    capsys.readouterr()
+    before = snapshot(tmp_path)
+    line = refused(capsys, run_mode("unet", "export", unet_run, None, link), before, tmp_path, alone=False)
+    assert f"--output_dir {link}: a symbolic link" in line
+
+
+@pytest.mark.parametrize("script", ["g_mask", "process", "predict"])
+def test_other_scripts_never_write_through_a_linked_output_or_into_the_shipped_model(work, capsys, script):
+    from lipseg_tf.prep.folders import SHIPPED_MODELS
+
+    elsewhere = work / "elsewhere"
+    elsewhere.mkdir()
+    fake_model(work / "model", {"classes": ["background", "lips"]})
+    link = work / "out-link"
+    link.symlink_to(elsewhere)
+    for out, expected in ((link, "a symbolic link"), (SHIPPED_MODELS / "unet", "lies in the models shipped")):
+        before = snapshot(work, SHIPPED_MODELS)
+        if script == "g_mask":
+            code = g_mask(work, out)
+        elif script == "process":
+            code = process(work, out)
+        else:
+            photo = sorted((work / "data" / celebamask.IMAGE_DIR).glob("*.jpg"))[0]
+            code = predict_main(["--model", str(work / "model"), "--input", str(photo),
+                                 "--output", str(out)])
+        assert expected in refused(capsys, code, before, work, SHIPPED_MODELS)
+
+
+def fake_test_run(folder: Path, metrics="{}", per_image=None) -> Path:
+    """A --mode test folder drawn by hand: one image (its three pictures), metrics.json, per_image.json."""
+    (folder / "images").mkdir(parents=True)
+    for kind in ("inputs", "targets", "outputs"):
+        Image.new("RGB", (8, 8), (0, 255, 0)).save(folder / "images" / f"a-{kind}.png")
+    (folder / "metrics.json").write_text(metrics)
+    per_image = json.dumps({"mean_f1": {"a": 0.5}}) if per_image is None else per_image
+    (folder / "per_image.json").write_text(per_image)
+    return folder
+
+
+def print_main_(args: list[str]) -> int:
+    from lipseg_tf.cli.print import main as print_main
+    return print_main([*args, "--no-show"])
+
+
+def test_print_leaves_someone_elses_png_alone_unless_overwrite(tmp_path, capsys):
+    run = fake_test_run(tmp_path / "test-run", json.dumps({"mean_f1": 0.5, "images": 1, "data": "hand-made"}))
+    holiday = tmp_path / "holiday.png"
+    Image.new("RGB", (4, 4), (1, 2, 3)).save(holiday)
+    before = snapshot(tmp_path)
+    line = refused(capsys, print_main_(["--input_dir", str(run), "--output", str(holiday)]), before, tmp_path)
+    assert line == f"error: --output {holiday}: already there, and print.py did not write it: expected a new " \
+                   "file name (or --overwrite to replace it)"
+    assert print_main_(["--input_dir", str(run), "--output", str(holiday), "--overwrite"]) == 0
+    assert Image.open(holiday).size != (4, 4)
+    grid = run / "grid.png"
+    assert print_main_(["--input_dir", str(run)]) == 0
+    first = grid.stat().st_mtime_ns
+    assert print_main_(["--input_dir", str(run)]) == 0   # its own grid: replaced without --overwrite
+    assert grid.stat().st_mtime_ns >= first and Image.open(grid).info.get("Software") == "lipseg_tf print.py"
+
+
+def test_print_never_writes_through_a_link(tmp_path, capsys):
+    run = fake_test_run(tmp_path / "test-run", json.dumps({"mean_f1": 0.5, "images": 1}))
+    holiday = tmp_path / "holiday.png"
+    Image.new("RGB", (4, 4), (1, 2, 3)).save(holiday)
+    link = tmp_path / "grid.png"
+    link.symlink_to(holiday)
+    before = snapshot(tmp_path)
+    for extra in ([], ["--overwrite"]):
+        line = refused(capsys, print_main_(["--input_dir", str(run), "--output", str(link), *extra]), before,
+                       tmp_path)
+        assert f"--output {link}: a symbolic link (to {holiday})" in line
+
+
+def test_g_mask_owns_every_numbered_png_of_its_folder_as_its_help_says(work, capsys):
+    """The rule decided in issue 19: in a folder holding g_mask.py's masks.json, every <id>.png is one of
+    its masks (a changed --style deletes and rewrites them all); other names are left alone."""
+    from lipseg_tf.cli.g_mask import build_parser
+
+    assert "keep no file of your own named that way" in " ".join(build_parser().format_help().split())
+    out = work / "masks"
+    (out / "999.png").write_bytes(b"the user's")
+    (out / "holiday.png").write_bytes(b"the user's")
+    assert g_mask(work, out, "--style", "index") == 0
+    assert not (out / "999.png").exists() and (out / "holiday.png").read_bytes() == b"the user's"
+
+
+# ----------------------------------------------------- 5. a resume or a test that does not fit the run
+
+def test_resume_on_pairs_of_other_parts_is_one_line_and_changes_nothing(unet_run, tiny_pairs, tmp_path, capsys):
+    ab_dir = pairs_of_classes(tiny_pairs["png"], tmp_path / "other")
+    before = snapshot(tmp_path)
+    line = refused(capsys, run_trainer("unet", resume_args(ab_dir, unet_run, "--max_steps", "3")), before,
+                   tmp_path, alone=False)
+    assert line == (f"error: {unet_run} was trained on l_eye,r_eye,u_lip,l_lip; --input_dir {ab_dir} has "
+                    "nose,l_eye: expected pairs of the run's classes, or a new --output_dir for a new run")
+
+
+@pytest.mark.parametrize("mode", ["train", "test", "export"])
+@pytest.mark.parametrize("edit, expected", [
+    ({"ngf": 8}, "ngf 8, depth 2, 5 classes): Received incompatible tensor with shape"),
+    ({"depth": 1}, "ngf 4, depth 1, 5 classes): Found"),
+    ({"crop_size": 0}, "options.json: crop_size must be >= 1, got 0"),
+    ({"crop_size": 34}, "options.json: unet: image size 34 must be divisible by 4 (depth 2)"),
+    ({"ngf": "4"}, "options.json: ngf must be a whole number, got '4'"),
+])
+def test_a_hand_edited_options_json_is_one_line(unet_run, tiny_pairs, tmp_path, capsys, mode, edit, expected):
+    options = json.loads((unet_run / "options.json").read_text())
+    options.pop("image_size")
+    options.update({"crop_size": 32, "scale_size": 36, **edit})
+    (unet_run / "options.json").write_text(json.dumps(options))
+    out = tmp_path / "out"
+    before = snapshot(tmp_path)
+    if mode == "train":
+        code = run_trainer("unet", resume_args(tiny_pairs["png"], unet_run, "--max_steps", "3"))
+    else:
+        code = run_mode("unet", mode, unet_run, tiny_pairs["png"] if mode == "test" else None, out)
+    line = refused(capsys, code, before, tmp_path, alone=False)
+    assert str(unet_run) in line and expected in line
+    assert not out.exists()
+
+
+def test_test_on_pairs_of_other_classes_is_refused(unet_run, tiny_pairs, tmp_path, capsys):
+    ab_dir = pairs_of_classes(tiny_pairs["png"], tmp_path / "other", ("l_eye", "r_eye", "u_lip", "l_lip"), "binary")
+    before = snapshot(tmp_path)
+    line = refused(capsys, run_mode("unet", "test", unet_run, ab_dir, tmp_path / "results"), before, tmp_path,
+                   alone=False)
+    assert line == (f"error: {unet_run} was trained on l_eye,r_eye,u_lip,l_lip; --input_dir {ab_dir} has "
+                    "l_eye,r_eye,u_lip,l_lip (binary masks): expected test pairs of the run's classes")
+
+
+# ------------------------------------------------------------------------------ 6. the smaller ones
+
+@pytest.mark.parametrize("metrics, per_image, expected", [
+    ("[]", None, "metrics.json: a JSON list, expected an object"),
+    ('{"complete": false, "data": "x", "images": 1}', None, "metrics.json: the test run did not finish"),
+    ('{"mean_f1": "high"}', None, "metrics.json: mean_f1 is \"high\", expected a number"),
+    ("{}", "{}", "per_image.json: no \"mean_f1\" object"),
+    ("{}", '["a"]', "per_image.json: a JSON list, expected an object"),
+    ("{}", '{"mean_f1": {}}', "per_image.json: lists no images"),
+    ("{}", '{"mean_f1": {"a": "good"}}', "per_image.json: the score of 'a' is \"good\", expected a number"),
+])
+def test_print_with_results_of_the_wrong_shape(tmp_path, capsys, metrics, per_image, expected):
+    run = fake_test_run(tmp_path / "test-run", metrics, per_image)
+    before = snapshot(tmp_path)
+    line = refused(capsys, print_main_(["--input_dir", str(run)]), before, tmp_path)
+    assert line.startswith(f"error: {run}/") and expected in line
+
+
+def test_a_second_trainer_on_a_locked_run_folder_is_refused(unet_run, tiny_pairs, tmp_path, capsys):
+    import subprocess
+
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        (unet_run / "train.lock").write_text(f"{other.pid}\n")
+        before = snapshot(tmp_path)
+        line = refused(capsys, run_trainer("unet", resume_args(tiny_pairs["png"], unet_run, "--max_steps", "3",
+                                                               "--seed", "1")), before, tmp_path, alone=False)
+    finally:
+        other.kill()
+        other.wait()
+    assert line == (f"error: {unet_run}: another training (pid {other.pid}) is writing this run folder (its lock "
+                    f"{unet_run / 'train.lock'}): wait for it to end, or train into another --output_dir")
+
+
+def test_a_stale_lock_is_taken_over(unet_run, tiny_pairs, capsys):
+    import subprocess
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    (unet_run / "train.lock").write_text(f"{gone.pid}\n")
+    assert run_trainer("unet", resume_args(tiny_pairs["png"], unet_run, "--max_steps", "5")) == 0   # from step 4
+    err = capsys.readouterr().err
+    assert f"taking over a stale lock (pid {gone.pid} no longer runs)" in err
+    assert (unet_run / "checkpoints" / "ckpt-5.index").is_file() and not (unet_run / "train.lock").exists()
+
+
+def test_ctrl_c_says_how_to_resume_and_the_command_resumes(unet_run, tiny_pairs, capsys, monkeypatch):
+    import shlex
+
+    from lipseg_tf.train import guards
+
+    step_end = guards.NonFiniteLoss.on_train_batch_end
+
+    def interrupted_at_step_5(self, batch, logs=None):
+        step_end(self, batch, logs)
+        if self.step == 5:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(guards.NonFiniteLoss, "on_train_batch_end", interrupted_at_step_5)
+    # The fixture's ckpt-2 is step 4 (written before ckpt-N counted steps).
+    code = run_trainer("unet", resume_args(tiny_pairs["png"], unet_run, "--max_steps", "7"))
+    err = capsys.readouterr().err
+    line = err.strip().splitlines()[-1]
+    assert code == 130 and "Traceback" not in err
+    command = (f"unet.py --mode train --input_dir {tiny_pairs['png']} --crop_size 32 --ngf 4 --max_steps 7 "
+               f"--batch_size 2 --output_dir {unet_run} --depth 2")
+    assert line == (f"error: interrupted; the latest checkpoint is {unet_run / 'checkpoints' / 'ckpt-2'}; "
+                    f"resume with: {command}")
+    assert not (unet_run / "train.lock").exists()
+    assert sorted(p.name for p in (unet_run / "checkpoints").iterdir() if p.name.startswith("ckpt-")) == [
+        "ckpt-2.data-00000-of-00001", "ckpt-2.index"]
+    monkeypatch.setattr(guards.NonFiniteLoss, "on_train_batch_end", step_end)
+    assert run_trainer("unet", shlex.split(command)[1:]) == 0
+    assert (unet_run / "checkpoints" / "ckpt-7.index").is_file()
+
+
+def test_ctrl_c_waits_for_a_checkpoint_save_and_a_cut_save_is_cleaned(three_checkpoints):
+    import signal
+
+    from lipseg_tf.train import guards
+
+    finished = []
+    with pytest.raises(KeyboardInterrupt):
+        with guards.interrupt_after():
+            os.kill(os.getpid(), signal.SIGINT)
+            finished.append(True)   # reached: the interruption waits for the block
+    assert finished == [True]
+    orphan = three_checkpoints / "ckpt-4.data-00000-of-00001"
+    orphan.write_bytes(b"half a save")
+    guards.remove_stale_temp(three_checkpoints)
+    assert not orphan.exists() and (three_checkpoints / "ckpt-3.data-00000-of-00001").is_file()
+
+
+@pytest.mark.parametrize("field, value, expected", [
+    ("parts", ["l_eye", "foo"], "pairs.json: parts: unknown part 'foo', valid: "),
+    ("style", "rainbow", "pairs.json: style: mask style 'rainbow' unknown, valid: "),
+])
+def test_a_bad_part_or_style_names_the_file_it_came_from(tiny_pairs, tmp_path, capsys, field, value, expected):
+    ab_dir = Path(shutil.copytree(tiny_pairs["png"], tmp_path / "ab"))
+    meta = json.loads((ab_dir / "pairs.json").read_text())
+    meta[field] = value
+    (ab_dir / "pairs.json").write_text(json.dumps(meta))
+    before = snapshot(ab_dir)
+    code = run_trainer("unet", trainer_args("unet", ab_dir, tmp_path / "run", "--max_steps", "1"))
+    assert f"error: {ab_dir / expected}" in refused(capsys, code, before, ab_dir, alone=False)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("field, value, expected", [
+    ("parts", ["l_eye", "foo"], "options.json: parts: unknown part 'foo'"),
+    ("style", "rainbow", "options.json: style: mask style 'rainbow' unknown"),
+])
+def test_a_bad_part_or_style_in_options_json_names_it(unet_run, tmp_path, capsys, field, value, expected):
+    options = json.loads((unet_run / "options.json").read_text())
+    options[field] = value
+    (unet_run / "options.json").write_text(json.dumps(options))
+    before = snapshot(tmp_path)
+    line = refused(capsys, run_mode("unet", "export", unet_run, None, tmp_path / "export"), before, tmp_path,
+                   alone=False)
+    assert f"error: {unet_run / expected}" in line
+
+
+def test_a_mapping_file_with_a_byte_order_mark_is_read(work):
+    mapping = work / "data" / celebamask.MAPPING_FILE
+    plain = celebamask.read_mapping(mapping)
+    mapping.write_bytes(b"\xef\xbb\xbf" + mapping.read_bytes())
+    assert celebamask.read_mapping(mapping) == plain and plain
+
+
+def test_a_folder_of_photos_takes_gifs_and_says_what_it_skipped(tmp_path, caplog):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.new("P", (16, 16)).save(folder / "a.gif")
+    Image.new("RGB", (16, 16)).save(folder / "b.jpg")
+    (folder / "notes.txt").write_text("not a photo")
+    (folder / "pairs.json").write_text("{}")   # a settings file: not named
+    with caplog.at_level("WARNING", logger="lipseg_tf"):
+        files = imageio.list_images(folder)
+    assert [p.name for p in files] == ["a.gif", "b.jpg"]
+    assert imageio.load_rgb(folder / "a.gif").shape == (16, 16, 3)
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and warnings[0].startswith(f"{folder}: skipped 1 file(s) that are not ")
+    assert warnings[0].endswith(": notes.txt")

@@ -33,8 +33,8 @@ def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None 
     except OSError as err:  # the output path: no space left, read-only, removed while running
         print(f"error: {os_error_line(err)}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as err:   # a trainer's says how to resume
+        print("error: interrupted" + (f"; {err}" if str(err) else ""), file=sys.stderr)
         return 130
 
 

@@ -23,7 +23,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Overlap: parts are painted in --parts order; a later part overwrites an earlier one "
                "(CelebAMask-HQ's own rule). A missing part file means the part is hidden. A photo whose "
                "part files are unreadable or of different sizes is skipped with a warning; the run "
-               "goes on and exits with status 1 if any photo failed. Up-to-date masks are not rewritten.")
+               "goes on and exits with status 1 if any photo failed. Up-to-date masks are not rewritten. "
+               "OUT is g_mask.py's own once it holds its masks.json: every <id>.png there (a number, "
+               ".png) is taken for one of its masks, rewritten by --force and deleted when --parts or "
+               "--style change or its photo fails, so keep no file of your own named that way in OUT. "
+               "A folder with such files but no masks.json is refused.")
     parser.add_argument("--data-dir", "--data_dir", dest="data_dir", required=True, metavar="ROOT",
                         help="CelebAMask-HQ root holding CelebA-HQ-img/ and CelebAMask-HQ-mask-anno/")
     parser.add_argument("--out-dir", "--out_dir", dest="out_dir", required=True, metavar="OUT",
@@ -40,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--limit", type=positive_int, default=None, metavar="N",
                         help="only the first N photos, by id (for a quick try)")
     parser.add_argument("--force", action="store_true",
-                        help="rewrite every mask, even those up to date")
+                        help="rewrite every mask, even those up to date (every <id>.png in OUT, "
+                             "which must be g_mask.py's own: it holds masks.json)")
     parser.add_argument("--fix-sides", "--fix_sides", dest="fix_sides", action="store_true",
                         help="relabel left/right parts (eyes, brows, ears) by position where an annotation "
                              "has them the wrong way round (l_ is the person's left: the image's right). "

@@ -26,7 +26,11 @@ def build_parser() -> argparse.ArgumentParser:
                "Split: the official CelebA split with --data-dir and its mapping file, else a seeded "
                "random --split (default 0.8,0.1,0.1, seed 0). "
                "Unreadable files and photos without a mask are skipped with a warning; the run goes "
-               "on and exits with status 1 if any were. Up-to-date pairs are not rewritten.")
+               "on and exits with status 1 if any were. Up-to-date pairs are not rewritten. "
+               "OUT is process.py's own once it holds its pairs.json: every {train,val,test}/*.png and "
+               "{split}-NNNNN-of-*.tfrecord there is taken for one of its pairs, rewritten, and deleted "
+               "when the settings change or its photo fails, so keep no file of your own named that way "
+               "in OUT. A folder with such files but no pairs.json is refused.")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--data-dir", "--data_dir", dest="data_dir", metavar="ROOT",
                         help="CelebAMask-HQ root: photos in ROOT/CelebA-HQ-img/<id>.jpg; the official "

@@ -11,17 +11,18 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 from pathlib import Path
 from typing import Sequence
 
 from lipseg_tf.cli.common import setup_logging
 from lipseg_tf.errors import UserError
 from lipseg_tf.prep.classes import ClassSpec
-from lipseg_tf.prep.folders import check_apart, check_output_dir
-from lipseg_tf.prep.pairs import read_pairs_meta
+from lipseg_tf.prep.folders import check_apart, check_output_dir, claim_folder
+from lipseg_tf.prep.pairs import pairs_meta_file, read_pairs_meta
 from lipseg_tf.prep.parts import parse_parts
-from lipseg_tf.train.config import GROUPS, RunConfig, config_class, load_options, with_model_options
-from lipseg_tf.train.run import require, train
+from lipseg_tf.train.config import GROUPS, OPTIONS_FILE, RunConfig, config_class, load_options, with_model_options
+from lipseg_tf.train.run import check_run_options, check_same_classes, require, train
 
 log = logging.getLogger("lipseg_tf")
 
@@ -98,6 +99,15 @@ def main(model: str, argv: Sequence[str] | None = None) -> int:
     return test(config, run_dir, tta) if config.mode == "test" else export(config, run_dir, args.format, tta)
 
 
+def _run_classes(config: RunConfig, run_dir: Path) -> ClassSpec:
+    """The classes of a run, from its options.json; UserError naming the file when it lists an unknown part
+    or style, or options the networks cannot be built with (crop_size 0, or 33 for pix2pix)."""
+    options_file = run_dir / OPTIONS_FILE
+    classes = ClassSpec.create(config.parts, config.style, options_file)
+    check_run_options(config, classes, options_file)
+    return classes
+
+
 def _load_segmenter(config: RunConfig, classes: ClassSpec, run_dir: Path, tta: str | None = None):
     from lipseg_tf.serve.savedmodel import Segmenter
     if config.model == "pix2pix":
@@ -119,16 +129,38 @@ def _data_source(input_dir: Path) -> str:
     return f"{input_dir}" + (f": {kind}" if kind else "")
 
 
+def _claim_test_dir(output_dir: Path, files, model: str) -> None:
+    """UserError unless test mode may write its results into output_dir (creates nothing): the files it
+    would replace are its own (the folder holds its metrics.json), or none of them is there."""
+    from lipseg_tf.train import pipeline
+    from lipseg_tf.train.metrics import METRICS_FILE, PER_IMAGE_FILE
+    check_output_dir(output_dir, "--output_dir")
+    ours = [output_dir / METRICS_FILE, output_dir / PER_IMAGE_FILE]
+    for name in pipeline.pair_names(files):
+        ours += [output_dir / "images" / f"{name}-{kind}.png" for kind in ("inputs", "outputs", "targets")]
+        ours.append(output_dir / "labels" / f"{name}.png")
+    claim_folder(output_dir, METRICS_FILE, ours, f"{model}.py --mode test", keys=("data", "images"))
+    for path in (output_dir / "images", output_dir / "labels", *ours):
+        if path.is_symlink():
+            raise UserError(f"{path}: a symbolic link (to {os.readlink(path)}); test mode never writes through "
+                            "a link: expected its own file or none")
+
+
 def test(config: RunConfig, run_dir: Path, tta: str | None = None) -> int:
     from lipseg_tf.evaluate.test import run_test
     from lipseg_tf.train import metrics, pipeline
 
     input_dir = Path(require(config.input_dir, "--input_dir (AB pairs to test on)", "test"))
     output_dir = Path(require(config.output_dir, "--output_dir (where to write results)", "test"))
-    classes = ClassSpec.create(config.parts, config.style)
+    classes = _run_classes(config, run_dir)
+    meta_file = pairs_meta_file(input_dir)
+    if meta_file is not None:
+        meta = read_pairs_meta(input_dir)
+        data = ClassSpec.create(meta.get("parts", classes.parts), meta.get("style", classes.style), meta_file)
+        check_same_classes(run_dir, classes, input_dir, data, "test pairs of the run's classes")
     files = pipeline.find_pairs(input_dir, "test")
     check_apart(("--output_dir", output_dir), {"--input_dir": input_dir, "--checkpoint": run_dir})
-    check_output_dir(output_dir, "--output_dir")
+    _claim_test_dir(output_dir, files, config.model)
     segmenter = _load_segmenter(config, classes, run_dir, tta)
     result = run_test(files, classes, segmenter.probabilities_at_model_size, output_dir, config.crop_size,
                       batch_size=max(config.batch_size, 8), data_source=_data_source(input_dir))
@@ -145,13 +177,35 @@ def _framing(run_dir: Path) -> tuple[str, list[float] | None]:
     return ("sample" if meta.get("synthetic") else "celebahq"), meta.get("crop")
 
 
+# What an export writes: the SavedModel's files (saved_model.pb, fingerprint.pb, variables/, assets/) or
+# the TFLite models (serve/tflite.py), and classes.json, the export's own settings file.
+EXPORT_FILES = ("saved_model.pb", "fingerprint.pb", "variables", "assets", "classes.json")
+EXPORT_META_KEYS = ("classes", "colors", "image_size")
+
+
+def _claim_export_dir(output_dir: Path, fmt: str, model: str) -> None:
+    """UserError unless export may write into output_dir (creates nothing): no link, not the shipped
+    model, and the files it would replace are an earlier export's (the folder holds its classes.json) or
+    none of them is there."""
+    check_output_dir(output_dir, "--output_dir")
+    ours = [output_dir / name for name in EXPORT_FILES]
+    if fmt == "tflite":
+        from lipseg_tf.serve import tflite
+        ours = [tflite.model_file(output_dir, model, v) for v in tflite.VARIANTS] + [output_dir / "classes.json"]
+    claim_folder(output_dir, "classes.json", ours, f"{model}.py --mode export", keys=EXPORT_META_KEYS)
+    for path in ours:
+        if path.is_symlink():
+            raise UserError(f"{path}: a symbolic link (to {os.readlink(path)}); export never writes through a "
+                            "link: expected its own file or none")
+
+
 def export(config: RunConfig, run_dir: Path, fmt: str = "savedmodel", tta: str | None = None) -> int:
     from lipseg_tf.serve import savedmodel
 
     output_dir = Path(require(config.output_dir, "--output_dir (the SavedModel folder to write)", "export"))
-    classes = ClassSpec.create(config.parts, config.style)
+    classes = _run_classes(config, run_dir)
     check_apart(("--output_dir", output_dir), {"--checkpoint": run_dir})
-    check_output_dir(output_dir, "--output_dir")
+    _claim_export_dir(output_dir, fmt, config.model)
     framing, crop = _framing(run_dir)
     segmenter = _load_segmenter(config, classes, run_dir, tta)
     if fmt == "tflite":

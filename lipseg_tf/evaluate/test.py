@@ -4,7 +4,8 @@
     <out>/images/<id>-outputs.png  the predicted colour mask
     <out>/images/<id>-targets.png  the true colour mask
     <out>/labels/<id>.png          predicted class ids, uint8 (0 background, then the parts in order)
-    <out>/metrics.json             per-part F1/IoU from one confusion count over all images
+    <out>/metrics.json             per-part F1/IoU from one confusion count over all images; written first
+                                   with "complete": false (test mode's claim on the folder), then whole
     <out>/per_image.json           each image's mean F1 (print.py titles its rows with it)
 """
 
@@ -44,6 +45,10 @@ def run_test(files, classes: ClassSpec, predict: Callable[[tf.Tensor], tf.Tensor
     dataset = pipeline.make_dataset(source, classes.colors, classes.flip_perm, training=False,
                                     image_size=image_size, scale_size=image_size, batch_size=batch_size,
                                     cache=False)
+    data = data_source or str(source.folder)
+    # Written first, so a rerun of an interrupted test knows the folder as test mode's own.
+    write_text(out_dir / METRICS_FILE, json.dumps({"data": data, "images": source.count, "complete": False},
+                                                  indent=2) + "\n")
     confusion = np.zeros((classes.num_classes,) * 2, np.int64)
     per_image = {}
     names = iter(pipeline.pair_names(source))
@@ -61,9 +66,9 @@ def run_test(files, classes: ClassSpec, predict: Callable[[tf.Tensor], tf.Tensor
                 per_image[name] = metrics.mean_f1(target, predicted, classes.num_classes)
                 bar.update(1)
     result = metrics.summary(confusion, classes.names, source.count)
-    result["data"] = data_source or str(source.folder)
-    write_text(out_dir / METRICS_FILE, json.dumps(result, indent=2) + "\n")
+    result["data"] = data
     write_text(out_dir / PER_IMAGE_FILE, json.dumps({"classes": list(classes.names),
                                                      "colors": classes.colors.tolist(),
                                                      "mean_f1": per_image}, indent=2) + "\n")
+    write_text(out_dir / METRICS_FILE, json.dumps({**result, "complete": True}, indent=2) + "\n")
     return result

@@ -50,11 +50,12 @@ def split_of_celeba_number(number: int) -> str:
 
 
 def _read_lines(path: Path, what: str) -> list[str]:
-    """The lines of a UTF-8 text file; UserError naming it when it is missing or not UTF-8 text."""
+    """The lines of a UTF-8 text file (a byte-order mark, as Windows editors write, is dropped); UserError
+    naming it when it is missing or not UTF-8 text."""
     if not path.is_file():
         raise UserError(f"{path}: file not found (expected {what})")
     try:
-        return path.read_bytes().decode("utf-8").splitlines()
+        return path.read_bytes().decode("utf-8-sig").splitlines()
     except UnicodeDecodeError as err:
         raise UserError(f"{path}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start}); "
                         f"expected {what}") from None

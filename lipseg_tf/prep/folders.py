@@ -8,6 +8,9 @@ Two rules keep a user's files safe from every script:
   that holds its own settings file (masks.json, pairs.json, summary.json: claim_folder). Each script
   writes that file before any output, so a restarted run trusts what the interrupted one finished.
 
+- An output path that is a symbolic link is never followed, and the model shipped in the repository
+  (pretrained/, SHIPPED_MODELS) is never an output (check_output_dir).
+
 make_output_dir turns the operating system's refusals (the path is a file, lies under a file, is read-only)
 into one line before any work is done.
 """
@@ -21,6 +24,9 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from lipseg_tf.errors import UserError
+
+# The models shipped beside the scripts (pretrained/unet: predict.py's default): never an output.
+SHIPPED_MODELS = Path(__file__).resolve().parents[2] / "pretrained"
 
 
 def _real(path: str | os.PathLike) -> Path:
@@ -59,10 +65,25 @@ def _os_reason(err: OSError) -> str:
     return reasons.get(err.errno, err.strerror or str(err))
 
 
+def check_output_path(path: str | os.PathLike, flag: str) -> Path:
+    """UserError when an output path is a symbolic link (never followed) or is or lies inside the shipped
+    models (SHIPPED_MODELS). Creates nothing."""
+    path = Path(path)
+    if path.is_symlink():
+        raise UserError(f"{flag} {path}: a symbolic link (to {os.readlink(path)}); an output path is never "
+                        "followed: expected a new path, or a real folder or file this script wrote")
+    shipped = _real(SHIPPED_MODELS)
+    if _real(path) == shipped or shipped in _real(path).parents:
+        raise UserError(f"{flag} {path}: lies in the models shipped with lipseg_tf ({SHIPPED_MODELS}), which "
+                        "are never an output: expected a folder of your own")
+    return path
+
+
 def check_output_dir(path: str | os.PathLike, flag: str) -> Path:
     """UserError naming the path and the reason when the output folder could not be made or written to:
-    it exists as a file, lies under a file, or its nearest existing folder is read-only. Creates nothing."""
-    path = Path(path)
+    it exists as a file, lies under a file, or its nearest existing folder is read-only; or it is a link
+    or a shipped model (check_output_path). Creates nothing."""
+    path = check_output_path(path, flag)
     existing = path
     while not os.path.lexists(existing) and existing != existing.parent:
         existing = existing.parent

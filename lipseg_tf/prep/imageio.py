@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -12,7 +13,8 @@ from PIL import Image, ImageOps
 
 from lipseg_tf.errors import UserError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+log = logging.getLogger("lipseg_tf")
 
 
 def _open(path: Path) -> Image.Image:
@@ -120,8 +122,14 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
         raise UserError(f"{folder}: folder not found")
     # A folder or a broken link named like an image is listed too: reading it fails, and the caller
     # names it and counts it, rather than dropping it unseen.
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS
-                   and not p.name.startswith("."))
+    entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    files = [p for p in entries if p.suffix.lower() in IMAGE_EXTENSIONS]
+    # Said, not dropped unseen; the settings files beside the images (masks.json, pairs.json) go unnamed.
+    skipped = [p.name for p in entries if p.suffix.lower() not in IMAGE_EXTENSIONS + (".json",)]
+    if skipped:
+        log.warning("%s: skipped %d file(s) that are not %s images: %s%s", folder, len(skipped),
+                    "/".join(e.lstrip(".") for e in IMAGE_EXTENSIONS), ", ".join(skipped[:5]),
+                    ", ..." if len(skipped) > 5 else "")
     if not files:
         raise UserError(f"{folder}: no images found (expected {', '.join(IMAGE_EXTENSIONS)} files)")
     return files

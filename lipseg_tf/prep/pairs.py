@@ -410,6 +410,12 @@ def _finish(out_dir: Path, settings: dict, splits: dict, results: list, split_fa
     return counts
 
 
+def pairs_meta_file(input_dir: str | Path) -> Path | None:
+    """The pairs.json read_pairs_meta reads (beside the split folders, or in the folder itself), if any."""
+    folder = Path(input_dir)
+    return next((c for c in (folder / META_FILE, folder.parent / META_FILE) if c.is_file()), None)
+
+
 def read_pairs_meta(input_dir: str | Path) -> dict | None:
     """pairs.json written by process.py beside the split folders (or in the folder itself), if any;
     UserError naming it when it is not a JSON object with fields of the expected types."""

@@ -47,18 +47,29 @@ MIRROR = {"l_eye": "r_eye", "r_eye": "l_eye", "l_brow": "r_brow", "r_brow": "l_b
           "l_ear": "r_ear", "r_ear": "l_ear"}
 
 
-def parse_parts(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
-    """Parse a comma-separated part list (or a sequence); raise UserError naming the valid parts."""
-    names = [p.strip() for p in text.split(",")] if isinstance(text, str) else list(text)
+def parse_parts(text: str | list[str] | tuple[str, ...], source: str = "--parts") -> tuple[str, ...]:
+    """Parse a comma-separated part list (or a sequence); raise UserError naming the valid parts.
+
+    source: where the list comes from, named first in the error (a file's "parts" field, e.g.
+    "pairs/pairs.json: parts"; default the --parts flag)."""
+    names = [str(p).strip() for p in text.split(",")] if isinstance(text, str) else [str(p) for p in text]
     names = [p for p in names if p]
     if not names:
-        raise UserError("--parts: expected at least one part name, valid: " + ",".join(CELEBAMASK_PARTS))
+        raise UserError(f"{source}: expected at least one part name, valid: " + ",".join(CELEBAMASK_PARTS))
     unknown = [p for p in names if p not in CELEBAMASK_PARTS]
     if unknown:
-        raise UserError(f"--parts: unknown part {unknown[0]!r}, valid: " + ",".join(CELEBAMASK_PARTS))
+        raise UserError(f"{source}: unknown part {unknown[0]!r}, valid: " + ",".join(CELEBAMASK_PARTS))
     if len(set(names)) != len(names):
-        raise UserError(f"--parts: a part is named twice in {','.join(names)}")
+        raise UserError(f"{source}: a part is named twice in {','.join(names)}")
     return tuple(names)
+
+
+def check_style(style, source: str = "--style") -> str:
+    """style itself when it is one of MASK_STYLES; UserError naming source (a file's "style" field, e.g.
+    "run/options.json: style"; default the --style flag) and the valid styles."""
+    if style not in MASK_STYLES:
+        raise UserError(f"{source}: mask style {style!r} unknown, valid: {', '.join(MASK_STYLES)}")
+    return style
 
 
 def class_names(parts, style: str = "color") -> tuple[str, ...]:

@@ -5,7 +5,8 @@ full disk or a flipped bit leaves one of them unreadable, and TensorFlow then fa
 with a message that names neither the file nor what to do. broken_reason reads a checkpoint through once
 (every tensor, so the checksums are verified) and says what is wrong in one line; newest_intact walks back
 from the newest to the newest whole one, so a run resumes from there. A save killed midway leaves a
-`ckpt-N_temp` folder (TensorFlow's own name for the files it is writing): stale_temp_folders finds them.
+`ckpt-N_temp` folder (TensorFlow's own name for the files it is writing): stale_temp_folders finds them;
+one cut short between its two files leaves a `ckpt-N.data-*` without its `.index`: orphan_data_files.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import tensorflow as tf
 
 _CKPT_RE = re.compile(r"^ckpt-(\d+)\.index$")
 _TEMP_RE = re.compile(r"^ckpt-\d+_temp$")
+_DATA_RE = re.compile(r"^(ckpt-\d+)\.data-\d+-of-\d+$")
 
 
 def broken_reason(prefix: str | Path) -> str | None:
@@ -71,3 +73,13 @@ def stale_temp_folders(folder: str | Path) -> list[Path]:
     if not folder.is_dir():
         return []
     return sorted(p for p in folder.iterdir() if p.is_dir() and _TEMP_RE.match(p.name))
+
+
+def orphan_data_files(folder: str | Path) -> list[Path]:
+    """The `ckpt-N.data-*` files without their `ckpt-N.index` in a checkpoint folder (a save cut short;
+    TensorFlow's naming, inside the run's own checkpoints/ folder: safe to delete)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and (m := _DATA_RE.match(p.name))
+                  and not (folder / f"{m[1]}.index").exists())

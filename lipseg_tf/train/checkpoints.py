@@ -20,7 +20,7 @@ import tensorflow as tf
 from lipseg_tf.errors import UserError
 from lipseg_tf.prep.imageio import write_text
 from lipseg_tf.train.config import CHECKPOINT_DIR
-from lipseg_tf.train.guards import check_intact, remove_stale_temp, resume_point
+from lipseg_tf.train.guards import check_intact, interrupt_after, remove_stale_temp, resume_point
 
 log = logging.getLogger("lipseg_tf")
 BEST_DIR = "best"
@@ -74,6 +74,22 @@ def resume_checkpoint(checkpoint: str | Path | None, run_dir: str | Path) -> str
     return resume_point(Path(run_dir) / CHECKPOINT_DIR)
 
 
+def restore_networks(root: tf.train.Checkpoint, prefix: str, options_file: Path, shape: str) -> None:
+    """Restore checkpoint `prefix` into root (a tf.train.Checkpoint of networks built from options_file,
+    whose options are `shape`, e.g. "ngf 4, depth 2, 5 classes"); UserError in one line when they do not
+    fit it: a weight of another shape (ngf or the classes changed) or weights it holds no value for (depth
+    changed). TensorFlow's own errors name a variable but not the options behind it."""
+    try:
+        status = root.restore(prefix)
+        status.assert_existing_objects_matched()
+    except (ValueError, AssertionError) as err:
+        text = str(err).strip()
+        reason = text.splitlines()[0].split(", likely")[0].rstrip(".") if text else type(err).__name__
+        raise UserError(f"{prefix} does not fit {options_file} ({shape}): {reason}; expected the options "
+                        "the run was trained with (was options.json edited?)") from None
+    status.expect_partial()
+
+
 class Checkpoints:
     """The latest checkpoints and the best one of a run; `checkpoint` is the tf.train.Checkpoint to save.
 
@@ -99,13 +115,15 @@ class Checkpoints:
         return True
 
     def save(self, step: int) -> str:
-        return self.latest.save(checkpoint_number=step)
+        with interrupt_after():   # Ctrl-C waits for the save: no .data without its .index
+            return self.latest.save(checkpoint_number=step)
 
     def offer(self, step: int, mean_f1: float | None) -> bool:
         """Keep this step as the best when its validation mean F1 beats the best so far; True when it did."""
         if mean_f1 is None or (self.best_f1 is not None and mean_f1 <= self.best_f1):
             return False
-        path = self.best.save(checkpoint_number=step)
+        with interrupt_after():
+            path = self.best.save(checkpoint_number=step)
         self.best_f1 = float(mean_f1)
         write_text(self.best_file, json.dumps({"step": int(step), "mean_f1": round(float(mean_f1), 6),
                                                "checkpoint": f"{BEST_DIR}/{Path(path).name}"}, indent=2) + "\n")

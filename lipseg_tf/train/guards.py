@@ -6,7 +6,8 @@
     decode_errors(source)            a pair that fails to decode during training (corrupt past the header):
                                      TensorFlow's error names no file, so the pairs are read again to name it
     resume_point(folder)             the newest checkpoint that reads whole, saying which newer ones are broken
-    remove_stale_temp(folder)        the ckpt-N_temp folders a killed save left
+    remove_stale_temp(folder)        the ckpt-N_temp folders and .data files without .index a killed save left
+    interrupt_after()                Ctrl-C held back while a checkpoint is saved
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import contextlib
 import logging
 import math
 import shutil
+import signal
+import threading
 from pathlib import Path
 from typing import Iterator, Mapping
 
@@ -123,7 +126,28 @@ def check_intact(prefix: str) -> str:
 
 
 def remove_stale_temp(folder: str | Path) -> None:
-    """Delete the ckpt-N_temp folders a killed save left in a run's checkpoint folder, saying so."""
+    """Delete what a killed save left in a run's checkpoint folder (ckpt-N_temp folders, a ckpt-N.data
+    without its .index), saying so."""
     for temp in checkpoint_files.stale_temp_folders(folder):
         log.info("removing %s, left by a save that was interrupted", temp)
         shutil.rmtree(temp, ignore_errors=True)
+    for orphan in checkpoint_files.orphan_data_files(folder):
+        log.info("removing %s, left without its .index by a save that was interrupted", orphan)
+        orphan.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def interrupt_after() -> Iterator[None]:
+    """Hold back Ctrl-C (SIGINT) until the block ends, so a checkpoint save is never cut between its
+    .data and .index files; the interruption then comes as usual. Only the main thread can do so."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt

@@ -20,8 +20,8 @@ from tqdm import tqdm
 
 from lipseg_tf.prep.classes import ClassSpec
 from lipseg_tf.train import balance, distribute, guards, networks, pipeline, precision
-from lipseg_tf.train.checkpoints import select_checkpoint
-from lipseg_tf.train.config import RunConfig
+from lipseg_tf.train.checkpoints import restore_networks, select_checkpoint
+from lipseg_tf.train.config import OPTIONS_FILE, RunConfig
 
 log = logging.getLogger("lipseg_tf")
 
@@ -271,5 +271,11 @@ def load_generator(config: RunConfig, run_dir: Path, select: str = "latest") -> 
     """The trained generator of a run folder: its best checkpoint by validation mean F1, or its latest
     (`select`)."""
     generator = networks.build_generator(config.crop_size, config.ngf)
-    tf.train.Checkpoint(generator=generator).restore(select_checkpoint(run_dir, select)).expect_partial()
+    restore_networks(tf.train.Checkpoint(generator=generator), select_checkpoint(run_dir, select),
+                     Path(run_dir) / OPTIONS_FILE, network_shape(config))
     return generator
+
+
+def network_shape(config: RunConfig) -> str:
+    """The options that shape the networks, for a line about a checkpoint that does not fit them."""
+    return f"ngf {config.ngf}, ndf {config.ndf}"

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -20,7 +21,8 @@ from typing import Callable
 from lipseg_tf.errors import UserError
 from lipseg_tf.prep.classes import ClassSpec, classes_for_training
 from lipseg_tf.prep.folders import check_apart, make_output_dir
-from lipseg_tf.train.config import CHECKPOINT_DIR, RunConfig, load_options, with_model_options
+from lipseg_tf.train.config import CHECKPOINT_DIR, OPTIONS_FILE, RunConfig, load_options, with_model_options
+from lipseg_tf.train.run_folder import RunLock, claim_run_folder, resume_command
 
 log = logging.getLogger("lipseg_tf")
 
@@ -84,6 +86,7 @@ class Session:
     strategy: object                # tf.distribute.Strategy
     write_dir: Path                 # where this process writes (distribute.write_dir)
     plan: StepsPlan
+    resume_from: str | None = None  # the checkpoint to resume from (train checked that it fits)
 
     @property
     def run_dir(self) -> Path:
@@ -105,7 +108,7 @@ class Session:
         step after the restore."""
         from lipseg_tf.train.checkpoints import Checkpoints, resume_checkpoint
         manager = Checkpoints(checkpoint, self.write_dir, self.config.max_checkpoints)
-        resume_from = resume_checkpoint(self.config.checkpoint, self.run_dir)
+        resume_from = self.resume_from or resume_checkpoint(self.config.checkpoint, self.run_dir)
         if manager.restore(checkpoint, resume_from, self.run_dir):
             log.info("resumed from %s at step %d", resume_from, step_of())
         return manager, step_of()
@@ -135,21 +138,47 @@ class Session:
         return step % self.plan.eval_freq == 0 or step == self.plan.total_steps
 
 
-def _resumed_config(config: RunConfig, output_dir: Path) -> RunConfig:
-    """config with the model options of the run it resumes, if any (the network keeps its shape)."""
+def _resumed_config(config: RunConfig, output_dir: Path) -> tuple[RunConfig, Path | None]:
+    """(config with the model options of the run it resumes, that run's options.json) or (config, None)
+    when it resumes none: the network keeps its shape."""
     from lipseg_tf.train.checkpoints import resume_checkpoint
     resume_dir = Path(config.checkpoint) if config.checkpoint else output_dir
     if config.continue_train and not resume_checkpoint(config.checkpoint, output_dir):
         raise UserError(f"--continue_train: {resume_dir / CHECKPOINT_DIR} holds no checkpoint to continue from")
     if not (resume_dir / CHECKPOINT_DIR).is_dir():
-        return config
+        return config, None
     saved = load_options(resume_dir)
     changed = [k for k in config.MODEL_OPTIONS if k in saved and saved[k] != getattr(config, k)
                and k not in ("parts", "style")]
     if changed:
         log.warning("resuming %s: keeping its %s from options.json", resume_dir,
                     ", ".join(f"{k}={saved[k]}" for k in changed))
-    return with_model_options(config, saved)
+    return with_model_options(config, saved), resume_dir / OPTIONS_FILE
+
+
+def _check_resume(config: RunConfig, classes: ClassSpec, options_file: Path, input_dir: Path) -> str | None:
+    """The checkpoint the run resumes from (None: a fresh start), once it is known to fit: the classes of
+    --input_dir are those the run was trained on, and the networks options.json builds fit the
+    checkpoint. UserError in one line otherwise, before anything is written."""
+    from lipseg_tf.train.checkpoints import resume_checkpoint
+    resume_from = resume_checkpoint(config.checkpoint, config.output_dir)
+    if resume_from is None or options_file is None:
+        return resume_from
+    saved = load_options(options_file.parent)
+    trained = ClassSpec.create(saved["parts"], saved.get("style", "color"), options_file)
+    check_same_classes(options_file.parent, trained, input_dir, classes,
+                       "pairs of the run's classes, or a new --output_dir for a new run")
+    _restore_into_built(config, classes, resume_from, options_file)
+    return resume_from
+
+
+def check_same_classes(run_dir: Path, trained: ClassSpec, input_dir: Path, data: ClassSpec, expected: str) -> None:
+    """UserError naming both when the pairs of input_dir hold other classes than the run was trained on."""
+    def named(spec: ClassSpec) -> str:
+        return ",".join(spec.parts) + ("" if spec.style == "color" else f" ({spec.style} masks)")
+    if (trained.parts, trained.style) != (data.parts, data.style):
+        raise UserError(f"{run_dir} was trained on {named(trained)}; --input_dir {input_dir} has {named(data)}: "
+                        f"expected {expected}")
 
 
 def train(config: RunConfig, strategy=None) -> int:
@@ -170,26 +199,44 @@ def train(config: RunConfig, strategy=None) -> int:
     if config.deterministic:
         import tensorflow as tf
         tf.config.experimental.enable_op_determinism()
-    config = _resumed_config(config, output_dir)
-    check_options(config)
-    classes = classes_for_training(input_dir, config.parts, config.style)
+    check_apart(("--output_dir", output_dir), {"--input_dir": input_dir})
+    claim_run_folder(output_dir, config.model)
+    config, resumed_options = _resumed_config(config, output_dir)
+    classes = classes_for_training(input_dir, config.parts, config.style, resumed_options)
     config = dataclasses.replace(config, parts=classes.parts, style=classes.style)
+    # A bad size or width fails here, before anything is written.
+    if resumed_options:
+        check_run_options(config, classes, resumed_options)
+    else:
+        build_networks(config, classes)
     train_source = pipeline.find_pairs(input_dir, "train")
     val_source = pipeline.find_pairs(input_dir, "val") if pipeline.has_split(input_dir, "val") else None
-    _build(config, classes)  # a bad size or width fails here, before anything is written
-    check_apart(("--output_dir", output_dir), {"--input_dir": input_dir})
-    make_output_dir(output_dir, "--output_dir")
-    if distribute.is_chief(strategy):   # the other workers of a multi-worker run write nothing here
-        config.save(output_dir)
-    plan = plan_steps(config, train_source.count, strategy.num_replicas_in_sync)
-    log.info("%s: training %d steps on %d pairs (%s) from %s; batch %d x %d replicas, %s%s; run folder %s",
-             config.model, plan.total_steps, train_source.count, train_source.format, train_source.folder,
-             config.batch_size, strategy.num_replicas_in_sync, config.precision, ", XLA" if config.jit else "",
-             output_dir)
-    start = time.perf_counter()
+    resume_from = _check_resume(config, classes, resumed_options, input_dir)
+    chief = distribute.is_chief(strategy)   # the other workers of a multi-worker run write nothing here
+    with contextlib.ExitStack() as stack:
+        make_output_dir(output_dir, "--output_dir")
+        if chief:
+            stack.enter_context(RunLock(output_dir))
+            config.save(output_dir)
+        plan = plan_steps(config, train_source.count, strategy.num_replicas_in_sync)
+        log.info("%s: training %d steps on %d pairs (%s) from %s; batch %d x %d replicas, %s%s; run folder %s",
+                 config.model, plan.total_steps, train_source.count, train_source.format, train_source.folder,
+                 config.batch_size, strategy.num_replicas_in_sync, config.precision,
+                 ", XLA" if config.jit else "", output_dir)
+        start = time.perf_counter()
+        try:
+            _train(config, classes, train_source, val_source, strategy, output_dir, plan, resume_from)
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt(_interrupted(config, output_dir)) from None
+    log.info("%s: trained in %.0f s", config.model, time.perf_counter() - start)
+    return 0
+
+
+def _train(config, classes, train_source, val_source, strategy, output_dir, plan, resume_from) -> None:
+    from lipseg_tf.train import distribute
+    from lipseg_tf.train.guards import decode_errors
     with distribute.write_dir(output_dir, strategy) as write_dir:
-        session = Session(config, classes, train_source, val_source, strategy, write_dir, plan)
-        from lipseg_tf.train.guards import decode_errors
+        session = Session(config, classes, train_source, val_source, strategy, write_dir, plan, resume_from)
         with decode_errors(train_source, val_source):
             if config.model == "pix2pix":
                 from lipseg_tf.train import pix2pix
@@ -197,15 +244,46 @@ def train(config: RunConfig, strategy=None) -> int:
             else:
                 from lipseg_tf.train import unet
                 unet.train(session)
-    log.info("%s: trained in %.0f s", config.model, time.perf_counter() - start)
-    return 0
 
 
-def _build(config: RunConfig, classes: ClassSpec):
-    """Build the network once to validate the options (cheap at any size)."""
+def _interrupted(config: RunConfig, output_dir: Path) -> str:
+    """What an interruption (Ctrl-C) leaves, and the command that resumes the run."""
+    from lipseg_tf.train.checkpoint_files import checkpoint_prefixes
+    from lipseg_tf.train.guards import remove_stale_temp
+    remove_stale_temp(output_dir / CHECKPOINT_DIR)   # what a save cut short left
+    latest = checkpoint_prefixes(output_dir / CHECKPOINT_DIR)
+    if not latest:
+        return f"before the first checkpoint of {output_dir}; start again with: {resume_command(config)}"
+    return f"the latest checkpoint is {latest[0]}; resume with: {resume_command(config)}"
+
+
+def build_networks(config: RunConfig, classes: ClassSpec) -> dict:
+    """Build the networks once to validate the options (cheap at any size): {checkpoint name: network}."""
     from lipseg_tf.train import networks
     if config.model == "pix2pix":
-        networks.build_generator(config.crop_size, config.ngf)
-        networks.build_discriminator(config.crop_size, config.ndf)
+        return {"generator": networks.build_generator(config.crop_size, config.ngf),
+                "discriminator": networks.build_discriminator(config.crop_size, config.ndf)}
+    return {"model": networks.build_unet(classes.num_classes, config.ngf, config.depth, config.crop_size)}
+
+
+def check_run_options(config: RunConfig, classes: ClassSpec, options_file: Path) -> None:
+    """UserError naming options_file when the options it gave config (a hand-edited ngf or crop_size) are
+    out of range or cannot build the networks."""
+    try:
+        check_options(config)
+        build_networks(config, classes)
+    except UserError as err:
+        raise UserError(f"{options_file}: {str(err).removeprefix('--')} (expected the options the run was "
+                        "trained with)") from None
+
+
+def _restore_into_built(config: RunConfig, classes: ClassSpec, prefix: str, options_file: Path) -> None:
+    """UserError in one line unless checkpoint `prefix` fits the networks options_file builds."""
+    import tensorflow as tf
+
+    from lipseg_tf.train.checkpoints import restore_networks
+    if config.model == "pix2pix":
+        shape = f"ngf {config.ngf}, ndf {config.ndf}"
     else:
-        networks.build_unet(classes.num_classes, config.ngf, config.depth, config.crop_size)
+        shape = f"ngf {config.ngf}, depth {config.depth}, {classes.num_classes} classes"
+    restore_networks(tf.train.Checkpoint(**build_networks(config, classes)), prefix, options_file, shape)

@@ -21,8 +21,8 @@ from lipseg_tf.errors import UserError
 from lipseg_tf.prep.classes import ClassSpec
 from lipseg_tf.train import distribute, fitloop, guards, networks, pipeline, precision
 from lipseg_tf.train.balance import balancing_weights, class_frequencies
-from lipseg_tf.train.checkpoints import select_checkpoint
-from lipseg_tf.train.config import RunConfig
+from lipseg_tf.train.checkpoints import restore_networks, select_checkpoint
+from lipseg_tf.train.config import OPTIONS_FILE, RunConfig
 
 log = logging.getLogger("lipseg_tf")
 
@@ -220,5 +220,11 @@ def init_weights(model: keras.Model, source: Path, classes: ClassSpec) -> None:
 def load_model(config: RunConfig, classes: ClassSpec, run_dir: Path, select: str = "latest") -> keras.Model:
     """The trained U-Net of a run folder: its best checkpoint by validation mean F1, or its latest (`select`)."""
     model = build(config, classes)
-    tf.train.Checkpoint(model=model).restore(select_checkpoint(run_dir, select)).expect_partial()
+    restore_networks(tf.train.Checkpoint(model=model), select_checkpoint(run_dir, select),
+                     Path(run_dir) / OPTIONS_FILE, network_shape(config, classes))
     return model
+
+
+def network_shape(config: RunConfig, classes: ClassSpec) -> str:
+    """The options that shape the network, for a line about a checkpoint that does not fit them."""
+    return f"ngf {config.ngf}, depth {config.depth}, {classes.num_classes} classes"
