@@ -1,4 +1,4 @@
-"""The bad-input catalogue (issue 11): every way a hostile user or a failing disk can hurt a run.
+"""The bad-input catalogue (issues 11 and 19): every way a hostile user or a failing disk can hurt a run.
 
 Each case asserts what the user sees and what is left behind: a refused run exits non-zero with one
 `error:` line naming the file and no traceback; no input file changes (hashes before and after); nothing
@@ -1189,3 +1189,28 @@ def test_a_folder_of_photos_takes_gifs_and_says_what_it_skipped(tmp_path, caplog
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == 1 and warnings[0].startswith(f"{folder}: skipped 1 file(s) that are not ")
     assert warnings[0].endswith(": notes.txt")
+
+
+def test_a_pix2pix_run_that_does_not_fit_is_one_line(tiny_pairs, tmp_path, capsys):
+    """pix2pix's networks and classes are checked as the U-Net's: a resume with other pairs, or with an
+    edited ngf/ndf, and a test with an edited ngf are one line naming the run, nothing changed."""
+    run_dir = tmp_path / "run"
+    assert run_trainer("pix2pix", trainer_args("pix2pix", tiny_pairs["png"], run_dir, "--max_steps", "2")) == 0
+    options = json.loads((run_dir / "options.json").read_text())
+    other = pairs_of_classes(tiny_pairs["png"], tmp_path / "other")
+    capsys.readouterr()
+    before = snapshot(tmp_path)
+    line = refused(capsys, run_trainer("pix2pix", resume_args(other, run_dir, "--max_steps", "3")), before,
+                   tmp_path, alone=False)
+    assert line.startswith(f"error: {run_dir} was trained on l_eye,r_eye,u_lip,l_lip; --input_dir {other} has "
+                           "nose,l_eye")
+    for edit, expected in (({"ndf": 8}, "(ngf 4, ndf 8): Received incompatible tensor"),
+                           ({"ngf": 8}, "(ngf 8, ndf 4): Received incompatible tensor")):
+        (run_dir / "options.json").write_text(json.dumps({**options, **edit}))
+        before = snapshot(tmp_path)
+        line = refused(capsys, run_trainer("pix2pix", resume_args(tiny_pairs["png"], run_dir, "--max_steps", "3")),
+                       before, tmp_path, alone=False)
+        assert f"{run_dir / 'checkpoints' / 'ckpt-2'} does not fit {run_dir / 'options.json'} {expected}" in line
+    line = refused(capsys, run_mode("pix2pix", "test", run_dir, tiny_pairs["png"], tmp_path / "results"), before,
+                   tmp_path, alone=False)
+    assert f"does not fit {run_dir / 'options.json'} (ngf 8, ndf 4)" in line

@@ -52,7 +52,7 @@ def _check_output(output: Path, test_dir: Path, overwrite: bool = False) -> None
     if output.is_dir():
         raise UserError(f"--output {output}: a folder, expected a .png file name")
     check_output_path(output, "--output")
-    check_output_dir(output.parent, "--output")
+    check_output_dir(output.parent, "--output", link_ok=True)   # the file itself is no link
     if os.path.lexists(output) and not overwrite and not is_own_grid(output):
         raise UserError(f"--output {output}: already there, and print.py did not write it: expected a new "
                         "file name (or --overwrite to replace it)")

@@ -65,11 +65,12 @@ def _os_reason(err: OSError) -> str:
     return reasons.get(err.errno, err.strerror or str(err))
 
 
-def check_output_path(path: str | os.PathLike, flag: str) -> Path:
-    """UserError when an output path is a symbolic link (never followed) or is or lies inside the shipped
-    models (SHIPPED_MODELS). Creates nothing."""
+def check_output_path(path: str | os.PathLike, flag: str, link_ok: bool = False) -> Path:
+    """UserError when an output path is a symbolic link (never followed; link_ok: a folder given to hold
+    the output file, which is checked itself) or is or lies inside the shipped models (SHIPPED_MODELS).
+    Creates nothing."""
     path = Path(path)
-    if path.is_symlink():
+    if path.is_symlink() and not link_ok:
         raise UserError(f"{flag} {path}: a symbolic link (to {os.readlink(path)}); an output path is never "
                         "followed: expected a new path, or a real folder or file this script wrote")
     shipped = _real(SHIPPED_MODELS)
@@ -79,11 +80,11 @@ def check_output_path(path: str | os.PathLike, flag: str) -> Path:
     return path
 
 
-def check_output_dir(path: str | os.PathLike, flag: str) -> Path:
+def check_output_dir(path: str | os.PathLike, flag: str, link_ok: bool = False) -> Path:
     """UserError naming the path and the reason when the output folder could not be made or written to:
     it exists as a file, lies under a file, or its nearest existing folder is read-only; or it is a link
     or a shipped model (check_output_path). Creates nothing."""
-    path = check_output_path(path, flag)
+    path = check_output_path(path, flag, link_ok)
     existing = path
     while not os.path.lexists(existing) and existing != existing.parent:
         existing = existing.parent

@@ -1,8 +1,11 @@
 """A training run of either model: what both trainers share.
 
-    train(config) checks the options, takes the classes from the AB folder's pairs.json, plans the steps,
-    writes <output_dir>/options.json and hands a Session to unet.train (Keras fit) or pix2pix.train
-    (custom step). The Session gives both the same run folder, global batch and steps plan, seeding,
+    train(config) checks the options, claims the run folder (run_folder.py: a new one or this model's
+    own), takes the classes from the AB folder's pairs.json, checks that a resumed run fits them and its
+    checkpoint fits its options.json, plans the steps, takes the run folder's lock, writes
+    <output_dir>/options.json and hands a Session to unet.train (Keras fit) or pix2pix.train
+    (custom step). Nothing is written before every check has passed; Ctrl-C ends with the command that
+    resumes the run. The Session gives both the same run folder, global batch and steps plan, seeding,
     checkpoints (the latest and the best; ckpt-N is the step for both), resume, the "nothing to do"
     check and validation on val/ (validation.py). The trainers keep only what differs: their networks,
     losses and loop.
