@@ -976,6 +976,15 @@ def test_print_leaves_someone_elses_png_alone_unless_overwrite(tmp_path, capsys)
     assert grid.stat().st_mtime_ns >= first and Image.open(grid).info.get("Software") == "lipseg_tf print.py"
 
 
+def test_print_refuses_a_fifo_as_output_without_reading_it(tmp_path, capsys):
+    run = fake_test_run(tmp_path / "test-run", json.dumps({"mean_f1": 0.5, "images": 1}))
+    pipe = tmp_path / "pipe.png"
+    os.mkfifo(pipe)
+    before = snapshot(tmp_path)
+    line = refused(capsys, print_main_(["--input_dir", str(run), "--output", str(pipe)]), before, tmp_path)
+    assert f"--output {pipe}: already there, and print.py did not write it" in line
+
+
 def test_print_never_writes_through_a_link(tmp_path, capsys):
     run = fake_test_run(tmp_path / "test-run", json.dumps({"mean_f1": 0.5, "images": 1}))
     holiday = tmp_path / "holiday.png"
@@ -1214,3 +1223,17 @@ def test_a_pix2pix_run_that_does_not_fit_is_one_line(tiny_pairs, tmp_path, capsy
     line = refused(capsys, run_mode("pix2pix", "test", run_dir, tiny_pairs["png"], tmp_path / "results"), before,
                    tmp_path, alone=False)
     assert f"does not fit {run_dir / 'options.json'} (ngf 8, ndf 4)" in line
+
+
+@pytest.mark.parametrize("field, value, expected", [
+    ("parts", ["l_eye", "foo"], "masks.json: parts: unknown part 'foo', valid: "),
+    ("style", "rainbow", "masks.json: style: mask style 'rainbow' unknown, valid: "),
+])
+def test_process_names_the_masks_json_a_bad_part_or_style_came_from(work, capsys, field, value, expected):
+    meta_file = work / "masks" / "masks.json"
+    meta = json.loads(meta_file.read_text())
+    meta[field] = value
+    meta_file.write_text(json.dumps(meta))
+    before = snapshot(work)
+    line = refused(capsys, process(work, work / "pairs"), before, work)
+    assert line.startswith(f"error: {work / 'masks' / expected}")

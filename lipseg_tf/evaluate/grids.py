@@ -34,7 +34,10 @@ SOFTWARE = "lipseg_tf print.py"   # the PNG's Software text: how print.py knows 
 
 
 def is_own_grid(path: Path) -> bool:
-    """Whether path is a PNG print.py wrote (its Software text says so)."""
+    """Whether path is a PNG print.py wrote (its Software text says so); never for a link or anything
+    but a regular file (a FIFO would block the read)."""
+    if path.is_symlink() or not path.is_file():
+        return False
     try:
         with Image.open(path) as image:
             return image.format == "PNG" and image.info.get("Software") == SOFTWARE

@@ -60,7 +60,7 @@ from lipseg_tf.prep import celebamask, folders, imageio, parallel
 from lipseg_tf.prep.celebamask import SPLITS
 from lipseg_tf.prep.masks import META_FILE as MASKS_META_FILE
 from lipseg_tf.prep.masks import is_up_to_date, mask_meta, read_meta
-from lipseg_tf.prep.parts import DEFAULT_PARTS, MASK_STYLES, parse_parts
+from lipseg_tf.prep.parts import DEFAULT_PARTS, MASK_STYLES, check_style, parse_parts
 from lipseg_tf.prep.splits import choose_splits, parse_fractions
 
 log = logging.getLogger("lipseg_tf.pairs")
@@ -266,6 +266,8 @@ def _pair_meta(masks_dir: Path, parts: Sequence[str] | None, style: str | None) 
         return mask_meta(masks_dir, parts or DEFAULT_PARTS, style or "color")
     if meta.pop("complete", True) is False:
         log.warning("%s: g_mask.py did not finish writing these masks; run it again for the rest", meta_path)
+    parse_parts(meta.get("parts", DEFAULT_PARTS), f"{meta_path}: parts")   # a hand-edited one: named
+    check_style(meta.get("style", "color"), f"{meta_path}: style")
     if parts is not None and list(parts) != meta.get("parts"):
         raise UserError(f"--parts {','.join(parts)} disagrees with {meta_path} "
                         f"(parts {','.join(map(str, meta.get('parts') or []))}); leave --parts out")
