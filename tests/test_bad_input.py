@@ -25,6 +25,7 @@ from lipseg_tf.cli.g_mask import main as g_mask_main
 from lipseg_tf.cli.predict import main as predict_main
 from lipseg_tf.cli.process import main as process_main
 from lipseg_tf.prep import celebamask, imageio, masks, pairs, sample
+from lipseg_tf.prep.parts import DEFAULT_PARTS
 
 COUNT = 6
 
@@ -402,6 +403,112 @@ def test_classes_json_of_the_wrong_shape(work, capsys, text, expected):
     code = predict_main(["--model", str(model), "--input", str(photos), "--output", str(work / "results")])
     line = refused(capsys, code, before, work)
     assert str(model / "classes.json") in line and expected in line
+
+
+@pytest.fixture(scope="module")
+def tiny_exports(tmp_path_factory) -> dict[str, Path]:
+    """An untrained U-Net (32 px, ngf 4, crop box, 'sample' framing) exported twice: "new" by export()
+    (its graph holds its classes.json) and "old" as exports before issue 19 were (graph without it)."""
+    import tensorflow as tf
+
+    from lipseg_tf.prep.classes import ClassSpec
+    from lipseg_tf.serve.savedmodel import Segmenter, export, write_classes
+    from lipseg_tf.train.networks import build_unet
+
+    classes = ClassSpec.create(DEFAULT_PARTS, "color")
+    segmenter = Segmenter(build_unet(classes.num_classes, 4, 2, 32), 32, classes, output="probabilities")
+    root = tmp_path_factory.mktemp("tiny-exports")
+    old = root / "old"
+    tf.saved_model.save(segmenter, str(old), signatures={"serving_default": segmenter.serve})
+    write_classes(old, classes, 32, "sample", (0.2, 0.3, 0.6))
+    return {"new": export(segmenter, classes, root / "new", framing="sample", crop=(0.2, 0.3, 0.6)), "old": old}
+
+
+def edited_model(tiny_exports, work: Path, edit, which: str = "new") -> Path:
+    """A copy of a tiny export whose classes.json went through edit(meta) (which may change it in place)."""
+    model = Path(shutil.copytree(tiny_exports[which], work / "model"))
+    meta = json.loads((model / "classes.json").read_text())
+    edit(meta)
+    (model / "classes.json").write_text(json.dumps(meta))
+    return model
+
+
+def _set(**fields):
+    return lambda meta: meta.update(fields)
+
+
+def _colour(index, value):
+    return lambda meta: meta["colors"][index].__setitem__(0, value)
+
+
+CLASSES_JSON_EDITS = {
+    "3 classes": (lambda m: m.update(classes=m["classes"][:3], colors=m["colors"][:3]),
+                  "'classes' lists 3 classes but the model outputs 5"),
+    "7 classes": (lambda m: m.update(classes=m["classes"] + ["nose", "mouth"], colors=m["colors"] + [[1, 2, 3]] * 2),
+                  "'classes' lists 7 classes but the model outputs 5"),
+    "colour 300": (_colour(1, 300), "colour 1 in 'colors' is [300, 255, 0], expected [r, g, b] of whole numbers 0-255"),
+    "colour -1": (_colour(2, -1), "colour 2 in 'colors' is [-1, 0, 255]"),
+    "colour NaN": (_colour(3, float("nan")), "colour 3 in 'colors' is NaN"),
+    "colour 'a'": (_colour(4, "a"), "colour 4 in 'colors' is [\"a\", 255, 0]"),
+    "colour of 2 values": (lambda m: m["colors"][0].pop(), "colour 0 in 'colors' is [0, 0]"),
+    "image_size 10**30": (_set(image_size=10 ** 30), "'image_size' is 1e+30, expected the model's input size"),
+    "image_size 100000": (_set(image_size=100000), "'image_size' is 100000, expected the model's input size in pixels "
+                                                   "(1 to 4096)"),
+    "image_size 8": (_set(image_size=8), "'image_size' is 8 but the model's graph takes 32 px"),
+    "crop removed": (lambda m: m.pop("crop"), "'crop' is absent but the model was exported with [0.2, 0.3, 0.6]"),
+    "crop moved": (_set(crop=[0.1, 0.3, 0.6]), "'crop' is [0.1, 0.3, 0.6] but the model was exported with"),
+    "crop of text": (_set(crop=["a", 0, 1]), "crop [\"a\", 0, 1]: expected [x0, y0, side]"),
+    "nested classes": (lambda m: m["classes"].__setitem__(1, ["l_eye"]), "class [\"l_eye\"] in 'classes', expected a "
+                                                                         "class name"),
+    "classes swapped": (lambda m: m.update(classes=[m["classes"][i] for i in (0, 2, 1, 3, 4)]),
+                        "'classes' is background,r_eye,l_eye,u_lip,l_lip but the model was exported with "
+                        "background,l_eye,r_eye,u_lip,l_lip"),
+    "class twice": (lambda m: m["classes"].__setitem__(2, "l_eye"), "class 'l_eye' listed twice"),
+    "framing unknown": (_set(framing="rainbow"), "'framing' 'rainbow' unknown, valid: sample, celebahq"),
+    "framing changed": (_set(framing="celebahq"), "'framing' is \"celebahq\" but the model was exported with "
+                                                  "\"sample\""),
+    "tta unknown": (_set(tta="both"), "'tta' 'both' unknown"),
+    "tta added": (_set(tta="flip"), "'tta' is \"flip\" but the model was exported with none"),
+}
+
+
+@pytest.mark.parametrize("case", CLASSES_JSON_EDITS)
+def test_classes_json_that_does_not_describe_its_model(tiny_exports, work, capsys, case):
+    edit, expected = CLASSES_JSON_EDITS[case]
+    model = edited_model(tiny_exports, work, edit)
+    photos = photo_folder(work)
+    before = snapshot(work)
+    code = predict_main(["--model", str(model), "--input", str(photos / "0.jpg"), "--output", str(work / "results"),
+                         "--no-detect"])
+    line = refused(capsys, code, before, work)
+    assert line.startswith(f"error: {model / 'classes.json'}: ") and expected in line
+    assert not (work / "results").exists()
+
+
+@pytest.mark.parametrize("case", ["3 classes", "7 classes", "image_size 8", "classes swapped"])
+def test_classes_json_of_an_older_export_is_checked_against_its_graph(tiny_exports, work, capsys, case):
+    """A graph without its classes.json (exported before issue 19, as pretrained/unet): the output's
+    classes, the graph's class names and the size of its input resize are what is checked."""
+    edit, expected = CLASSES_JSON_EDITS[case]
+    model = edited_model(tiny_exports, work, edit, "old")
+    photos = photo_folder(work)
+    before = snapshot(work)
+    code = predict_main(["--model", str(model), "--input", str(photos / "0.jpg"), "--output", str(work / "results"),
+                         "--no-detect"])
+    assert expected in refused(capsys, code, before, work)
+
+
+@pytest.mark.parametrize("which", ["new", "old"])
+def test_an_unedited_tiny_export_predicts(tiny_exports, work, capsys, which):
+    model = edited_model(tiny_exports, work, lambda meta: meta.update(note="kept by the user"), which)
+    photos = photo_folder(work)
+    code = predict_main(["--model", str(model), "--input", str(photos / "0.jpg"), "--output", str(work / "results"),
+                         "--no-detect"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "field 'note' is not one of classes, colors" in err
+    labels = np.asarray(Image.open(work / "results" / "0-mask.png"))
+    assert labels.shape == np.asarray(Image.open(photos / "0.jpg")).shape[:2] and labels.max() <= 4
 
 
 # ------------------------------------------------------------------------------------------ print.py
