@@ -861,3 +861,167 @@ def test_results_inside_the_run_folder_are_refused(tmp_path, capsys, mode):
     code = run(lambda argv: runner.main("unet", argv), ["--mode", mode, "--checkpoint", str(run_dir), "--input_dir",
                                                        str(ab_dir), "--output_dir", str(run_dir / "results")])
     assert "lies inside --checkpoint" in refused(capsys, code, before, tmp_path, alone=False)
+
+
+# ---------------------------------------------------------------- sizes, disks and special files
+
+def test_a_size_that_cannot_fit_in_memory_is_refused_before_any_work(work, capsys):
+    before = snapshot(work)
+    line = refused(capsys, process(work, work / "pairs", "--size", "100000", "--limit", "1"), before, work)
+    assert line.startswith("error: --size 100000: pairing a photo at 100000x100000 takes about 224 GB of memory")
+    assert "at most --size" in line and not (work / "pairs").exists()
+
+
+def test_memory_estimate_names_the_workers_that_would_fit():
+    from lipseg_tf.errors import UserError
+
+    pairs.check_memory(256, 16, available=2 ** 30)          # 1.5 MB a worker
+    with pytest.raises(UserError, match=r"--size 4096: .* 0.375 GB of memory a worker, 6 GB for 16 worker\(s\), "
+                                        r"and 1 GB is available; with --workers 2 it would fit"):
+        pairs.check_memory(4096, 16, available=2 ** 30)
+
+
+def test_a_fifo_as_predict_input_is_skipped_with_one_line(tiny_exports, work, capsys):
+    fifo = work / "x.jpg"
+    os.mkfifo(fifo)
+    code = predict_main(["--model", str(tiny_exports["new"]), "--input", str(fifo), "--output", str(work / "results"),
+                         "--no-detect"])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert f"skipped {fifo}: a FIFO (named pipe), expected an image file" in err
+    summary = json.loads((work / "results" / "summary.json").read_text())
+    assert summary["photos"] == 0 and summary["skipped"][0]["file"] == str(fifo)
+
+
+def test_a_fifo_among_the_photos_is_counted_and_the_rest_paired(work, capsys):
+    photos = photo_folder(work)
+    (photos / "4.jpg").unlink()
+    os.mkfifo(photos / "4.jpg")
+    code = process_main(["--images", str(photos), "--masks", str(work / "masks"), "--out-dir", str(work / "pairs"),
+                         "--size", "32", "--workers", "1"])
+    err = capsys.readouterr().err
+    assert code == 1 and f"{photos / '4.jpg'}: a FIFO (named pipe)" in err and "1 unreadable" in err.splitlines()[-1]
+    assert len(list((work / "pairs").rglob("*.png"))) == COUNT - 1
+
+
+def full_disk_at(monkeypatch, name_ends: str) -> None:
+    """Every atomic write (prep/imageio.write_bytes) of a file whose name ends so fails as on a full disk."""
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if str(dst).endswith(name_ends):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))   # as os.replace's own, without a file name
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(imageio.os, "replace", replace)
+
+
+def test_predict_on_a_full_disk_names_the_file(tiny_exports, work, capsys, monkeypatch):
+    photos = photo_folder(work)
+    full_disk_at(monkeypatch, "-mask.png")
+    code = predict_main(["--model", str(tiny_exports["new"]), "--input", str(photos / "0.jpg"), "--output",
+                         str(work / "results"), "--no-detect"])
+    line = one_error_line(capsys)
+    assert code == 1 and line == f"error: {work / 'results' / '0-mask.png'}: No space left on device"
+    assert no_temp_files(work / "results") and not (work / "results" / "0-mask.png").exists()
+
+
+def test_a_trainer_on_a_full_disk_names_log_csv_and_leaves_no_empty_one(tmp_path, capsys, monkeypatch):
+    from helpers import make_ab_dataset
+
+    ab_dir = make_ab_dataset(tmp_path / "ab", {"train": 2}, size=32)
+    run_dir = tmp_path / "run"
+    full_disk_at(monkeypatch, "log.csv")
+    code = run_trainer("unet", trainer_args("unet", ab_dir, run_dir, "--max_steps", "1"))
+    line = one_error_line(capsys, alone=False)
+    assert code == 1 and line == f"error: {run_dir / 'log.csv'}: No space left on device"
+    assert not (run_dir / "log.csv").exists() and no_temp_files(run_dir)
+
+
+def test_tensorflows_own_write_on_a_full_disk_is_one_line_naming_the_file(monkeypatch, tmp_path, capsys):
+    """/dev/full answers every write with ENOSPC: TensorFlow's error (not an OSError) becomes one line;
+    a checkpoint's temporary shard is named by its checkpoint."""
+    import tensorflow as tf
+
+    from lipseg_tf.cli.common import run, tensorflow_write_error_line
+
+    assert run(lambda argv: tf.io.write_file("/dev/full", tf.constant("x" * 100000)), []) == 1
+    assert one_error_line(capsys) == "error: /dev/full: No space left on device"
+    # TensorFlow's message for a checkpoint on a full 200 kB tmpfs (measured, TF 2.x):
+    message = ("{{function_node __wrapped__SaveV2_dtypes_3_device_/job:localhost/replica:0/task:0/device:CPU:0}} "
+               f"{tmp_path}/run/checkpoints/ckpt-2_temp/part-00000-of-00001.data-00000-of-00001.tempstate54249; "
+               "No space left on device [Op:SaveV2]")
+    assert tensorflow_write_error_line(tf.errors.ResourceExhaustedError(None, None, message)) == (
+        f"{tmp_path}/run/checkpoints/ckpt-2: No space left on device (writing the checkpoint)")
+    assert tensorflow_write_error_line(tf.errors.ResourceExhaustedError(None, None, "OOM when allocating")) is None
+
+
+KILLED_EXPORT = """
+import os, signal, sys
+from pathlib import Path
+from lipseg_tf.prep.classes import ClassSpec
+from lipseg_tf.prep.parts import DEFAULT_PARTS
+from lipseg_tf.serve import savedmodel
+from lipseg_tf.train.networks import build_unet
+
+classes = ClassSpec.create(DEFAULT_PARTS, "color")
+segmenter = savedmodel.Segmenter(build_unet(5, 4, 2, 32), 32, classes, output="probabilities")
+real_replace = os.replace
+
+def replace(src, dst):  # killed just before the last step: saved_model.pb moved in
+    if Path(dst).name == "saved_model.pb" and Path(dst).parent == Path(sys.argv[1]):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_replace(src, dst)
+
+os.replace = replace
+savedmodel.export(segmenter, classes, Path(sys.argv[1]), framing="sample", crop=(0.2, 0.3, 0.6))
+"""
+
+
+def test_an_export_killed_midway_leaves_no_saved_model_without_its_classes_json(tiny_exports, work, capsys):
+    """kill -9 over an older export, at the worst moment (all but saved_model.pb moved in): the folder is
+    no model, and predict says so; the next export completes and removes the killed one's temporary folder."""
+    import subprocess
+    import sys
+
+    from helpers import REPO
+    from lipseg_tf.serve.savedmodel import Segmenter, export
+    from lipseg_tf.train.networks import build_unet
+
+    model = Path(shutil.copytree(tiny_exports["new"], work / "model"))
+    done = subprocess.run([sys.executable, "-c", KILLED_EXPORT, str(model)], cwd=REPO, capture_output=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert done.returncode == -9, done.stderr.decode()[-2000:]
+    assert not (model / "saved_model.pb").exists() and (model / "classes.json").is_file()
+    assert len(list(work.glob(".tmp-export-model-*"))) == 1
+    photos = photo_folder(work)
+    code = predict_main(["--model", str(model), "--input", str(photos / "0.jpg"), "--output", str(work / "out")])
+    assert f"{model}: no saved_model.pb" in one_error_line(capsys)
+    assert code == 1
+
+    from lipseg_tf.prep.classes import ClassSpec
+    classes = ClassSpec.create(DEFAULT_PARTS, "color")
+    export(Segmenter(build_unet(5, 4, 2, 32), 32, classes, output="probabilities"), classes, model, "sample",
+           (0.2, 0.3, 0.6))
+    assert (model / "saved_model.pb").is_file() and not list(work.glob(".tmp-export-*"))
+    assert predict_main(["--model", str(model), "--input", str(photos / "0.jpg"), "--output", str(work / "out"),
+                         "--no-detect"]) == 0
+
+
+def test_an_export_failing_on_a_full_disk_leaves_the_old_one_whole(tiny_exports, work, monkeypatch):
+    from lipseg_tf.prep.classes import ClassSpec
+    from lipseg_tf.serve import savedmodel
+    from lipseg_tf.serve.predict import Model
+    from lipseg_tf.train.networks import build_unet
+
+    model = Path(shutil.copytree(tiny_exports["new"], work / "model"))
+    before = snapshot(model)
+    full_disk_at(monkeypatch, "classes.json")
+    classes = ClassSpec.create(DEFAULT_PARTS, "color")
+    with pytest.raises(OSError) as err:
+        savedmodel.export(savedmodel.Segmenter(build_unet(5, 4, 2, 32), 32, classes, output="probabilities"),
+                          classes, model)
+    assert err.value.errno == errno.ENOSPC and err.value.filename == str(model / "classes.json")
+    assert snapshot(model) == before and not list(work.glob(".tmp-export-*"))
+    monkeypatch.undo()
+    assert Model(model).crop == (0.2, 0.3, 0.6)

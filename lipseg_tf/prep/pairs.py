@@ -49,6 +49,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Hashable, Iterable, Sequence
 
@@ -73,6 +74,10 @@ FORMATS = ("png", "tfrecord")
 DEFAULT_SHARDS = 16
 # A smaller photo shows no eyes or lips to learn from (a 1x1 photo would be blown up into a flat square).
 MIN_PHOTO_SIDE = 8
+# Peak memory of one worker pairing a photo, per pixel of the size x size square: photo and mask resized,
+# the AB pair, its PNG encoding. Measured 20 (max RSS of process.py --size 2048 and 4096 --workers 1,
+# less the interpreter's); 24 leaves a margin.
+PAIR_BYTES_PER_PIXEL = 24
 
 
 def _aspect(array: np.ndarray) -> float:
@@ -146,6 +151,23 @@ def split_pair(ab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if width % 2:
         raise ValueError(f"an AB image has an even width, got {width}")
     return ab[:, :width // 2], ab[:, width // 2:]
+
+
+def check_memory(size: int, workers: int, available: int | None = None) -> None:
+    """UserError, before anything is allocated, when `workers` processes pairing at --size `size` would
+    need more memory than the machine has available (parallel.available_memory_bytes, or `available`)."""
+    available = parallel.available_memory_bytes() if available is None else available
+    need = PAIR_BYTES_PER_PIXEL * size * size
+    if available is None or need * workers <= available:
+        return
+    hint = (f"; with --workers {available // need} it would fit" if need <= available else
+            f"; at most --size {math.isqrt(available // PAIR_BYTES_PER_PIXEL)} fits")
+    raise UserError(f"--size {size}: pairing a photo at {size}x{size} takes about {_gb(need)} of memory a worker, "
+                    f"{_gb(need * workers)} for {workers} worker(s), and {_gb(available)} is available{hint}")
+
+
+def _gb(count: int) -> str:
+    return f"{count / 2 ** 30:.3g} GB"
 
 
 def _by_stem(paths: Iterable[Path], numeric: bool) -> tuple[dict, list[Path]]:
@@ -356,6 +378,7 @@ def run_process(out_dir: str | Path, masks_dir: str | Path, *, data_dir: str | P
     keys = all_keys[:limit] if limit is not None else all_keys
     splits, split_failures = choose_splits(keys, all_keys, data_dir if numeric else None, partition,
                                             fractions, seed)
+    check_memory(size, parallel.worker_count(workers, len(keys)))
     settings = {**_pair_meta(masks_dir, parts, style), "size": size, "format": output_format}
     if crop is not None:
         settings["crop"] = list(crop)

@@ -13,6 +13,8 @@ those of its mirror image.
 
 from __future__ import annotations
 
+import errno
+import glob
 import json
 import logging
 import os
@@ -128,11 +130,20 @@ def export(segmenter: Segmenter, classes: ClassSpec, out_dir: Path, framing: str
     out_dir.mkdir(parents=True, exist_ok=True)
     text = json.dumps(classes_meta(classes, segmenter.image_size, framing, crop, segmenter.tta))
     segmenter.classes_json = tf.function(lambda: tf.constant(text), input_signature=[])
+    for stale in out_dir.parent.glob(f".tmp-export-{glob.escape(out_dir.name)}-*"):  # a killed export's
+        shutil.rmtree(stale, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=f".tmp-export-{out_dir.name}-", dir=out_dir.parent))
     try:
         tf.saved_model.save(segmenter, str(staging), signatures={"serving_default": segmenter.serve})
         write_classes(staging, classes, segmenter.image_size, framing, crop, segmenter.tta)
         _move_export(staging, out_dir)
+    except OSError as err:  # a full disk: named in out_dir, not in the temporary folder
+        name = str(err.filename or out_dir).replace(str(staging), str(out_dir))
+        raise OSError(err.errno, err.strerror or str(err), name) from None
+    except tf.errors.OpError as err:  # TensorFlow's own writes (the variables) on a full disk
+        if "No space left on device" not in str(err):
+            raise
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(out_dir / "variables")) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     log.info("exported SavedModel to %s (signature serving_default: uint8 images -> labels, probabilities)",

@@ -26,6 +26,7 @@ from PIL import Image
 
 from lipseg_tf.errors import UserError
 from lipseg_tf.prep import records
+from lipseg_tf.prep.imageio import check_regular_file
 from lipseg_tf.prep.pairs import META_FILE, read_pairs_meta
 from lipseg_tf.train.augment import AUGMENTS, face_augment
 
@@ -53,6 +54,7 @@ def find_pair_files(input_dir: str | Path, split: str | None = None) -> list[Pat
         raise UserError(f"{folder}: no AB pair images found (expected <id>.png files, "
                         f"photo left and mask right{', or a ' + split + '/ subfolder' if split else ''})")
     for path in files:
+        check_regular_file(path)   # a FIFO named like a pair would hang the header read
         try:
             with Image.open(path) as image:
                 width, height = image.size
