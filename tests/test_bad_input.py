@@ -904,6 +904,15 @@ def test_a_fifo_among_the_photos_is_counted_and_the_rest_paired(work, capsys):
     assert len(list((work / "pairs").rglob("*.png"))) == COUNT - 1
 
 
+def test_a_fifo_among_the_pairs_is_refused_by_the_trainer(tmp_path, capsys):
+    from helpers import make_ab_dataset
+
+    ab_dir = make_ab_dataset(tmp_path / "ab", {"train": 2}, size=32)
+    os.mkfifo(ab_dir / "train" / "train005.png")
+    line = train_unet(capsys, ab_dir, tmp_path / "run")
+    assert line == f"error: {ab_dir / 'train' / 'train005.png'}: a FIFO (named pipe), expected an image file"
+
+
 def full_disk_at(monkeypatch, name_ends: str) -> None:
     """Every atomic write (prep/imageio.write_bytes) of a file whose name ends so fails as on a full disk."""
     real_replace = os.replace
@@ -1025,3 +1034,124 @@ def test_an_export_failing_on_a_full_disk_leaves_the_old_one_whole(tiny_exports,
     assert snapshot(model) == before and not list(work.glob(".tmp-export-*"))
     monkeypatch.undo()
     assert Model(model).crop == (0.2, 0.3, 0.6)
+
+
+# -------------------------------------------------------------- masks and pairs that do not fit their palette
+
+def recolour_masks(ab_dir: Path, recolour) -> list[Path]:
+    """Rewrite the mask half of every AB PNG under ab_dir through recolour(mask) -> mask; the files, sorted."""
+    files = sorted(ab_dir.rglob("*.png"))
+    for path in files:
+        image, mask = pairs.split_pair(np.asarray(Image.open(path).convert("RGB")))
+        Image.fromarray(np.concatenate([image, recolour(mask.copy())], axis=1)).save(path)
+    return files
+
+
+def white(mask: np.ndarray) -> np.ndarray:
+    mask[mask.max(-1) > 0] = 255
+    return mask
+
+
+def test_white_binary_masks_read_as_colour_masks_are_refused_by_process(work, capsys):
+    assert g_mask(work, work / "binary", "--style", "binary") == 0
+    (work / "binary" / masks.META_FILE).unlink()          # a user's own white masks: no masks.json
+    capsys.readouterr()
+    code = process_main(["--data-dir", str(work / "data"), "--masks", str(work / "binary"), "--out-dir",
+                         str(work / "pairs"), "--size", "32", "--workers", "1"])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert (f"{work / 'binary' / '0.png'}: 100.0% of the mask's part pixels" in err
+            and "are no colour of the color masks of l_eye,r_eye,u_lip,l_lip (--style and --parts: no masks.json) "
+                "(most common (255, 255, 255))" in err)
+    assert f"{COUNT} unreadable" in err.splitlines()[-1] and not list((work / "pairs").rglob("*.png"))
+    assert process_main(["--data-dir", str(work / "data"), "--masks", str(work / "binary"), "--out-dir",
+                         str(work / "pairs"), "--size", "32", "--workers", "1", "--style", "binary"]) == 0
+
+
+def test_white_binary_masks_read_as_colour_masks_are_refused_by_the_trainer(tmp_path, capsys):
+    from helpers import make_ab_dataset
+
+    files = recolour_masks(make_ab_dataset(tmp_path / "ab", {"train": 3}, size=32), white)
+    line = train_unet(capsys, tmp_path / "ab", tmp_path / "run")
+    assert line.startswith(f"error: {files[0]}: 100.0% of the mask's part pixels")
+    assert "no colour of the color masks of l_eye,r_eye,u_lip,l_lip (--style and --parts: no pairs.json)" in line
+
+
+@pytest.mark.parametrize("form", ["png", "tfrecord"])
+def test_pairs_json_edited_to_three_parts_is_refused(tiny_pairs, tmp_path, capsys, form):
+    ab_dir = Path(shutil.copytree(tiny_pairs[form], tmp_path / "pairs"))
+    meta = json.loads((ab_dir / pairs.META_FILE).read_text())
+    (ab_dir / pairs.META_FILE).write_text(json.dumps({**meta, "parts": ["l_eye", "r_eye", "u_lip"]}))
+    line = train_unet(capsys, ab_dir, tmp_path / "run")
+    first = sorted((ab_dir / "train").glob("*.png"))[0] if form == "png" else f"{ab_dir} record "
+    assert line.startswith(f"error: {first}") and "% of the mask's part pixels" in line
+    assert f"color masks of l_eye,r_eye,u_lip ({ab_dir / pairs.META_FILE}) (most common (255, 255, 0))" in line
+
+
+@pytest.mark.parametrize("mode", ["L", "I;16"])
+def test_a_grey_or_16_bit_ab_image_is_refused(tmp_path, capsys, mode):
+    from helpers import make_ab_dataset
+
+    ab_dir = make_ab_dataset(tmp_path / "ab", {"train": 3}, size=32)
+    grey = sorted((ab_dir / "train").glob("*.png"))[1]
+    image = Image.open(grey).convert("L")
+    if mode == "I;16":
+        image = Image.fromarray(np.asarray(image).astype(np.uint16) * 257)
+    image.save(grey)
+    assert Image.open(grey).mode == mode
+    line = train_unet(capsys, ab_dir, tmp_path / "run")
+    assert line.startswith(f"error: {grey}: 100.0% of the mask's part pixels")
+
+
+def test_a_few_off_palette_pixels_are_warned_about_not_refused(tmp_path, caplog):
+    from helpers import make_ab_dataset
+    from lipseg_tf.prep.classes import ClassSpec
+    from lipseg_tf.train import pipeline
+
+    ab_dir = make_ab_dataset(tmp_path / "ab", {"train": 3}, size=32)
+    edge = sorted((ab_dir / "train").glob("*.png"))[2]
+    ab = np.asarray(Image.open(edge)).copy()
+    ab[0, 32:34] = (128, 128, 0)        # two antialiased edge pixels among ~150 part pixels
+    Image.fromarray(ab).save(edge)
+    source = pipeline.find_pairs(ab_dir, "train")
+    with caplog.at_level("WARNING", logger="lipseg_tf"):
+        pipeline.check_mask_colors(source, ClassSpec.create(DEFAULT_PARTS, "color"))
+    assert "1 of the first 16 pairs have mask pixels of no colour of the color masks" in caplog.text
+    assert f"{edge} (" in caplog.text
+
+
+def test_off_palette_counts_against_hand_made_masks():
+    from lipseg_tf.prep.parts import off_palette, palette, palette_tolerance
+
+    colors = palette(DEFAULT_PARTS)
+    mask = np.zeros((4, 5, 3), np.uint8)
+    mask[0, :2] = (0, 250, 10)          # l_eye within the tolerance
+    mask[1, :3] = (255, 255, 255)       # no colour of the palette
+    mask[2, 0] = (128, 128, 0)          # neither
+    assert palette_tolerance(colors) == 32 and palette_tolerance(palette(DEFAULT_PARTS, "index")) == 0
+    share, count, common = off_palette(mask, colors)
+    assert (count, common) == (4, (255, 255, 255)) and share == pytest.approx(4 / 6)
+    assert off_palette(mask[:1], colors) == (0.0, 0, None)
+    index_mask = np.full((2, 2, 3), 2, np.uint8)
+    assert off_palette(index_mask, palette(DEFAULT_PARTS, "index"))[1] == 0
+    assert off_palette(index_mask + 1, palette(("l_eye",), "index"))[1] == 4   # 3: no class of 2
+
+
+@pytest.mark.parametrize("damage", ["every part file missing", "part files named 2_l_eye.png"])
+def test_a_face_without_any_part_file_is_warned_about(work, capsys, damage):
+    face = 2
+    files = sorted(celebamask.part_path(work / "data", face, "l_eye").parent.glob(f"{face:05d}_*.png"))
+    assert files
+    for path in files:
+        if damage == "every part file missing":
+            path.unlink()
+        else:
+            path.rename(path.with_name(path.name.replace(f"{face:05d}_", f"{face}_")))
+    code = g_mask(work, work / "out")
+    err = capsys.readouterr().err
+    assert code == 0 and "Traceback" not in err
+    expected = celebamask.part_path(work / "data", face, "l_eye").parent / f"{face:05d}_<part>.png"
+    assert f"image {face}: no part file at all (expected {expected}), its mask is all background" in err
+    assert ("is named without the id's five digits" in err) == (damage != "every part file missing")
+    assert "1 of 6 masks are all background because their photos have no part file at all" in err
+    assert not np.asarray(Image.open(work / "out" / f"{face}.png")).any()

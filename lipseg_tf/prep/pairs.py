@@ -58,6 +58,7 @@ from PIL import Image
 
 from lipseg_tf.errors import UserError
 from lipseg_tf.prep import celebamask, folders, imageio, parallel
+from lipseg_tf.prep import parts as parts_lib
 from lipseg_tf.prep.celebamask import SPLITS
 from lipseg_tf.prep.masks import META_FILE as MASKS_META_FILE
 from lipseg_tf.prep.masks import is_up_to_date, mask_meta, read_meta
@@ -199,7 +200,7 @@ def _warn_named(problems: list[str], what: str) -> None:
         log.warning("... and %d more %s", len(problems) - MAX_NAMED_WARNINGS, what)
 
 
-def _pair_job(job: tuple, size: int, force: bool, crop=None) -> tuple[Hashable, str, str]:
+def _pair_job(job: tuple, size: int, force: bool, crop=None, masks=None) -> tuple[Hashable, str, str]:
     """Write one AB pair unless up to date; returns (key, 'written'|'skipped'|'failed', message)."""
     key, photo_path, mask_path, output, stale = job
     output = Path(output)
@@ -209,7 +210,7 @@ def _pair_job(job: tuple, size: int, force: bool, crop=None) -> tuple[Hashable, 
     try:
         if not force and is_up_to_date(output, [Path(photo_path), Path(mask_path)]):
             return key, "skipped", ""
-        ab = _load_pair(photo_path, mask_path, size, crop)
+        ab = _load_pair(photo_path, mask_path, size, crop, masks)
         imageio.save_image(output, ab)
         return key, "written", ""
     except UserError as err:
@@ -218,37 +219,58 @@ def _pair_job(job: tuple, size: int, force: bool, crop=None) -> tuple[Hashable, 
         return key, "failed", str(err)
 
 
-def _load_pair(photo_path, mask_path, size: int, crop=None):
-    """The AB pair of a photo and its mask files; UserError naming both files when they don't fit."""
+def _load_pair(photo_path, mask_path, size: int, crop=None, masks=None):
+    """The AB pair of a photo and its mask files; UserError naming both files when they don't fit, or
+    naming the mask when it is not one of masks (parts, style): see check_mask_colors."""
     image = imageio.load_rgb(photo_path)
     if min(image.shape[:2]) < MIN_PHOTO_SIDE:
         raise UserError(f"{photo_path}: photo of {image.shape[1]}x{image.shape[0]} pixels, expected at least "
                         f"{MIN_PHOTO_SIDE} a side (a face photo)")
     mask = imageio.load_rgb(mask_path)
     try:
-        return make_pair(image, mask, size, crop)
+        ab = make_pair(image, mask, size, crop)
     except UserError as err:
         raise UserError(f"{photo_path} and {mask_path}: {err}") from None
+    if masks is not None:
+        check_mask_colors(mask_path, split_pair(ab)[1], *masks)
+    return ab
 
 
-def _record_job(job: tuple, size: int, crop=None) -> tuple[Hashable, str, str, bytes]:
+def check_mask_colors(path, mask: np.ndarray, parts, style: str, source: str = "") -> float:
+    """UserError naming path when more than MAX_OFF_PALETTE_SHARE of the RGB mask's part pixels are no
+    colour of the (parts, style) palette; returns that share. source: where parts and style came from."""
+    share, count, common = parts_lib.off_palette(mask, parts_lib.palette(parts, style))
+    if share > parts_lib.MAX_OFF_PALETTE_SHARE:
+        raise UserError(f"{path}: {100 * share:.1f}% of the mask's part pixels ({count}) are no colour of "
+                        f"{parts_lib.describe_palette(parts, style)}{source} (most common {common}); expected masks "
+                        "of that style and those parts")
+    return share
+
+
+def _palette_source(masks_dir: Path) -> str:
+    if (masks_dir / MASKS_META_FILE).is_file():
+        return f" ({masks_dir / MASKS_META_FILE})"
+    return " (--style and --parts: no masks.json)"
+
+
+def _record_job(job: tuple, size: int, crop=None, masks=None) -> tuple[Hashable, str, str, bytes]:
     """One AB pair encoded as PNG, for a TFRecord: (key, 'written'|'failed', message, PNG bytes)."""
     key, photo_path, mask_path = job
     try:
-        ab = _load_pair(photo_path, mask_path, size, crop)
+        ab = _load_pair(photo_path, mask_path, size, crop, masks)
     except UserError as err:
         return key, "failed", str(err), b""
     return key, "written", "", imageio.encode_image(ab)   # the bytes imageio.save_image writes to a .png
 
 
 def _write_records(out_dir: Path, jobs: list[tuple], splits: dict, size: int, crop, shards: int,
-                   workers: int | None) -> tuple[list[tuple[Hashable, str, str]], dict]:
+                   workers: int | None, masks=None) -> tuple[list[tuple[Hashable, str, str]], dict]:
     """Stream every pair into its split's TFRecord shards; returns ((key, status, message) per pair,
     {split: shards})."""
     from lipseg_tf.prep import records  # TensorFlow is imported only for this format
 
     ordered = sorted(jobs, key=lambda job: (SPLITS.index(splits[job[0]]), job[0]))
-    stream = parallel.imap_progress(functools.partial(_record_job, size=size, crop=crop), ordered,
+    stream = parallel.imap_progress(functools.partial(_record_job, size=size, crop=crop, masks=masks), ordered,
                                     workers=workers, desc="records")
     results, shard_counts = [], {}
     for name in SPLITS:
@@ -266,7 +288,7 @@ def _write_records(out_dir: Path, jobs: list[tuple], splits: dict, size: int, cr
 
 
 def _write_pngs(out_dir: Path, jobs: list[tuple], splits: dict, size: int, crop, force: bool,
-                workers: int | None) -> list[tuple[Hashable, str, str]]:
+                workers: int | None, masks=None) -> list[tuple[Hashable, str, str]]:
     """Write `<out>/<split>/<id>.png` for every job (key, photo, mask) unless up to date; returns
     (key, status, message) per pair."""
     for name in SPLITS:
@@ -274,8 +296,8 @@ def _write_pngs(out_dir: Path, jobs: list[tuple], splits: dict, size: int, crop,
     pair_jobs = [(key, photo, mask, str(out_dir / splits[key] / f"{key}.png"),
                   [str(out_dir / other / f"{key}.png") for other in SPLITS if other != splits[key]])
                  for key, photo, mask in jobs]
-    return parallel.map_progress(functools.partial(_pair_job, size=size, force=force, crop=crop), pair_jobs,
-                                 workers=workers, desc="pairs")
+    job = functools.partial(_pair_job, size=size, force=force, crop=crop, masks=masks)
+    return parallel.map_progress(job, pair_jobs, workers=workers, desc="pairs")
 
 
 def _pair_meta(masks_dir: Path, parts: Sequence[str] | None, style: str | None) -> dict:
@@ -383,6 +405,8 @@ def run_process(out_dir: str | Path, masks_dir: str | Path, *, data_dir: str | P
     if crop is not None:
         settings["crop"] = list(crop)
     force = _claim_pairs_folder(out_dir, settings) or force
+    # Every mask is checked against the palette it is read with (the masks' masks.json, else --style/--parts).
+    masks = (tuple(settings["parts"]), settings["style"], _palette_source(masks_dir))
 
     missing = [f"{photos[key]}: no mask {key}.* in {masks_dir}, skipped" for key in keys
                if key not in mask_files]
@@ -395,9 +419,9 @@ def run_process(out_dir: str | Path, masks_dir: str | Path, *, data_dir: str | P
             if key in mask_files and key not in split_failures]
     if output_format == "tfrecord":
         results, shard_counts = _write_records(out_dir, jobs, splits, size, crop, shards or DEFAULT_SHARDS,
-                                               workers)
+                                               workers, masks)
     else:
-        results = _write_pngs(out_dir, jobs, splits, size, crop, force, workers)
+        results = _write_pngs(out_dir, jobs, splits, size, crop, force, workers, masks)
     return _finish(out_dir, settings, splits, results, list(split_failures.values()), missing, unmatched,
                    shard_counts if output_format == "tfrecord" else None)
 

@@ -176,6 +176,7 @@ def train(config: RunConfig, strategy=None) -> int:
     config = dataclasses.replace(config, parts=classes.parts, style=classes.style)
     train_source = pipeline.find_pairs(input_dir, "train")
     val_source = pipeline.find_pairs(input_dir, "val") if pipeline.has_split(input_dir, "val") else None
+    pipeline.check_mask_colors(train_source, classes, pipeline.classes_source(input_dir))
     _build(config, classes)  # a bad size or width fails here, before anything is written
     check_apart(("--output_dir", output_dir), {"--input_dir": input_dir})
     make_output_dir(output_dir, "--output_dir")
