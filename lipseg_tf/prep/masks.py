@@ -104,6 +104,7 @@ def part_files(root: str | Path, image_id: int, parts: Iterable[str]) -> dict[st
         if os.path.islink(path) and not path.exists():
             raise UserError(f"{path}: a broken symbolic link (to {os.readlink(path)}), expected a part "
                             "annotation file")
+        imageio.check_regular_file(path)   # a FIFO is no hidden part: reading it would wait forever
     return {part: path for part, path in paths.items() if path.is_file()}
 
 
