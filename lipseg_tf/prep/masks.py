@@ -19,7 +19,9 @@ Errors: problems of the whole run (data folder or its annotation folder missing,
 style) stop it with a one-line UserError. Problems of one photo (its annotation sub-folder missing, an
 unreadable or truncated part file, parts of different sizes) are logged as a warning naming the file;
 that photo gets no mask (a stale mask from an earlier run is removed so it cannot look up to date),
-the run goes on, and it ends with exit status 1 and the count of failures.
+the run goes on, and it ends with exit status 1 and the count of failures. A photo without a part file of
+any part (CelebAMask-HQ gives every face at least its skin) gets an all-background mask and a warning
+naming where its files were expected (no_part_file_note).
 
 Left and right: CelebAMask-HQ's l_eye, l_brow and l_ear are the person's left, which lies on the
 image's RIGHT. Some hand annotations have them the other way round (6.8 % of the faces with both eyes

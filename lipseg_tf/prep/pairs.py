@@ -30,12 +30,13 @@ seeded random split by --split fractions (default 0.8,0.1,0.1, seed 0, with a wa
 official split wasn't available). The random split is drawn over every photo (not only those with a
 mask), so a photo keeps its split when more masks are added.
 
-Errors: problems of the whole run (a missing or empty folder, a missing mapping row, bad --split, an
-output folder that is not apart from the inputs or holds files process.py did not write) stop it with a
-one-line UserError. Problems of one photo (unreadable or truncated photo or mask, a photo under
-MIN_PHOTO_SIDE pixels, a mask of another aspect ratio, an id listed twice in the mapping file, a photo
-without a mask) are logged as warnings naming the file; the photo gets no pair, and the run ends with
-exit status 1 and the counts. A mask without a photo is ignored and counted.
+Errors: problems of the whole run (a missing or empty folder, a missing mapping row, bad --split, a
+--size whose pairing cannot fit in memory (check_memory), an output folder that is not apart from the
+inputs or holds files process.py did not write) stop it with a one-line UserError. Problems of one photo
+(unreadable or truncated photo or mask, a photo under MIN_PHOTO_SIDE pixels, a mask of another aspect
+ratio, a mask whose part pixels are mostly no colour of its palette (check_mask_colors), an id listed
+twice in the mapping file, a photo without a mask) are logged as warnings naming the file; the photo gets
+no pair, and the run ends with exit status 1 and the counts. A mask without a photo is ignored and counted.
 
 Restart: pairs.json is written first with the settings, `"complete": false` until the run ends, so an
 interrupted run restarts where it stopped: up-to-date pairs (newer than their photo and mask, same size,

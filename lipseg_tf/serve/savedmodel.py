@@ -8,7 +8,8 @@ Resizing, normalisation and decoding happen inside the graph; the network runs i
 `colors()` their mask colours; both are also written to classes.json beside saved_model.pb, with the
 network's input size, the framing of its training faces and the box of it they were cut to (what
 predict.py aligns faces to), and "tta": "flip" when the graph averages each image's probabilities with
-those of its mirror image.
+those of its mirror image. A third, `classes_json()`, returns that classes.json as exported, so that an
+edited copy can be told (serve/model_meta.py).
 """
 
 from __future__ import annotations
