@@ -501,6 +501,26 @@ def test_classes_json_of_an_older_export_is_checked_against_its_graph(tiny_expor
     assert expected in refused(capsys, code, before, work)
 
 
+@pytest.mark.parametrize("field, edit, expected", [
+    ("crop", lambda m: m.pop("crop"), "'crop' is absent but the model was exported with [0.2, 0.36, 0.6]"),
+    ("tta", lambda m: m.pop("tta"), "'tta' is absent but the model was exported with \"flip\""),
+])
+def test_an_edited_copy_of_the_shipped_model_is_told_by_its_fingerprint(work, capsys, field, edit, expected):
+    """pretrained/unet was exported before graphs recorded their classes.json: model_meta knows it by its
+    fingerprint (SHIPPED_GRAPHS)."""
+    from helpers import REPO
+
+    model = Path(shutil.copytree(REPO / "pretrained" / "unet", work / "model"))
+    meta = json.loads((model / "classes.json").read_text())
+    edit(meta)
+    (model / "classes.json").write_text(json.dumps(meta))
+    photos = photo_folder(work)
+    before = snapshot(work)
+    code = predict_main(["--model", str(model), "--input", str(photos / "0.jpg"), "--output", str(work / "results"),
+                         "--no-detect"])
+    assert expected in refused(capsys, code, before, work)
+
+
 @pytest.mark.parametrize("which", ["new", "old"])
 def test_an_unedited_tiny_export_predicts(tiny_exports, work, capsys, which):
     model = edited_model(tiny_exports, work, lambda meta: meta.update(note="kept by the user"), which)

@@ -11,7 +11,8 @@ against the signature's output, the names against the graph's classes(), image_s
 the graph resizes its input to (the constant of its first antialiased resize). A graph exported by this
 version also holds the classes.json it was exported with (its function classes_json()): then classes,
 image_size, framing, crop and tta must all be what the graph was exported with, so a removed or edited
-crop is refused too. Colours may be edited (they only paint the overlay).
+crop is refused too; so does a copy of a graph listed in SHIPPED_GRAPHS (pretrained/unet, exported
+before that), known by its fingerprint. Colours may be edited (they only paint the overlay).
 """
 
 from __future__ import annotations
@@ -38,6 +39,14 @@ GRAPH_FIELDS = ("classes", "image_size", "framing", "crop", "tta")
 MAX_IMAGE_SIZE = 4096
 TTA_VALUES = ("flip",)
 EXPECTED = "the classes.json written beside saved_model.pb by unet.py / pix2pix.py --mode export"
+# Graphs this repository shipped before exports recorded their classes.json (classes_json()): the
+# saved_model_checksum of their fingerprint.pb -> what they were exported with, so that a copy whose
+# classes.json was edited is told as well.
+SHIPPED_GRAPHS = {
+    1417411862092447200: {  # pretrained/unet (pretrained/MODEL.md)
+        "classes": ["background", "l_eye", "r_eye", "u_lip", "l_lip"], "image_size": 128,
+        "framing": "celebahq", "crop": [0.2, 0.36, 0.6], "tta": "flip"},
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,15 +162,20 @@ def _tta(tta: str | None, meta_file: Path) -> str | None:
 
 # ------------------------------------------------------------------------------------ the graph's side
 
-def graph_facts(loaded, signature) -> dict:
-    """What a loaded SavedModel says about itself, without running it: {"num_classes", "classes",
-    "image_size"} where found, plus every GRAPH_FIELDS entry of the classes.json recorded in its graph."""
+def graph_facts(loaded, signature, folder: Path | None = None) -> dict:
+    """What a loaded SavedModel (from folder) says about itself, without running it: {"num_classes",
+    "classes", "image_size"} where found, plus every GRAPH_FIELDS entry of the classes.json recorded in
+    its graph (or in SHIPPED_GRAPHS for its fingerprint)."""
     facts = {}
     channels = signature.structured_outputs["probabilities"].shape[-1]
     if channels is not None:
         facts["num_classes"] = int(channels)
+    recorded = None
     if hasattr(loaded, "classes_json"):
         recorded = json.loads(loaded.classes_json().numpy().decode())
+    elif folder is not None:
+        recorded = SHIPPED_GRAPHS.get(_checksum(folder))
+    if recorded is not None:
         facts.update({k: recorded.get(k) for k in GRAPH_FIELDS})
         return facts
     if hasattr(loaded, "classes"):
@@ -170,6 +184,16 @@ def graph_facts(loaded, signature) -> dict:
     if size is not None:
         facts["image_size"] = size
     return facts
+
+
+def _checksum(folder: Path) -> int | None:
+    """The saved_model_checksum of a SavedModel's fingerprint.pb, None without one."""
+    import tensorflow as tf
+
+    try:
+        return int(tf.saved_model.experimental.read_fingerprint(str(folder)).saved_model_checksum)
+    except Exception:  # no fingerprint.pb (TensorFlow before 2.12), or an unreadable one
+        return None
 
 
 def _resize_size(signature) -> int | None:
@@ -193,7 +217,7 @@ def _resize_size(signature) -> int | None:
 
 def check_against_graph(meta: ModelMeta, meta_file: Path, loaded, signature) -> None:
     """UserError naming meta_file and the field where classes.json does not describe this graph."""
-    facts = graph_facts(loaded, signature)
+    facts = graph_facts(loaded, signature, meta_file.parent)
     fix = "expected the classes.json exported with this model"
     if "num_classes" in facts and facts["num_classes"] != len(meta.classes):
         raise UserError(f"{meta_file}: 'classes' lists {len(meta.classes)} classes but the model outputs "
