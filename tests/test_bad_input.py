@@ -25,6 +25,7 @@ from lipseg_tf.cli.g_mask import main as g_mask_main
 from lipseg_tf.cli.predict import main as predict_main
 from lipseg_tf.cli.process import main as process_main
 from lipseg_tf.prep import celebamask, imageio, masks, pairs, sample
+from lipseg_tf.prep.parts import DEFAULT_PARTS
 
 COUNT = 6
 
@@ -305,19 +306,22 @@ def test_mapping_file_listing_an_id_twice_is_warned_and_counted(work, capsys):
     assert snapshot(work / "data", work / "masks") == before
 
 
-@pytest.mark.parametrize("kind", ["broken link", "folder"])
+@pytest.mark.parametrize("kind", ["broken link", "folder", "FIFO"])
 def test_part_file_that_is_not_a_file_is_warned_and_counted(work, capsys, kind):
     part = celebamask.part_path(work / "data", 2, "u_lip")
     part.unlink(missing_ok=True)
     if kind == "folder":
         part.mkdir()
+    elif kind == "FIFO":
+        os.mkfifo(part)
     else:
         part.symlink_to(work / "nowhere.png")
     before = snapshot(work / "data")
     code = g_mask(work, work / "out")
     err = capsys.readouterr().err
     assert code == 1 and "Traceback" not in err
-    assert str(part) in err and ("folder" in err if kind == "folder" else "broken symbolic link" in err)
+    reason = {"folder": "folder", "FIFO": "a FIFO (named pipe)"}.get(kind, "broken symbolic link")
+    assert str(part) in err and reason in err
     assert "1 of 6 photos failed" in err.splitlines()[-1]
     assert sorted(int(p.stem) for p in (work / "out").glob("*.png")) == [0, 1, 3, 4, 5]
     assert snapshot(work / "data") == before
@@ -402,6 +406,132 @@ def test_classes_json_of_the_wrong_shape(work, capsys, text, expected):
     code = predict_main(["--model", str(model), "--input", str(photos), "--output", str(work / "results")])
     line = refused(capsys, code, before, work)
     assert str(model / "classes.json") in line and expected in line
+
+
+@pytest.fixture(scope="module")
+def tiny_exports(tmp_path_factory) -> dict[str, Path]:
+    """An untrained U-Net (32 px, ngf 4, crop box, 'sample' framing) exported twice: "new" by export()
+    (its graph holds its classes.json) and "old" as exports before issue 19 were (graph without it)."""
+    import tensorflow as tf
+
+    from lipseg_tf.prep.classes import ClassSpec
+    from lipseg_tf.serve.savedmodel import Segmenter, export, write_classes
+    from lipseg_tf.train.networks import build_unet
+
+    classes = ClassSpec.create(DEFAULT_PARTS, "color")
+    segmenter = Segmenter(build_unet(classes.num_classes, 4, 2, 32), 32, classes, output="probabilities")
+    root = tmp_path_factory.mktemp("tiny-exports")
+    old = root / "old"
+    tf.saved_model.save(segmenter, str(old), signatures={"serving_default": segmenter.serve})
+    write_classes(old, classes, 32, "sample", (0.2, 0.3, 0.6))
+    return {"new": export(segmenter, classes, root / "new", framing="sample", crop=(0.2, 0.3, 0.6)), "old": old}
+
+
+def edited_model(tiny_exports, work: Path, edit, which: str = "new") -> Path:
+    """A copy of a tiny export whose classes.json went through edit(meta) (which may change it in place)."""
+    model = Path(shutil.copytree(tiny_exports[which], work / "model"))
+    meta = json.loads((model / "classes.json").read_text())
+    edit(meta)
+    (model / "classes.json").write_text(json.dumps(meta))
+    return model
+
+
+def _set(**fields):
+    return lambda meta: meta.update(fields)
+
+
+def _colour(index, value):
+    return lambda meta: meta["colors"][index].__setitem__(0, value)
+
+
+CLASSES_JSON_EDITS = {
+    "3 classes": (lambda m: m.update(classes=m["classes"][:3], colors=m["colors"][:3]),
+                  "'classes' lists 3 classes but the model outputs 5"),
+    "7 classes": (lambda m: m.update(classes=m["classes"] + ["nose", "mouth"], colors=m["colors"] + [[1, 2, 3]] * 2),
+                  "'classes' lists 7 classes but the model outputs 5"),
+    "colour 300": (_colour(1, 300), "colour 1 in 'colors' is [300, 255, 0], expected [r, g, b] of whole numbers 0-255"),
+    "colour -1": (_colour(2, -1), "colour 2 in 'colors' is [-1, 0, 255]"),
+    "colour NaN": (_colour(3, float("nan")), "colour 3 in 'colors' is NaN"),
+    "colour 'a'": (_colour(4, "a"), "colour 4 in 'colors' is [\"a\", 255, 0]"),
+    "colour of 2 values": (lambda m: m["colors"][0].pop(), "colour 0 in 'colors' is [0, 0]"),
+    "image_size 10**30": (_set(image_size=10 ** 30), "'image_size' is 1e+30, expected the model's input size"),
+    "image_size 100000": (_set(image_size=100000), "'image_size' is 100000, expected the model's input size in pixels "
+                                                   "(1 to 4096)"),
+    "image_size 8": (_set(image_size=8), "'image_size' is 8 but the model's graph takes 32 px"),
+    "crop removed": (lambda m: m.pop("crop"), "'crop' is absent but the model was exported with [0.2, 0.3, 0.6]"),
+    "crop moved": (_set(crop=[0.1, 0.3, 0.6]), "'crop' is [0.1, 0.3, 0.6] but the model was exported with"),
+    "crop of text": (_set(crop=["a", 0, 1]), "crop [\"a\", 0, 1]: expected [x0, y0, side]"),
+    "nested classes": (lambda m: m["classes"].__setitem__(1, ["l_eye"]), "class [\"l_eye\"] in 'classes', expected a "
+                                                                         "class name"),
+    "classes swapped": (lambda m: m.update(classes=[m["classes"][i] for i in (0, 2, 1, 3, 4)]),
+                        "'classes' is background,r_eye,l_eye,u_lip,l_lip but the model was exported with "
+                        "background,l_eye,r_eye,u_lip,l_lip"),
+    "class twice": (lambda m: m["classes"].__setitem__(2, "l_eye"), "class 'l_eye' listed twice"),
+    "framing unknown": (_set(framing="rainbow"), "'framing' 'rainbow' unknown, valid: sample, celebahq"),
+    "framing changed": (_set(framing="celebahq"), "'framing' is \"celebahq\" but the model was exported with "
+                                                  "\"sample\""),
+    "tta unknown": (_set(tta="both"), "'tta' 'both' unknown"),
+    "tta added": (_set(tta="flip"), "'tta' is \"flip\" but the model was exported with none"),
+}
+
+
+@pytest.mark.parametrize("case", CLASSES_JSON_EDITS)
+def test_classes_json_that_does_not_describe_its_model(tiny_exports, work, capsys, case):
+    edit, expected = CLASSES_JSON_EDITS[case]
+    model = edited_model(tiny_exports, work, edit)
+    photos = photo_folder(work)
+    before = snapshot(work)
+    code = predict_main(["--model", str(model), "--input", str(photos / "0.jpg"), "--output", str(work / "results"),
+                         "--no-detect"])
+    line = refused(capsys, code, before, work)
+    assert line.startswith(f"error: {model / 'classes.json'}: ") and expected in line
+    assert not (work / "results").exists()
+
+
+@pytest.mark.parametrize("case", ["3 classes", "7 classes", "image_size 8", "classes swapped"])
+def test_classes_json_of_an_older_export_is_checked_against_its_graph(tiny_exports, work, capsys, case):
+    """A graph without its classes.json (exported before issue 19, as pretrained/unet): the output's
+    classes, the graph's class names and the size of its input resize are what is checked."""
+    edit, expected = CLASSES_JSON_EDITS[case]
+    model = edited_model(tiny_exports, work, edit, "old")
+    photos = photo_folder(work)
+    before = snapshot(work)
+    code = predict_main(["--model", str(model), "--input", str(photos / "0.jpg"), "--output", str(work / "results"),
+                         "--no-detect"])
+    assert expected in refused(capsys, code, before, work)
+
+
+@pytest.mark.parametrize("field, edit, expected", [
+    ("crop", lambda m: m.pop("crop"), "'crop' is absent but the model was exported with [0.2, 0.36, 0.6]"),
+    ("tta", lambda m: m.pop("tta"), "'tta' is absent but the model was exported with \"flip\""),
+])
+def test_an_edited_copy_of_the_shipped_model_is_told_by_its_fingerprint(work, capsys, field, edit, expected):
+    """pretrained/unet was exported before graphs recorded their classes.json: model_meta knows it by its
+    fingerprint (SHIPPED_GRAPHS)."""
+    from helpers import REPO
+
+    model = Path(shutil.copytree(REPO / "pretrained" / "unet", work / "model"))
+    meta = json.loads((model / "classes.json").read_text())
+    edit(meta)
+    (model / "classes.json").write_text(json.dumps(meta))
+    photos = photo_folder(work)
+    before = snapshot(work)
+    code = predict_main(["--model", str(model), "--input", str(photos / "0.jpg"), "--output", str(work / "results"),
+                         "--no-detect"])
+    assert expected in refused(capsys, code, before, work)
+
+
+@pytest.mark.parametrize("which", ["new", "old"])
+def test_an_unedited_tiny_export_predicts(tiny_exports, work, capsys, which):
+    model = edited_model(tiny_exports, work, lambda meta: meta.update(note="kept by the user"), which)
+    photos = photo_folder(work)
+    code = predict_main(["--model", str(model), "--input", str(photos / "0.jpg"), "--output", str(work / "results"),
+                         "--no-detect"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "field 'note' is not one of classes, colors" in err
+    labels = np.asarray(Image.open(work / "results" / "0-mask.png"))
+    assert labels.shape == np.asarray(Image.open(photos / "0.jpg")).shape[:2] and labels.max() <= 4
 
 
 # ------------------------------------------------------------------------------------------ print.py
@@ -1237,3 +1367,289 @@ def test_process_names_the_masks_json_a_bad_part_or_style_came_from(work, capsys
     before = snapshot(work)
     line = refused(capsys, process(work, work / "pairs"), before, work)
     assert line.startswith(f"error: {work / 'masks' / expected}")
+
+
+# ---------------------------------------------------------------- sizes, disks and special files
+
+def test_a_size_that_cannot_fit_in_memory_is_refused_before_any_work(work, capsys):
+    before = snapshot(work)
+    line = refused(capsys, process(work, work / "pairs", "--size", "100000", "--limit", "1"), before, work)
+    assert line.startswith("error: --size 100000: pairing a photo at 100000x100000 takes about 224 GB of memory")
+    assert "at most --size" in line and not (work / "pairs").exists()
+
+
+def test_memory_estimate_names_the_workers_that_would_fit():
+    from lipseg_tf.errors import UserError
+
+    pairs.check_memory(256, 16, available=2 ** 30)          # 1.5 MB a worker
+    with pytest.raises(UserError, match=r"--size 4096: .* 0.375 GB of memory a worker, 6 GB for 16 worker\(s\), "
+                                        r"and 1 GB is available; with --workers 2 it would fit"):
+        pairs.check_memory(4096, 16, available=2 ** 30)
+
+
+def test_a_fifo_as_predict_input_is_skipped_with_one_line(tiny_exports, work, capsys):
+    fifo = work / "x.jpg"
+    os.mkfifo(fifo)
+    code = predict_main(["--model", str(tiny_exports["new"]), "--input", str(fifo), "--output", str(work / "results"),
+                         "--no-detect"])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert f"skipped {fifo}: a FIFO (named pipe), expected an image file" in err
+    summary = json.loads((work / "results" / "summary.json").read_text())
+    assert summary["photos"] == 0 and summary["skipped"][0]["file"] == str(fifo)
+
+
+def test_a_fifo_among_the_photos_is_counted_and_the_rest_paired(work, capsys):
+    photos = photo_folder(work)
+    (photos / "4.jpg").unlink()
+    os.mkfifo(photos / "4.jpg")
+    code = process_main(["--images", str(photos), "--masks", str(work / "masks"), "--out-dir", str(work / "pairs"),
+                         "--size", "32", "--workers", "1"])
+    err = capsys.readouterr().err
+    assert code == 1 and f"{photos / '4.jpg'}: a FIFO (named pipe)" in err and "1 unreadable" in err.splitlines()[-1]
+    assert len(list((work / "pairs").rglob("*.png"))) == COUNT - 1
+
+
+def test_a_fifo_among_the_pairs_is_refused_by_the_trainer(tmp_path, capsys):
+    from helpers import make_ab_dataset
+
+    ab_dir = make_ab_dataset(tmp_path / "ab", {"train": 2}, size=32)
+    os.mkfifo(ab_dir / "train" / "train005.png")
+    line = train_unet(capsys, ab_dir, tmp_path / "run")
+    assert line == f"error: {ab_dir / 'train' / 'train005.png'}: a FIFO (named pipe), expected an image file"
+
+
+def full_disk_at(monkeypatch, name_ends: str) -> None:
+    """Every atomic write (prep/imageio.write_bytes) of a file whose name ends so fails as on a full disk."""
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if str(dst).endswith(name_ends):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))   # as os.replace's own, without a file name
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(imageio.os, "replace", replace)
+
+
+def test_predict_on_a_full_disk_names_the_file(tiny_exports, work, capsys, monkeypatch):
+    photos = photo_folder(work)
+    full_disk_at(monkeypatch, "-mask.png")
+    code = predict_main(["--model", str(tiny_exports["new"]), "--input", str(photos / "0.jpg"), "--output",
+                         str(work / "results"), "--no-detect"])
+    line = one_error_line(capsys)
+    assert code == 1 and line == f"error: {work / 'results' / '0-mask.png'}: No space left on device"
+    assert no_temp_files(work / "results") and not (work / "results" / "0-mask.png").exists()
+
+
+def test_a_trainer_on_a_full_disk_names_log_csv_and_leaves_no_empty_one(tmp_path, capsys, monkeypatch):
+    from helpers import make_ab_dataset
+
+    ab_dir = make_ab_dataset(tmp_path / "ab", {"train": 2}, size=32)
+    run_dir = tmp_path / "run"
+    full_disk_at(monkeypatch, "log.csv")
+    code = run_trainer("unet", trainer_args("unet", ab_dir, run_dir, "--max_steps", "1"))
+    line = one_error_line(capsys, alone=False)
+    assert code == 1 and line == f"error: {run_dir / 'log.csv'}: No space left on device"
+    assert not (run_dir / "log.csv").exists() and no_temp_files(run_dir)
+
+
+def test_tensorflows_own_write_on_a_full_disk_is_one_line_naming_the_file(monkeypatch, tmp_path, capsys):
+    """/dev/full answers every write with ENOSPC: TensorFlow's error (not an OSError) becomes one line;
+    a checkpoint's temporary shard is named by its checkpoint."""
+    import tensorflow as tf
+
+    from lipseg_tf.cli.common import run, tensorflow_write_error_line
+
+    assert run(lambda argv: tf.io.write_file("/dev/full", tf.constant("x" * 100000)), []) == 1
+    assert one_error_line(capsys) == "error: /dev/full: No space left on device"
+    # TensorFlow's message for a checkpoint on a full 200 kB tmpfs (measured, TF 2.x):
+    message = ("{{function_node __wrapped__SaveV2_dtypes_3_device_/job:localhost/replica:0/task:0/device:CPU:0}} "
+               f"{tmp_path}/run/checkpoints/ckpt-2_temp/part-00000-of-00001.data-00000-of-00001.tempstate54249; "
+               "No space left on device [Op:SaveV2]")
+    assert tensorflow_write_error_line(tf.errors.ResourceExhaustedError(None, None, message)) == (
+        f"{tmp_path}/run/checkpoints/ckpt-2: No space left on device (writing the checkpoint)")
+    assert tensorflow_write_error_line(tf.errors.ResourceExhaustedError(None, None, "OOM when allocating")) is None
+
+
+KILLED_EXPORT = """
+import os, signal, sys
+from pathlib import Path
+from lipseg_tf.prep.classes import ClassSpec
+from lipseg_tf.prep.parts import DEFAULT_PARTS
+from lipseg_tf.serve import savedmodel
+from lipseg_tf.train.networks import build_unet
+
+classes = ClassSpec.create(DEFAULT_PARTS, "color")
+segmenter = savedmodel.Segmenter(build_unet(5, 4, 2, 32), 32, classes, output="probabilities")
+real_replace = os.replace
+
+def replace(src, dst):  # killed just before the last step: saved_model.pb moved in
+    if Path(dst).name == "saved_model.pb" and Path(dst).parent == Path(sys.argv[1]):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_replace(src, dst)
+
+os.replace = replace
+savedmodel.export(segmenter, classes, Path(sys.argv[1]), framing="sample", crop=(0.2, 0.3, 0.6))
+"""
+
+
+def test_an_export_killed_midway_leaves_no_saved_model_without_its_classes_json(tiny_exports, work, capsys):
+    """kill -9 over an older export, at the worst moment (all but saved_model.pb moved in): the folder is
+    no model, and predict says so."""
+    import subprocess
+    import sys
+
+    from helpers import REPO
+
+    model = Path(shutil.copytree(tiny_exports["new"], work / "model"))
+    done = subprocess.run([sys.executable, "-c", KILLED_EXPORT, str(model)], cwd=REPO, capture_output=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert done.returncode == -9, done.stderr.decode()[-2000:]
+    assert not (model / "saved_model.pb").exists() and (model / "classes.json").is_file()
+    assert len(list(work.glob(".tmp-export-model-*"))) == 1
+    photos = photo_folder(work)
+    code = predict_main(["--model", str(model), "--input", str(photos / "0.jpg"), "--output", str(work / "out")])
+    assert f"{model}: no saved_model.pb" in one_error_line(capsys)
+    assert code == 1
+
+
+def test_an_export_failing_on_a_full_disk_leaves_the_old_one_whole(tiny_exports, work, monkeypatch):
+    """... and removes the temporary folder of an export killed before it."""
+    from lipseg_tf.prep.classes import ClassSpec
+    from lipseg_tf.serve import savedmodel
+    from lipseg_tf.serve.predict import Model
+    from lipseg_tf.train.networks import build_unet
+
+    model = Path(shutil.copytree(tiny_exports["new"], work / "model"))
+    before = snapshot(model)
+    (work / ".tmp-export-model-killed" / "variables").mkdir(parents=True)
+    full_disk_at(monkeypatch, "classes.json")
+    classes = ClassSpec.create(DEFAULT_PARTS, "color")
+    with pytest.raises(OSError) as err:
+        savedmodel.export(savedmodel.Segmenter(build_unet(5, 4, 2, 32), 32, classes, output="probabilities"),
+                          classes, model)
+    assert err.value.errno == errno.ENOSPC and err.value.filename == str(model / "classes.json")
+    assert snapshot(model) == before and not list(work.glob(".tmp-export-*"))
+    monkeypatch.undo()
+    assert Model(model).crop == (0.2, 0.3, 0.6)
+
+
+# -------------------------------------------------------------- masks and pairs that do not fit their palette
+
+def recolour_masks(ab_dir: Path, recolour) -> list[Path]:
+    """Rewrite the mask half of every AB PNG under ab_dir through recolour(mask) -> mask; the files, sorted."""
+    files = sorted(ab_dir.rglob("*.png"))
+    for path in files:
+        image, mask = pairs.split_pair(np.asarray(Image.open(path).convert("RGB")))
+        Image.fromarray(np.concatenate([image, recolour(mask.copy())], axis=1)).save(path)
+    return files
+
+
+def white(mask: np.ndarray) -> np.ndarray:
+    mask[mask.max(-1) > 0] = 255
+    return mask
+
+
+def test_white_binary_masks_read_as_colour_masks_are_refused_by_process(work, capsys):
+    assert g_mask(work, work / "binary", "--style", "binary") == 0
+    (work / "binary" / masks.META_FILE).unlink()          # a user's own white masks: no masks.json
+    capsys.readouterr()
+    code = process_main(["--data-dir", str(work / "data"), "--masks", str(work / "binary"), "--out-dir",
+                         str(work / "pairs"), "--size", "32", "--workers", "1"])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert (f"{work / 'binary' / '0.png'}: 100.0% of the mask's part pixels" in err
+            and "are no colour of the color masks of l_eye,r_eye,u_lip,l_lip (--style and --parts: no masks.json) "
+                "(most common (255, 255, 255))" in err)
+    assert f"{COUNT} unreadable" in err.splitlines()[-1] and not list((work / "pairs").rglob("*.png"))
+    assert process_main(["--data-dir", str(work / "data"), "--masks", str(work / "binary"), "--out-dir",
+                         str(work / "pairs"), "--size", "32", "--workers", "1", "--style", "binary"]) == 0
+
+
+def test_white_binary_masks_read_as_colour_masks_are_refused_by_the_trainer(tmp_path, capsys):
+    from helpers import make_ab_dataset
+
+    files = recolour_masks(make_ab_dataset(tmp_path / "ab", {"train": 3}, size=32), white)
+    line = train_unet(capsys, tmp_path / "ab", tmp_path / "run")
+    assert line.startswith(f"error: {files[0]}: 100.0% of the mask's part pixels")
+    assert "no colour of the color masks of l_eye,r_eye,u_lip,l_lip (--style and --parts: no pairs.json)" in line
+
+
+@pytest.mark.parametrize("form", ["png", "tfrecord"])
+def test_pairs_json_edited_to_three_parts_is_refused(tiny_pairs, tmp_path, capsys, form):
+    ab_dir = Path(shutil.copytree(tiny_pairs[form], tmp_path / "pairs"))
+    meta = json.loads((ab_dir / pairs.META_FILE).read_text())
+    (ab_dir / pairs.META_FILE).write_text(json.dumps({**meta, "parts": ["l_eye", "r_eye", "u_lip"]}))
+    line = train_unet(capsys, ab_dir, tmp_path / "run")
+    first = sorted((ab_dir / "train").glob("*.png"))[0] if form == "png" else f"{ab_dir} record "
+    assert line.startswith(f"error: {first}") and "% of the mask's part pixels" in line
+    assert f"color masks of l_eye,r_eye,u_lip ({ab_dir / pairs.META_FILE}) (most common (255, 255, 0))" in line
+
+
+@pytest.mark.parametrize("mode", ["L", "I;16"])
+def test_a_grey_or_16_bit_ab_image_is_refused(tmp_path, capsys, mode):
+    from helpers import make_ab_dataset
+
+    ab_dir = make_ab_dataset(tmp_path / "ab", {"train": 3}, size=32)
+    grey = sorted((ab_dir / "train").glob("*.png"))[1]
+    image = Image.open(grey).convert("L")
+    if mode == "I;16":
+        image = Image.fromarray(np.asarray(image).astype(np.uint16) * 257)
+    image.save(grey)
+    assert Image.open(grey).mode == mode
+    line = train_unet(capsys, ab_dir, tmp_path / "run")
+    assert line.startswith(f"error: {grey}: 100.0% of the mask's part pixels")
+
+
+def test_a_few_off_palette_pixels_are_warned_about_not_refused(tmp_path, caplog):
+    from helpers import make_ab_dataset
+    from lipseg_tf.prep.classes import ClassSpec
+    from lipseg_tf.train import pipeline
+
+    ab_dir = make_ab_dataset(tmp_path / "ab", {"train": 3}, size=32)
+    edge = sorted((ab_dir / "train").glob("*.png"))[2]
+    ab = np.asarray(Image.open(edge)).copy()
+    ab[0, 32:34] = (128, 128, 0)        # two antialiased edge pixels among ~150 part pixels
+    Image.fromarray(ab).save(edge)
+    source = pipeline.find_pairs(ab_dir, "train")
+    with caplog.at_level("WARNING", logger="lipseg_tf"):
+        pipeline.check_mask_colors(source, ClassSpec.create(DEFAULT_PARTS, "color"))
+    assert "1 of the first 16 pairs have mask pixels of no colour of the color masks" in caplog.text
+    assert f"{edge} (" in caplog.text
+
+
+def test_off_palette_counts_against_hand_made_masks():
+    from lipseg_tf.prep.parts import off_palette, palette, palette_tolerance
+
+    colors = palette(DEFAULT_PARTS)
+    mask = np.zeros((4, 5, 3), np.uint8)
+    mask[0, :2] = (0, 250, 10)          # l_eye within the tolerance
+    mask[1, :3] = (255, 255, 255)       # no colour of the palette
+    mask[2, 0] = (128, 128, 0)          # neither
+    assert palette_tolerance(colors) == 32 and palette_tolerance(palette(DEFAULT_PARTS, "index")) == 0
+    share, count, common = off_palette(mask, colors)
+    assert (count, common) == (4, (255, 255, 255)) and share == pytest.approx(4 / 6)
+    assert off_palette(mask[:1], colors) == (0.0, 0, None)
+    index_mask = np.full((2, 2, 3), 2, np.uint8)
+    assert off_palette(index_mask, palette(DEFAULT_PARTS, "index"))[1] == 0
+    assert off_palette(index_mask + 1, palette(("l_eye",), "index"))[1] == 4   # 3: no class of 2
+
+
+@pytest.mark.parametrize("damage", ["every part file missing", "part files named 2_l_eye.png"])
+def test_a_face_without_any_part_file_is_warned_about(work, capsys, damage):
+    face = 2
+    files = sorted(celebamask.part_path(work / "data", face, "l_eye").parent.glob(f"{face:05d}_*.png"))
+    assert files
+    for path in files:
+        if damage == "every part file missing":
+            path.unlink()
+        else:
+            path.rename(path.with_name(path.name.replace(f"{face:05d}_", f"{face}_")))
+    code = g_mask(work, work / "out")
+    err = capsys.readouterr().err
+    assert code == 0 and "Traceback" not in err
+    expected = celebamask.part_path(work / "data", face, "l_eye").parent / f"{face:05d}_<part>.png"
+    assert f"image {face}: no part file at all (expected {expected}), its mask is all background" in err
+    assert ("is named without the id's five digits" in err) == (damage != "every part file missing")
+    assert "1 of 6 masks are all background because their photos have no part file at all" in err
+    assert not np.asarray(Image.open(work / "out" / f"{face}.png")).any()

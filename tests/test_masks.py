@@ -147,7 +147,7 @@ def test_threshold_and_rgb_annotation(tmp_path):
 def test_run_writes_masks_at_annotation_size(tree, tmp_path):
     out = tmp_path / "masks"
     counts = masks.run_g_mask(tree, out, DEFAULT_PARTS, "index", workers=1)
-    assert counts == {"written": 3, "skipped": 0, "failed": 0, "swapped_eyes": 0, "swapped_sides": 0}
+    assert counts == {"written": 3, "skipped": 0, "failed": 0, "swapped_eyes": 0, "swapped_sides": 0, "no_part_file": 0}
     assert Image.open(out / "0.png").mode == "L"
     np.testing.assert_array_equal(np.asarray(Image.open(out / "0.png")), expected_labels())
     big = np.asarray(Image.open(out / "2.png"))
@@ -194,7 +194,7 @@ def test_up_to_date_skip_force_and_style_change(tree, tmp_path):
     out = tmp_path / "masks"
     assert masks.run_g_mask(tree, out, DEFAULT_PARTS, "color", workers=1)["written"] == 3
     assert masks.run_g_mask(tree, out, DEFAULT_PARTS, "color", workers=1) == {
-        "written": 0, "skipped": 3, "failed": 0, "swapped_eyes": 0, "swapped_sides": 0}
+        "written": 0, "skipped": 3, "failed": 0, "swapped_eyes": 0, "swapped_sides": 0, "no_part_file": 0}
     # A part file newer than its mask makes only that mask stale.
     past = celebamask.part_path(tree, 1, "u_lip").stat().st_mtime - 10
     os.utime(out / "1.png", (past, past))
@@ -222,7 +222,7 @@ def test_bad_photos_are_skipped_counted_and_named(tree, tmp_path, caplog):
     out = tmp_path / "masks"
     with caplog.at_level(logging.WARNING):
         counts = masks.run_g_mask(tree, out, DEFAULT_PARTS, "color", workers=1)
-    assert counts == {"written": 1, "skipped": 0, "failed": 3, "swapped_eyes": 0, "swapped_sides": 0}
+    assert counts == {"written": 1, "skipped": 0, "failed": 3, "swapped_eyes": 0, "swapped_sides": 0, "no_part_file": 0}
     warnings = caplog.text
     assert str(truncated) in warnings and str(odd_size) in warnings and "expected 64x64" in warnings
     assert str(tree / celebamask.ANNO_DIR / "1") in warnings and "folder not found" in warnings

@@ -213,11 +213,18 @@ def test_folder_mode_photo_without_mask_is_skipped_and_counted(folders, tmp_path
     with caplog.at_level(logging.WARNING):
         counts = pairs.run_process(out, mask_dir, images_dir=images, size=SIZE, split="1,0,0", seed=5,
                                    workers=1)
+    # No masks.json: the default style and parts, which these white masks are not (issue 19 §4).
+    meta = json.loads((out / "pairs.json").read_text())
+    assert meta["style"] == "color" and meta["parts"] == list(DEFAULT_PARTS)
+    assert counts["written"] == 0 and counts["failed"] == 2 and list((out / "train").iterdir()) == []
+    assert f"{mask_dir / 'a.png'}: 100.0% of the mask's part pixels" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        counts = pairs.run_process(out, mask_dir, images_dir=images, size=SIZE, split="1,0,0", seed=5,
+                                   workers=1, style="binary")
     assert counts["written"] == 2 and counts["missing_mask"] == 1 and counts["unmatched_masks"] == 1
     assert str(images / "c.jpg") in caplog.text
     assert sorted(p.name for p in (out / "train").iterdir()) == ["a.png", "b.png"]
-    meta = json.loads((out / "pairs.json").read_text())
-    assert meta["style"] == "color" and meta["parts"] == list(DEFAULT_PARTS)  # no masks.json: defaults
     _, mask = pairs.split_pair(np.asarray(Image.open(out / "train" / "a.png")))
     assert colour_set(mask) <= {(0, 0, 0), (255, 255, 255)}
     args = ["--images", str(images), "--masks", str(mask_dir), "--out-dir", str(out), "--workers", "1",
@@ -250,7 +257,8 @@ def test_truncated_jpeg_is_skipped_and_named(folders, tmp_path, caplog):
     data = broken.read_bytes()
     broken.write_bytes(data[: len(data) // 2])
     with caplog.at_level(logging.WARNING):
-        counts = pairs.run_process(tmp_path / "pairs", mask_dir, images_dir=images, size=SIZE, workers=2)
+        counts = pairs.run_process(tmp_path / "pairs", mask_dir, images_dir=images, size=SIZE, workers=2,
+                                   style="binary")
     assert counts["written"] == 1 and counts["failed"] == 1
     assert str(broken) in caplog.text
 

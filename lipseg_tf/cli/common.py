@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 from typing import Callable, Sequence
 
@@ -36,12 +37,36 @@ def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None 
     except KeyboardInterrupt as err:   # a trainer's says how to resume
         print("error: interrupted" + (f"; {err}" if str(err) else ""), file=sys.stderr)
         return 130
+    except Exception as err:
+        line = tensorflow_write_error_line(err)
+        if line is None:
+            raise
+        print(f"error: {line}", file=sys.stderr)
+        return 1
 
 
 def os_error_line(err: OSError) -> str:
     """One line for an operating-system error: the file, then the system's reason."""
     where = " -> ".join(str(name) for name in (err.filename, getattr(err, "filename2", None)) if name)
     return f"{where + ': ' if where else ''}{err.strerror or err}".replace("\n", " ")
+
+
+# TensorFlow's own writes (checkpoints, TensorBoard logs) fail with an OpError, not an OSError, whose
+# message holds "<file>; <the system's reason>".
+TF_WRITE_ERROR = re.compile(r"(\S+); (No space left on device|Read-only file system|Permission denied)")
+
+
+def tensorflow_write_error_line(err: Exception) -> str | None:
+    """One line for a TensorFlow error writing a file (a checkpoint on a full disk): the file, then the
+    system's reason; None for any other error. A checkpoint's temporary shard is named by its checkpoint."""
+    if not type(err).__module__.startswith("tensorflow"):
+        return None
+    match = TF_WRITE_ERROR.search(str(err))
+    if match is None:
+        return None
+    path, reason = match.groups()
+    checkpoint = re.match(r"(.*/ckpt-\d+)_temp/", path)
+    return f"{checkpoint.group(1)}: {reason} (writing the checkpoint)" if checkpoint else f"{path}: {reason}"
 
 
 def positive_int(text: str) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -22,6 +23,7 @@ def _open(path: Path) -> Image.Image:
         raise UserError(f"{path}: a folder, expected an image file")
     if os.path.islink(path) and not path.exists():
         raise UserError(f"{path}: a broken symbolic link (to {os.readlink(path)}), expected an image file")
+    check_regular_file(path)
     try:
         image = Image.open(path)
         image.load()  # force the decode now, so a truncated file fails here
@@ -30,6 +32,19 @@ def _open(path: Path) -> Image.Image:
     except Exception as err:  # PIL raises several types for corrupt or truncated data
         raise UserError(f"{path}: unreadable image ({err})") from None
     return ImageOps.exif_transpose(image) or image
+
+
+def check_regular_file(path: Path) -> None:
+    """UserError for a FIFO, socket or device in place of a file: reading one would wait forever (a FIFO
+    nobody writes to) or never end."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return  # named by the caller's own open
+    if not stat.S_ISREG(mode):
+        kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
+        raise UserError(f"{path}: {kind}, expected an image file")
 
 
 def _to_uint8(image: Image.Image) -> np.ndarray | None:
@@ -44,7 +59,11 @@ def _to_uint8(image: Image.Image) -> np.ndarray | None:
 
 def load_rgb(path: str | os.PathLike) -> np.ndarray:
     """Read a photo as (H, W, 3) uint8: grayscale, palette, RGBA (on black) and 16-bit are converted."""
-    image = _open(Path(path))
+    return to_rgb(_open(Path(path)))
+
+
+def to_rgb(image: Image.Image) -> np.ndarray:
+    """An opened image as (H, W, 3) uint8, converted as load_rgb does."""
     gray = _to_uint8(image)
     if gray is not None:
         return np.repeat(gray[..., None], 3, axis=-1)
@@ -95,19 +114,28 @@ def _umask() -> int:
 
 def write_bytes(path: str | os.PathLike, blob: bytes) -> None:
     """Write a file atomically (temporary file beside it, then rename), with the permissions the umask
-    gives a new file (mkstemp's own are 0600)."""
+    gives a new file (mkstemp's own are 0600). An OSError (a full disk) names path, not the temporary
+    file, and leaves neither behind."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
         with os.fdopen(fd, "wb") as handle:
             handle.write(blob)
             os.fchmod(handle.fileno(), 0o666 & ~_umask())
         os.replace(tmp, path)
+    except OSError as err:
+        _remove(tmp)
+        raise OSError(err.errno, err.strerror or str(err), str(path)) from None
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        _remove(tmp)
         raise
+
+
+def _remove(tmp: str | None) -> None:
+    if tmp is not None and os.path.exists(tmp):
+        os.unlink(tmp)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

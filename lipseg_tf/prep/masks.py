@@ -19,7 +19,9 @@ Errors: problems of the whole run (data folder or its annotation folder missing,
 style) stop it with a one-line UserError. Problems of one photo (its annotation sub-folder missing, an
 unreadable or truncated part file, parts of different sizes) are logged as a warning naming the file;
 that photo gets no mask (a stale mask from an earlier run is removed so it cannot look up to date),
-the run goes on, and it ends with exit status 1 and the count of failures.
+the run goes on, and it ends with exit status 1 and the count of failures. A photo without a part file of
+any part (CelebAMask-HQ gives every face at least its skin) gets an all-background mask and a warning
+naming where its files were expected (no_part_file_note).
 
 Left and right: CelebAMask-HQ's l_eye, l_brow and l_ear are the person's left, which lies on the
 image's RIGHT. Some hand annotations have them the other way round (6.8 % of the faces with both eyes
@@ -56,6 +58,8 @@ META_FILE = "masks.json"
 # Size of the CelebAMask-HQ annotations; used only for a photo that has no part file at all.
 ANNOTATION_SIZE = (512, 512)
 PART_THRESHOLD = 128
+# Photos without any part file named one by one before the rest are counted.
+MAX_NAMED_WARNINGS = 10
 # Left/right part pairs, (the person's left, the person's right): l_ lies on the image's right.
 SIDE_PAIRS = (("l_eye", "r_eye"), ("l_brow", "r_brow"), ("l_ear", "r_ear"))
 
@@ -102,6 +106,7 @@ def part_files(root: str | Path, image_id: int, parts: Iterable[str]) -> dict[st
         if os.path.islink(path) and not path.exists():
             raise UserError(f"{path}: a broken symbolic link (to {os.readlink(path)}), expected a part "
                             "annotation file")
+        imageio.check_regular_file(path)   # a FIFO is no hidden part: reading it would wait forever
     return {part: path for part, path in paths.items() if path.is_file()}
 
 
@@ -206,15 +211,29 @@ def _mask_job(image_id: int, data_dir: str, out_dir: str, parts: tuple[str, ...]
     output = Path(out_dir) / f"{image_id}.png"
     try:
         inputs = part_files(data_dir, image_id, parts).values()
+        note = "" if inputs else no_part_file_note(data_dir, image_id)
         if not force and is_up_to_date(output, inputs):
-            return image_id, "skipped", "", []
+            return image_id, "skipped", note, []
         mask, swapped = make_mask_checked(data_dir, image_id, parts, style, fix_sides)
         imageio.save_image(output, mask)
-        return image_id, "written", "", swapped
+        return image_id, "written", note, swapped
     except UserError as err:
         # A stale mask left here would look up to date on the next run although its inputs are bad.
         output.unlink(missing_ok=True)
         return image_id, "failed", str(err), []
+
+
+def no_part_file_note(root: str | Path, image_id: int) -> str:
+    """'' when the photo has an annotation file of any of CelebAMask-HQ's parts; else a line naming where
+    they were expected, and any file there named by the id without its five digits (2_l_eye.png)."""
+    if part_files(root, image_id, CELEBAMASK_PARTS):
+        return ""
+    expected = celebamask.part_path(root, image_id, "l_eye")
+    unpadded = [expected.parent / f"{image_id}_{part}.png" for part in CELEBAMASK_PARTS]
+    misnamed = [path.name for path in unpadded if path.exists()] if str(image_id) != f"{image_id:05d}" else []
+    hint = f"; {misnamed[0]} is named without the id's five digits" if misnamed else ""
+    return (f"image {image_id}: no part file at all (expected {expected.parent / f'{image_id:05d}_<part>.png'}), "
+            f"its mask is all background{hint}")
 
 
 def _report_sides(counts: dict, fix_sides: bool) -> None:
@@ -263,6 +282,13 @@ def run_g_mask(data_dir: str | Path, out_dir: str | Path, parts: Sequence[str] =
         counts["swapped_eyes"] += ("l_eye", "r_eye") in [tuple(pair) for pair in swapped]
         if status == "failed":
             log.warning("image %d skipped: %s", image_id, message)
+    empty = [message for _, status, message, _ in results if status != "failed" and message]
+    counts["no_part_file"] = len(empty)
+    for message in empty[:MAX_NAMED_WARNINGS]:
+        log.warning("%s", message)
+    if empty:
+        log.warning("%d of %d masks are all background because their photos have no part file at all",
+                    len(empty), len(results))
     _report_sides(counts, fix_sides)
     imageio.write_text(out_dir / META_FILE, json.dumps({**meta, "complete": True}, indent=2) + "\n")
     log.info("wrote %d masks, skipped %d up to date, %d failed%s -> %s", counts["written"],

@@ -30,12 +30,13 @@ seeded random split by --split fractions (default 0.8,0.1,0.1, seed 0, with a wa
 official split wasn't available). The random split is drawn over every photo (not only those with a
 mask), so a photo keeps its split when more masks are added.
 
-Errors: problems of the whole run (a missing or empty folder, a missing mapping row, bad --split, an
-output folder that is not apart from the inputs or holds files process.py did not write) stop it with a
-one-line UserError. Problems of one photo (unreadable or truncated photo or mask, a photo under
-MIN_PHOTO_SIDE pixels, a mask of another aspect ratio, an id listed twice in the mapping file, a photo
-without a mask) are logged as warnings naming the file; the photo gets no pair, and the run ends with
-exit status 1 and the counts. A mask without a photo is ignored and counted.
+Errors: problems of the whole run (a missing or empty folder, a missing mapping row, bad --split, a
+--size whose pairing cannot fit in memory (check_memory), an output folder that is not apart from the
+inputs or holds files process.py did not write) stop it with a one-line UserError. Problems of one photo
+(unreadable or truncated photo or mask, a photo under MIN_PHOTO_SIDE pixels, a mask of another aspect
+ratio, a mask whose part pixels are mostly no colour of its palette (check_mask_colors), an id listed
+twice in the mapping file, a photo without a mask) are logged as warnings naming the file; the photo gets
+no pair, and the run ends with exit status 1 and the counts. A mask without a photo is ignored and counted.
 
 Restart: pairs.json is written first with the settings, `"complete": false` until the run ends, so an
 interrupted run restarts where it stopped: up-to-date pairs (newer than their photo and mask, same size,
@@ -49,6 +50,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Hashable, Iterable, Sequence
 
@@ -57,6 +59,7 @@ from PIL import Image
 
 from lipseg_tf.errors import UserError
 from lipseg_tf.prep import celebamask, folders, imageio, parallel
+from lipseg_tf.prep import parts as parts_lib
 from lipseg_tf.prep.celebamask import SPLITS
 from lipseg_tf.prep.masks import META_FILE as MASKS_META_FILE
 from lipseg_tf.prep.masks import is_up_to_date, mask_meta, read_meta
@@ -73,6 +76,10 @@ FORMATS = ("png", "tfrecord")
 DEFAULT_SHARDS = 16
 # A smaller photo shows no eyes or lips to learn from (a 1x1 photo would be blown up into a flat square).
 MIN_PHOTO_SIDE = 8
+# Peak memory of one worker pairing a photo, per pixel of the size x size square: photo and mask resized,
+# the AB pair, its PNG encoding. Measured 20 (max RSS of process.py --size 2048 and 4096 --workers 1,
+# less the interpreter's); 24 leaves a margin.
+PAIR_BYTES_PER_PIXEL = 24
 
 
 def _aspect(array: np.ndarray) -> float:
@@ -148,6 +155,23 @@ def split_pair(ab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ab[:, :width // 2], ab[:, width // 2:]
 
 
+def check_memory(size: int, workers: int, available: int | None = None) -> None:
+    """UserError, before anything is allocated, when `workers` processes pairing at --size `size` would
+    need more memory than the machine has available (parallel.available_memory_bytes, or `available`)."""
+    available = parallel.available_memory_bytes() if available is None else available
+    need = PAIR_BYTES_PER_PIXEL * size * size
+    if available is None or need * workers <= available:
+        return
+    hint = (f"; with --workers {available // need} it would fit" if need <= available else
+            f"; at most --size {math.isqrt(available // PAIR_BYTES_PER_PIXEL)} fits")
+    raise UserError(f"--size {size}: pairing a photo at {size}x{size} takes about {_gb(need)} of memory a worker, "
+                    f"{_gb(need * workers)} for {workers} worker(s), and {_gb(available)} is available{hint}")
+
+
+def _gb(count: int) -> str:
+    return f"{count / 2 ** 30:.3g} GB"
+
+
 def _by_stem(paths: Iterable[Path], numeric: bool) -> tuple[dict, list[Path]]:
     """{stem (int when numeric): path} and the files whose stem is no id; UserError on a repeated stem."""
     found: dict = {}
@@ -177,7 +201,7 @@ def _warn_named(problems: list[str], what: str) -> None:
         log.warning("... and %d more %s", len(problems) - MAX_NAMED_WARNINGS, what)
 
 
-def _pair_job(job: tuple, size: int, force: bool, crop=None) -> tuple[Hashable, str, str]:
+def _pair_job(job: tuple, size: int, force: bool, crop=None, masks=None) -> tuple[Hashable, str, str]:
     """Write one AB pair unless up to date; returns (key, 'written'|'skipped'|'failed', message)."""
     key, photo_path, mask_path, output, stale = job
     output = Path(output)
@@ -187,7 +211,7 @@ def _pair_job(job: tuple, size: int, force: bool, crop=None) -> tuple[Hashable, 
     try:
         if not force and is_up_to_date(output, [Path(photo_path), Path(mask_path)]):
             return key, "skipped", ""
-        ab = _load_pair(photo_path, mask_path, size, crop)
+        ab = _load_pair(photo_path, mask_path, size, crop, masks)
         imageio.save_image(output, ab)
         return key, "written", ""
     except UserError as err:
@@ -196,37 +220,58 @@ def _pair_job(job: tuple, size: int, force: bool, crop=None) -> tuple[Hashable, 
         return key, "failed", str(err)
 
 
-def _load_pair(photo_path, mask_path, size: int, crop=None):
-    """The AB pair of a photo and its mask files; UserError naming both files when they don't fit."""
+def _load_pair(photo_path, mask_path, size: int, crop=None, masks=None):
+    """The AB pair of a photo and its mask files; UserError naming both files when they don't fit, or
+    naming the mask when it is not one of masks (parts, style): see check_mask_colors."""
     image = imageio.load_rgb(photo_path)
     if min(image.shape[:2]) < MIN_PHOTO_SIDE:
         raise UserError(f"{photo_path}: photo of {image.shape[1]}x{image.shape[0]} pixels, expected at least "
                         f"{MIN_PHOTO_SIDE} a side (a face photo)")
     mask = imageio.load_rgb(mask_path)
     try:
-        return make_pair(image, mask, size, crop)
+        ab = make_pair(image, mask, size, crop)
     except UserError as err:
         raise UserError(f"{photo_path} and {mask_path}: {err}") from None
+    if masks is not None:
+        check_mask_colors(mask_path, split_pair(ab)[1], *masks)
+    return ab
 
 
-def _record_job(job: tuple, size: int, crop=None) -> tuple[Hashable, str, str, bytes]:
+def check_mask_colors(path, mask: np.ndarray, parts, style: str, source: str = "") -> float:
+    """UserError naming path when more than MAX_OFF_PALETTE_SHARE of the RGB mask's part pixels are no
+    colour of the (parts, style) palette; returns that share. source: where parts and style came from."""
+    share, count, common = parts_lib.off_palette(mask, parts_lib.palette(parts, style))
+    if share > parts_lib.MAX_OFF_PALETTE_SHARE:
+        raise UserError(f"{path}: {100 * share:.1f}% of the mask's part pixels ({count}) are no colour of "
+                        f"{parts_lib.describe_palette(parts, style)}{source} (most common {common}); expected masks "
+                        "of that style and those parts")
+    return share
+
+
+def _palette_source(masks_dir: Path) -> str:
+    if (masks_dir / MASKS_META_FILE).is_file():
+        return f" ({masks_dir / MASKS_META_FILE})"
+    return " (--style and --parts: no masks.json)"
+
+
+def _record_job(job: tuple, size: int, crop=None, masks=None) -> tuple[Hashable, str, str, bytes]:
     """One AB pair encoded as PNG, for a TFRecord: (key, 'written'|'failed', message, PNG bytes)."""
     key, photo_path, mask_path = job
     try:
-        ab = _load_pair(photo_path, mask_path, size, crop)
+        ab = _load_pair(photo_path, mask_path, size, crop, masks)
     except UserError as err:
         return key, "failed", str(err), b""
     return key, "written", "", imageio.encode_image(ab)   # the bytes imageio.save_image writes to a .png
 
 
 def _write_records(out_dir: Path, jobs: list[tuple], splits: dict, size: int, crop, shards: int,
-                   workers: int | None) -> tuple[list[tuple[Hashable, str, str]], dict]:
+                   workers: int | None, masks=None) -> tuple[list[tuple[Hashable, str, str]], dict]:
     """Stream every pair into its split's TFRecord shards; returns ((key, status, message) per pair,
     {split: shards})."""
     from lipseg_tf.prep import records  # TensorFlow is imported only for this format
 
     ordered = sorted(jobs, key=lambda job: (SPLITS.index(splits[job[0]]), job[0]))
-    stream = parallel.imap_progress(functools.partial(_record_job, size=size, crop=crop), ordered,
+    stream = parallel.imap_progress(functools.partial(_record_job, size=size, crop=crop, masks=masks), ordered,
                                     workers=workers, desc="records")
     results, shard_counts = [], {}
     for name in SPLITS:
@@ -244,7 +289,7 @@ def _write_records(out_dir: Path, jobs: list[tuple], splits: dict, size: int, cr
 
 
 def _write_pngs(out_dir: Path, jobs: list[tuple], splits: dict, size: int, crop, force: bool,
-                workers: int | None) -> list[tuple[Hashable, str, str]]:
+                workers: int | None, masks=None) -> list[tuple[Hashable, str, str]]:
     """Write `<out>/<split>/<id>.png` for every job (key, photo, mask) unless up to date; returns
     (key, status, message) per pair."""
     for name in SPLITS:
@@ -252,8 +297,8 @@ def _write_pngs(out_dir: Path, jobs: list[tuple], splits: dict, size: int, crop,
     pair_jobs = [(key, photo, mask, str(out_dir / splits[key] / f"{key}.png"),
                   [str(out_dir / other / f"{key}.png") for other in SPLITS if other != splits[key]])
                  for key, photo, mask in jobs]
-    return parallel.map_progress(functools.partial(_pair_job, size=size, force=force, crop=crop), pair_jobs,
-                                 workers=workers, desc="pairs")
+    job = functools.partial(_pair_job, size=size, force=force, crop=crop, masks=masks)
+    return parallel.map_progress(job, pair_jobs, workers=workers, desc="pairs")
 
 
 def _pair_meta(masks_dir: Path, parts: Sequence[str] | None, style: str | None) -> dict:
@@ -358,10 +403,13 @@ def run_process(out_dir: str | Path, masks_dir: str | Path, *, data_dir: str | P
     keys = all_keys[:limit] if limit is not None else all_keys
     splits, split_failures = choose_splits(keys, all_keys, data_dir if numeric else None, partition,
                                             fractions, seed)
+    check_memory(size, parallel.worker_count(workers, len(keys)))
     settings = {**_pair_meta(masks_dir, parts, style), "size": size, "format": output_format}
     if crop is not None:
         settings["crop"] = list(crop)
     force = _claim_pairs_folder(out_dir, settings) or force
+    # Every mask is checked against the palette it is read with (the masks' masks.json, else --style/--parts).
+    masks = (tuple(settings["parts"]), settings["style"], _palette_source(masks_dir))
 
     missing = [f"{photos[key]}: no mask {key}.* in {masks_dir}, skipped" for key in keys
                if key not in mask_files]
@@ -374,9 +422,9 @@ def run_process(out_dir: str | Path, masks_dir: str | Path, *, data_dir: str | P
             if key in mask_files and key not in split_failures]
     if output_format == "tfrecord":
         results, shard_counts = _write_records(out_dir, jobs, splits, size, crop, shards or DEFAULT_SHARDS,
-                                               workers)
+                                               workers, masks)
     else:
-        results = _write_pngs(out_dir, jobs, splits, size, crop, force, workers)
+        results = _write_pngs(out_dir, jobs, splits, size, crop, force, workers, masks)
     return _finish(out_dir, settings, splits, results, list(split_failures.values()), missing, unmatched,
                    shard_counts if output_format == "tfrecord" else None)
 

@@ -21,6 +21,23 @@ def _worker_count(workers: int | None, items: int) -> int:
     return min(workers, max(1, items))
 
 
+def worker_count(workers: int | None, items: int) -> int:
+    """The processes map_progress and imap_progress use for this many items."""
+    return _worker_count(workers, items)
+
+
+def available_memory_bytes() -> int | None:
+    """Memory the machine has available now (MemAvailable of /proc/meminfo), None where unknown."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def _indexed(fn: Callable, job: tuple[int, object]) -> tuple[int, object]:
     """Call fn on one item and keep its position, so unordered results can be put back in order."""
     position, item = job

@@ -101,3 +101,44 @@ def mirror_permutation(names) -> np.ndarray:
     """flip_permutation from the class names themselves (as a model's classes.json lists them)."""
     index = {name: i for i, name in enumerate(names)}
     return np.asarray([index.get(MIRROR.get(name, name), i) for i, name in enumerate(names)], dtype=np.int32)
+
+
+# A mask pixel farther than this (in any channel) from every palette colour is no class of the palette:
+# the mask was made with another style or other parts, or the AB image is grey. Half the smallest gap
+# between two palette colours where that is smaller (index masks: exact values).
+PALETTE_TOLERANCE = 32
+# A mask whose off-palette pixels are more than this share of its non-background pixels was not made with
+# this palette (white binary masks read as colour ones: all of them; a part left out of pairs.json: that
+# part's share); fewer are the antialiased edges of a re-saved mask.
+MAX_OFF_PALETTE_SHARE = 0.05
+
+
+def palette_tolerance(colors: np.ndarray) -> int:
+    """PALETTE_TOLERANCE, or less where two palette colours are closer than twice that."""
+    colors = np.asarray(colors, np.int32)
+    gaps = np.abs(colors[:, None] - colors[None]).max(-1)[np.triu_indices(len(colors), 1)]
+    return int(min(PALETTE_TOLERANCE, (gaps.min() - 1) // 2)) if gaps.size else PALETTE_TOLERANCE
+
+
+def off_palette(mask: np.ndarray, colors: np.ndarray) -> tuple[float, int, tuple[int, int, int] | None]:
+    """How far an RGB mask (H, W, 3) uint8 is from a palette (C, 3), class 0 background:
+    (share of its non-background pixels that are no palette colour, their count, the most common of them).
+
+    Counted over the mask's distinct colours, so a whole mask costs one np.unique."""
+    mask = np.asarray(mask, np.uint8).reshape(-1, 3).astype(np.uint32)
+    packed, counts = np.unique(mask[:, 0] << 16 | mask[:, 1] << 8 | mask[:, 2], return_counts=True)
+    rgb = np.stack([packed >> 16, packed >> 8 & 255, packed & 255], axis=1).astype(np.int32)
+    distance = np.abs(rgb[:, None] - np.asarray(colors, np.int32)[None]).max(-1)   # (colours, C)
+    tolerance = palette_tolerance(colors)
+    off = distance.min(-1) > tolerance
+    background = ~off & (distance.argmin(-1) == 0)
+    off_count, parts = int(counts[off].sum()), int(counts[~background].sum())
+    if not off_count:
+        return 0.0, 0, None
+    common = tuple(int(v) for v in rgb[off][counts[off].argmax()])
+    return off_count / parts, off_count, common
+
+
+def describe_palette(parts, style: str) -> str:
+    """'the color masks of l_eye,r_eye,u_lip,l_lip' (for a line naming a mask that does not fit them)."""
+    return f"the {style} masks of {','.join(parts)}"

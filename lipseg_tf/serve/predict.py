@@ -44,7 +44,7 @@ from lipseg_tf.errors import UserError
 from lipseg_tf.prep import folders
 from lipseg_tf.prep.imageio import load_rgb, save_image, write_text
 from lipseg_tf.prep.parts import mirror_permutation
-from lipseg_tf.serve import align
+from lipseg_tf.serve import align, model_meta
 
 log = logging.getLogger("lipseg_tf")
 
@@ -120,41 +120,30 @@ class Model:
         if not (self.path / "saved_model.pb").is_file():
             raise UserError(f"{self.path}: no saved_model.pb (expected the --output_dir of "
                             "unet.py / pix2pix.py --mode export)")
-        meta_file = self.path / "classes.json"
-        meta = folders.read_json_object(meta_file, "the classes.json written beside saved_model.pb by --mode export")
-        if meta is None:
-            raise UserError(f"{meta_file}: not found (expected beside saved_model.pb)")
-        if "image_size" not in meta:
-            raise UserError(f"{meta_file}: no image_size (exported by an older lipseg_tf): export the run "
-                            "again with unet.py / pix2pix.py --mode export")
-        folders.check_fields(meta, meta_file, {"image_size": int, "classes": list, "colors": list,
-                                               "framing": (str, type(None))})
-        if meta["image_size"] < 1:
-            raise UserError(f"{meta_file}: image_size {meta['image_size']}, expected a positive number of pixels")
-        self.image_size = meta["image_size"]
-        self.classes = tuple(map(str, meta.get("classes", ())))
-        self.colors = np.asarray(meta.get("colors", ()), np.uint8)
-        if len(self.classes) < 2 or self.colors.shape != (len(self.classes), 3):
-            raise UserError(f"{meta_file}: expected 'classes' (background and the parts) and one RGB colour "
-                            f"per class in 'colors', got {len(self.classes)} classes and colours of shape "
-                            f"{self.colors.shape}")
-        self.framing = framing or meta.get("framing") or "celebahq"
+        meta_file = self.path / model_meta.META_FILE
+        meta = model_meta.read_classes_json(meta_file)  # every field checked; against the graph below
+        self.image_size = meta.image_size
+        self.classes = meta.classes
+        self.colors = meta.colors
+        self.framing = framing or meta.framing or "celebahq"
         if self.framing not in align.FRAMINGS:
             raise UserError(f"--framing {self.framing!r} unknown, valid: {', '.join(align.FRAMINGS)}")
-        self.crop = _crop_of(meta, meta_file)
+        self.crop = meta.crop
         if tta not in (None, *TTA_CHOICES):
             raise UserError(f"--tta {tta!r} unknown, valid: {', '.join(TTA_CHOICES)}")
-        self.tta = "flip" if "flip" in (tta, meta.get("tta")) else None
+        self.tta = "flip" if "flip" in (tta, meta.tta) else None
         # The flip average is done here only when the graph does not do it already.
-        self._flip_here = tta == "flip" and meta.get("tta") != "flip"
+        self._flip_here = tta == "flip" and meta.tta != "flip"
         self._mirror = mirror_permutation(self.classes)
         import tensorflow as tf
         try:
-            self._serve = tf.saved_model.load(str(self.path)).signatures["serving_default"]
+            loaded = tf.saved_model.load(str(self.path))
+            self._serve = loaded.signatures["serving_default"]
         except Exception as err:  # TensorFlow raises several types for a damaged SavedModel
             reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise UserError(f"{self.path}: not a readable SavedModel ({reason}); expected the --output_dir of "
                             "unet.py / pix2pix.py --mode export") from None
+        model_meta.check_against_graph(meta, meta_file, loaded, self._serve)
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         """uint8 images (N, H, W, 3) -> class probabilities (N, H, W, C)."""
@@ -164,20 +153,6 @@ class Model:
             mirrored = self._serve(images=tf.constant(images[:, :, ::-1], tf.uint8))["probabilities"].numpy()
             probabilities = 0.5 * (probabilities + mirrored[:, :, ::-1][..., self._mirror])
         return probabilities
-
-
-def _crop_of(meta: dict, meta_file: Path) -> tuple[float, float, float] | None:
-    """classes.json's "crop" [x0, y0, side] (fractions of the framing's side) or None; UserError if bad."""
-    crop = meta.get("crop")
-    if crop is None:
-        return None
-    try:
-        x0, y0, side = (float(v) for v in crop)
-    except (TypeError, ValueError):
-        raise UserError(f"{meta_file}: crop {crop!r}: expected [x0, y0, side]") from None
-    if not (side > 0 and 0 <= x0 and 0 <= y0 and x0 + side <= 1 + 1e-9 and y0 + side <= 1 + 1e-9):
-        raise UserError(f"{meta_file}: crop {crop!r}: expected a box inside the framing (fractions 0-1)")
-    return x0, y0, side
 
 
 @dataclasses.dataclass

@@ -8,13 +8,19 @@ Resizing, normalisation and decoding happen inside the graph; the network runs i
 `colors()` their mask colours; both are also written to classes.json beside saved_model.pb, with the
 network's input size, the framing of its training faces and the box of it they were cut to (what
 predict.py aligns faces to), and "tta": "flip" when the graph averages each image's probabilities with
-those of its mirror image.
+those of its mirror image. A third, `classes_json()`, returns that classes.json as exported, so that an
+edited copy can be told (serve/model_meta.py).
 """
 
 from __future__ import annotations
 
+import errno
+import glob
 import json
 import logging
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import keras
@@ -94,6 +100,14 @@ def write_classes(out_dir: Path, classes: ClassSpec, image_size: int, framing: s
     the faces it was trained on ('sample' or 'celebahq', see serve/align.py) and the box of it they were
     cut to (crop [x0, y0, side], process.py --crop), for predict.py; "tta": "flip" when the model
     averages with the mirror image itself."""
+    path = Path(out_dir) / "classes.json"
+    write_text(path, json.dumps(classes_meta(classes, image_size, framing, crop, tta), indent=2) + "\n")
+    return path
+
+
+def classes_meta(classes: ClassSpec, image_size: int, framing: str | None = None, crop=None,
+                 tta: str | None = None) -> dict:
+    """The fields of classes.json (write_classes)."""
     meta = {"classes": list(classes.names), "colors": classes.colors.tolist(), "image_size": int(image_size)}
     if framing:
         meta["framing"] = framing
@@ -101,18 +115,49 @@ def write_classes(out_dir: Path, classes: ClassSpec, image_size: int, framing: s
         meta["crop"] = [float(v) for v in crop]
     if tta:
         meta["tta"] = tta
-    path = Path(out_dir) / "classes.json"
-    write_text(path, json.dumps(meta, indent=2) + "\n")
-    return path
+    return meta
 
 
 def export(segmenter: Segmenter, classes: ClassSpec, out_dir: Path, framing: str | None = None,
            crop=None) -> Path:
-    """Write the SavedModel (and classes.json) to out_dir; returns out_dir."""
+    """Write the SavedModel (and classes.json) to out_dir; returns out_dir.
+
+    The graph also holds the classes.json it is exported with (its function classes_json()), so that
+    predict.py can tell an edited classes.json (serve/model_meta.py). Everything is written into a
+    temporary folder beside out_dir first and moved in at the end, saved_model.pb last: a save killed
+    midway leaves no saved_model.pb without its variables and classes.json (_move_export).
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tf.saved_model.save(segmenter, str(out_dir), signatures={"serving_default": segmenter.serve})
-    write_classes(out_dir, classes, segmenter.image_size, framing, crop, segmenter.tta)
+    text = json.dumps(classes_meta(classes, segmenter.image_size, framing, crop, segmenter.tta))
+    segmenter.classes_json = tf.function(lambda: tf.constant(text), input_signature=[])
+    for stale in out_dir.parent.glob(f".tmp-export-{glob.escape(out_dir.name)}-*"):  # a killed export's
+        shutil.rmtree(stale, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".tmp-export-{out_dir.name}-", dir=out_dir.parent))
+    try:
+        tf.saved_model.save(segmenter, str(staging), signatures={"serving_default": segmenter.serve})
+        write_classes(staging, classes, segmenter.image_size, framing, crop, segmenter.tta)
+        _move_export(staging, out_dir)
+    except OSError as err:  # a full disk: named in out_dir, not in the temporary folder
+        name = str(err.filename or out_dir).replace(str(staging), str(out_dir))
+        raise OSError(err.errno, err.strerror or str(err), name) from None
+    except tf.errors.OpError as err:  # TensorFlow's own writes (the variables) on a full disk
+        if "No space left on device" not in str(err):
+            raise
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(out_dir / "variables")) from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     log.info("exported SavedModel to %s (signature serving_default: uint8 images -> labels, probabilities)",
              out_dir)
     return out_dir
+
+
+def _move_export(staging: Path, out_dir: Path) -> None:
+    """Move a whole export from staging into out_dir: an old saved_model.pb goes first, the new one comes
+    last, so that at every moment out_dir either is no SavedModel or is the whole new one."""
+    (out_dir / "saved_model.pb").unlink(missing_ok=True)
+    for entry in sorted(staging.iterdir(), key=lambda p: p.name == "saved_model.pb"):
+        target = out_dir / entry.name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        os.replace(entry, target)

@@ -25,8 +25,10 @@ import tensorflow as tf
 from PIL import Image
 
 from lipseg_tf.errors import UserError
-from lipseg_tf.prep import records
+from lipseg_tf.prep import pairs, records
+from lipseg_tf.prep.imageio import check_regular_file, load_rgb, to_rgb
 from lipseg_tf.prep.pairs import META_FILE, read_pairs_meta
+from lipseg_tf.prep.parts import describe_palette
 from lipseg_tf.train.augment import AUGMENTS, face_augment
 
 log = logging.getLogger("lipseg_tf")
@@ -34,6 +36,8 @@ log = logging.getLogger("lipseg_tf")
 CACHE_MEMORY_FRACTION = 0.5
 CACHE_FALLBACK_BYTES = 2 << 30   # the budget where the available memory cannot be read
 SHUFFLE_BUFFER = 2048
+# Pairs whose masks are checked against the palette before training (check_mask_colors).
+MASK_CHECK_PAIRS = 16
 
 
 def find_pair_files(input_dir: str | Path, split: str | None = None) -> list[Path]:
@@ -53,6 +57,7 @@ def find_pair_files(input_dir: str | Path, split: str | None = None) -> list[Pat
         raise UserError(f"{folder}: no AB pair images found (expected <id>.png files, "
                         f"photo left and mask right{', or a ' + split + '/ subfolder' if split else ''})")
     for path in files:
+        check_regular_file(path)   # a FIFO named like a pair would hang the header read
         try:
             with Image.open(path) as image:
                 width, height = image.size
@@ -192,6 +197,40 @@ def name_bad_pair(files) -> str | None:
             message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             return f"{shard}: record {whole + 1}: unreadable ({message}); expected whole AB pairs"
     return None
+
+
+def check_mask_colors(source: PairSource, classes, where: str = "", count: int = MASK_CHECK_PAIRS) -> None:
+    """The masks of the first `count` pairs against the palette they will be decoded with (classes):
+    UserError naming the first whose part pixels are mostly no colour of it (prep/pairs.py's
+    check_mask_colors: masks of another style or other parts, a grey AB image), a warning naming those
+    with a few. Reads `count` pairs, once, before training. where: where the classes came from."""
+    few = []
+    for name, ab in _first_pairs(source, count):
+        share = pairs.check_mask_colors(name, pairs.split_pair(ab)[1], classes.parts, classes.style, where)
+        if share:
+            few.append(f"{name} ({100 * share:.2g}%)")
+    if few:
+        log.warning("%d of the first %d pairs have mask pixels of no colour of %s%s, read as the nearest: %s",
+                    len(few), count, describe_palette(classes.parts, classes.style), where, ", ".join(few))
+
+
+def classes_source(input_dir: str | Path) -> str:
+    """' (<its pairs.json>)' when a trainer takes input_dir's classes from pairs.json, else the flags."""
+    folder = Path(input_dir)
+    found = next((p for p in (folder / META_FILE, folder.parent / META_FILE) if p.is_file()), None)
+    return f" ({found})" if found else " (--style and --parts: no pairs.json)"
+
+
+def _first_pairs(source: PairSource, count: int):
+    """(name, AB image (H, 2H, 3) uint8) of the first `count` pairs: the file, or shard and record id."""
+    if source.format == "png":
+        for path in source.files[:count]:
+            yield path, load_rgb(path)
+        return
+    for record in tf.data.TFRecordDataset([str(p) for p in source.files]).take(count):
+        pair_id, ab = (t.numpy() for t in records.parse(record))
+        with Image.open(io.BytesIO(ab)) as image:
+            yield f"{source.folder} record {pair_id.decode()}", to_rgb(image)
 
 
 def as_source(files) -> PairSource:

@@ -215,6 +215,8 @@ def train(config: RunConfig, strategy=None) -> int:
     train_source = pipeline.find_pairs(input_dir, "train")
     val_source = pipeline.find_pairs(input_dir, "val") if pipeline.has_split(input_dir, "val") else None
     resume_from = _check_resume(config, classes, resumed_options, input_dir)
+    # After the resume check: pairs of other parts are named as such, not as off-palette masks.
+    pipeline.check_mask_colors(train_source, classes, pipeline.classes_source(input_dir))
     chief = distribute.is_chief(strategy)   # the other workers of a multi-worker run write nothing here
     with contextlib.ExitStack() as stack:
         make_output_dir(output_dir, "--output_dir")

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from lipseg_tf.errors import UserError
 from lipseg_tf.prep.classes import ClassSpec
-from lipseg_tf.train import distribute, fitloop, guards, networks, pipeline, precision
+from lipseg_tf.train import csv_log, distribute, fitloop, guards, networks, pipeline, precision
 from lipseg_tf.train.balance import balancing_weights, class_frequencies
 from lipseg_tf.train.checkpoints import restore_networks, select_checkpoint
 from lipseg_tf.train.config import OPTIONS_FILE, RunConfig
@@ -164,7 +164,7 @@ def train(session) -> dict:
         _Steps(session, step, checkpoints, session.validation(checkpoints),
                predict if config.eager else tf.function(predict, reduce_retracing=True)),
         keras.callbacks.TensorBoard(str(session.write_dir / "logs"), update_freq="epoch"),
-        keras.callbacks.CSVLogger(str(session.write_dir / "log.csv"), append=True),
+        csv_log.CsvLogger(session.write_dir / "log.csv"),
     ]
     verbose = (1 if sys.stderr.isatty() else 2) if session.chief else 0
     initial_epoch, epochs = session.epochs_to_run(start)

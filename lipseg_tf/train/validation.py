@@ -9,7 +9,6 @@ photo | target | prediction), and to the run's Checkpoints, which keep the best 
 
 from __future__ import annotations
 
-import csv
 import logging
 from pathlib import Path
 from typing import Callable
@@ -18,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from lipseg_tf.prep.classes import ClassSpec
-from lipseg_tf.train import metrics, pipeline
+from lipseg_tf.train import csv_log, metrics, pipeline
 from lipseg_tf.train.checkpoints import Checkpoints
 
 log = logging.getLogger("lipseg_tf")
@@ -89,12 +88,7 @@ class Validation:
         log.info("step %d: val mean F1 %s (%s)", step, "n/a" if mean is None else f"{mean:.4f}", parts)
         row = {"step": step, "epoch": "" if epoch is None else round(epoch, 3),
                **{k: "" if v is None else v for k, v in self.last.items()}}
-        new = not self.csv_path.is_file()
-        with open(self.csv_path, "a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(row))
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
+        csv_log.append_row(self.csv_path, row)
         with self.writer.as_default(step=step):
             for name, value in self.last.items():
                 if value is not None:
