@@ -234,8 +234,8 @@ def cropped_template_model(tmp_path_factory):
 
     classes = ClassSpec.create(DEFAULT_PARTS, "color")
     out = tmp_path_factory.mktemp("cropped-template-model")
-    export(Segmenter(TemplateNetwork(SIZE, crop=CROP), SIZE, classes, output="probabilities"), classes, out,
-           framing="sample", crop=CROP)
+    export(Segmenter(TemplateNetwork(SIZE, crop=CROP), SIZE, classes, output="probabilities", crop=CROP), classes,
+           out, framing="sample")
     return out
 
 
