@@ -129,14 +129,29 @@ def test_serving_default_alone_gives_predict_no_detect_labels_on_whole_faces(cro
     assert any(labels[inside].any() for labels in by_graph)
 
 
-def test_serve_crop_takes_the_box_and_predict_uses_it_or_an_old_export(crop_model, tmp_path):
-    """serve_crop on the box predict.py cuts gives predict.py's crop labels; an export with only the old
-    crop-taking serving_default gives Model the same probabilities."""
+@pytest.fixture(scope="module")
+def old_export(crop_model, tmp_path_factory) -> Path:
+    """crop_model's network exported as before serve_crop: serving_default took the crop box."""
     from lipseg_tf.prep.classes import ClassSpec
     from lipseg_tf.prep.parts import DEFAULT_PARTS
-    from lipseg_tf.serve.predict import Model, segment_photo
     from lipseg_tf.serve.savedmodel import Segmenter
     from lipseg_tf.train.networks import build_unet
+
+    old = tmp_path_factory.mktemp("old-export")
+    network = build_unet(5, 4, 2, SIZE)
+    tf.train.Checkpoint(network=network).restore(str(crop_model["export"] / "variables" / "variables")).expect_partial()
+    segmenter = Segmenter(network, SIZE, ClassSpec.create(DEFAULT_PARTS, "color"), output="probabilities", crop=CROP)
+    tf.saved_model.save(segmenter, str(old), signatures={"serving_default": segmenter.serve_crop})
+    meta = json.loads((crop_model["export"] / "classes.json").read_text())
+    del meta["signatures"]
+    (old / "classes.json").write_text(json.dumps(meta))
+    return old
+
+
+def test_serve_crop_takes_the_box_and_predict_uses_it_or_an_old_export(crop_model, old_export):
+    """serve_crop on the box predict.py cuts gives predict.py's crop labels; an export with only the old
+    crop-taking serving_default gives Model the same probabilities."""
+    from lipseg_tf.serve.predict import Model, segment_photo
 
     model = Model(crop_model["export"])
     photo = np.asarray(Image.open(crop_model["faces"] / "0.jpg").convert("RGB"))
@@ -145,14 +160,21 @@ def test_serve_crop_takes_the_box_and_predict_uses_it_or_an_old_export(crop_mode
     serve_crop = tf.saved_model.load(str(crop_model["export"])).signatures["serve_crop"]
     labels = serve_crop(images=tf.constant(crop[None]))["labels"].numpy()[0]
     np.testing.assert_array_equal(labels, result.crop_labels[0])
+    assert set(tf.saved_model.load(str(old_export)).signatures) == {"serving_default"}
+    np.testing.assert_allclose(Model(old_export)(crop[None]), model(crop[None]), atol=1e-6)
 
-    old = tmp_path / "old-export"  # as exported before serve_crop: serving_default took the crop
-    network = build_unet(5, 4, 2, SIZE)
-    tf.train.Checkpoint(network=network).restore(str(crop_model["export"] / "variables" / "variables")).expect_partial()
-    segmenter = Segmenter(network, SIZE, ClassSpec.create(DEFAULT_PARTS, "color"), output="probabilities", crop=CROP)
-    tf.saved_model.save(segmenter, str(old), signatures={"serving_default": segmenter.serve_crop})
-    meta = json.loads((crop_model["export"] / "classes.json").read_text())
-    del meta["signatures"]
-    (old / "classes.json").write_text(json.dumps(meta))
-    np.testing.assert_allclose(Model(old)(crop[None]), model(crop[None]), atol=1e-6)
 
+def test_reexport_turns_an_old_export_into_one_right_on_its_own(crop_model, old_export, tmp_path):
+    """tools/reexport.py: from the SavedModel alone (no run folder), the export this lipseg_tf writes."""
+    from lipseg_tf.tools import reexport
+
+    assert reexport.network_shape(str(old_export / "variables" / "variables"), 5, old_export) == (4, 2)
+    target = tmp_path / "again"
+    assert reexport.main([str(old_export), str(target)]) == 0
+    assert (json.loads((target / "classes.json").read_text())
+            == json.loads((crop_model["export"] / "classes.json").read_text()))
+    photos = np.stack([np.asarray(Image.open(crop_model["faces"] / f"{i}.jpg").convert("RGB")) for i in range(3)])
+    again = tf.saved_model.load(str(target)).signatures["serving_default"](images=tf.constant(photos))
+    exported = tf.saved_model.load(str(crop_model["export"])).signatures["serving_default"](images=tf.constant(photos))
+    np.testing.assert_allclose(again["probabilities"].numpy(), exported["probabilities"].numpy(), atol=1e-5)
+    assert reexport.main([str(old_export), str(target)]) == 1   # not over an export: a new or empty folder
