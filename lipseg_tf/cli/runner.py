@@ -86,7 +86,7 @@ def config_from_args(model: str, args: argparse.Namespace) -> RunConfig:
 
 def main(model: str, argv: Sequence[str] | None = None) -> int:
     args = build_parser(model).parse_args(argv)
-    setup_logging(args.verbose)
+    setup_logging(args.verbose, tensorflow=True)
     config = config_from_args(model, args)
     if config.mode == "train":
         return train(config)
