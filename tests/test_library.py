@@ -29,6 +29,11 @@ def small_photo(path: Path) -> Path:
     return path
 
 
+def grace_hopper() -> Path:
+    from matplotlib import cbook
+    return Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+
+
 def clean_env(**extra) -> dict:
     """This environment without PYTHONPATH and TensorFlow's log level (what a user's shell has)."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "TF_CPP_MIN_LOG_LEVEL")}
@@ -61,18 +66,18 @@ def test_the_wheel_holds_the_model_and_its_lipseg_predict_runs_from_anywhere(tmp
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    photo = small_photo(tmp_path / "small.png")
-    # The console command's interpreter is this one (its venv's site-packages: TensorFlow and the rest);
-    # the package comes from the target folder only.
-    done = subprocess.run([str(target / "bin" / "lipseg-predict"), "--input", str(photo), "--no-detect"],
+    # The user's one-liner, `lipseg-predict --input photo.jpg`. The console command's interpreter is this
+    # one (its venv's site-packages: TensorFlow and the rest); the package comes from the target folder.
+    done = subprocess.run([str(target / "bin" / "lipseg-predict"), "--input", str(grace_hopper())],
                           cwd=elsewhere, env=clean_env(PYTHONPATH=str(target)), capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert own_lines(done.stderr) == [], done.stderr
     summary = json.loads((elsewhere / "predict_out" / "summary.json").read_text())
-    assert summary["model"] == str(target / "lipseg_tf" / "pretrained" / "unet")
-    mask = np.asarray(Image.open(elsewhere / "predict_out" / "small-mask.png"))
-    assert mask.shape == (80, 96) and mask.dtype == np.uint8 and mask.max() < 5
+    assert summary["model"] == str(target / "lipseg_tf" / "pretrained" / "unet") and summary["faces"] == 1
+    mask = np.asarray(Image.open(elsewhere / "predict_out" / "grace_hopper-mask.png"))
+    assert mask.shape == (600, 512) and mask.dtype == np.uint8
+    assert set(np.unique(mask)) == {0, 1, 2, 3, 4}   # both eyes and both lips (test_pretrained.py: where)
 
 
 def test_predict_is_quiet_unless_verbose(tmp_path):
