@@ -22,10 +22,11 @@ def setup_logging(verbose: bool = False, tensorflow: bool = False) -> None:
     lines stay off stderr: they are written at import and when it first looks for a GPU, partly before
     its log level applies ("All log messages before absl::InitializeLog() ...", cudart_stub.cc, cuInit),
     so the import and the device probe run with stderr caught (import_tensorflow_quietly). After that,
-    TF_CPP_MIN_LOG_LEVEL 2 keeps its C++ info and warning lines away; errors still show.
+    TF_CPP_MIN_LOG_LEVEL 3 keeps its C++ info, warning and error lines away (such as grappler's
+    "remapper failed" while pix2pix trains); a failure still reaches the user as a Python exception.
     verbose: TensorFlow's lines as it writes them, and debug logging.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose else "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose else "3")
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(name)s: %(message)s", stream=sys.stderr, force=True)
     for noisy in ("tensorflow", "absl", "h5py", "matplotlib", "PIL"):
