@@ -40,7 +40,7 @@ fi
 
 unet=$work/unet_s$seed
 if has unet; then
-    # The shipped model's recipe (pretrained/MODEL.md).
+    # The shipped model's recipe (lipseg_tf/pretrained/MODEL.md).
     timed unet_train "$py" unet.py --mode train --input_dir "$work/pairs_c128_fixed" --output_dir "$unet" \
         --crop_size 128 --scale_size 136 --ngf 16 --max_epochs 6 --batch_size 8 --seed "$seed"
     for tta in none flip; do

@@ -419,12 +419,14 @@ def tiny_exports(tmp_path_factory) -> dict[str, Path]:
     from lipseg_tf.train.networks import build_unet
 
     classes = ClassSpec.create(DEFAULT_PARTS, "color")
-    segmenter = Segmenter(build_unet(classes.num_classes, 4, 2, 32), 32, classes, output="probabilities")
+    segmenter = Segmenter(build_unet(classes.num_classes, 4, 2, 32), 32, classes, output="probabilities",
+                          crop=(0.2, 0.3, 0.6))
     root = tmp_path_factory.mktemp("tiny-exports")
     old = root / "old"
-    tf.saved_model.save(segmenter, str(old), signatures={"serving_default": segmenter.serve})
+    # Before 2026-12-01 an export's only signature took the crop box, and its graph held no classes.json.
+    tf.saved_model.save(segmenter, str(old), signatures={"serving_default": segmenter.serve_crop})
     write_classes(old, classes, 32, "sample", (0.2, 0.3, 0.6))
-    return {"new": export(segmenter, classes, root / "new", framing="sample", crop=(0.2, 0.3, 0.6)), "old": old}
+    return {"new": export(segmenter, classes, root / "new", framing="sample"), "old": old}
 
 
 def edited_model(tiny_exports, work: Path, edit, which: str = "new") -> Path:
@@ -505,12 +507,11 @@ def test_classes_json_of_an_older_export_is_checked_against_its_graph(tiny_expor
     ("crop", lambda m: m.pop("crop"), "'crop' is absent but the model was exported with [0.2, 0.36, 0.6]"),
     ("tta", lambda m: m.pop("tta"), "'tta' is absent but the model was exported with \"flip\""),
 ])
-def test_an_edited_copy_of_the_shipped_model_is_told_by_its_fingerprint(work, capsys, field, edit, expected):
-    """pretrained/unet was exported before graphs recorded their classes.json: model_meta knows it by its
-    fingerprint (SHIPPED_GRAPHS)."""
+def test_an_edited_copy_of_the_shipped_model_is_told(work, capsys, field, edit, expected):
+    """The shipped model's graph holds the classes.json it was exported with (classes_json())."""
     from helpers import REPO
 
-    model = Path(shutil.copytree(REPO / "pretrained" / "unet", work / "model"))
+    model = Path(shutil.copytree(REPO / "lipseg_tf" / "pretrained" / "unet", work / "model"))
     meta = json.loads((model / "classes.json").read_text())
     edit(meta)
     (model / "classes.json").write_text(json.dumps(meta))
@@ -1480,7 +1481,8 @@ from lipseg_tf.serve import savedmodel
 from lipseg_tf.train.networks import build_unet
 
 classes = ClassSpec.create(DEFAULT_PARTS, "color")
-segmenter = savedmodel.Segmenter(build_unet(5, 4, 2, 32), 32, classes, output="probabilities")
+segmenter = savedmodel.Segmenter(build_unet(5, 4, 2, 32), 32, classes, output="probabilities",
+                                 crop=(0.2, 0.3, 0.6))
 real_replace = os.replace
 
 def replace(src, dst):  # killed just before the last step: saved_model.pb moved in
@@ -1489,7 +1491,7 @@ def replace(src, dst):  # killed just before the last step: saved_model.pb moved
     return real_replace(src, dst)
 
 os.replace = replace
-savedmodel.export(segmenter, classes, Path(sys.argv[1]), framing="sample", crop=(0.2, 0.3, 0.6))
+savedmodel.export(segmenter, classes, Path(sys.argv[1]), framing="sample")
 """
 
 

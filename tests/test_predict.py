@@ -234,8 +234,8 @@ def cropped_template_model(tmp_path_factory):
 
     classes = ClassSpec.create(DEFAULT_PARTS, "color")
     out = tmp_path_factory.mktemp("cropped-template-model")
-    export(Segmenter(TemplateNetwork(SIZE, crop=CROP), SIZE, classes, output="probabilities"), classes, out,
-           framing="sample", crop=CROP)
+    export(Segmenter(TemplateNetwork(SIZE, crop=CROP), SIZE, classes, output="probabilities", crop=CROP), classes,
+           out, framing="sample")
     return out
 
 
@@ -388,7 +388,7 @@ def test_without_model_the_pretrained_one_is_used_or_named_when_missing(tmp_path
     from lipseg_tf.cli import predict as cli_predict
     from lipseg_tf.errors import UserError
 
-    assert cli_predict.DEFAULT_MODEL == REPO / "pretrained" / "unet"  # beside the scripts, not the cwd
+    assert cli_predict.DEFAULT_MODEL == REPO / "lipseg_tf" / "pretrained" / "unet"  # in the package, not the cwd
     monkeypatch.setattr(cli_predict, "DEFAULT_MODEL", tmp_path / "pretrained" / "unet")
     with pytest.raises(UserError, match="no --model given and the pretrained model .*pretrained/unet is missing"):
         cli_predict._main(["--input", str(grace_hopper()), "--output", str(tmp_path / "out")])

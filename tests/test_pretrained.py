@@ -1,4 +1,4 @@
-"""The shipped model, pretrained/unet: on matplotlib's grace_hopper.jpg, predict.py's one-liner (no --model)
+"""The shipped model, lipseg_tf/pretrained/unet: on matplotlib's grace_hopper.jpg, predict.py's one-liner (no --model)
 finds both eyes and both lips inside the detected face box, each where a face has it.
 
 CelebAMask-HQ's convention: l_eye is the subject's left eye, so it lies on the IMAGE's right.
@@ -15,7 +15,7 @@ from PIL import Image
 from helpers import REPO
 from lipseg_tf.cli.predict import main as predict_main
 
-MODEL = REPO / "pretrained" / "unet"
+MODEL = REPO / "lipseg_tf" / "pretrained" / "unet"
 
 
 def grace_hopper() -> Path:

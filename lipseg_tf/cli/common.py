@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import sys
+import tempfile
 from typing import Callable, Sequence
 
 from lipseg_tf.errors import UserError
@@ -15,13 +16,50 @@ from lipseg_tf.errors import UserError
 log = logging.getLogger("lipseg_tf")
 
 
-def setup_logging(verbose: bool = False) -> None:
-    """Plain `lipseg: message` lines on stderr; TensorFlow's C++ chatter kept quiet unless verbose."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose else "2")
+def setup_logging(verbose: bool = False, tensorflow: bool = False) -> None:
+    """Plain `lipseg_tf: message` lines on stderr, and only those unless verbose.
+
+    tensorflow: import TensorFlow now (call this before anything imports it), so that its start-up
+    lines stay off stderr: they are written at import and when it first looks for a GPU, partly before
+    its log level applies ("All log messages before absl::InitializeLog() ...", cudart_stub.cc, cuInit),
+    so the import and the device probe run with stderr caught (import_tensorflow_quietly). After that,
+    TF_CPP_MIN_LOG_LEVEL 3 keeps its C++ info, warning and error lines away (such as grappler's
+    "remapper failed" while pix2pix trains); a failure still reaches the user as a Python exception.
+    verbose: TensorFlow's lines as it writes them, and debug logging.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose else "3")
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(name)s: %(message)s", stream=sys.stderr, force=True)
     for noisy in ("tensorflow", "absl", "h5py", "matplotlib", "PIL"):
         logging.getLogger(noisy).setLevel(logging.WARNING if verbose else logging.ERROR)
+    if tensorflow and not verbose:
+        import_tensorflow_quietly()
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow and let it probe for GPUs with file descriptor 2 (stderr, which its C++ code
+    writes to directly) pointed at a temporary file: its start-up lines are dropped, or shown if the
+    import fails. Nothing is caught when TensorFlow is imported already."""
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with tempfile.TemporaryFile() as caught:
+            os.dup2(caught.fileno(), 2)
+            try:
+                import tensorflow as tf
+                tf.config.list_physical_devices()   # CUDA's start-up lines ("failed call to cuInit") come here
+            except BaseException:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+                caught.seek(0)
+                sys.stderr.write(caught.read().decode(errors="replace"))
+                raise
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from importlib import resources
 from pathlib import Path
 from typing import Sequence
 
@@ -15,10 +16,10 @@ from lipseg_tf.serve import align
 from lipseg_tf.serve.predict import SUMMARY_FILE, TTA_CHOICES, FaceDetector, Model, check_output_dir, predict_files
 
 log = logging.getLogger("lipseg_tf")
-# The pretrained model is shipped in the repository beside the scripts (not inside the package), so it
-# is found from this file's location, whatever the working directory.
-DEFAULT_MODEL_NAME = "pretrained/unet"
-DEFAULT_MODEL = Path(__file__).resolve().parents[2] / DEFAULT_MODEL_NAME
+# The pretrained model is package data (lipseg_tf/pretrained/unet, in the wheel too), found through the
+# package wherever it is installed and whatever the working directory.
+DEFAULT_MODEL_NAME = "lipseg_tf/pretrained/unet"
+DEFAULT_MODEL = Path(str(resources.files("lipseg_tf") / "pretrained" / "unet"))
 
 
 def _input_files(path: Path) -> list[Path]:
@@ -53,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--model", default=None,
                         help="an exported SavedModel folder (unet.py / pix2pix.py --mode export --output_dir); "
-                             f"default: the pretrained model shipped beside the scripts, {DEFAULT_MODEL_NAME}/")
+                             f"default: the pretrained model shipped in the package, {DEFAULT_MODEL_NAME}/")
     parser.add_argument("--input", required=True,
                         help=f"a photo or a folder of photos ({', '.join(IMAGE_EXTENSIONS)})")
     parser.add_argument("--output", default=DEFAULT_OUTPUT,
@@ -82,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    setup_logging(args.verbose)
+    setup_logging(args.verbose, tensorflow=True)
     if args.min_face < 1:
         raise UserError(f"--min-face: expected a positive number of pixels, got {args.min_face}")
     if not 0.0 <= args.min_confidence <= 1.0:

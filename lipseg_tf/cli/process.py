@@ -6,7 +6,7 @@ import argparse
 import logging
 from typing import Sequence
 
-from lipseg_tf.cli.common import positive_int, run, setup_logging
+from lipseg_tf.cli.common import import_tensorflow_quietly, positive_int, run, setup_logging
 from lipseg_tf.prep import celebamask
 from lipseg_tf.prep.pairs import DEFAULT_SHARDS, FORMATS, parse_crop, run_process
 from lipseg_tf.prep.parts import CELEBAMASK_PARTS, DEFAULT_PARTS, MASK_STYLES, parse_parts
@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    if args.output_format == "tfrecord":
+        import_tensorflow_quietly()  # the TFRecord writer's TensorFlow, without its start-up lines
     counts = run_process(args.out_dir, args.masks, data_dir=args.data_dir, images_dir=args.images,
                          size=args.size, partition=args.partition, split=args.split, seed=args.seed,
                          workers=args.workers, limit=args.limit, force=args.force,

@@ -87,7 +87,7 @@ def config_from_args(model: str, args: argparse.Namespace) -> RunConfig:
 
 def main(model: str, argv: Sequence[str] | None = None) -> int:
     args = build_parser(model).parse_args(argv)
-    setup_logging(args.verbose)
+    setup_logging(args.verbose, tensorflow=True)
     config = config_from_args(model, args)
     if config.mode == "train":
         return train(config)
@@ -108,7 +108,7 @@ def _run_classes(config: RunConfig, run_dir: Path) -> ClassSpec:
     return classes
 
 
-def _load_segmenter(config: RunConfig, classes: ClassSpec, run_dir: Path, tta: str | None = None):
+def _load_segmenter(config: RunConfig, classes: ClassSpec, run_dir: Path, tta: str | None = None, crop=None):
     from lipseg_tf.serve.savedmodel import Segmenter
     if config.model == "pix2pix":
         if config.which_direction != "AtoB":
@@ -116,10 +116,10 @@ def _load_segmenter(config: RunConfig, classes: ClassSpec, run_dir: Path, tta: s
                             "test and export need a photo -> mask (AtoB) run")
         from lipseg_tf.train import pix2pix
         generator = pix2pix.load_generator(config, run_dir, config.checkpoint_select)
-        return Segmenter(generator, config.crop_size, classes, output="image", tta=tta)
+        return Segmenter(generator, config.crop_size, classes, output="image", tta=tta, crop=crop)
     from lipseg_tf.train import unet
     network = unet.load_model(config, classes, run_dir, config.checkpoint_select)
-    return Segmenter(network, config.crop_size, classes, output="probabilities", tta=tta)
+    return Segmenter(network, config.crop_size, classes, output="probabilities", tta=tta, crop=crop)
 
 
 def _data_source(input_dir: Path) -> str:
@@ -207,10 +207,10 @@ def export(config: RunConfig, run_dir: Path, fmt: str = "savedmodel", tta: str |
     check_apart(("--output_dir", output_dir), {"--checkpoint": run_dir})
     _claim_export_dir(output_dir, fmt, config.model)
     framing, crop = _framing(run_dir)
-    segmenter = _load_segmenter(config, classes, run_dir, tta)
+    segmenter = _load_segmenter(config, classes, run_dir, tta, crop)
     if fmt == "tflite":
         from lipseg_tf.serve import tflite
         tflite.export_tflite(segmenter, classes, output_dir, config.model, framing, crop)
     else:
-        savedmodel.export(segmenter, classes, output_dir, framing, crop)
+        savedmodel.export(segmenter, classes, output_dir, framing)
     return 0

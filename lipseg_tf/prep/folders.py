@@ -9,7 +9,7 @@ Two rules keep a user's files safe from every script:
   writes that file before any output, so a restarted run trusts what the interrupted one finished.
 
 - An output path that is a symbolic link is never followed, and the model shipped in the repository
-  (pretrained/, SHIPPED_MODELS) is never an output (check_output_dir).
+  (lipseg_tf/pretrained/, SHIPPED_MODELS) is never an output (check_output_dir).
 
 make_output_dir turns the operating system's refusals (the path is a file, lies under a file, is read-only)
 into one line before any work is done.
@@ -25,8 +25,8 @@ from typing import Iterable, Mapping
 
 from lipseg_tf.errors import UserError
 
-# The models shipped beside the scripts (pretrained/unet: predict.py's default): never an output.
-SHIPPED_MODELS = Path(__file__).resolve().parents[2] / "pretrained"
+# The models shipped inside the package (lipseg_tf/pretrained/unet: predict.py's default): never an output.
+SHIPPED_MODELS = Path(__file__).resolve().parents[1] / "pretrained"
 
 
 def _real(path: str | os.PathLike) -> Path:

@@ -32,7 +32,9 @@ from lipseg_tf.serve import align
 log = logging.getLogger("lipseg_tf")
 
 META_FILE = "classes.json"
-FIELDS = ("classes", "colors", "image_size", "framing", "crop", "tta")
+FIELDS = ("classes", "colors", "image_size", "framing", "crop", "tta", "signatures")
+# classes.json "signatures": what each signature takes (savedmodel.SIGNATURES)
+SIGNATURE_INPUTS = {"serving_default": ("framing", "crop"), "serve_crop": ("crop",)}
 # Fields the graph fixes: a classes.json edited in one of them describes another model.
 GRAPH_FIELDS = ("classes", "image_size", "framing", "crop", "tta")
 # 4096 px is 16x the paper's 256 px; a crop of that size and its probabilities take ~0.5 GB per face.
@@ -43,7 +45,7 @@ EXPECTED = "the classes.json written beside saved_model.pb by unet.py / pix2pix.
 # saved_model_checksum of their fingerprint.pb -> what they were exported with, so that a copy whose
 # classes.json was edited is told as well.
 SHIPPED_GRAPHS = {
-    1417411862092447200: {  # pretrained/unet (pretrained/MODEL.md)
+    1417411862092447200: {  # the first export of pretrained/unet (2026-11-29), before it moved into the package
         "classes": ["background", "l_eye", "r_eye", "u_lip", "l_lip"], "image_size": 128,
         "framing": "celebahq", "crop": [0.2, 0.36, 0.6], "tta": "flip"},
 }
@@ -85,13 +87,22 @@ def parse(meta: dict, meta_file: Path) -> ModelMeta:
                         "again with unet.py / pix2pix.py --mode export")
     folders.check_fields(meta, meta_file, {"image_size": int, "classes": list, "colors": list,
                                            "framing": (str, type(None)), "crop": (list, type(None)),
-                                           "tta": (str, type(None))})
+                                           "tta": (str, type(None)), "signatures": (dict, type(None))})
+    _signatures(meta.get("signatures"), meta_file)
     for name in sorted(set(meta) - set(FIELDS)):
         log.warning("%s: field %r is not one of %s: ignored", meta_file, name, ", ".join(FIELDS))
     classes = _classes(meta.get("classes", []), meta_file)
     return ModelMeta(classes, _colors(meta.get("colors", []), len(classes), meta_file),
                      _image_size(meta["image_size"], meta_file), _framing(meta.get("framing"), meta_file),
                      _crop(meta.get("crop"), meta_file), _tta(meta.get("tta"), meta_file))
+
+
+def _signatures(signatures: dict | None, meta_file: Path) -> None:
+    """UserError unless "signatures" (when there) maps known signature names to what they take."""
+    for name, takes in (signatures or {}).items():
+        if takes not in SIGNATURE_INPUTS.get(name, ()):
+            raise UserError(f"{meta_file}: 'signatures' says {name!r} takes {takes!r}, expected "
+                            + "; ".join(f"{k}: {' or '.join(v)}" for k, v in SIGNATURE_INPUTS.items()))
 
 
 def _classes(classes: list, meta_file: Path) -> tuple[str, ...]:

@@ -138,7 +138,9 @@ class Model:
         import tensorflow as tf
         try:
             loaded = tf.saved_model.load(str(self.path))
-            self._serve = loaded.signatures["serving_default"]
+            # serve_crop takes the aligned crop; exports without it took the crop in serving_default.
+            signatures = loaded.signatures
+            self._serve = signatures["serve_crop" if "serve_crop" in signatures else "serving_default"]
         except Exception as err:  # TensorFlow raises several types for a damaged SavedModel
             reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise UserError(f"{self.path}: not a readable SavedModel ({reason}); expected the --output_dir of "

@@ -1,15 +1,27 @@
 """Export a trained segmenter as a SavedModel that needs nothing from this package.
 
-Serving signature `serving_default`: `images` uint8 [N, H, W, 3], any H and W ->
+Serving signature `serving_default`: `images` uint8 [N, H, W, 3], each an aligned face in the model's
+framing (for a CelebA-HQ model: a whole CelebA-HQ image), any H and W ->
     `labels`        uint8 [N, H, W]    class ids at the input size (0 background, then the parts)
     `probabilities` float32 [N, H, W, C]
+A model trained on a box of the framing (process.py --crop; classes.json "crop": [x0, y0, side],
+fractions of the image's width and height) cuts that box out inside the graph, as predict.py
+--no-detect does (serve/align.py box_transform and warp_face), and pastes its answer back: outside the
+box every pixel is background with probability 1. Without a crop the box is the whole image.
+
+Signature `serve_crop`: the same outputs for images that already are the box (what predict.py feeds
+after aligning a face), resized to the network's input size; for a model without a crop it equals
+`serving_default` but for the resampling filter. Exports older than this one have only
+`serving_default`, and it took the crop.
+
 Resizing, normalisation and decoding happen inside the graph; the network runs in inference mode
 (dropout off, BatchNorm moving statistics). A second function `classes()` returns the class names and
 `colors()` their mask colours; both are also written to classes.json beside saved_model.pb, with the
 network's input size, the framing of its training faces and the box of it they were cut to (what
-predict.py aligns faces to), and "tta": "flip" when the graph averages each image's probabilities with
-those of its mirror image. A third, `classes_json()`, returns that classes.json as exported, so that an
-edited copy can be told (serve/model_meta.py).
+predict.py aligns faces to), what each signature takes ("signatures"), and "tta": "flip" when the graph
+averages each image's probabilities with those of its mirror image. A further function,
+`classes_json()`, returns that classes.json as exported, so that an edited copy can be told
+(serve/model_meta.py).
 """
 
 from __future__ import annotations
@@ -22,6 +34,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Sequence
 
 import keras
 import numpy as np
@@ -35,6 +48,8 @@ log = logging.getLogger("lipseg_tf")
 
 
 TTA_CHOICES = ("none", "flip")
+# What each exported signature takes, as classes.json "signatures" says it.
+SIGNATURES = {"serving_default": "framing", "serve_crop": "crop"}
 
 
 class Segmenter(tf.Module):
@@ -42,10 +57,12 @@ class Segmenter(tf.Module):
 
     tta 'flip': the probabilities are the mean of the image's and of its mirror image's, flipped back
     with the left/right classes swapped (classes.flip_perm), so a mirrored face gets the mirrored answer.
+    crop (x0, y0, side): the box of the framing the network was trained on (None: all of it), cut out
+    of the aligned faces by `serve`.
     """
 
     def __init__(self, network: keras.Model, image_size: int, classes: ClassSpec, output: str,
-                 tta: str | None = None):
+                 tta: str | None = None, crop: Sequence[float] | None = None):
         super().__init__(name="lipseg_segmenter")
         if tta not in (None, *TTA_CHOICES):
             raise ValueError(f"unknown tta {tta!r}, valid: {', '.join(TTA_CHOICES)}")
@@ -53,6 +70,7 @@ class Segmenter(tf.Module):
         self.image_size = image_size
         self.output = output                   # "probabilities" (U-Net) or "image" (pix2pix)
         self.tta = "flip" if tta == "flip" else None
+        self.crop = None if crop is None else tuple(float(v) for v in crop)
         self.class_colors = np.asarray(classes.colors, np.uint8)
         self._flip_perm = tf.constant(np.asarray(classes.flip_perm, np.int32))
         self._names = tf.constant(list(classes.names))
@@ -76,6 +94,30 @@ class Segmenter(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
     def serve(self, images):
+        """Aligned faces in the model's framing, any size: the crop box is cut out, segmented and pasted
+        back at the input size; background (probability 1) outside it."""
+        height, width = tf.shape(images)[1], tf.shape(images)[2]
+        x0, y0, side = self.crop or (0.0, 0.0, 1.0)
+        size = self.image_size
+        # align.box_transform's map from image to crop, per axis: crop = scale * (image - offset).
+        scale = tf.cast(size, tf.float64) / (side * tf.cast(tf.stack([height, width]), tf.float64))
+        offset = tf.constant([y0, x0], tf.float64) * tf.cast(tf.stack([height, width]), tf.float64)
+        crops = _cut_box(images, scale, offset, size)
+        probabilities = self.probabilities_at_model_size(crops / 127.5 - 1.0)
+        # Pasted back bilinearly (align.paste_probabilities): pixel centres map into the crop.
+        pasted = tf.raw_ops.ScaleAndTranslate(
+            images=probabilities, size=tf.stack([height, width]), scale=tf.cast(1.0 / scale, tf.float32),
+            translation=tf.cast(offset, tf.float32), kernel_type="triangle", antialias=False)
+        inside = tf.logical_and(_centres_inside(height, scale[0], offset[0], size)[:, None],
+                                _centres_inside(width, scale[1], offset[1], size)[None, :])
+        background = tf.one_hot(0, tf.shape(probabilities)[-1], dtype=tf.float32)
+        probabilities = tf.where(inside[None, :, :, None], pasted, background)
+        labels = tf.cast(tf.argmax(probabilities, axis=-1), tf.uint8)
+        return {"labels": labels, "probabilities": probabilities}
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
+    def serve_crop(self, images):
+        """Images that already are the crop box (or the whole framing without a crop), any size."""
         size = tf.shape(images)[1:3]
         x = tf.image.resize(tf.cast(images, tf.float32), (self.image_size, self.image_size),
                             method="bilinear", antialias=True) / 127.5 - 1.0
@@ -94,19 +136,42 @@ class Segmenter(tf.Module):
         return self._colors
 
 
+def _cut_box(images: tf.Tensor, scale: tf.Tensor, offset: tf.Tensor, size: int) -> tf.Tensor:
+    """The box (image - offset) * scale of uint8 images, size x size, as float32 grey levels: cut as
+    align.warp_face cuts predict.py's crops (bilinear at a whole multiple of the size no smaller than the
+    box, then block-averaged), and quantised as its uint8 crops are (PIL truncates, then rounds)."""
+    supersample = tf.maximum(1, tf.cast(tf.math.ceil(1.0 / tf.sqrt(scale[0] * scale[1]) - 1e-6), tf.int32))
+    fine = tf.raw_ops.ScaleAndTranslate(
+        images=tf.cast(images, tf.float32), size=tf.stack([size * supersample, size * supersample]),
+        scale=tf.cast(scale * tf.cast(supersample, tf.float64), tf.float32),
+        translation=tf.cast(-offset * scale * tf.cast(supersample, tf.float64), tf.float32),
+        kernel_type="triangle", antialias=False)
+    fine = tf.floor(tf.clip_by_value(fine, 0.0, 255.0))
+    blocks = tf.reshape(fine, [-1, size, supersample, size, supersample, 3])
+    return tf.floor(tf.reduce_mean(blocks, axis=[2, 4]) + 0.5)
+
+
+def _centres_inside(count: tf.Tensor, scale: tf.Tensor, offset: tf.Tensor, size: int) -> tf.Tensor:
+    """Whether each of `count` pixel centres along one axis falls inside the crop [0, size)."""
+    centres = (tf.cast(tf.range(count), tf.float64) + 0.5 - offset) * scale
+    return tf.logical_and(centres >= 0.0, centres < size)
+
+
 def write_classes(out_dir: Path, classes: ClassSpec, image_size: int, framing: str | None = None,
-                  crop=None, tta: str | None = None) -> Path:
+                  crop=None, tta: str | None = None, signatures: dict[str, str] | None = None) -> Path:
     """classes.json: class names, mask colours, the network's input size and, when known, the framing of
     the faces it was trained on ('sample' or 'celebahq', see serve/align.py) and the box of it they were
     cut to (crop [x0, y0, side], process.py --crop), for predict.py; "tta": "flip" when the model
-    averages with the mirror image itself."""
+    averages with the mirror image itself; "signatures": what each SavedModel signature takes
+    ('framing': the whole aligned face, 'crop': its crop box)."""
     path = Path(out_dir) / "classes.json"
-    write_text(path, json.dumps(classes_meta(classes, image_size, framing, crop, tta), indent=2) + "\n")
+    meta = classes_meta(classes, image_size, framing, crop, tta, signatures)
+    write_text(path, json.dumps(meta, indent=2) + "\n")
     return path
 
 
 def classes_meta(classes: ClassSpec, image_size: int, framing: str | None = None, crop=None,
-                 tta: str | None = None) -> dict:
+                 tta: str | None = None, signatures: dict[str, str] | None = None) -> dict:
     """The fields of classes.json (write_classes)."""
     meta = {"classes": list(classes.names), "colors": classes.colors.tolist(), "image_size": int(image_size)}
     if framing:
@@ -115,12 +180,14 @@ def classes_meta(classes: ClassSpec, image_size: int, framing: str | None = None
         meta["crop"] = [float(v) for v in crop]
     if tta:
         meta["tta"] = tta
+    if signatures:
+        meta["signatures"] = dict(signatures)
     return meta
 
 
-def export(segmenter: Segmenter, classes: ClassSpec, out_dir: Path, framing: str | None = None,
-           crop=None) -> Path:
-    """Write the SavedModel (and classes.json) to out_dir; returns out_dir.
+def export(segmenter: Segmenter, classes: ClassSpec, out_dir: Path, framing: str | None = None) -> Path:
+    """Write the SavedModel (and classes.json) to out_dir; returns out_dir. The crop box is the
+    segmenter's (Segmenter crop).
 
     The graph also holds the classes.json it is exported with (its function classes_json()), so that
     predict.py can tell an edited classes.json (serve/model_meta.py). Everything is written into a
@@ -129,14 +196,16 @@ def export(segmenter: Segmenter, classes: ClassSpec, out_dir: Path, framing: str
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(classes_meta(classes, segmenter.image_size, framing, crop, segmenter.tta))
+    meta = classes_meta(classes, segmenter.image_size, framing, segmenter.crop, segmenter.tta, SIGNATURES)
+    text = json.dumps(meta)
     segmenter.classes_json = tf.function(lambda: tf.constant(text), input_signature=[])
     for stale in out_dir.parent.glob(f".tmp-export-{glob.escape(out_dir.name)}-*"):  # a killed export's
         shutil.rmtree(stale, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=f".tmp-export-{out_dir.name}-", dir=out_dir.parent))
     try:
-        tf.saved_model.save(segmenter, str(staging), signatures={"serving_default": segmenter.serve})
-        write_classes(staging, classes, segmenter.image_size, framing, crop, segmenter.tta)
+        tf.saved_model.save(segmenter, str(staging), signatures={"serving_default": segmenter.serve,
+                                                                 "serve_crop": segmenter.serve_crop})
+        write_classes(staging, classes, segmenter.image_size, framing, segmenter.crop, segmenter.tta, SIGNATURES)
         _move_export(staging, out_dir)
     except OSError as err:  # a full disk: named in out_dir, not in the temporary folder
         name = str(err.filename or out_dir).replace(str(staging), str(out_dir))
@@ -147,8 +216,9 @@ def export(segmenter: Segmenter, classes: ClassSpec, out_dir: Path, framing: str
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(out_dir / "variables")) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    log.info("exported SavedModel to %s (signature serving_default: uint8 images -> labels, probabilities)",
-             out_dir)
+    log.info("exported SavedModel to %s (signatures serving_default: uint8 aligned faces -> labels, "
+             "probabilities; serve_crop: the same for crops of the box %s)", out_dir,
+             "of the whole face" if segmenter.crop is None else list(segmenter.crop))
     return out_dir
 
 

@@ -161,7 +161,8 @@ def benchmark(paths: Sequence[str | Path], runs: int = 50, threads: int | None =
             if model.is_dir():
                 meta = json.loads((model / "classes.json").read_text()) if (model / "classes.json").is_file() else {}
                 size = int(meta.get("image_size", 256))
-                serve = tf.saved_model.load(str(model)).signatures["serving_default"]
+                signatures = tf.saved_model.load(str(model)).signatures  # serve_crop: crops, as the .tflite
+                serve = signatures["serve_crop" if "serve_crop" in signatures else "serving_default"]
                 crop = tf.constant(np.zeros((1, size, size, 3), np.uint8))
                 fn, nbytes, kind = (lambda: serve(images=crop)), _dir_size(model), "SavedModel"
             else:

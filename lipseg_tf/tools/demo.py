@@ -3,7 +3,7 @@
 Runs the same commands a user runs on CelebAMask-HQ (each printed before it runs), then prints both F1
 tables and where the grids, metrics and SavedModels are. The data are synthetic faces: the scores show
 that the pipeline learns, not how well it segments real photos. When the repository ships its
-pretrained real-face model (pretrained/unet), the demo ends with predict.py's one-liner on
+pretrained real-face model (lipseg_tf/pretrained/unet), the demo ends with predict.py's one-liner on
 matplotlib's grace_hopper.jpg and prints where the overlay is.
 """
 

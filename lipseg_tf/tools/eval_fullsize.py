@@ -166,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    setup_logging(args.verbose)
+    setup_logging(args.verbose, tensorflow=True)
     model = Model(args.model, tta=args.tta)
     detector = FaceDetector(args.min_face, args.min_confidence) if args.detect else None
     result = evaluate_fullsize(model, args.data_dir, args.masks, args.split, detector, args.partition, args.limit)

@@ -31,5 +31,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    setup_logging()
+    setup_logging(tensorflow=True)
     sys.exit(run(main))

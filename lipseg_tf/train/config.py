@@ -137,8 +137,8 @@ class UnetConfig(RunConfig):
     class_balance: float = option(0.5, f"weigh each class's pixels in the cross-entropy by {ENET_WEIGHTS}; 0 "
                                        "for plain cross-entropy", "training")
     init_from: str | None = option(None, "start a fresh run from the weights of an exported U-Net (a --mode "
-                                         "export folder, e.g. pretrained/unet) or of a U-Net run folder's best "
-                                         "checkpoint, instead of random ones: to fine-tune at another "
+                                         "export folder, e.g. lipseg_tf/pretrained/unet) or of a U-Net run "
+                                         "folder's best checkpoint, instead of random ones: to fine-tune at another "
                                          "--crop_size (the weights do not depend on it). Same --ngf, --depth "
                                          "and classes", "training", type=str)
 

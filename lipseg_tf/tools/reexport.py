@@ -1,0 +1,152 @@
+"""Export a U-Net SavedModel again, from the SavedModel alone: its weights in a fresh network, exported
+by this lipseg_tf (its signatures and classes.json fields), with no run folder.
+
+    python -m lipseg_tf.tools.reexport SRC DST
+
+SRC's classes.json gives the classes, the input size, the framing, the crop box and the tta; the
+network's width (ngf) and depth come from the shapes of its variables. Once DST is written, its
+`serve_crop` is checked against SRC's crop signature (`serve_crop`, or `serving_default` in exports
+that predate it) on CHECK_IMAGES noise crops: probabilities within 1e-5 and the same labels, else the
+command fails (exit status 1).
+How the shipped model (lipseg_tf/pretrained/unet) was made with it: its MODEL.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from lipseg_tf.cli.common import run, setup_logging
+from lipseg_tf.errors import UserError
+from lipseg_tf.prep import folders
+from lipseg_tf.prep.parts import MASK_STYLES
+
+log = logging.getLogger("lipseg_tf")
+
+CHECK_IMAGES = 4
+TOLERANCE = 1e-5
+
+
+def _classes(names: list, colors: list, meta_file: Path):
+    """The ClassSpec whose names and colours classes.json lists; UserError when none has them."""
+    from lipseg_tf.prep.classes import ClassSpec
+
+    parts = names[1].split("+") if len(names) == 2 and "+" in names[1] else names[1:]
+    for style in MASK_STYLES:
+        try:
+            spec = ClassSpec.create(parts, style)
+        except UserError:
+            continue
+        if list(spec.names) == names and spec.colors.tolist() == colors:
+            return spec
+    raise UserError(f"{meta_file}: classes {names} with colours {colors} are no mask style of lipseg_tf "
+                    f"({', '.join(MASK_STYLES)})")
+
+
+def network_shape(variables_prefix: str, num_classes: int, source: Path) -> tuple[int, int]:
+    """(ngf, depth) of the U-Net whose weights are at variables_prefix: the first stage's filters and
+    log2 of the bottleneck's over them; UserError when the weights are no U-Net of num_classes."""
+    import tensorflow as tf
+
+    kernels = [shape for name, shape in tf.train.list_variables(variables_prefix)
+               if name.startswith("network/") and len(shape) == 4]
+    convs = [shape[3] for shape in kernels if shape[:2] == [3, 3]]
+    logits = [shape for shape in kernels if shape[:2] == [1, 1]]
+    if not convs or len(logits) != 1:
+        raise UserError(f"{source}: its network is no lipseg_tf U-Net (expected 3x3 convolutions and one 1x1 "
+                        "logits convolution; pix2pix exports are not supported)")
+    ngf, widest = min(convs), max(convs)
+    depth = round(math.log2(widest / ngf))
+    if ngf * 2 ** depth != widest or logits[0][2:] != [ngf, num_classes]:
+        raise UserError(f"{source}: its network's shapes (first stage {ngf}, bottleneck {widest} filters, logits "
+                        f"{logits[0]}) fit no U-Net of {num_classes} classes")
+    return ngf, depth
+
+
+def load_segmenter(source: Path):
+    """A savedmodel.Segmenter with SRC's weights and settings, and SRC's framing."""
+    import tensorflow as tf
+
+    from lipseg_tf.serve.savedmodel import Segmenter
+    from lipseg_tf.train.networks import build_unet
+
+    meta_file = source / "classes.json"
+    if not (source / "saved_model.pb").is_file():
+        raise UserError(f"{source}: no saved_model.pb (expected an export folder of unet.py --mode export)")
+    meta = folders.read_json_object(meta_file, "the classes.json written beside saved_model.pb by --mode export")
+    if meta is None:
+        raise UserError(f"{meta_file}: not found (expected beside saved_model.pb)")
+    folders.check_fields(meta, meta_file, {"classes": list, "colors": list, "image_size": int})
+    classes = _classes(meta["classes"], meta["colors"], meta_file)
+    prefix = str(source / "variables" / "variables")
+    ngf, depth = network_shape(prefix, classes.num_classes, source)
+    network = build_unet(classes.num_classes, ngf, depth, meta["image_size"])
+    before = [w.numpy() for w in network.weights]
+    tf.train.Checkpoint(network=network).restore(prefix).expect_partial()
+    unchanged = [w.path for w, old in zip(network.weights, before) if np.array_equal(w.numpy(), old)]
+    if unchanged:  # a trained weight is never exactly its initial value: these were not in SRC
+        raise UserError(f"{source}: holds no value for {unchanged[0]} of a U-Net of ngf {ngf}, depth {depth}")
+    log.info("%s: U-Net ngf %d, depth %d, %d px, crop %s, tta %s", source, ngf, depth, meta["image_size"],
+             meta.get("crop"), meta.get("tta") or "none")
+    segmenter = Segmenter(network, meta["image_size"], classes, output="probabilities", tta=meta.get("tta"),
+                          crop=meta.get("crop"))
+    return segmenter, classes, meta.get("framing")
+
+
+def check_same_crops(source: Path, target: Path, size: int) -> float:
+    """Max |probability difference| of SRC's and DST's crop signatures on noise crops; UserError above
+    TOLERANCE or when a label differs."""
+    import tensorflow as tf
+
+    def crop_signature(path):
+        signatures = tf.saved_model.load(str(path)).signatures
+        return signatures["serve_crop" if "serve_crop" in signatures else "serving_default"]
+
+    rng = np.random.default_rng(0)
+    crops = tf.constant(rng.integers(0, 256, (CHECK_IMAGES, size, size, 3)), tf.uint8)
+    old, new = crop_signature(source)(images=crops), crop_signature(target)(images=crops)
+    worst = float(np.abs(old["probabilities"].numpy() - new["probabilities"].numpy()).max())
+    if worst > TOLERANCE or not np.array_equal(old["labels"].numpy(), new["labels"].numpy()):
+        raise UserError(f"{target}: its crops' probabilities differ from {source}'s by up to {worst:.2g} (expected "
+                        f"at most {TOLERANCE:g} and the same labels)")
+    return worst
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m lipseg_tf.tools.reexport", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("source", help="the U-Net SavedModel folder to read (saved_model.pb, variables/, classes.json)")
+    parser.add_argument("target", help="the folder to write the new SavedModel into (new or empty)")
+    parser.add_argument("--verbose", action="store_true", help="debug logging, TensorFlow's messages")
+    return parser
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    from lipseg_tf.serve.savedmodel import export
+
+    args = build_parser().parse_args(argv)
+    setup_logging(args.verbose, tensorflow=True)
+    source, target = Path(args.source), Path(args.target)
+    folders.check_apart(("target", target), {"source": source})
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise UserError(f"{target}: exists and is not an empty folder (expected a new folder for the SavedModel)")
+    folders.check_output_dir(target, "target")
+    segmenter, classes, framing = load_segmenter(source)
+    export(segmenter, classes, target, framing)
+    worst = check_same_crops(source, target, segmenter.image_size)
+    log.info("%s: the same labels as %s on %d noise crops, probabilities within %.1g", target, source,
+             CHECK_IMAGES, worst)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(_main, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
