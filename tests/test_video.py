@@ -17,30 +17,13 @@ from lipseg_tf.cli.predict import main as predict_main
 from lipseg_tf.errors import UserError
 from lipseg_tf.prep.imageio import load_gray
 from lipseg_tf.prep.sample.clip import render_clip
+from lipseg_tf.serve import align, track
 from lipseg_tf.serve.video import VideoReader, VideoWriter
+from lipseg_tf.tools.bench_video import flicker
+from lipseg_tf.tools.bench_video import mean_f1 as f1
 
 SHAPE = (240, 320)
 FRAMES = 16
-
-
-def f1(pred: np.ndarray, truth: np.ndarray) -> float:
-    """Mean F1 over the four parts, summed over all frames given."""
-    scores = []
-    for k in range(1, 5):
-        both = np.count_nonzero((pred == k) & (truth == k))
-        total = np.count_nonzero(pred == k) + np.count_nonzero(truth == k)
-        scores.append(2 * both / total)
-    return float(np.mean(scores))
-
-
-def flicker(labels) -> float:
-    """The share of part pixels (in either of two consecutive frames) whose label changes between them."""
-    changed = union = 0
-    for before, after in zip(labels[:-1], labels[1:]):
-        parts = (before > 0) | (after > 0)
-        changed += np.count_nonzero((before != after) & parts)
-        union += np.count_nonzero(parts)
-    return changed / union
 
 
 def write_video(path, frames, fps=25.0):
@@ -63,6 +46,30 @@ def moving(tmp_path_factory):
 def segmenter():
     import lipseg_tf
     return lipseg_tf.Segmenter()
+
+
+def test_the_measures_on_hand_computed_cases():
+    truth = np.zeros((2, 4, 4), np.uint8)
+    truth[:, 0, :2], truth[:, 1, :2], truth[:, 2, :2], truth[:, 3, :2] = 1, 2, 3, 4
+    pred = truth.copy()
+    pred[1, 0, 0] = 0               # l_eye: 3 of 4 found, none extra: F1 6/7; the others 1
+    assert f1(pred, truth) == pytest.approx((6 / 7 + 3) / 4)
+    # frame 0 -> 1: one of the 8 part pixels (in either frame) changes
+    assert flicker(pred) == pytest.approx(1 / 8) and flicker(truth) == 0
+
+
+def test_part_centroids_and_the_composed_transform():
+    labels = np.zeros((8, 8), np.uint8)
+    labels[1:3, 2:6] = 1            # x 2..6, y 1..3: centre (4, 2)
+    labels[5, 0] = 3                # one pixel: centre (0.5, 5.5)
+    centroids, areas = track.part_centroids(labels, 4)
+    np.testing.assert_allclose(centroids[[0, 2]], [(4, 2), (0.5, 5.5)])
+    assert np.isnan(centroids[[1, 3]]).all() and areas.tolist() == [8, 0, 1, 0]
+    rotate = np.array([[0.0, -2.0, 1.0], [2.0, 0.0, 3.0]])
+    shift = np.array([[1.0, 0.0, 5.0], [0.0, 1.0, -1.0]])
+    points = np.array([(0.0, 0.0), (1.0, 2.0)])
+    # shift first: (5, -1), (6, 1); then rotate: (1 + 2, 3 + 10), (1 - 2, 3 + 12)
+    np.testing.assert_allclose(align.apply(track._compose(rotate, shift), points), [(3, 13), (-1, 15)])
 
 
 def test_a_written_clip_reads_back(moving):
