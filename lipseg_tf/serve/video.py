@@ -19,6 +19,8 @@ import logging
 import math
 import re
 import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
@@ -35,6 +37,7 @@ log = logging.getLogger("lipseg_tf")
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi")
 OVERLAY_SUFFIX = "-overlay.mp4"
 MASKS_SUFFIX = "-masks"
+WRITE_AHEAD = 4  # frames segmented but not yet written, at most
 
 
 def _reason(err: Exception) -> str:
@@ -179,31 +182,46 @@ def predict_video(path: Path, name: str, segmenter: Segmenter, out_dir: Path, de
     bar = tqdm(total=reader.frames or None, desc=path.name, unit="frame", dynamic_ncols=True,
                disable=None if progress else True)
     started = time.perf_counter()
-    try:
-        for frame in segmenter.video(reader, detect_every=detect_every, smoothing=smoothing):
-            start = time.perf_counter()
-            save_image(masks_dir / f"{frame.index:06d}.png", frame.labels, compress_level=1)
-            writer.write(frame.overlay())
-            seconds = {**frame.seconds, "write": time.perf_counter() - start}
-            seconds["total"] = sum(seconds.values())
-            record["per_frame"].append({
-                "frame": frame.index, "time": None if frame.time is None else round(frame.time, 4),
-                "detected": frame.detected,
-                "faces": [{**_face_record(face, i, frame, segmenter.classes), "tracked": not frame.detected}
-                          for i, face in enumerate(frame.faces)],
-                "seconds": {k: round(v, 4) for k, v in seconds.items()}})
-            record["frames"] += 1
-            record["detections"] += frame.detected
-            record["frames_without_face"] += not frame.faces
-            for key, value in seconds.items():
-                timings.setdefault(key, []).append(value)
-            bar.update()
-    except UserError as err:
-        record["error"] = str(err)
-        log.warning("%s; the %d frame(s) before it are written", err, record["frames"])
-    finally:
-        bar.close()
-        writer.close()
+
+    def write(frame) -> float:
+        start = time.perf_counter()
+        save_image(masks_dir / f"{frame.index:06d}.png", frame.labels, compress_level=1)
+        writer.write(frame.overlay())
+        return time.perf_counter() - start
+
+    def finish(frame, written: Future) -> None:
+        seconds = {**frame.seconds, "write": written.result()}  # an OSError of the writing thread rises here
+        seconds["total"] = sum(seconds.values())
+        record["per_frame"].append({
+            "frame": frame.index, "time": None if frame.time is None else round(frame.time, 4),
+            "detected": frame.detected,
+            "faces": [{**_face_record(face, i, frame, segmenter.classes), "tracked": not frame.detected}
+                      for i, face in enumerate(frame.faces)],
+            "seconds": {k: round(v, 4) for k, v in seconds.items()}})
+        record["frames"] += 1
+        record["detections"] += frame.detected
+        record["frames_without_face"] += not frame.faces
+        for key, value in seconds.items():
+            timings.setdefault(key, []).append(value)
+        bar.update()
+
+    # One writing thread (PNG and H.264 encoding release the GIL), frames in order, a few in flight.
+    pending: deque[tuple[object, Future]] = deque()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lipseg-video-write") as pool:
+        try:
+            for frame in segmenter.video(reader, detect_every=detect_every, smoothing=smoothing):
+                pending.append((frame, pool.submit(write, frame)))
+                while len(pending) > WRITE_AHEAD:
+                    finish(*pending.popleft())
+        except UserError as err:
+            record["error"] = str(err)
+        finally:
+            while pending:
+                finish(*pending.popleft())
+            bar.close()
+            writer.close()
+    if record["error"]:
+        log.warning("%s; the %d frame(s) before it are written", record["error"], record["frames"])
     elapsed = time.perf_counter() - started
     if record["error"] is None and reader.truncated:
         record["error"] = f"{path}: truncated, {reader.truncated}"
