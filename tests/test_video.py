@@ -166,10 +166,10 @@ def test_broken_empty_and_faceless_videos_are_counted_and_frames_written_kept(mo
 
 def test_video_api_errors_are_one_line(segmenter, tmp_path):
     with pytest.raises(UserError, match=f"{tmp_path}/none.mp4: file not found"):
-        next(segmenter.video(tmp_path / "none.mp4"))
+        segmenter.video(tmp_path / "none.mp4")
     with pytest.raises(UserError, match="detect_every: expected a whole number of frames >= 1, got 0"):
-        next(segmenter.video([], detect_every=0))
+        segmenter.video([], detect_every=0)
     with pytest.raises(UserError, match="smoothing: expected a weight from 0 .off. to below 1, got 1.0"):
-        next(segmenter.video([], smoothing=1.0))
+        segmenter.video([], smoothing=1.0)
     with pytest.raises(UserError, match=r"frame 1: expected a uint8 array of shape \(H, W, 3\)"):
         list(segmenter.video([np.zeros((40, 40, 3), np.uint8), np.zeros((40, 40), np.uint8)]))

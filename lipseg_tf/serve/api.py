@@ -188,11 +188,13 @@ class Segmenter:
         if not 0.0 <= smoothing < 1.0:
             raise UserError(f"smoothing: expected a weight from 0 (off) to below 1, got {smoothing!r}")
         frames = VideoReader(video) if isinstance(video, (str, os.PathLike)) else video
-        fps = getattr(frames, "fps", 0.0) or 0.0
         detector = self.detector if self.detects else _aligned_detector
         tracker = FaceTracker(self.model, detector, detect_every, smoothing, realign and self.detects)
-        for index, frame in enumerate(_timed(frames)):
-            image, decode_seconds = frame
+        return self._video_frames(frames, tracker)
+
+    def _video_frames(self, frames: Iterable, tracker) -> Iterator[VideoFrame]:
+        fps = getattr(frames, "fps", 0.0) or 0.0
+        for index, (image, decode_seconds) in enumerate(_timed(frames)):
             photo = as_rgb(image, f"frame {index}")
             found = tracker(photo)
             yield VideoFrame(photo, found.labels, self.classes, self.colors, found.faces, found.transforms,
