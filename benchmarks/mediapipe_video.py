@@ -27,26 +27,7 @@ import numpy as np
 from benchmarks.mediapipe_peer import fill_polygon, part_polygons
 from lipseg_tf.prep.parts import DEFAULT_PARTS
 from lipseg_tf.prep.sample.clip import render_clip
-
-
-def mean_f1(pred: np.ndarray, truth: np.ndarray, parts: int = 4) -> float:
-    """tools/bench_video.py's mean_f1 (that module imports TensorFlow's side of the package)."""
-    scores = []
-    for k in range(1, parts + 1):
-        both = np.count_nonzero((pred == k) & (truth == k))
-        total = np.count_nonzero(pred == k) + np.count_nonzero(truth == k)
-        scores.append(2 * both / total if total else 1.0)
-    return float(np.mean(scores))
-
-
-def flicker(labels: np.ndarray) -> float:
-    """tools/bench_video.py's flicker."""
-    changed = union = 0
-    for before, after in zip(labels[:-1], labels[1:]):
-        parts = (before > 0) | (after > 0)
-        changed += np.count_nonzero((before != after) & parts)
-        union += np.count_nonzero(parts)
-    return changed / union if union else 0.0
+from lipseg_tf.tools.bench_video import flicker, mean_f1  # numpy only at import: no TensorFlow
 
 
 def run_clip(frames: np.ndarray, polygons: dict, fill: bool = True) -> tuple[np.ndarray | None, float, int]:
