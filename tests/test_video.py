@@ -129,6 +129,20 @@ def test_smoothing_reduces_flicker_on_a_still_face(segmenter):
     assert f1(smoothed, truth) > 0.85
 
 
+def test_a_video_of_aligned_faces_without_detection_is_aligned_frame_by_frame():
+    """detector=None (predict.py --no-detect): each frame is segmented as aligned(); smoothing 0 gives
+    exactly aligned()'s labels, and the crop box as the face."""
+    import lipseg_tf
+    seg = lipseg_tf.Segmenter(detector=None)
+    frames, _ = render_clip(0, 1, 4, shape=(160, 160), motion="still", noise=4.0, face_side=160)
+    results = list(seg.video(frames, smoothing=0.0))
+    for frame, result in zip(frames, results):
+        expected = seg.aligned(frame)
+        np.testing.assert_array_equal(result.labels, expected.labels)
+        np.testing.assert_allclose(result.faces[0].box, expected.faces[0].box, atol=1e-6)
+    assert [r.detected for r in results] == [True, False, False, False] and results[0].labels.any()
+
+
 def test_broken_empty_and_faceless_videos_are_counted_and_frames_written_kept(moving, tmp_path):
     import av
 

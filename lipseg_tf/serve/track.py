@@ -161,15 +161,22 @@ class FaceTracker:
         return align.face_transform(face.landmarks, self.model.image_size, self.model.framing, self.model.crop)
 
     def _new_track(self, face: Face, transform: np.ndarray, probabilities: np.ndarray) -> Track:
+        centroids, areas = part_centroids(probabilities.argmax(-1), self._parts)
+        if face.keypoints is None:  # an aligned frame: its box is the crop's
+            size = self.model.image_size
+            box = np.array([(0, 0), (size, 0), (size, size), (0, size)], np.float64)
+            return Track(transform, face.confidence, None, box, centroids, areas)
         x, y, w, h = face.box
         corners = np.array([(x, y), (x + w, y), (x + w, y + h), (x, y + h)])
-        centroids, areas = part_centroids(probabilities.argmax(-1), self._parts)
-        keypoints = None if face.keypoints is None else align.apply(transform, face.keypoints)
-        return Track(transform, face.confidence, keypoints, align.apply(transform, corners), centroids, areas)
+        return Track(transform, face.confidence, align.apply(transform, face.keypoints),
+                     align.apply(transform, corners), centroids, areas)
 
     def _to_face(self, track: Track, probabilities: np.ndarray) -> np.ndarray | None:
         """This crop -> the track's detection crop: the similarity that puts this crop's part centroids
-        on those at detection; None when the track is lost (too few parts found, an implausible fit)."""
+        on those at detection; None when the track is lost (too few parts found, an implausible fit).
+        Aligned frames (a Segmenter without detector) stay where they are: the identity."""
+        if track.keypoints is None:
+            return np.eye(2, 3)
         centroids, areas = part_centroids(probabilities.argmax(-1), self._parts)
         found = (areas >= MIN_AREA * track.areas) & (track.areas > 0)
         if found.sum() < MIN_PARTS:

@@ -172,6 +172,8 @@ def predict_video(path: Path, name: str, segmenter: Segmenter, out_dir: Path, de
     reader = VideoReader(path)
     masks_dir = out_dir / f"{name}{MASKS_SUFFIX}"
     masks_dir.mkdir(exist_ok=True)
+    for old in masks_dir.glob("[0-9][0-9][0-9][0-9][0-9][0-9].png"):  # a longer earlier run's frames
+        old.unlink()
     writer = VideoWriter(out_dir / f"{name}{OVERLAY_SUFFIX}", reader.fps)
     record = {"video": str(path), "fps": round(reader.fps, 3), "width": reader.width, "height": reader.height,
               "frames": 0, "frames_declared": reader.frames, "model": str(segmenter.model.path),
