@@ -44,7 +44,7 @@ class Track:
     """One face followed across frames; crop coordinates are those of the crop named."""
 
     transform: np.ndarray         # frame -> crop, to align the next frame with
-    confidence: float | None      # the detector's, at the last detection
+    detected: Face                # as the detector gave it, at the last detection
     keypoints: np.ndarray | None  # (5, 2) the detected keypoints in the detection's crop (None: aligned frames)
     box: np.ndarray               # (4, 2) the detected box's corners in the detection's crop
     centroids: np.ndarray         # (P, 2) each part's centroid in the detection's crop (nan where absent)
@@ -59,7 +59,9 @@ class Track:
         corners = align.apply(to_frame, self.box)
         (x0, y0), (x1, y1) = corners.min(0), corners.max(0)
         keypoints = None if self.keypoints is None else align.apply(to_frame, self.keypoints)
-        return Face((float(x0), float(y0), float(x1 - x0), float(y1 - y0)), self.confidence, keypoints)
+        # the detected face moved: its confidence (and whatever else the detector said) carried over
+        return dataclasses.replace(self.detected, box=(float(x0), float(y0), float(x1 - x0), float(y1 - y0)),
+                                   keypoints=keypoints)
 
 
 @dataclasses.dataclass
@@ -165,10 +167,10 @@ class FaceTracker:
         if face.keypoints is None:  # an aligned frame: its box is the crop's
             size = self.model.image_size
             box = np.array([(0, 0), (size, 0), (size, size), (0, size)], np.float64)
-            return Track(transform, face.confidence, None, box, centroids, areas)
+            return Track(transform, face, None, box, centroids, areas)
         x, y, w, h = face.box
         corners = np.array([(x, y), (x + w, y), (x + w, y + h), (x, y + h)])
-        return Track(transform, face.confidence, align.apply(transform, face.keypoints),
+        return Track(transform, face, align.apply(transform, face.keypoints),
                      align.apply(transform, corners), centroids, areas)
 
     def _to_face(self, track: Track, probabilities: np.ndarray) -> np.ndarray | None:
