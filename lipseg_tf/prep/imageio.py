@@ -15,6 +15,8 @@ from PIL import Image, ImageOps
 from lipseg_tf.errors import UserError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+# Videos predict.py reads (serve/video.py); named here so a folder listing of photos passes them over quietly.
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi")
 log = logging.getLogger("lipseg_tf")
 
 
@@ -59,11 +61,11 @@ def _to_uint8(image: Image.Image) -> np.ndarray | None:
 
 def load_rgb(path: str | os.PathLike) -> np.ndarray:
     """Read a photo as (H, W, 3) uint8: grayscale, palette, RGBA (on black) and 16-bit are converted."""
-    return to_rgb(_open(Path(path)))
+    return image_to_rgb(_open(Path(path)))
 
 
-def to_rgb(image: Image.Image) -> np.ndarray:
-    """An opened image as (H, W, 3) uint8, converted as load_rgb does."""
+def image_to_rgb(image: Image.Image) -> np.ndarray:
+    """A PIL image of any mode as (H, W, 3) uint8, converted as load_rgb converts a file."""
     gray = _to_uint8(image)
     if gray is not None:
         return np.repeat(gray[..., None], 3, axis=-1)
@@ -143,8 +145,9 @@ def write_text(path: str | os.PathLike, text: str) -> None:
     write_bytes(path, text.encode())
 
 
-def list_images(folder: str | os.PathLike) -> list[Path]:
-    """The image files directly inside a folder, sorted; UserError if the folder is missing or has none."""
+def list_images(folder: str | os.PathLike, required: bool = True) -> list[Path]:
+    """The image files directly inside a folder, sorted; UserError if the folder is missing or (when
+    required) has none."""
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"{folder}: folder not found")
@@ -152,12 +155,13 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     # names it and counts it, rather than dropping it unseen.
     entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
     files = [p for p in entries if p.suffix.lower() in IMAGE_EXTENSIONS]
-    # Said, not dropped unseen; the settings files beside the images (masks.json, pairs.json) go unnamed.
-    skipped = [p.name for p in entries if p.suffix.lower() not in IMAGE_EXTENSIONS + (".json",)]
+    # Said, not dropped unseen; the settings files beside the images (masks.json, pairs.json) and the
+    # videos (which predict.py reads apart) go unnamed.
+    skipped = [p.name for p in entries if p.suffix.lower() not in IMAGE_EXTENSIONS + (".json",) + VIDEO_EXTENSIONS]
     if skipped:
         log.warning("%s: skipped %d file(s) that are not %s images: %s%s", folder, len(skipped),
                     "/".join(e.lstrip(".") for e in IMAGE_EXTENSIONS), ", ".join(skipped[:5]),
                     ", ..." if len(skipped) > 5 else "")
-    if not files:
+    if not files and required:
         raise UserError(f"{folder}: no images found (expected {', '.join(IMAGE_EXTENSIONS)} files)")
     return files

@@ -35,7 +35,7 @@ import re
 import statistics
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -45,6 +45,9 @@ from lipseg_tf.prep import folders
 from lipseg_tf.prep.imageio import load_rgb, save_image, write_text
 from lipseg_tf.prep.parts import mirror_permutation
 from lipseg_tf.serve import align, model_meta
+
+if TYPE_CHECKING:
+    from lipseg_tf.serve.api import Segmenter
 
 log = logging.getLogger("lipseg_tf")
 
@@ -266,12 +269,14 @@ def _output_names(files: Sequence[Path]) -> dict[Path, str]:
     return {f: f.stem if stems.count(f.stem) == 1 else f"{f.stem}_{f.suffix.lstrip('.').lower()}" for f in files}
 
 
-def predict_files(files: Sequence[Path], model: Model, detector: FaceDetector | None, out_dir: Path) -> dict:
-    """Segment every photo; write its mask, overlay and JSON; return the summary (also in summary.json)."""
+def predict_files(files: Sequence[Path], segmenter: Segmenter, out_dir: Path) -> dict:
+    """Segment every photo with a Segmenter (serve/api.py; built with detector=None for --no-detect); write
+    its mask, overlay and JSON; return the summary (also in summary.json)."""
     from tqdm import tqdm
 
+    model = segmenter.model
     names = _output_names(files)
-    summary = {"model": str(model.path), "framing": None if detector is None else model.framing,
+    summary = {"model": str(model.path), "framing": model.framing if segmenter.detects else None,
                "crop": None if model.crop is None else list(model.crop), "tta": model.tta,
                "photos": 0, "faces": 0, "photos_without_face": [], "skipped": []}
     _claim_output_dir(out_dir, files, summary)
@@ -286,12 +291,12 @@ def predict_files(files: Sequence[Path], model: Model, detector: FaceDetector | 
             summary["skipped"].append({"file": str(path), "reason": str(err)})
             continue
         seconds = {"load": time.perf_counter() - start}
-        result = segment_photo(photo, model, detector)
+        result = segmenter(photo)
         seconds.update(result.seconds)
         start = time.perf_counter()
         name = names[path]
         save_image(out_dir / f"{name}-mask.png", result.labels, compress_level=1)
-        save_image(out_dir / f"{name}-overlay.png", overlay(photo, result, model.colors), compress_level=1)
+        save_image(out_dir / f"{name}-overlay.png", result.overlay(), compress_level=1)
         seconds["write"] = time.perf_counter() - start
         seconds["total"] = sum(seconds.values())
         counts = np.bincount(result.labels.ravel(), minlength=len(model.classes))

@@ -26,7 +26,7 @@ from PIL import Image
 
 from lipseg_tf.errors import UserError
 from lipseg_tf.prep import pairs, records
-from lipseg_tf.prep.imageio import check_regular_file, load_rgb, to_rgb
+from lipseg_tf.prep.imageio import check_regular_file, image_to_rgb, load_rgb
 from lipseg_tf.prep.pairs import META_FILE, read_pairs_meta
 from lipseg_tf.prep.parts import describe_palette
 from lipseg_tf.train.augment import AUGMENTS, face_augment
@@ -230,7 +230,7 @@ def _first_pairs(source: PairSource, count: int):
     for record in tf.data.TFRecordDataset([str(p) for p in source.files]).take(count):
         pair_id, ab = (t.numpy() for t in records.parse(record))
         with Image.open(io.BytesIO(ab)) as image:
-            yield f"{source.folder} record {pair_id.decode()}", to_rgb(image)
+            yield f"{source.folder} record {pair_id.decode()}", image_to_rgb(image)
 
 
 def as_source(files) -> PairSource:

@@ -1,0 +1,234 @@
+"""The Python API: one Segmenter object for photos, aligned faces and videos, which predict.py also uses.
+
+    import lipseg_tf
+    seg = lipseg_tf.Segmenter()              # the shipped model; Segmenter("export/unet") for your own
+    result = seg("photo.jpg")                # a path, a PIL image or a uint8 (H, W, 3) array
+    result.labels                            # (H, W) uint8 class ids; result.classes names them
+    result.faces                             # box, landmarks, confidence per face
+    result.overlay()                         # (H, W, 3) uint8: the photo with the parts coloured
+    seg.aligned(face)                        # an already-aligned face in the model's framing: no detection
+    for frame in seg.video("clip.mp4"): ...  # per-frame results, tracked and smoothed
+
+The work is serve/predict.py's (Model, FaceDetector, segment_photo, paste_faces, overlay); this module
+turns what a user has into what those take and gives back one plain result object.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+from PIL import Image
+
+from lipseg_tf.errors import UserError
+from lipseg_tf.prep.imageio import image_to_rgb, load_rgb
+from lipseg_tf.serve import predict
+from lipseg_tf.serve.predict import Face, FaceDetector, Model
+
+# The pretrained model is shipped in the repository beside the scripts, found from this file's location
+# whatever the working directory.
+# The pretrained model is package data (lipseg_tf/pretrained/unet, in the wheel too), found through the
+# package wherever it is installed and whatever the working directory.
+DEFAULT_MODEL_NAME = "lipseg_tf/pretrained/unet"
+DEFAULT_MODEL = Path(str(resources.files("lipseg_tf") / "pretrained" / "unet"))
+DETECTORS = ("mtcnn",)
+
+@dataclasses.dataclass
+class Result:
+    """What the Segmenter found in one image (a photo or a video frame).
+
+    image        (H, W, 3) uint8: the image as segmented (a file or PIL image converted to RGB)
+    labels       (H, W) uint8 class ids at the image's size: 0 background, then the parts (classes[1:])
+    classes      the class names, classes[k] for label k ("background", "l_eye", "r_eye", "u_lip", "l_lip")
+    colors       (C, 3) uint8: each class's mask colour
+    faces        one Face per face: box (x, y, width, height), keypoints (5, 2) (None without detection),
+                 confidence (None without detection), in image pixels
+    transforms   one (2, 3) image -> crop similarity per face
+    owner        (H, W) int16: the face index each part pixel came from, -1 for none
+    crop_labels  (faces, S, S) uint8: each face's labels in its aligned crop at the model's size, or None
+    seconds      the time of each step
+    """
+
+    image: np.ndarray
+    labels: np.ndarray
+    classes: tuple[str, ...]
+    colors: np.ndarray
+    faces: list[Face]
+    transforms: list[np.ndarray]
+    owner: np.ndarray
+    crop_labels: np.ndarray | None
+    seconds: dict[str, float]
+
+    def mask(self, part: str) -> np.ndarray:
+        """(H, W) bool: where the class named `part` is (ValueError names the classes)."""
+        if part not in self.classes:
+            raise ValueError(f"unknown part {part!r}, valid: {', '.join(self.classes)}")
+        return self.labels == self.classes.index(part)
+
+    def overlay(self) -> np.ndarray:
+        """(H, W, 3) uint8: the image with each part in its mask colour, face boxes and landmarks drawn."""
+        return predict.overlay(self.image, self, self.colors)
+
+
+@dataclasses.dataclass
+class VideoFrame(Result):
+    """One frame of Segmenter.video: a Result, and index (from 0), time (seconds from the start; None
+    when the frames come without a rate) and detected (whether the detector ran on this frame; the faces
+    of the other frames are tracked from the previous one)."""
+
+    index: int = 0
+    time: float | None = None
+    detected: bool = False
+
+
+def as_rgb(image, name: str = "image") -> np.ndarray:
+    """A path, a PIL image or a uint8 array (H, W, 3) -> (H, W, 3) uint8; UserError for anything else."""
+    if isinstance(image, (str, os.PathLike)):
+        return load_rgb(image)
+    if isinstance(image, Image.Image):
+        return image_to_rgb(image)
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
+            raise UserError(f"{name}: expected a uint8 array of shape (H, W, 3) (RGB), got {image.dtype} "
+                            f"of shape {image.shape}")
+        return image
+    raise UserError(f"{name}: expected a file path, a PIL image or a uint8 (H, W, 3) array, got "
+                    f"{type(image).__name__}")
+
+
+class Segmenter:
+    """Lips and eyes in photos, aligned faces and videos, with an exported model.
+
+    model           an export folder (unet.py / pix2pix.py --mode export --output_dir); None: the shipped
+                    pretrained model
+    detector        "mtcnn" (default); None: no detection, every image is an aligned face (as aligned());
+                    or any callable (H, W, 3) uint8 -> list[Face]
+    min_face        smallest face to keep, in pixels (the detector box's longer side)
+    min_confidence  smallest detector confidence (0-1) to keep a face
+    tta             "flip": average each face with its mirror image (twice the model time); None or "none"
+    framing         where faces are put in the crop ("sample" or "celebahq"); None: the model's own
+
+    The detector is built on the first detection, so a Segmenter used only for aligned faces never loads
+    it. A bad model folder or option raises UserError (one line).
+    """
+
+    def __init__(self, model: str | os.PathLike | None = None, *, detector: str | Callable | None = "mtcnn",
+                 min_face: int = 40, min_confidence: float = 0.9, tta: str | None = None,
+                 framing: str | None = None):
+        if not isinstance(min_face, (int, np.integer)) or min_face < 1:
+            raise UserError(f"min_face: expected a positive number of pixels, got {min_face!r}")
+        if not 0.0 <= min_confidence <= 1.0:
+            raise UserError(f"min_confidence: expected a value from 0 to 1, got {min_confidence!r}")
+        if isinstance(detector, str) and detector not in DETECTORS:
+            raise UserError(f"detector {detector!r} unknown, valid: {', '.join(DETECTORS)}")
+        if model is None:
+            if not DEFAULT_MODEL.is_dir():
+                raise UserError(f"the pretrained model {DEFAULT_MODEL} is missing: pass a model folder (an "
+                                "export folder of unet.py / pix2pix.py --mode export)")
+            model = DEFAULT_MODEL
+        self.model = Model(model, framing, None if tta == "none" else tta)
+        self.min_face = int(min_face)
+        self.min_confidence = float(min_confidence)
+        self.detector_choice = detector
+        self._detector = None if isinstance(detector, str) else detector
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The class names: classes[k] is label k, classes[0] "background"."""
+        return self.model.classes
+
+    @property
+    def colors(self) -> np.ndarray:
+        """(C, 3) uint8: each class's mask colour."""
+        return self.model.colors
+
+    @property
+    def detects(self) -> bool:
+        """False when built with detector=None: every image is taken as an aligned face."""
+        return self.detector_choice is not None
+
+    @property
+    def detector(self) -> Callable[[np.ndarray], list[Face]] | None:
+        """The face detector, built on first use (None with detector=None)."""
+        if self._detector is None and self.detector_choice is not None:
+            self._detector = FaceDetector(self.min_face, self.min_confidence)
+        return self._detector
+
+    def __call__(self, image, name: str = "image") -> Result:
+        """Segment every face of a photo (a path, a PIL image or a uint8 (H, W, 3) array) -> Result with
+        labels (H, W) at the photo's size; a photo without a face gets all-background labels."""
+        photo = as_rgb(image, _name_of(image, name))
+        return self._result(photo, predict.segment_photo(photo, self.model, self.detector))
+
+    def aligned(self, image, name: str = "image") -> Result:
+        """Segment an already-aligned face (a whole image framed as the model's training faces, e.g. a
+        CelebA-HQ image, any size) with no detection: the model sees its crop box of it (classes.json
+        "crop"; the whole image without one) -> Result with labels (H, W) at the image's size."""
+        photo = as_rgb(image, _name_of(image, name))
+        return self._result(photo, predict.segment_photo(photo, self.model, None))
+
+    def video(self, video, *, detect_every: int = 10, smoothing: float = 0.5,
+              realign: bool = True) -> Iterator[VideoFrame]:
+        """Segment the frames of a video file (a path) or of any iterable of frames (uint8 (H, W, 3)
+        arrays or PIL images, e.g. from a camera), one VideoFrame at a time, labels (H, W) each.
+
+        Faces are detected on the first frame, every `detect_every` frames and whenever a track is lost,
+        and tracked in between (serve/track.py); `smoothing` (0 to <1, 0 off) is the weight of the past
+        in a moving average of each face's probabilities, so masks do not flicker; realign=False keeps
+        the detection's alignment until the next detection. A video that cannot be read raises
+        UserError (after the frames before the damage, for one that breaks off).
+        """
+        from lipseg_tf.serve.track import FaceTracker
+        from lipseg_tf.serve.video import VideoReader
+
+        if not isinstance(detect_every, (int, np.integer)) or detect_every < 1:
+            raise UserError(f"detect_every: expected a whole number of frames >= 1, got {detect_every!r}")
+        if not 0.0 <= smoothing < 1.0:
+            raise UserError(f"smoothing: expected a weight from 0 (off) to below 1, got {smoothing!r}")
+        frames = VideoReader(video) if isinstance(video, (str, os.PathLike)) else video
+        detector = self.detector if self.detects else _aligned_detector
+        tracker = FaceTracker(self.model, detector, detect_every, smoothing, realign and self.detects)
+        return self._video_frames(frames, tracker)
+
+    def _video_frames(self, frames: Iterable, tracker) -> Iterator[VideoFrame]:
+        fps = getattr(frames, "fps", 0.0) or 0.0
+        for index, (image, decode_seconds) in enumerate(_timed(frames)):
+            photo = as_rgb(image, f"frame {index}")
+            found = tracker(photo)
+            yield VideoFrame(photo, found.labels, self.classes, self.colors, found.faces, found.transforms,
+                             found.owner, found.crop_labels, {"decode": decode_seconds, **found.seconds},
+                             index=index, time=index / fps if fps else None, detected=found.detected)
+
+    def segment_crops(self, crops: np.ndarray) -> np.ndarray:
+        """uint8 crops (N, S, S, 3) at the model's size and framing -> class probabilities (N, S, S, C)."""
+        return self.model(crops)
+
+    def _result(self, photo: np.ndarray, found: predict.PhotoResult) -> Result:
+        return Result(photo, found.labels, self.classes, self.colors, found.faces, found.transforms,
+                      found.owner, found.crop_labels, found.seconds)
+
+
+def _name_of(image, default: str) -> str:
+    return str(image) if isinstance(image, (str, os.PathLike)) else default
+
+
+def _timed(frames: Iterable) -> Iterator[tuple[object, float]]:
+    """Each frame of an iterable with the seconds it took to come."""
+    iterator = iter(frames)
+    while True:
+        start = time.perf_counter()
+        try:
+            frame = next(iterator)
+        except StopIteration:
+            return
+        yield frame, time.perf_counter() - start
+
+
+def _aligned_detector(photo: np.ndarray) -> list[Face]:
+    """The "detector" of a Segmenter built with detector=None: the whole image is one aligned face."""
+    return [Face((0.0, 0.0, float(photo.shape[1]), float(photo.shape[0])), None, None)]
