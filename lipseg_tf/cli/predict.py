@@ -12,7 +12,17 @@ from lipseg_tf.errors import UserError
 from lipseg_tf.prep.folders import check_apart
 from lipseg_tf.prep.imageio import IMAGE_EXTENSIONS, list_images
 from lipseg_tf.serve import align
-from lipseg_tf.serve.predict import SUMMARY_FILE, TTA_CHOICES, FaceDetector, Model, check_output_dir, predict_files
+from lipseg_tf.serve.detect import DEFAULT_DETECTOR, DEFAULT_MIN_CONFIDENCE, DETECTORS, make_detector
+from lipseg_tf.serve.predict import (
+    DEFAULT_SAVE,
+    SAVE_CHOICES,
+    SUMMARY_FILE,
+    TTA_CHOICES,
+    Model,
+    check_output_dir,
+    parse_save,
+    predict_files,
+)
 
 log = logging.getLogger("lipseg_tf")
 # The pretrained model is shipped in the repository beside the scripts (not inside the package), so it
@@ -45,11 +55,11 @@ DEFAULT_OUTPUT = "predict_out"
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="predict.py",
-        description="Segment lips and eyes in photos of any size: detect faces (MTCNN), align each to the "
+        description="Segment lips and eyes in photos of any size: detect faces (BlazeFace or MTCNN), align each to the "
                     "model's training framing, segment, and paste the masks back at the photo's size.",
         epilog="Example: %(prog)s --input photo.jpg --output masks/ (the pretrained model), or %(prog)s "
                "--model export/unet --input photos/ --output masks/. Writes per photo "
-               "<name>-mask.png (class ids), <name>-overlay.png and <name>.json, and summary.json.",
+               "<name>-mask.png (class ids) and <name>.json (--save adds <name>-overlay.png), and summary.json.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--model", default=None,
                         help="an exported SavedModel folder (unet.py / pix2pix.py --mode export --output_dir); "
@@ -59,12 +69,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", default=DEFAULT_OUTPUT,
                         help="folder for masks, overlays and JSON (created; default: %(default)s in the "
                              "current folder)")
+    parser.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR,
+                        help="face detector: blazeface (MediaPipe's BlazeFace full range, a few ms a photo; faces "
+                             "from about 1/20 of the photo's longer side) or mtcnn (about 0.3 s a photo; finds "
+                             "faces down to --min-face on any photo)")
+    parser.add_argument("--save", default=",".join(DEFAULT_SAVE),
+                        help=f"outputs per photo, comma-separated, of {','.join(SAVE_CHOICES)} (default: "
+                             f"{','.join(DEFAULT_SAVE)}; the overlay PNG costs most of the writing time)")
     parser.add_argument("--min-face", "--min_face", dest="min_face", type=int, default=40,
-                        help="smallest face to keep, in pixels (the detector box's longer side); photos are "
-                             "resized by 20/min-face for detection (MTCNN finds faces from 20 px), so a larger "
-                             "value is faster on big photos")
-    parser.add_argument("--min-confidence", "--min_confidence", dest="min_confidence", type=float, default=0.9,
-                        help="smallest detector confidence (0-1) to keep a face")
+                        help="smallest face to keep, in pixels (the detector box's longer side); with mtcnn "
+                             "photos are resized by 20/min-face for detection (MTCNN finds faces from 20 px), "
+                             "so a larger value is faster on big photos")
+    parser.add_argument("--min-confidence", "--min_confidence", dest="min_confidence", type=float, default=None,
+                        help="smallest detector confidence (0-1) to keep a face (default: "
+                             + ", ".join(f"{k} {v}" for k, v in DEFAULT_MIN_CONFIDENCE.items()) + ")")
     parser.add_argument("--framing", choices=sorted(align.FRAMINGS), default=None,
                         help="where faces are put in the crop: as in lipseg_tf.prep.sample's synthetic faces or "
                              "in CelebA-HQ (default: the model's classes.json, else celebahq)")
@@ -85,19 +103,21 @@ def _main(argv: Sequence[str] | None) -> int:
     setup_logging(args.verbose)
     if args.min_face < 1:
         raise UserError(f"--min-face: expected a positive number of pixels, got {args.min_face}")
-    if not 0.0 <= args.min_confidence <= 1.0:
+    if args.min_confidence is not None and not 0.0 <= args.min_confidence <= 1.0:
         raise UserError(f"--min-confidence: expected a value from 0 to 1, got {args.min_confidence}")
+    save = parse_save(args.save)
     files = _input_files(Path(args.input))
     model_dir = _model_folder(args.model)
     check_apart(("--output", args.output), {"--input": args.input, "--model": str(model_dir)})
     check_output_dir(Path(args.output), files)
     model = Model(model_dir, args.framing, args.tta)
-    detector = None if args.no_detect else FaceDetector(args.min_face, args.min_confidence)
-    summary = predict_files(files, model, detector, Path(args.output))
+    detector = None if args.no_detect else make_detector(args.detector, args.min_face, args.min_confidence)
+    summary = predict_files(files, model, detector, Path(args.output), save)
     mean = summary["mean_seconds"]
-    log.info("%d photo(s), %d face(s); without a face: %d; skipped (unreadable): %d; mean per photo: %s",
+    log.info("%d photo(s), %d face(s); without a face: %d; skipped (unreadable): %d; mean per photo: %s%s",
              summary["photos"], summary["faces"], len(summary["photos_without_face"]), len(summary["skipped"]),
-             ", ".join(f"{k} {v:.2f} s" for k, v in mean.items()) or "-")
+             ", ".join(f"{k} {v:.3f} s" for k, v in mean.items()) or "-",
+             f"; wall {summary['wall_seconds_per_photo']:.3f} s (the steps overlap)" if summary["photos"] else "")
     for path in summary["photos_without_face"]:
         log.info("no face found in %s", path)
     log.info("results in %s (%s)", args.output, SUMMARY_FILE)

