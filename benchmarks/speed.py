@@ -196,14 +196,15 @@ def score(scenes_dir: Path, scenes: Sequence[dict], masks_dir: Path, boxes: dict
 def run_lipseg(scenes_dir: Path, scenes: Sequence[dict], out_dir: Path, detector_name: str,
                model_dir: Path | None = None, save: Sequence[str] = ("mask", "json")) -> dict:
     """predict_files over the scenes (timed, loading excluded), then scored."""
-    from lipseg_tf.cli.predict import DEFAULT_MODEL
-    from lipseg_tf.serve import detect, predict
+    from lipseg_tf.serve import predict
+    from lipseg_tf.serve.api import Segmenter
 
-    model = predict.Model(model_dir or DEFAULT_MODEL)
-    detector = detect.make_detector(detector_name)
+    segmenter = Segmenter(model_dir, detector=detector_name)
+    model = segmenter.model
+    segmenter.detector  # noqa: B018  (built now, so that its loading is not timed)
     files = [scenes_dir / "photos" / f"{s['name']}.jpg" for s in scenes]
     start = time.perf_counter()
-    summary = predict.predict_files(files, model, detector, out_dir, save=save)
+    summary = predict.predict_files(files, segmenter, out_dir, save=save)
     seconds = time.perf_counter() - start
     boxes = {}
     for scene in scenes:

@@ -11,6 +11,23 @@ from those before it (tests/test_layering.py checks this):
     tools/     the demo, the benchmarks, the synthetic sample's command line
 
 errors.py (UserError) sits below them all.
+
+The Python API (serve/api.py) is reached from here on first use, so `import lipseg_tf` stays cheap:
+
+    seg = lipseg_tf.Segmenter()      # the shipped model; lipseg_tf.Segmenter("export/unet") for your own
+    result = seg("photo.jpg")        # result.labels: (H, W) uint8 class ids, result.classes their names
 """
 
 __version__ = "0.1.0"
+__all__ = ["Segmenter", "Result", "UserError"]
+
+
+def __getattr__(name: str):
+    """lipseg_tf.Segmenter, lipseg_tf.Result, lipseg_tf.UserError: imported on first use."""
+    if name in ("Segmenter", "Result"):
+        from lipseg_tf.serve import api
+        return getattr(api, name)
+    if name == "UserError":
+        from lipseg_tf.errors import UserError
+        return UserError
+    raise AttributeError(f"module 'lipseg_tf' has no attribute {name!r}")

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import TEMPLATE_CROP, export_template_model
+
 
 @pytest.fixture(scope="session")
 def tiny_pairs(tmp_path_factory) -> dict[str, Path]:
@@ -22,3 +24,15 @@ def tiny_pairs(tmp_path_factory) -> dict[str, Path]:
     pairs.run_process(root / "tfrecord", root / "masks", data_dir=root / "sample", size=32, workers=1,
                       output_format="tfrecord", shards=2)
     return {"sample": root / "sample", "masks": root / "masks", "png": root / "png", "tfrecord": root / "tfrecord"}
+
+
+@pytest.fixture(scope="session")
+def template_model(tmp_path_factory) -> Path:
+    """A SavedModel that ignores the image and answers the "sample" framing's reference parts (helpers.py)."""
+    return export_template_model(tmp_path_factory.mktemp("template-model"))
+
+
+@pytest.fixture(scope="session")
+def cropped_template_model(tmp_path_factory) -> Path:
+    """The template model of a run whose pairs were cut to TEMPLATE_CROP: classes.json "crop"."""
+    return export_template_model(tmp_path_factory.mktemp("cropped-template-model"), TEMPLATE_CROP)

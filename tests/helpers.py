@@ -1,4 +1,5 @@
-"""What several test files share: tiny AB pair datasets drawn in memory, and their colours.
+"""What several test files share: tiny AB pair datasets drawn in memory, and their colours; the template
+network whose exported SavedModel (conftest.py's template_model) answers the framing's reference parts.
 
 Test files import from here (conftest.py builds its fixtures on it); no test file imports another.
 """
@@ -11,6 +12,7 @@ import numpy as np
 from PIL import Image
 
 from lipseg_tf.prep.parts import DEFAULT_PARTS, flip_permutation, palette
+from lipseg_tf.serve import align
 
 REPO = Path(__file__).resolve().parent.parent
 COLORS = palette(DEFAULT_PARTS)            # background, l_eye, r_eye, u_lip, l_lip
@@ -62,3 +64,45 @@ def make_ab_dataset(root: Path, counts: dict[str, int], size: int = 64, seed: in
     """write_ab_pairs, returning root: the AB folder to give a trainer."""
     write_ab_pairs(root, counts, size, seed, noise, jitter_parts)
     return root
+
+
+TEMPLATE_SIZE = 64                 # the template models' crop
+TEMPLATE_CROP = (0.2, 0.3, 0.6)    # the box of the framing the cropped template model was "trained" on
+
+
+class TemplateNetwork:
+    """Always the same probabilities: eye discs and lip bands at the framing's (and crop's) reference landmarks
+    (l_eye on the image's right, as in CelebAMask-HQ)."""
+
+    def __init__(self, size: int, framing: str = "sample", crop=None):
+        import tensorflow as tf
+        labels = np.zeros((size, size), np.int64)
+        ref = align.reference_landmarks(framing, size, crop)
+        rows, cols = np.indices((size, size)) + 0.5
+        radius = 0.04 * size
+        for k, (x, y) in ((1, ref[1]), (2, ref[0])):
+            labels[(cols - x) ** 2 + (rows - y) ** 2 <= radius ** 2] = k
+        mouth_y = ref[2:, 1].mean()
+        between = (cols >= ref[2, 0]) & (cols <= ref[3, 0])
+        labels[between & (rows >= mouth_y - radius) & (rows < mouth_y)] = 3
+        labels[between & (rows >= mouth_y) & (rows < mouth_y + radius)] = 4
+        probs = np.full((size, size, 5), 0.025, np.float32)
+        np.put_along_axis(probs, labels[..., None], 0.9, axis=-1)
+        self.labels = labels
+        self.probabilities = tf.constant(probs)
+
+    def __call__(self, images, training=False):
+        import tensorflow as tf
+        return tf.tile(self.probabilities[None], [tf.shape(images)[0], 1, 1, 1])
+
+
+def export_template_model(out: Path, crop=None) -> Path:
+    """Export the template network (TEMPLATE_SIZE, "sample" framing, cut to `crop`) as a SavedModel in out."""
+    from lipseg_tf.prep.classes import ClassSpec
+    from lipseg_tf.serve.savedmodel import Segmenter, export
+
+    classes = ClassSpec.create(DEFAULT_PARTS, "color")
+    network = TemplateNetwork(TEMPLATE_SIZE, crop=crop)
+    export(Segmenter(network, TEMPLATE_SIZE, classes, output="probabilities"), classes, out, framing="sample",
+           crop=crop)
+    return out

@@ -1,8 +1,8 @@
 """predict.py: alignment maths, paste-back, face detection on composed photos, and end-to-end runs.
 
-The end-to-end runs use a "template" SavedModel exported through the real export path: it ignores
-the image and always answers discs on the eyes and bands on the lips at the framing's reference
-landmarks. So where its labels land in a photo tests detection, alignment and paste-back exactly,
+The end-to-end runs use a "template" SavedModel (tests/helpers.py) exported through the real export
+path: it ignores the image and always answers discs on the eyes and bands on the lips at the framing's
+reference landmarks. So where its labels land in a photo tests detection, alignment and paste-back exactly,
 with no trained model (and no accuracy claim) involved.
 """
 
@@ -18,12 +18,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import REPO
+from helpers import REPO, TEMPLATE_CROP, TemplateNetwork
 from lipseg_tf.cli.predict import main as predict_main
 from lipseg_tf.prep.sample import render_face
 from lipseg_tf.serve import align, predict
 
-SIZE = 64  # the template model's crop
+SIZE = 64  # the template model's crop (conftest.py's template_model fixtures)
+CROP = TEMPLATE_CROP  # the box of the framing the cropped template model was "trained" on
 
 
 def grace_hopper() -> Path:
@@ -184,61 +185,6 @@ def test_pasted_probabilities_give_smooth_borders_and_the_nearest_labels_inside(
 
 # --------------------------------------------------------------------------------------- fixtures
 
-class TemplateNetwork:
-    """Always the same probabilities: eye discs and lip bands at the framing's (and crop's) reference landmarks
-    (l_eye on the image's right, as in CelebAMask-HQ)."""
-
-    def __init__(self, size: int, framing: str = "sample", crop=None):
-        import tensorflow as tf
-        labels = np.zeros((size, size), np.int64)
-        ref = align.reference_landmarks(framing, size, crop)
-        rows, cols = np.indices((size, size)) + 0.5
-        radius = 0.04 * size
-        for k, (x, y) in ((1, ref[1]), (2, ref[0])):
-            labels[(cols - x) ** 2 + (rows - y) ** 2 <= radius ** 2] = k
-        mouth_y = ref[2:, 1].mean()
-        between = (cols >= ref[2, 0]) & (cols <= ref[3, 0])
-        labels[between & (rows >= mouth_y - radius) & (rows < mouth_y)] = 3
-        labels[between & (rows >= mouth_y) & (rows < mouth_y + radius)] = 4
-        probs = np.full((size, size, 5), 0.025, np.float32)
-        np.put_along_axis(probs, labels[..., None], 0.9, axis=-1)
-        self.labels = labels
-        self.probabilities = tf.constant(probs)
-
-    def __call__(self, images, training=False):
-        import tensorflow as tf
-        return tf.tile(self.probabilities[None], [tf.shape(images)[0], 1, 1, 1])
-
-
-@pytest.fixture(scope="module")
-def template_model(tmp_path_factory):
-    from lipseg_tf.prep.classes import ClassSpec
-    from lipseg_tf.prep.parts import DEFAULT_PARTS
-    from lipseg_tf.serve.savedmodel import Segmenter, export
-
-    classes = ClassSpec.create(DEFAULT_PARTS, "color")
-    out = tmp_path_factory.mktemp("template-model")
-    export(Segmenter(TemplateNetwork(SIZE), SIZE, classes, output="probabilities"), classes, out, framing="sample")
-    return out
-
-
-CROP = (0.2, 0.3, 0.6)  # the box of the framing the cropped template model was "trained" on
-
-
-@pytest.fixture(scope="module")
-def cropped_template_model(tmp_path_factory):
-    """The template model of a run whose pairs were cut to CROP: classes.json "crop"."""
-    from lipseg_tf.prep.classes import ClassSpec
-    from lipseg_tf.prep.parts import DEFAULT_PARTS
-    from lipseg_tf.serve.savedmodel import Segmenter, export
-
-    classes = ClassSpec.create(DEFAULT_PARTS, "color")
-    out = tmp_path_factory.mktemp("cropped-template-model")
-    export(Segmenter(TemplateNetwork(SIZE, crop=CROP), SIZE, classes, output="probabilities"), classes, out,
-           framing="sample", crop=CROP)
-    return out
-
-
 @pytest.fixture(scope="module")
 def detector():
     return predict.FaceDetector(min_face=40, min_confidence=0.9)
@@ -277,16 +223,24 @@ def test_a_photo_without_a_face_gives_none(detector):
 
 # --------------------------------------------------------------------------------------- end to end
 
-def test_grace_hopper_end_to_end(tmp_path, template_model):
+@pytest.mark.parametrize("options, overlay, min_confidence", [
+    (["--detector", "mtcnn", "--save", "mask,json,overlay"], True, 0.9),
+    ([], False, 0.5),                        # the defaults: BlazeFace, mask and JSON only
+])
+def test_grace_hopper_end_to_end(tmp_path, template_model, options, overlay, min_confidence):
     out = tmp_path / "out"
-    assert predict_main(["--model", str(template_model), "--input", str(grace_hopper()), "--output", str(out)]) == 0
+    assert predict_main(["--model", str(template_model), "--input", str(grace_hopper()), "--output", str(out),
+                         *options]) == 0
     summary = json.loads((out / predict.SUMMARY_FILE).read_text())
     assert summary["photos"] == 1 and summary["faces"] == 1 and summary["photos_without_face"] == []
     record = json.loads((out / "grace_hopper.json").read_text())
     face, = record["faces"]
     mask = np.asarray(Image.open(out / "grace_hopper-mask.png"))
     assert mask.shape == (600, 512) and mask.dtype == np.uint8
-    assert np.asarray(Image.open(out / "grace_hopper-overlay.png")).shape == (600, 512, 3)
+    assert (out / "grace_hopper-overlay.png").is_file() == overlay
+    assert (record["overlay"] == "grace_hopper-overlay.png") == overlay
+    if overlay:
+        assert np.asarray(Image.open(out / "grace_hopper-overlay.png")).shape == (600, 512, 3)
     rows, cols = np.nonzero(mask)
     x, y, w, h = face["box"]
     assert len(rows) > 100 and set(np.unique(mask)) == {0, 1, 2, 3, 4}
@@ -299,8 +253,9 @@ def test_grace_hopper_end_to_end(tmp_path, template_model):
             < 0.1 * eye_gap
     assert face["area"] == record["area"] == {n: int((mask == k).sum()) for k, n in
                                              enumerate(record["classes"]) if k > 0}
-    assert 0.9 <= face["confidence"] <= 1 and len(face["photo_to_crop"]) == 2
-    assert set(summary["mean_seconds"]) >= {"detect", "align_and_model", "paste", "total"}
+    assert min_confidence <= face["confidence"] <= 1 and len(face["photo_to_crop"]) == 2
+    assert set(summary["mean_seconds"]) >= {"detect", "align_and_model", "paste", "write", "total"}
+    assert summary["detector"] == (options[1] if options else "blazeface")
 
 
 def test_a_folder_with_no_face_an_unreadable_file_and_a_rotated_webp(tmp_path, template_model):

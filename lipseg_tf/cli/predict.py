@@ -12,23 +12,19 @@ from lipseg_tf.errors import UserError
 from lipseg_tf.prep.folders import check_apart
 from lipseg_tf.prep.imageio import IMAGE_EXTENSIONS, list_images
 from lipseg_tf.serve import align
-from lipseg_tf.serve.detect import DEFAULT_DETECTOR, DEFAULT_MIN_CONFIDENCE, DETECTORS, make_detector
+from lipseg_tf.serve.api import DEFAULT_MODEL, DEFAULT_MODEL_NAME, Segmenter
+from lipseg_tf.serve.detect import DEFAULT_DETECTOR, DEFAULT_MIN_CONFIDENCE, DETECTORS
 from lipseg_tf.serve.predict import (
     DEFAULT_SAVE,
     SAVE_CHOICES,
     SUMMARY_FILE,
     TTA_CHOICES,
-    Model,
     check_output_dir,
     parse_save,
     predict_files,
 )
 
 log = logging.getLogger("lipseg_tf")
-# The pretrained model is shipped in the repository beside the scripts (not inside the package), so it
-# is found from this file's location, whatever the working directory.
-DEFAULT_MODEL_NAME = "pretrained/unet"
-DEFAULT_MODEL = Path(__file__).resolve().parents[2] / DEFAULT_MODEL_NAME
 
 
 def _input_files(path: Path) -> list[Path]:
@@ -110,9 +106,9 @@ def _main(argv: Sequence[str] | None) -> int:
     model_dir = _model_folder(args.model)
     check_apart(("--output", args.output), {"--input": args.input, "--model": str(model_dir)})
     check_output_dir(Path(args.output), files)
-    model = Model(model_dir, args.framing, args.tta)
-    detector = None if args.no_detect else make_detector(args.detector, args.min_face, args.min_confidence)
-    summary = predict_files(files, model, detector, Path(args.output), save)
+    segmenter = Segmenter(model_dir, detector=None if args.no_detect else args.detector, min_face=args.min_face,
+                          min_confidence=args.min_confidence, tta=args.tta, framing=args.framing)
+    summary = predict_files(files, segmenter, Path(args.output), save)
     mean = summary["mean_seconds"]
     log.info("%d photo(s), %d face(s); without a face: %d; skipped (unreadable): %d; mean per photo: %s%s",
              summary["photos"], summary["faces"], len(summary["photos_without_face"]), len(summary["skipped"]),

@@ -42,7 +42,11 @@ def _to_uint8(image: Image.Image) -> np.ndarray | None:
 
 def load_rgb(path: str | os.PathLike) -> np.ndarray:
     """Read a photo as (H, W, 3) uint8: grayscale, palette, RGBA (on black) and 16-bit are converted."""
-    image = _open(Path(path))
+    return image_to_rgb(_open(Path(path)))
+
+
+def image_to_rgb(image: Image.Image) -> np.ndarray:
+    """A PIL image of any mode as (H, W, 3) uint8, converted as load_rgb converts a file."""
     gray = _to_uint8(image)
     if gray is not None:
         return np.repeat(gray[..., None], 3, axis=-1)

@@ -157,11 +157,16 @@ def warp_face(photo: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(crop)
 
 
-def _window_coordinates(matrix: np.ndarray, size: int, shape: tuple[int, int]):
+def _window_coordinates(matrix: np.ndarray, size: int, shape: tuple[int, int], box=None):
     """The photo window (y0, y1, x0, x1) a crop covers within a photo of `shape` (H, W), and the crop
-    coordinates (cx, cy) of each of its pixel centres, (h, w) each."""
+    coordinates (cx, cy) of each of its pixel centres, (h, w) each. box (x0, y0, x1, y1), in crop
+    coordinates: the window of only that part of the crop (default: the whole crop)."""
     height, width = shape
-    corners = crop_corners(matrix, size)
+    if box is None:
+        corners = crop_corners(matrix, size)
+    else:
+        bx0, by0, bx1, by1 = box
+        corners = apply(invert(matrix), np.array([(bx0, by0), (bx1, by0), (bx1, by1), (bx0, by1)], np.float64))
     x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int), 0)
     x1, y1 = np.minimum(np.ceil(corners.max(0)).astype(int), (width, height))
     x1, y1 = max(x0, x1), max(y0, y1)
@@ -171,6 +176,22 @@ def _window_coordinates(matrix: np.ndarray, size: int, shape: tuple[int, int]):
     cx = matrix[0, 0] * xs[None, :] + matrix[0, 1] * ys[:, None] + matrix[0, 2]
     cy = matrix[1, 0] * xs[None, :] + matrix[1, 1] * ys[:, None] + matrix[1, 2]
     return (int(y0), int(y1), int(x0), int(x1)), cx, cy
+
+
+def parts_box(probabilities: np.ndarray) -> tuple[float, float, float, float] | None:
+    """The box (x0, y0, x1, y1), in crop coordinates, outside which paste_probabilities gives only
+    background: the part pixels' bounding box (argmax > 0), widened by the bilinear reach (half a pixel
+    before, one and a half after); None when the crop has no part pixel.
+
+    Outside it all four crop pixels a photo pixel is interpolated from have background as their argmax,
+    so the interpolated background probability is the largest there too (a convex mix of larger values).
+    """
+    rows, cols = np.nonzero(np.asarray(probabilities).argmax(-1))
+    if not len(rows):
+        return None
+    size = probabilities.shape[0]
+    return (max(0.0, cols.min() - 0.5), max(0.0, rows.min() - 0.5),
+            min(float(size), cols.max() + 1.5), min(float(size), rows.max() + 1.5))
 
 
 def crop_lookup(matrix: np.ndarray, size: int, shape: tuple[int, int]):
@@ -186,17 +207,18 @@ def crop_lookup(matrix: np.ndarray, size: int, shape: tuple[int, int]):
     return window, rows, cols, inside
 
 
-def paste_probabilities(probabilities: np.ndarray, matrix: np.ndarray, shape: tuple[int, int]):
+def paste_probabilities(probabilities: np.ndarray, matrix: np.ndarray, shape: tuple[int, int], box=None):
     """A crop's class probabilities (S, S, C), resampled bilinearly into the photo window it covers.
 
     Returns (window, window_probabilities (h, w, C) float32, inside (h, w)): window = (y0, y1, x0, x1)
     within the photo of `shape` (H, W); inside: the pixels whose centre falls in the crop (outside it
     the values are the crop's edge, to be ignored). The argmax of the result is the photo's labels:
     probabilities are interpolated, labels never, so a face enlarged 8 times gets smooth borders
-    instead of 8-pixel steps.
+    instead of 8-pixel steps. box (x0, y0, x1, y1), crop coordinates: only the window of that part of the
+    crop (parts_box: where any part can come out).
     """
     size = probabilities.shape[0]
-    window, cx, cy = _window_coordinates(matrix, size, shape)
+    window, cx, cy = _window_coordinates(matrix, size, shape, box)
     inside = (cx >= 0) & (cx < size) & (cy >= 0) & (cy < size)
     # Crop pixel (i, j) holds the value at its centre (j + 0.5, i + 0.5); past the outermost centres
     # the edge value holds.

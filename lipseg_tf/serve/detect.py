@@ -36,6 +36,7 @@ from lipseg_tf.serve import align
 
 MTCNN_KEYPOINTS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")  # MTCNN's order
 BLAZEFACE_KEYPOINTS = ("left_eye", "right_eye", "nose", "mouth", "left_ear", "right_ear")  # the model's order
+BLAZEFACE_ALIGNMENT = ("left_eye", "right_eye", "mouth")
 MTCNN_MIN_FACE = 20  # MTCNN's own smallest face (pixels); photos are shrunk so --min-face maps onto it
 DETECTORS = ("blazeface", "mtcnn")
 DEFAULT_DETECTOR = "blazeface"
@@ -52,19 +53,24 @@ class Face:
     keypoint_names: tuple[str, ...] = MTCNN_KEYPOINTS
 
     @property
+    def alignment_names(self) -> tuple[str, ...]:
+        """The keypoints the alignment uses: eyes and mouth corners (align.py's order) where the detector
+        gives them (MTCNN), else the eyes and the mouth centre (BlazeFace)."""
+        if set(align.LANDMARK_NAMES) <= set(self.keypoint_names):
+            return align.LANDMARK_NAMES
+        return BLAZEFACE_ALIGNMENT
+
+    @property
     def landmarks(self) -> np.ndarray:
-        """The four alignment landmarks (eyes, mouth corners) in align.py's order; MTCNN faces only."""
-        index = [self.keypoint_names.index(name) for name in align.LANDMARK_NAMES]
-        return self.keypoints[index]
+        """The alignment landmarks, (4, 2) for MTCNN, (3, 2) for BlazeFace (alignment_names)."""
+        return self.keypoints[[self.keypoint_names.index(name) for name in self.alignment_names]]
 
     def transform(self, size: int, framing: str, crop: Sequence[float] | None = None) -> np.ndarray:
         """Photo -> crop similarity that puts this face where `framing` (and `crop`) has faces: from the
         eyes and mouth corners (MTCNN), or from the eyes and the mouth centre (BlazeFace)."""
-        if set(align.LANDMARK_NAMES) <= set(self.keypoint_names):
+        if self.alignment_names == align.LANDMARK_NAMES:
             return align.face_transform(self.landmarks, size, framing, crop)
-        names = ("left_eye", "right_eye", "mouth")
-        points = self.keypoints[[self.keypoint_names.index(name) for name in names]]
-        return align.eyes_and_mouth_transform(points, size, framing, crop)
+        return align.eyes_and_mouth_transform(self.landmarks, size, framing, crop)
 
 
 class MTCNNDetector:

@@ -1,0 +1,182 @@
+"""The Python API: one Segmenter object for photos, aligned faces and videos, which predict.py also uses.
+
+    import lipseg_tf
+    seg = lipseg_tf.Segmenter()              # the shipped model; Segmenter("export/unet") for your own
+    result = seg("photo.jpg")                # a path, a PIL image or a uint8 (H, W, 3) array
+    result.labels                            # (H, W) uint8 class ids; result.classes names them
+    result.faces                             # box, landmarks, confidence per face
+    result.overlay()                         # (H, W, 3) uint8: the photo with the parts coloured
+    seg.aligned(face)                        # an already-aligned face in the model's framing: no detection
+    for frame in seg.video("clip.mp4"): ...  # per-frame results, tracked and smoothed
+
+The work is serve/predict.py's (Model, segment_photo, paste_faces, overlay) and serve/detect.py's; this module
+turns what a user has into what those take and gives back one plain result object.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+from PIL import Image
+
+from lipseg_tf.errors import UserError
+from lipseg_tf.prep.imageio import image_to_rgb, load_rgb
+from lipseg_tf.serve import detect, predict
+from lipseg_tf.serve.detect import DETECTORS, Face
+from lipseg_tf.serve.predict import Model
+
+# The pretrained model is shipped in the repository beside the scripts, found from this file's location
+# whatever the working directory.
+DEFAULT_MODEL_NAME = "pretrained/unet"
+DEFAULT_MODEL = Path(__file__).resolve().parents[2] / DEFAULT_MODEL_NAME
+
+ImageLike = "str | os.PathLike | Image.Image | np.ndarray"
+
+
+@dataclasses.dataclass
+class Result:
+    """What the Segmenter found in one image (a photo or a video frame).
+
+    image        (H, W, 3) uint8: the image as segmented (a file or PIL image converted to RGB)
+    labels       (H, W) uint8 class ids at the image's size: 0 background, then the parts (classes[1:])
+    classes      the class names, classes[k] for label k ("background", "l_eye", "r_eye", "u_lip", "l_lip")
+    colors       (C, 3) uint8: each class's mask colour
+    faces        one Face per face: box (x, y, width, height), keypoints (K, 2) named by keypoint_names
+                 (BlazeFace 6: eyes, nose, mouth, ears; MTCNN 5: eyes, nose, mouth corners; None without
+                 detection),
+                 confidence (None without detection), in image pixels
+    transforms   one (2, 3) image -> crop similarity per face
+    owner        (H, W) int16: the face index each part pixel came from, -1 for none
+    crop_labels  (faces, S, S) uint8: each face's labels in its aligned crop at the model's size, or None
+    seconds      the time of each step
+    """
+
+    image: np.ndarray
+    labels: np.ndarray
+    classes: tuple[str, ...]
+    colors: np.ndarray
+    faces: list[Face]
+    transforms: list[np.ndarray]
+    owner: np.ndarray
+    crop_labels: np.ndarray | None
+    seconds: dict[str, float]
+
+    def mask(self, part: str) -> np.ndarray:
+        """(H, W) bool: where the class named `part` is (ValueError names the classes)."""
+        if part not in self.classes:
+            raise ValueError(f"unknown part {part!r}, valid: {', '.join(self.classes)}")
+        return self.labels == self.classes.index(part)
+
+    def overlay(self) -> np.ndarray:
+        """(H, W, 3) uint8: the image with each part in its mask colour, face boxes and landmarks drawn."""
+        return predict.overlay(self.image, self, self.colors)
+
+
+def as_rgb(image, name: str = "image") -> np.ndarray:
+    """A path, a PIL image or a uint8 array (H, W, 3) -> (H, W, 3) uint8; UserError for anything else."""
+    if isinstance(image, (str, os.PathLike)):
+        return load_rgb(image)
+    if isinstance(image, Image.Image):
+        return image_to_rgb(image)
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
+            raise UserError(f"{name}: expected a uint8 array of shape (H, W, 3) (RGB), got {image.dtype} "
+                            f"of shape {image.shape}")
+        return image
+    raise UserError(f"{name}: expected a file path, a PIL image or a uint8 (H, W, 3) array, got "
+                    f"{type(image).__name__}")
+
+
+class Segmenter:
+    """Lips and eyes in photos, aligned faces and videos, with an exported model.
+
+    model           an export folder (unet.py / pix2pix.py --mode export --output_dir); None: the shipped
+                    pretrained model
+    detector        "blazeface" (default) or "mtcnn" (serve/detect.py); None: no detection, every image is an
+                    aligned face (as aligned()); or any callable (H, W, 3) uint8 -> list[Face]
+    min_face        smallest face to keep, in pixels (the detector box's longer side)
+    min_confidence  smallest detector confidence (0-1) to keep a face; None: the detector's own default
+                    (blazeface 0.5, mtcnn 0.9)
+    tta             "flip": average each face with its mirror image (twice the model time); None or "none"
+    framing         where faces are put in the crop ("sample" or "celebahq"); None: the model's own
+
+    The detector is built on the first detection, so a Segmenter used only for aligned faces never loads
+    it. A bad model folder or option raises UserError (one line).
+    """
+
+    def __init__(self, model: str | os.PathLike | None = None, *,
+                 detector: str | Callable | None = detect.DEFAULT_DETECTOR, min_face: int = 40,
+                 min_confidence: float | None = None, tta: str | None = None,
+                 framing: str | None = None):
+        if not isinstance(min_face, (int, np.integer)) or min_face < 1:
+            raise UserError(f"min_face: expected a positive number of pixels, got {min_face!r}")
+        if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
+            raise UserError(f"min_confidence: expected a value from 0 to 1, got {min_confidence!r}")
+        if isinstance(detector, str) and detector not in DETECTORS:
+            raise UserError(f"detector {detector!r} unknown, valid: {', '.join(DETECTORS)}")
+        if model is None:
+            if not DEFAULT_MODEL.is_dir():
+                raise UserError(f"the pretrained model {DEFAULT_MODEL} is missing: pass a model folder (an "
+                                "export folder of unet.py / pix2pix.py --mode export)")
+            model = DEFAULT_MODEL
+        self.model = Model(model, framing, None if tta == "none" else tta)
+        self.min_face = int(min_face)
+        self.min_confidence = None if min_confidence is None else float(min_confidence)
+        self.detector_choice = detector
+        self._detector = None if isinstance(detector, str) else detector
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The class names: classes[k] is label k, classes[0] "background"."""
+        return self.model.classes
+
+    @property
+    def colors(self) -> np.ndarray:
+        """(C, 3) uint8: each class's mask colour."""
+        return self.model.colors
+
+    @property
+    def detects(self) -> bool:
+        """False when built with detector=None: every image is taken as an aligned face."""
+        return self.detector_choice is not None
+
+    @property
+    def detector(self) -> Callable[[np.ndarray], list[Face]] | None:
+        """The face detector, built on first use (None with detector=None)."""
+        if self._detector is None and self.detector_choice is not None:
+            self._detector = detect.make_detector(self.detector_choice, self.min_face, self.min_confidence)
+        return self._detector
+
+    def __call__(self, image, name: str = "image") -> Result:
+        """Segment every face of a photo (a path, a PIL image or a uint8 (H, W, 3) array) -> Result with
+        labels (H, W) at the photo's size; a photo without a face gets all-background labels."""
+        photo = as_rgb(image, _name_of(image, name))
+        return self._result(photo, predict.segment_photo(photo, self.model, self.detector))
+
+    def aligned(self, image, name: str = "image") -> Result:
+        """Segment an already-aligned face (a whole image framed as the model's training faces, e.g. a
+        CelebA-HQ image, any size) with no detection: the model sees its crop box of it (classes.json
+        "crop"; the whole image without one) -> Result with labels (H, W) at the image's size."""
+        photo = as_rgb(image, _name_of(image, name))
+        return self._result(photo, predict.segment_photo(photo, self.model, None))
+
+    def segment_crops(self, crops: np.ndarray) -> np.ndarray:
+        """uint8 crops (N, S, S, 3) at the model's size and framing -> class probabilities (N, S, S, C)."""
+        return self.model(crops)
+
+    def _result(self, photo: np.ndarray, found: predict.PhotoResult) -> Result:
+        return Result(photo, found.labels, self.classes, self.colors, found.faces, found.transforms,
+                      found.owner, found.crop_labels, found.seconds)
+
+
+def _name_of(image, default: str) -> str:
+    return str(image) if isinstance(image, (str, os.PathLike)) else default
+
+
+def labels_of(results: Sequence[Result]) -> np.ndarray:
+    """(N, H, W) uint8: the labels of several results of one size, stacked."""
+    return np.stack([r.labels for r in results])
