@@ -83,8 +83,10 @@ def _warp(image: Image.Image, matrix: np.ndarray, resample) -> Image.Image:
 
 
 def background(photo: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A faceless backdrop: a photo shrunk to 16 x 12, enlarged smoothly to the scene, with texture."""
-    small = Image.fromarray(photo).resize((16, 12), Image.Resampling.BOX)
+    """A faceless backdrop: a photo's colours (shrunk to 16 x 12, its cells shuffled so that no blurred
+    face is left), enlarged smoothly to the scene, with texture."""
+    small = np.asarray(Image.fromarray(photo).resize((16, 12), Image.Resampling.BOX)).reshape(-1, 3)
+    small = Image.fromarray(rng.permutation(small).reshape(12, 16, 3))
     smooth = np.asarray(small.resize(SCENE_SIZE, Image.Resampling.BICUBIC), np.float32)
     noise = rng.normal(0, 12, (SCENE_SIZE[1] // 4, SCENE_SIZE[0] // 4, 1)).astype(np.float32)
     texture = np.asarray(Image.fromarray(noise[..., 0]).resize(SCENE_SIZE, Image.Resampling.BILINEAR))
@@ -127,7 +129,8 @@ def build_scenes(data_dir: Path, masks_dir: Path, out_dir: Path, count: int, see
     from lipseg_tf.prep.masks import META_FILE, read_meta
     from lipseg_tf.tools.eval_fullsize import decode_mask, split_photos
 
-    spec = {"data_dir": str(data_dir), "masks": str(masks_dir), "split": split, "seed": seed, "count": count}
+    spec = {"data_dir": str(data_dir), "masks": str(masks_dir), "split": split, "seed": seed, "count": count,
+            "background": "shuffled"}
     done = out_dir / SCENES_FILE
     if done.is_file():
         old = json.loads(done.read_text())

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import math
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -223,18 +224,14 @@ def blazeface_model_file(name: str) -> Path:
     return path
 
 
-class BlazeFaceDetector:
-    """MediaPipe's BlazeFace (full range by default) through TensorFlow Lite (see the module's docstring)."""
+class BlazeFaceModel:
+    """One BlazeFace .tflite model: a float image (S, S, 3) in [-1, 1] -> its detections after weighted
+    NMS, as (box (4,) x0, y0, x1, y1; keypoints (6, 2); score), in input pixels."""
 
-    name = "blazeface"
-
-    def __init__(self, min_face: int = 40, min_confidence: float = DEFAULT_MIN_CONFIDENCE["blazeface"],
-                 model: str = "full", num_threads: int | None = 1):
+    def __init__(self, model: str, num_threads: int | None = 1):
         import tensorflow as tf
         if model not in BLAZEFACE_MODELS:
             raise ValueError(f"unknown BlazeFace model {model!r}, valid: {', '.join(BLAZEFACE_MODELS)}")
-        self.min_face = min_face
-        self.min_confidence = min_confidence
         self.options = BLAZEFACE_MODELS[model]
         self.anchors = ssd_anchors(self.options)
         with warnings.catch_warnings():  # TF 2.20+ warns that tf.lite moves to the ai-edge-litert package
@@ -246,24 +243,133 @@ class BlazeFaceDetector:
         outputs = sorted(self._interpreter.get_output_details(), key=lambda d: -int(d["shape"][-1]))
         self._boxes, self._scores = outputs[0]["index"], outputs[1]["index"]  # (1, N, 16), (1, N, 1)
 
-    def __call__(self, photo: np.ndarray) -> list[Face]:
-        size = self.options.input_size
-        square, scale, (left, top) = letterbox(photo, size)
-        self._interpreter.set_tensor(self._input, square[None])
+    def __call__(self, square: np.ndarray, min_score: float) -> list[tuple[np.ndarray, np.ndarray, float]]:
+        self._interpreter.set_tensor(self._input, np.asarray(square, np.float32)[None])
         self._interpreter.invoke()
         raw_boxes = self._interpreter.get_tensor(self._boxes)[0]
         raw_scores = self._interpreter.get_tensor(self._scores)[0]
-        boxes, keypoints, scores = decode_detections(raw_boxes, raw_scores, self.anchors, size,
-                                                     min(self.min_confidence, 0.5))
-        faces = []
-        for box, points, score in weighted_nms(boxes, keypoints, scores):
-            x0, y0 = (box[0] - left) / scale, (box[1] - top) / scale
-            x1, y1 = (box[2] - left) / scale, (box[3] - top) / scale
+        boxes, keypoints, scores = decode_detections(raw_boxes, raw_scores, self.anchors,
+                                                     self.options.input_size, min_score)
+        return weighted_nms(boxes, keypoints, scores)
+
+
+CANDIDATE_SCORE = 0.1  # full-range detections this sure are looked at again, closer ...
+MAX_CANDIDATES = 8     # ... the surest ones, at most
+REFINE_ZOOM = 2.0      # the second look's crop side, in candidate box sides
+REFINE_SIZES = (0.5, 2.0)  # the second look's box side must be within these times the first's
+
+
+class BlazeFaceDetector:
+    """MediaPipe's BlazeFace in two looks, through TensorFlow Lite (see the module's docstring).
+
+    First the full-range model over the whole photo (shrunk to 192 px) finds candidates (score >=
+    CANDIDATE_SCORE, the MAX_CANDIDATES surest); then, with refine, the short-range model (128 px)
+    looks again at each candidate in an upright square crop REFINE_ZOOM times its box: that look's
+    score decides (min_confidence) and its keypoints, at several times the resolution of the first,
+    align the face. refine False keeps the first look alone (its score against min_confidence).
+    """
+
+    name = "blazeface"
+
+    def __init__(self, min_face: int = 40, min_confidence: float = DEFAULT_MIN_CONFIDENCE["blazeface"],
+                 refine: bool = True, num_threads: int | None = 1):
+        self.min_face = min_face
+        self.min_confidence = min_confidence
+        self.refine = refine
+        self.full = BlazeFaceModel("full", num_threads)
+        self.short = BlazeFaceModel("short", num_threads) if refine else None
+
+    def __call__(self, photo: np.ndarray) -> list[Face]:
+        size = self.full.options.input_size
+        square, scale, (left, top) = letterbox(photo, size)
+        first = CANDIDATE_SCORE if self.refine else min(self.min_confidence, CANDIDATE_SCORE)
+        candidates = []
+        for box, points, score in self.full(square, first)[:MAX_CANDIDATES]:
+            box = (box.astype(np.float64) - (left, top, left, top)) / scale
             points = (points.astype(np.float64) - (left, top)) / scale
-            face = Face((float(x0), float(y0), float(x1 - x0), float(y1 - y0)), score, points, BLAZEFACE_KEYPOINTS)
-            if score >= self.min_confidence and max(face.box[2:]) >= self.min_face:
+            candidates.append((box, points, score))
+        # A box wider than the photo's shorter side is no face (the models see some in a zoomed-out
+        # scene's texture); a face filling the photo has a box well inside it.
+        largest = min(photo.shape[:2])
+        candidates = [c for c in candidates if max(c[0][2:] - c[0][:2]) <= largest]
+        found = [self._second_look(photo, *c) for c in candidates] if self.refine else candidates
+        found = _drop_overlaps([f for f in found if f is not None and f[2] >= self.min_confidence])
+        faces = []
+        for (x0, y0, x1, y1), points, score in found:
+            face = Face((float(x0), float(y0), float(x1 - x0), float(y1 - y0)), float(score), points,
+                        BLAZEFACE_KEYPOINTS)
+            if self.min_face <= max(face.box[2:]) <= largest:
                 faces.append(face)
         return sorted(faces, key=lambda f: (f.box[0], f.box[1]))
+
+    def _second_look(self, photo: np.ndarray, box: np.ndarray, points: np.ndarray, score: float):
+        """The short-range model's (box, keypoints, score) of a candidate, in photo pixels; None when it
+        finds no face near the crop's middle of about the candidate's size."""
+        size = self.short.options.input_size
+        matrix = upright_crop(box, points, REFINE_ZOOM, size)
+        crop = quick_warp(photo, matrix, size).astype(np.float32) / 127.5 - 1.0
+        best = None
+        expected = size / REFINE_ZOOM  # the candidate's box side in the crop
+        for crop_box, crop_points, crop_score in self.short(crop, min(self.min_confidence, 0.5)):
+            centre = (crop_box[:2] + crop_box[2:]) / 2
+            side = max(crop_box[2:] - crop_box[:2])
+            near = np.all(np.abs(centre - size / 2) <= size / 4)
+            alike = REFINE_SIZES[0] * expected <= side <= REFINE_SIZES[1] * expected
+            if near and alike and (best is None or crop_score > best[2]):
+                best = (crop_box, crop_points, crop_score)
+        if best is None:
+            return None
+        crop_box, crop_points, crop_score = best
+        back = align.invert(matrix)
+        x0, y0, x1, y1 = crop_box.astype(np.float64)
+        corners = align.apply(back, np.array([(x0, y0), (x1, y0), (x1, y1), (x0, y1)]))
+        return (np.concatenate([corners.min(0), corners.max(0)]), align.apply(back, crop_points), crop_score)
+
+
+def upright_crop(box: np.ndarray, points: np.ndarray, zoom: float, size: int) -> np.ndarray:
+    """Photo -> crop similarity of a size x size square centred on a detection's box (x0, y0, x1, y1),
+    `zoom` times its longer side, turned so that its eyes (points[0], points[1]) are level."""
+    centre = (box[:2] + box[2:]) / 2
+    side = zoom * max(box[2] - box[0], box[3] - box[1])
+    dx, dy = points[1] - points[0]
+    angle = math.atan2(dy, dx)
+    c, s = math.cos(-angle) * size / side, math.sin(-angle) * size / side
+    linear = np.array([[c, -s], [s, c]])
+    return np.concatenate([linear, (size / 2 - linear @ centre)[:, None]], axis=1)
+
+
+def quick_warp(photo: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """A size x size crop (photo -> crop similarity `matrix`) for a detector's second look: bilinear from
+    the photo box-shrunk by a whole factor to about the crop's scale (cheaper than align.warp_face's
+    supersampling, and as antialiased as a detector needs); black past the photo's edge."""
+    factor = max(1, math.floor(1.0 / align.scale_of(matrix)))
+    image = Image.fromarray(photo)
+    if factor > 1:
+        image = image.reduce(factor)
+    # PIL takes the map from crop to (shrunk) photo pixels.
+    to_photo = align.invert(matrix)
+    to_photo = np.diag([1.0 / factor, 1.0 / factor]) @ to_photo
+    return np.asarray(image.transform((size, size), Image.Transform.AFFINE, data=tuple(to_photo.ravel()),
+                                      resample=Image.Resampling.BILINEAR))
+
+
+def box_overlap(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Intersection of one box (x0, y0, x1, y1) with each of boxes (M, 4), over the smaller one's area."""
+    width = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
+    height = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
+    areas = np.minimum((box[2] - box[0]) * (box[3] - box[1]), (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
+    return np.where(areas > 0, width * height / np.where(areas > 0, areas, 1), 0.0)
+
+
+def _drop_overlaps(found: list, overlap: float = 0.5) -> list:
+    """The detections (box, keypoints, score) left after dropping each one that shares more than
+    `overlap` of the smaller box with a surer one: the same face seen twice, or a box around a face
+    (the models see a larger "face" in the head and background around a real one)."""
+    kept = []
+    for detection in sorted(found, key=lambda d: -d[2]):
+        if not kept or box_overlap(detection[0], np.array([k[0] for k in kept])).max() <= overlap:
+            kept.append(detection)
+    return kept
 
 
 def make_detector(name: str, min_face: int = 40, min_confidence: float | None = None):
