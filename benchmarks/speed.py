@@ -178,14 +178,14 @@ def found_face(boxes: Sequence[Sequence[float]], centre: tuple[float, float] | N
     return any(bx <= x <= bx + bw and by <= y <= by + bh for bx, by, bw, bh in boxes)
 
 
-def score(scenes_dir: Path, scenes: Sequence[dict], masks_dir: Path, boxes: dict[str, list], classes) -> dict:
-    """metrics.summary over the predicted masks <masks_dir>/<name>-mask.png against the scenes' truth,
+def score(scenes_dir: Path, scenes: Sequence[dict], masks: dict[str, Path], boxes: dict[str, list], classes) -> dict:
+    """metrics.summary over the predicted masks (masks[name]: a class-id PNG) against the scenes' truth,
     with "missed": the scenes whose true face no box of `boxes[name]` holds."""
     confusion = np.zeros((len(classes),) * 2, np.int64)
     missed = []
     for scene in scenes:
         truth = imageio.load_gray(scenes_dir / "masks" / f"{scene['name']}.png")
-        pred = imageio.load_gray(masks_dir / f"{scene['name']}-mask.png")
+        pred = imageio.load_gray(masks[scene["name"]])
         confusion += metrics.confusion_matrix(truth, pred, len(classes))
         if not found_face(boxes.get(scene["name"], []), part_centre(truth)):
             missed.append(scene["name"])
@@ -196,15 +196,12 @@ def score(scenes_dir: Path, scenes: Sequence[dict], masks_dir: Path, boxes: dict
 
 # ------------------------------------------------------------------------------------------ lipseg_tf
 
-def run_lipseg(scenes_dir: Path, scenes: Sequence[dict], out_dir: Path, detector_name: str,
-               model_dir: Path | None = None, save: Sequence[str] = ("mask", "json")) -> dict:
-    """predict_files over the scenes (timed, loading excluded), then scored."""
+def run_lipseg(segmenter, scenes_dir: Path, scenes: Sequence[dict], out_dir: Path,
+               save: Sequence[str] = ("mask", "json")) -> dict:
+    """predict_files over some scenes, timed from the first read to the last file written (the model
+    and detector are loaded before): {"seconds", "steps" (summed), "boxes"}; masks in out_dir."""
     from lipseg_tf.serve import predict
-    from lipseg_tf.serve.api import Segmenter
 
-    segmenter = Segmenter(model_dir, detector=detector_name)
-    model = segmenter.model
-    segmenter.detector  # noqa: B018  (built now, so that its loading is not timed)
     files = [scenes_dir / "photos" / f"{s['name']}.jpg" for s in scenes]
     start = time.perf_counter()
     summary = predict.predict_files(files, segmenter, out_dir, save=save)
@@ -213,11 +210,8 @@ def run_lipseg(scenes_dir: Path, scenes: Sequence[dict], out_dir: Path, detector
     for scene in scenes:
         record = json.loads((out_dir / f"{scene['name']}.json").read_text())
         boxes[scene["name"]] = [face["box"] for face in record["faces"]]
-    result = score(scenes_dir, scenes, out_dir, boxes, model.classes)
-    result["seconds_per_photo"] = seconds / len(files)
-    result["steps"] = summary["mean_seconds"]
-    result["system"] = f"lipseg_tf predict ({detector_name}, writes {'+'.join(save)})"
-    return result
+    steps = {k: v * len(files) for k, v in summary["mean_seconds"].items()}
+    return {"seconds": seconds, "steps": steps, "boxes": boxes}
 
 
 # ------------------------------------------------------------------------------------------ MediaPipe
@@ -247,8 +241,10 @@ def facemesh_mask(landmarks: np.ndarray | None, polygons: dict, class_ids: dict,
     return labels
 
 
-def run_mediapipe(scenes_dir: Path, out_dir: Path) -> dict:
-    """FaceMesh over the scenes (run inside .venv-mediapipe): masks written, timed, scored."""
+def run_mediapipe(scenes_dir: Path, out_dir: Path, start_index: int, stop_index: int) -> dict:
+    """FaceMesh over scenes[start_index:stop_index] (run inside .venv-mediapipe): masks written into
+    out_dir, timed from the first read to the last mask written (the graph's start-up left out):
+    {"seconds", "steps", "boxes", "system"}."""
     os.environ.setdefault("GLOG_minloglevel", "2")
     import mediapipe
     from mediapipe.python.solutions import face_mesh
@@ -256,7 +252,7 @@ def run_mediapipe(scenes_dir: Path, out_dir: Path) -> dict:
     from benchmarks import mediapipe_peer as peer
 
     info = json.loads((scenes_dir / SCENES_FILE).read_text())
-    scenes, classes = info["scenes"], info["classes"]
+    scenes, classes = info["scenes"][start_index:stop_index], info["classes"]
     polygons = peer.part_polygons(face_mesh.FACEMESH_LIPS, face_mesh.FACEMESH_LEFT_EYE, face_mesh.FACEMESH_RIGHT_EYE)
     class_ids = peer.part_class_ids({"parts": classes[1:], "style": "color"}, polygons)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -277,21 +273,19 @@ def run_mediapipe(scenes_dir: Path, out_dir: Path) -> dict:
                 (x0, y0), (x1, y1) = landmarks.min(0) * photo.shape[1::-1], landmarks.max(0) * photo.shape[1::-1]
                 boxes[scene["name"]] = [[x0, y0, x1 - x0, y1 - y0]]
         seconds = time.perf_counter() - start
-    result = score(scenes_dir, scenes, out_dir, boxes, classes)
-    result["seconds_per_photo"] = seconds / len(scenes)
-    result["steps"] = {"read_and_facemesh": mesh_seconds / len(scenes)}
-    result["system"] = f"MediaPipe FaceMesh {mediapipe.__version__} (mask drawn and written)"
-    return result
+    return {"seconds": seconds, "steps": {"read_and_facemesh": mesh_seconds}, "boxes": boxes,
+            "system": f"MediaPipe FaceMesh {mediapipe.__version__} (writes mask)"}
 
 
-def mediapipe_subprocess(scenes_dir: Path, out_dir: Path, python: Path = MEDIAPIPE_PYTHON) -> dict:
+def mediapipe_subprocess(scenes_dir: Path, out_dir: Path, start_index: int, stop_index: int,
+                         python: Path = MEDIAPIPE_PYTHON) -> dict:
     """run_mediapipe in MediaPipe's own environment; its result read back from out_dir/result.json."""
     if not python.is_file():
         raise UserError(f"{python}: not found (benchmarks/speed.sh makes .venv-mediapipe from "
                         "benchmarks/requirements-mediapipe.txt)")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    subprocess.run([str(python), "-m", "benchmarks.speed", "--mediapipe-part", "--scenes", str(scenes_dir),
-                    "--out", str(out_dir)], check=True, env=env, cwd=ROOT)
+    subprocess.run([str(python), "-m", "benchmarks.speed", "--mediapipe-part", f"{start_index}:{stop_index}",
+                    "--scenes", str(scenes_dir), "--out", str(out_dir)], check=True, env=env, cwd=ROOT)
     return json.loads((out_dir / "result.json").read_text())
 
 
@@ -336,9 +330,20 @@ def build_parser() -> argparse.ArgumentParser:
                         help="lipseg_tf detector(s) to run, repeatable (default: blazeface)")
     parser.add_argument("--model", type=Path, default=None, help="exported model (default: the shipped one)")
     parser.add_argument("--no-mediapipe", dest="mediapipe", action="store_false", help="skip MediaPipe")
-    parser.add_argument("--mediapipe-part", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--rounds", type=positive_int, default=5,
+                        help="the scenes are run in this many rounds, each system in turn in each")
+    parser.add_argument("--mediapipe-part", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     return parser
+
+
+def add_round(total: dict, part: dict) -> None:
+    """Add one round's seconds, steps and boxes to a system's totals."""
+    total["seconds"] = total.get("seconds", 0.0) + part["seconds"]
+    for key, value in part["steps"].items():
+        total.setdefault("steps", {})[key] = total.get("steps", {}).get(key, 0.0) + value
+    total.setdefault("boxes", {}).update(part["boxes"])
+    total["system"] = part.get("system", total.get("system"))
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -346,22 +351,47 @@ def _main(argv: Sequence[str] | None) -> int:
     setup_logging(args.verbose)
     scenes_dir = args.scenes or args.out / "scenes"
     if args.mediapipe_part:
-        result = run_mediapipe(scenes_dir, args.out)
-        imageio.write_text(args.out / "result.json", json.dumps(result, indent=1) + "\n")
+        start_index, stop_index = (int(v) for v in args.mediapipe_part.split(":"))
+        result = run_mediapipe(scenes_dir, args.out, start_index, stop_index)
+        imageio.write_text(args.out / "result.json", json.dumps(result) + "\n")
         return 0
+    from lipseg_tf.serve.api import Segmenter
+
     scenes = build_scenes(args.data_dir, args.masks, scenes_dir, args.count, args.seed, args.split)
     classes = json.loads((scenes_dir / SCENES_FILE).read_text())["classes"]
-    results = []
-    for name in args.detector or ["blazeface"]:
-        results.append(run_lipseg(scenes_dir, scenes, args.out / f"lipseg_{name}", name, args.model))
-        log.info("%s: %.4f s per photo, mean F1 %.3f", results[-1]["system"], results[-1]["seconds_per_photo"],
-                 results[-1]["mean_f1"])
+    detectors = args.detector or ["blazeface"]
+    segmenters = {}
+    for name in detectors:
+        segmenters[name] = Segmenter(args.model, detector=name)
+        segmenters[name].detector  # noqa: B018  (built now, so that its loading is not timed)
+    systems = {name: {"system": f"lipseg_tf predict ({name}, writes mask+json)",
+                      "masks": args.out / f"lipseg_{name}"} for name in detectors}
     if args.mediapipe:
-        results.append(mediapipe_subprocess(scenes_dir, args.out / "mediapipe"))
+        systems["mediapipe"] = {"masks": args.out / "mediapipe"}
+    # Rounds of scenes, each system in turn, so that a machine whose load drifts weighs on all alike.
+    bounds = np.linspace(0, len(scenes), min(args.rounds, len(scenes)) + 1).round().astype(int)
+    for index, (first, stop) in enumerate(zip(bounds[:-1], bounds[1:])):
+        for name, total in systems.items():
+            round_dir = total["masks"] / f"round{index}"
+            if name == "mediapipe":
+                part = mediapipe_subprocess(scenes_dir, round_dir, first, stop)
+            else:
+                part = run_lipseg(segmenters[name], scenes_dir, scenes[first:stop], round_dir)
+            add_round(total, part)
+            total.setdefault("mask_files", {}).update(
+                {s["name"]: round_dir / f"{s['name']}-mask.png" for s in scenes[first:stop]})
+            log.info("round %d, %s: %.4f s per photo", index, name, part["seconds"] / (stop - first))
+    results = []
+    for name, total in systems.items():
+        result = score(scenes_dir, scenes, total["mask_files"], total["boxes"], classes)
+        result.update(system=total["system"], seconds_per_photo=total["seconds"] / len(scenes),
+                      steps={k: v / len(scenes) for k, v in total["steps"].items()})
+        results.append(result)
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3]) if Path("/proc/loadavg").is_file() else "?"
     data = (f"{len(scenes)} scenes from the {args.split} split of {args.data_dir} ({SCENE_SIZE[0]}x{SCENE_SIZE[1]}, "
             f"faces {FACE_WIDTHS[0]:.0f}-{FACE_WIDTHS[1]:.0f} px, up to {MAX_ANGLE:.0f} degrees), "
-            f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, {os.cpu_count()} CPUs, load {load}")
+            f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, {os.cpu_count()} CPUs, load {load}, "
+            f"{len(bounds) - 1} rounds")
     report = format_report(results, classes, len(scenes), data)
     imageio.write_text(args.out / "speed.json", json.dumps({"data": data, "results": results}, indent=1) + "\n")
     print(report)
