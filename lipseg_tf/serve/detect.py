@@ -264,11 +264,11 @@ REFINE_SIZES = (0.5, 2.0)  # the second look's box side must be within these tim
 class BlazeFaceDetector:
     """MediaPipe's BlazeFace in two looks, through TensorFlow Lite (see the module's docstring).
 
-    First the full-range model over the whole photo (shrunk to 192 px) finds candidates (score >=
-    CANDIDATE_SCORE, the MAX_CANDIDATES surest); then, with refine, the short-range model (128 px)
-    looks again at each candidate in an upright square crop REFINE_ZOOM times its box: that look's
-    score decides (min_confidence) and its keypoints, at several times the resolution of the first,
-    align the face. refine False keeps the first look alone (its score against min_confidence).
+    First the full-range model over the whole photo and its halves (first_look_tiles, each shrunk to
+    192 px) finds candidates (score >= CANDIDATE_SCORE, the MAX_CANDIDATES surest); then, with refine,
+    the short-range model (128 px) looks again at each candidate in an upright square crop REFINE_ZOOM
+    times its box: that look's score decides (min_confidence) and its keypoints, at several times the
+    resolution of the first, align the face. refine False keeps the first look alone (its score against min_confidence).
     """
 
     name = "blazeface"
@@ -282,18 +282,20 @@ class BlazeFaceDetector:
         self.short = BlazeFaceModel("short", num_threads) if refine else None
 
     def __call__(self, photo: np.ndarray) -> list[Face]:
-        size = self.full.options.input_size
-        square, scale, (left, top) = letterbox(photo, size)
         first = CANDIDATE_SCORE if self.refine else min(self.min_confidence, CANDIDATE_SCORE)
         candidates = []
-        for box, points, score in self.full(square, first)[:MAX_CANDIDATES]:
-            box = (box.astype(np.float64) - (left, top, left, top)) / scale
-            points = (points.astype(np.float64) - (left, top)) / scale
-            candidates.append((box, points, score))
+        for x0, y0, x1, y1 in first_look_tiles(photo.shape[:2]):
+            square, scale, (left, top) = letterbox(photo[y0:y1, x0:x1], self.full.options.input_size)
+            offset = np.array([x0, y0], np.float64)
+            for box, points, score in self.full(square, first):
+                box = (box.astype(np.float64) - (left, top, left, top)) / scale + np.tile(offset, 2)
+                points = (points.astype(np.float64) - (left, top)) / scale + offset
+                candidates.append((box, points, score))
         # A box wider than the photo's shorter side is no face (the models see some in a zoomed-out
         # scene's texture); a face filling the photo has a box well inside it.
         largest = min(photo.shape[:2])
         candidates = [c for c in candidates if max(c[0][2:] - c[0][:2]) <= largest]
+        candidates = _drop_overlaps(candidates, NMS_IOU, box_iou)[:MAX_CANDIDATES]
         found = [self._second_look(photo, *c) for c in candidates] if self.refine else candidates
         found = _drop_overlaps([f for f in found if f is not None and f[2] >= self.min_confidence])
         faces = []
@@ -328,6 +330,21 @@ class BlazeFaceDetector:
         return (np.concatenate([corners.min(0), corners.max(0)]), align.apply(back, crop_points), crop_score)
 
 
+def first_look_tiles(shape: tuple[int, int]) -> list[tuple[int, int, int, int]]:
+    """The boxes (x0, y0, x1, y1) of a photo of `shape` (H, W) the first look runs on: the whole photo,
+    and where its longer side is over 1.2 times the shorter, also its two halves along that side, each
+    5/8 of it (overlapping by a quarter), where faces are a third larger in the 192 px input: BlazeFace
+    full range barely sees faces under a tenth of the side it is given."""
+    height, width = shape
+    tiles = [(0, 0, width, height)]
+    if max(height, width) > 1.2 * min(height, width):
+        long = max(height, width)
+        part = round(long * 5 / 8)
+        for start in (0, long - part):
+            tiles.append((start, 0, start + part, height) if width >= height else (0, start, width, start + part))
+    return tiles
+
+
 def upright_crop(box: np.ndarray, points: np.ndarray, zoom: float, size: int) -> np.ndarray:
     """Photo -> crop similarity of a size x size square centred on a detection's box (x0, y0, x1, y1),
     `zoom` times its longer side, turned so that its eyes (points[0], points[1]) are level."""
@@ -342,17 +359,24 @@ def upright_crop(box: np.ndarray, points: np.ndarray, zoom: float, size: int) ->
 
 def quick_warp(photo: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
     """A size x size crop (photo -> crop similarity `matrix`) for a detector's second look: bilinear from
-    the photo box-shrunk by a whole factor to about the crop's scale (cheaper than align.warp_face's
-    supersampling, and as antialiased as a detector needs); black past the photo's edge."""
-    factor = max(1, math.floor(1.0 / align.scale_of(matrix)))
-    image = Image.fromarray(photo)
-    if factor > 1:
-        image = image.reduce(factor)
-    # PIL takes the map from crop to (shrunk) photo pixels.
+    the part of the photo under the crop, box-shrunk by a whole factor to about the crop's scale
+    (cheaper than align.warp_face's supersampling, and as antialiased as a detector needs); black past
+    the photo's edge."""
+    height, width = photo.shape[:2]
     to_photo = align.invert(matrix)
-    to_photo = np.diag([1.0 / factor, 1.0 / factor]) @ to_photo
-    return np.asarray(image.transform((size, size), Image.Transform.AFFINE, data=tuple(to_photo.ravel()),
-                                      resample=Image.Resampling.BILINEAR))
+    corners = align.apply(to_photo, np.array([(0, 0), (size, 0), (size, size), (0, size)], np.float64))
+    x0, y0 = np.clip(np.floor(corners.min(0)).astype(int) - 1, 0, (width, height))
+    x1, y1 = np.clip(np.ceil(corners.max(0)).astype(int) + 1, 0, (width, height))
+    if x1 <= x0 or y1 <= y0:
+        return np.zeros((size, size, 3), np.uint8)
+    factor = max(1, math.floor(1.0 / align.scale_of(matrix)))
+    region = Image.fromarray(np.ascontiguousarray(photo[y0:y1, x0:x1]))
+    if factor > 1:
+        region = region.reduce(factor)
+    # PIL takes the map from crop pixels to (shrunk) region pixels.
+    to_region = np.diag([1.0 / factor, 1.0 / factor]) @ (to_photo - np.array([[0, 0, x0], [0, 0, y0]]))
+    return np.asarray(region.transform((size, size), Image.Transform.AFFINE, data=tuple(to_region.ravel()),
+                                       resample=Image.Resampling.BILINEAR))
 
 
 def box_overlap(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -363,13 +387,15 @@ def box_overlap(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return np.where(areas > 0, width * height / np.where(areas > 0, areas, 1), 0.0)
 
 
-def _drop_overlaps(found: list, overlap: float = 0.5) -> list:
-    """The detections (box, keypoints, score) left after dropping each one that shares more than
-    `overlap` of the smaller box with a surer one: the same face seen twice, or a box around a face
-    (the models see a larger "face" in the head and background around a real one)."""
+def _drop_overlaps(found: list, overlap: float = 0.5, measure=None) -> list:
+    """The detections (box, keypoints, score) left, surest first, after dropping each one that overlaps
+    a surer one by more than `overlap`: by default of the smaller box's area (box_overlap: the same
+    face seen twice, or a box around a face: the models see a larger "face" in the head and background
+    around a real one); `measure` box_iou for plain suppression."""
+    measure = measure or box_overlap
     kept = []
     for detection in sorted(found, key=lambda d: -d[2]):
-        if not kept or box_overlap(detection[0], np.array([k[0] for k in kept])).max() <= overlap:
+        if not kept or measure(detection[0], np.array([k[0] for k in kept])).max() <= overlap:
             kept.append(detection)
     return kept
 

@@ -158,17 +158,22 @@ class PreparedPhoto:
     seconds: dict[str, float]
 
 
-def prepare_photo(photo: np.ndarray, model: Model, detector) -> PreparedPhoto:
+def prepare_photo(photo: np.ndarray, model: Model, detector, found: tuple[list, float] | None = None
+                  ) -> PreparedPhoto:
     """Detect the faces of a photo and cut their aligned crops (segment_photo's first half).
 
     detector None (--no-detect): the photo already is an aligned face, framed as the model's training
-    photos; the model sees its crop box (classes.json "crop"; the whole photo without one).
+    photos; the model sees its crop box (classes.json "crop"; the whole photo without one). found: the
+    detector's faces and seconds, when it already ran (predict_files runs it beside the model).
     """
     height, width = photo.shape[:2]
     seconds = {}
     start = time.perf_counter()
     size = model.image_size
-    if detector is None:
+    if found is not None:
+        faces, seconds["detect"] = found
+        transforms = [face.transform(size, model.framing, model.crop) for face in faces]
+    elif detector is None:
         transforms = [align.box_transform((height, width), size, model.crop)]
         (x0, y0), _, (x1, y1), _ = align.crop_corners(transforms[0], size) + 0.0  # + 0.0: no -0.0
         faces = [Face((float(x0), float(y0), float(x1 - x0), float(y1 - y0)), None, None)]
@@ -192,10 +197,13 @@ def finish_photo(prepared: PreparedPhoto, crop_probs: np.ndarray | None) -> Phot
     return PhotoResult(labels, prepared.faces, prepared.transforms, owner, seconds, crop_labels)
 
 
-def segment_photos(photos: Sequence[np.ndarray], model: Model, detector) -> list[PhotoResult]:
+def segment_photos(photos: Sequence[np.ndarray], model: Model, detector,
+                   found: Sequence[tuple[list, float] | None] | None = None) -> list[PhotoResult]:
     """segment_photo for several photos, with one model call over all their faces (each photo's
-    align_and_model time gets its faces' share of it)."""
-    prepared = [prepare_photo(photo, model, detector) for photo in photos]
+    align_and_model time gets its faces' share of it); found: each photo's faces and detection
+    seconds where the detector already ran."""
+    found = found or [None] * len(photos)
+    prepared = [prepare_photo(photo, model, detector, f) for photo, f in zip(photos, found)]
     crops = [p.crops for p in prepared if p.crops is not None]
     if not crops:
         return [finish_photo(p, None) for p in prepared]
@@ -307,22 +315,30 @@ def parse_save(text: str) -> tuple[str, ...]:
     return tuple(choice for choice in SAVE_CHOICES if choice in chosen)
 
 
-def _read(path: Path) -> tuple[np.ndarray | None, UserError | None, float]:
-    """A photo, or the error that names why it is unreadable, and the seconds it took."""
+def _read(path: Path, detector) -> tuple[np.ndarray | None, UserError | None, float, tuple | None]:
+    """A photo, or the error that names why it is unreadable, the seconds it took, and its faces and
+    their detection seconds (None without a detector)."""
     start = time.perf_counter()
     try:
-        return load_rgb(path), None, time.perf_counter() - start
+        photo = load_rgb(path)
     except UserError as err:
-        return None, err, time.perf_counter() - start
+        return None, err, time.perf_counter() - start, None
+    seconds = time.perf_counter() - start
+    if detector is None:
+        return photo, None, seconds, None
+    start = time.perf_counter()
+    faces = detector(photo)
+    return photo, None, seconds, (faces, time.perf_counter() - start)
 
 
-def _read_ahead(reader, files: Sequence[Path], ahead: int):
-    """(path, _read(path)) for every file in order, the reader thread decoding `ahead` files ahead."""
-    pending = collections.deque(reader.submit(_read, path) for path in files[:ahead])
+def _read_ahead(reader, files: Sequence[Path], ahead: int, detector):
+    """(path, _read(path, detector)) for every file in order, the reader thread decoding (and
+    detecting in) `ahead` files ahead."""
+    pending = collections.deque(reader.submit(_read, path, detector) for path in files[:ahead])
     for index, path in enumerate(files):
         found = pending.popleft().result()
         if index + ahead < len(files):
-            pending.append(reader.submit(_read, files[index + ahead]))
+            pending.append(reader.submit(_read, files[index + ahead], detector))
         yield path, found
 
 
@@ -359,9 +375,10 @@ def predict_files(files: Sequence[Path], segmenter: Segmenter, out_dir: Path,
     """Segment every photo with a Segmenter (serve/api.py; built with detector=None for --no-detect); write
     its outputs (`save`: of SAVE_CHOICES) and return the summary (also in summary.json).
 
-    Three stages overlap across photos: a thread decodes the next photos, this one detects, aligns,
-    segments (one model call over the faces of batch_size photos) and pastes back, and a writer thread
-    encodes and writes the outputs of the photos before. Outputs, summary and log come in the order of
+    Three stages overlap across photos: a reader thread decodes the next photos and finds their faces,
+    this one aligns, segments (one model call over the faces of batch_size photos) and pastes back, and
+    a writer thread encodes and writes the outputs of the photos before (the image codecs, TensorFlow
+    and TensorFlow Lite release the GIL while they work). Outputs, summary and log come in the order of
     `files`.
     """
     from concurrent.futures import ThreadPoolExecutor
@@ -383,8 +400,9 @@ def predict_files(files: Sequence[Path], segmenter: Segmenter, out_dir: Path,
     start_all = time.perf_counter()
 
     def segment_batch(batch: list, writes: list) -> None:
-        results = segment_photos([photo for _, photo, _ in batch], model, detector)
-        for (path, photo, load_seconds), result in zip(batch, results):
+        results = segment_photos([photo for _, photo, _, _ in batch], model, detector,
+                                 [found for _, _, _, found in batch])
+        for (path, photo, load_seconds, _), result in zip(batch, results):
             seconds = {"load": load_seconds, **result.seconds}
             name = names[path]
             record = _photo_record(path, photo, result, name, model, summary["framing"], save, seconds)
@@ -402,14 +420,14 @@ def predict_files(files: Sequence[Path], segmenter: Segmenter, out_dir: Path,
     with ThreadPoolExecutor(1, thread_name_prefix="read") as reader, \
             ThreadPoolExecutor(1, thread_name_prefix="write") as writer:
         batch, writes = [], []
-        for path, (photo, error, load_seconds) in tqdm(
-                _read_ahead(reader, files, batch_size + READ_AHEAD), total=len(files), desc="predict",
+        for path, (photo, error, load_seconds, found) in tqdm(
+                _read_ahead(reader, files, batch_size + READ_AHEAD, detector), total=len(files), desc="predict",
                 unit="photo", disable=None if len(files) > 1 else True, dynamic_ncols=True):
             if error is not None:
                 log.warning("skipped %s", error)
                 summary["skipped"].append({"file": str(path), "reason": str(error)})
                 continue
-            batch.append((path, photo, load_seconds))
+            batch.append((path, photo, load_seconds, found))
             if len(batch) >= batch_size:
                 segment_batch(batch, writes)
         if batch:
