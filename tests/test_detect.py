@@ -183,6 +183,19 @@ def test_blazeface_finds_the_turned_face_in_a_larger_photo(blazeface, refine):
                                    atol=0.1 * 128 * 0.241)
 
 
+def test_blazeface_finds_every_face_of_a_group(blazeface):
+    grace = Image.fromarray(grace_hopper_photo())
+    photo = np.full((480, 1280, 3), 128, np.uint8)
+    for index, height in enumerate((200, 240, 280, 220, 260)):  # five faces, 90-130 px wide
+        face = np.asarray(grace.resize((round(height * 512 / 600), height), Image.Resampling.LANCZOS))
+        x, y = 20 + 250 * index, 40 + 30 * (index % 2)
+        photo[y:y + face.shape[0], x:x + face.shape[1]] = face
+    faces = blazeface(photo)
+    assert len(faces) == 5
+    centres = [face.box[0] + face.box[2] / 2 for face in faces]
+    assert [int(c // 250) for c in centres] == [0, 1, 2, 3, 4]  # one in each place, left to right
+
+
 def test_blazeface_finds_nothing_in_a_photo_without_a_face(blazeface):
     x = np.linspace(0, 1, 400)
     photo = np.stack([np.outer(np.linspace(0, 1, 300), x) * 255, np.tile(x * 200, (300, 1)),
