@@ -1,26 +1,30 @@
 """Lips and eyes in any photo, with an exported model: the work of predict.py (cli/predict.py).
 
-For each photo: find the faces (MTCNN, https://github.com/ipazc/mtcnn, weights inside its wheel), keep
-those at least --min-face pixels tall and wide-ish (the detector box's longer side) and at least
---min-confidence sure; align each with the similarity transform that puts its eyes and mouth corners
-where the model's training faces had them (serve/align.py), cut the crop at the model's input size,
-segment all crops of the photo in one batch, resample each crop's class probabilities back into the
-photo through the inverse transform (bilinear) and take their argmax there, so the labels are never
-interpolated and a large face's mask has no blocky borders. Where two faces' crops overlap, a part
-label beats background and the more probable of two part labels wins.
+For each photo: find the faces (serve/detect.py: BlazeFace by default, or MTCNN), keep those at least
+--min-face pixels tall and wide-ish (the detector box's longer side) and at least --min-confidence
+sure; align each with the similarity transform that puts its eyes and mouth corners (MTCNN), or its
+eyes and mouth centre (BlazeFace), where the model's training faces had them (serve/align.py), cut the
+crop at the model's input size, segment the crops of several photos in one batch, resample each
+crop's class probabilities back into the photo through the inverse transform (bilinear) and take their
+argmax there, so the labels are never interpolated and a large face's mask has no blocky borders.
+Where two faces' crops overlap, a part label beats background and the more probable of two part
+labels wins.
 
 A model trained on a box of the framing (classes.json "crop": [x0, y0, side], process.py --crop) gets
 faces aligned to that box; with --no-detect it sees that box of each photo. With --tta flip (or a
 model exported with it) each crop's probabilities are averaged with those of its mirror image, flipped
 back and with the left/right classes swapped.
 
-Writes into --output, for a photo <name>.<ext>:
+Writes into --output, for a photo <name>.<ext>, the outputs --save names (default mask,json):
 
     <name>-mask.png     class ids at the photo's full size (uint8, 0 background, then the parts)
-    <name>-overlay.png  the photo with the parts in their mask colours, face boxes and landmarks
+    <name>-overlay.png  the photo with the parts in their mask colours, face boxes and landmarks (overlay)
     <name>.json         size, each face's box, landmarks, detector confidence, transform and pixel area
                         per part, the time of each step
-    summary.json        photos, faces, photos without a face, skipped files, mean times
+    summary.json        photos, faces, photos without a face, skipped files, mean times, wall time
+
+predict_files overlaps the steps across photos: a reader thread decodes photos and finds their faces
+ahead, the main thread aligns, segments and pastes back, a writer thread encodes and writes.
 
 A photo without a face gets an all-background mask and is listed in the summary: not an error. An
 unreadable file is named, skipped and listed; the run goes on and then exits with status 1.
