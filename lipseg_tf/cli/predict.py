@@ -1,4 +1,5 @@
-"""predict.py: lips and eyes in any photo, with an exported model (serve/predict.py does the work)."""
+"""predict.py: lips and eyes in any photo or video, with an exported model: a thin layer over the Python
+API (serve/api.py's Segmenter); serve/predict.py writes the photos' outputs, serve/video.py the videos'."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import logging
 from pathlib import Path
 from typing import Sequence
 
-from lipseg_tf.cli.common import run, setup_logging
+from lipseg_tf.cli.common import positive_int, run, setup_logging
 from lipseg_tf.errors import UserError
-from lipseg_tf.prep.folders import check_apart
+from lipseg_tf.prep.folders import check_apart, claim_folder
 from lipseg_tf.prep.imageio import IMAGE_EXTENSIONS, list_images
 from lipseg_tf.serve import align
 from lipseg_tf.serve.api import DEFAULT_MODEL, DEFAULT_MODEL_NAME, Segmenter
@@ -19,20 +20,24 @@ from lipseg_tf.serve.predict import (
     SAVE_CHOICES,
     SUMMARY_FILE,
     TTA_CHOICES,
+    _output_names,
     check_output_dir,
     parse_save,
     predict_files,
 )
+from lipseg_tf.serve.video import VIDEO_EXTENSIONS, is_video, list_videos, predict_videos, video_outputs
 
 log = logging.getLogger("lipseg_tf")
 
 
-def _input_files(path: Path) -> list[Path]:
+def _input_files(path: Path) -> tuple[list[Path], list[Path]]:
+    """(photos, videos) of --input: a file (a video by its extension) or a folder's photos and videos."""
     if path.is_dir():
-        return list_images(path)
+        videos = list_videos(path)
+        return list_images(path, required=not videos), videos  # UserError when there is neither
     if not path.exists():
-        raise UserError(f"{path}: not found (expected an image file or a folder of images)")
-    return [path]
+        raise UserError(f"{path}: not found (expected an image or video file, or a folder of them)")
+    return ([], [path]) if is_video(path) else ([path], [])
 
 
 def _model_folder(model: str | None) -> Path:
@@ -51,17 +56,20 @@ DEFAULT_OUTPUT = "predict_out"
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="predict.py",
-        description="Segment lips and eyes in photos of any size: detect faces (BlazeFace or MTCNN), align each to the "
-                    "model's training framing, segment, and paste the masks back at the photo's size.",
+        description="Segment lips and eyes in photos and videos of any size: detect faces (BlazeFace or MTCNN), "
+                    "align each to the model's training framing, segment, and paste the masks back at the "
+                    "photo's size. In videos faces are tracked between detections and smoothed in time.",
         epilog="Example: %(prog)s --input photo.jpg --output masks/ (the pretrained model), or %(prog)s "
                "--model export/unet --input photos/ --output masks/. Writes per photo "
-               "<name>-mask.png (class ids) and <name>.json (--save adds <name>-overlay.png), and summary.json.",
+               "<name>-mask.png (class ids) and <name>.json (--save adds <name>-overlay.png); per video "
+               "<name>-overlay.mp4, <name>-masks/NNNNNN.png and <name>.json; and summary.json.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--model", default=None,
                         help="an exported SavedModel folder (unet.py / pix2pix.py --mode export --output_dir); "
                              f"default: the pretrained model shipped beside the scripts, {DEFAULT_MODEL_NAME}/")
     parser.add_argument("--input", required=True,
-                        help=f"a photo or a folder of photos ({', '.join(IMAGE_EXTENSIONS)})")
+                        help=f"a photo ({', '.join(IMAGE_EXTENSIONS)}), a video ({', '.join(VIDEO_EXTENSIONS)}) "
+                             "or a folder of them")
     parser.add_argument("--output", default=DEFAULT_OUTPUT,
                         help="folder for masks, overlays and JSON (created; default: %(default)s in the "
                              "current folder)")
@@ -90,6 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="test-time augmentation: flip averages each face's probabilities with those of its "
                              "mirror image (left/right classes swapped); twice the model time. Models exported "
                              "with --tta flip do it already")
+    parser.add_argument("--detect-every", "--detect_every", dest="detect_every", type=positive_int, default=10,
+                        help="videos: run the face detector every this many frames (and on the first, and when "
+                             "a face is lost); in between each face is tracked from the previous frame")
+    parser.add_argument("--smoothing", type=float, default=0.5,
+                        help="videos: weight of the past in a moving average of each face's probabilities "
+                             "(0 off, below 1), so masks do not flicker")
     parser.add_argument("--verbose", action="store_true", help="debug logging (per-photo timings), TF messages")
     return parser
 
@@ -101,27 +115,41 @@ def _main(argv: Sequence[str] | None) -> int:
         raise UserError(f"--min-face: expected a positive number of pixels, got {args.min_face}")
     if args.min_confidence is not None and not 0.0 <= args.min_confidence <= 1.0:
         raise UserError(f"--min-confidence: expected a value from 0 to 1, got {args.min_confidence}")
+    if not 0.0 <= args.smoothing < 1.0:
+        raise UserError(f"--smoothing: expected a weight from 0 (off) to below 1, got {args.smoothing}")
     save = parse_save(args.save)
-    files = _input_files(Path(args.input))
+    photos, videos = _input_files(Path(args.input))
     model_dir = _model_folder(args.model)
+    out_dir = Path(args.output)
     check_apart(("--output", args.output), {"--input": args.input, "--model": str(model_dir)})
-    check_output_dir(Path(args.output), files)
+    check_output_dir(out_dir, photos)
+    names = _output_names(photos + videos)
+    claim_folder(out_dir, SUMMARY_FILE, [path for video in videos for path in video_outputs(out_dir, names[video])],
+                 "predict.py", keys=("model", "photos"))
     segmenter = Segmenter(model_dir, detector=None if args.no_detect else args.detector, min_face=args.min_face,
                           min_confidence=args.min_confidence, tta=args.tta, framing=args.framing)
-    summary = predict_files(files, segmenter, Path(args.output), save)
-    mean = summary["mean_seconds"]
-    log.info("%d photo(s), %d face(s); without a face: %d; skipped (unreadable): %d; mean per photo: %s%s",
-             summary["photos"], summary["faces"], len(summary["photos_without_face"]), len(summary["skipped"]),
-             ", ".join(f"{k} {v:.3f} s" for k, v in mean.items()) or "-",
-             f"; wall {summary['wall_seconds_per_photo']:.3f} s (the steps overlap)" if summary["photos"] else "")
-    for path in summary["photos_without_face"]:
-        log.info("no face found in %s", path)
+    summary = predict_files(photos, segmenter, out_dir, save)
+    if photos or not videos:
+        mean = summary["mean_seconds"]
+        log.info("%d photo(s), %d face(s); without a face: %d; skipped (unreadable): %d; mean per photo: %s%s",
+                 summary["photos"], summary["faces"], len(summary["photos_without_face"]), len(summary["skipped"]),
+                 ", ".join(f"{k} {v:.3f} s" for k, v in mean.items()) or "-",
+                 f"; wall {summary['wall_seconds_per_photo']:.3f} s (the steps overlap)" if summary["photos"] else "")
+        for path in summary["photos_without_face"]:
+            log.info("no face found in %s", path)
+    if videos:
+        summary = predict_videos(videos, names, segmenter, out_dir, summary, args.detect_every, args.smoothing)
+        log.info("%d video(s), %d frame(s), mean %s fps; without frames: %d; without a face: %d; broken off: %d",
+                 summary["videos"], summary["frames"], summary["mean_fps"], len(summary["videos_without_frames"]),
+                 len(summary["videos_without_face"]), len(summary["videos_broken"]))
     log.info("results in %s (%s)", args.output, SUMMARY_FILE)
     if summary["skipped"]:
         log.error("%d file(s) skipped: %s", len(summary["skipped"]),
                   ", ".join(s["file"] for s in summary["skipped"]))
-        return 1
-    return 0
+    if summary.get("videos_broken"):
+        log.error("%d video(s) broken off, their frames before it kept: %s", len(summary["videos_broken"]),
+                  ", ".join(s["file"] for s in summary["videos_broken"]))
+    return 1 if summary["skipped"] or summary.get("videos_broken") else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

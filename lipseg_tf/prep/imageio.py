@@ -117,8 +117,9 @@ def write_text(path: str | os.PathLike, text: str) -> None:
     write_bytes(path, text.encode())
 
 
-def list_images(folder: str | os.PathLike) -> list[Path]:
-    """The image files directly inside a folder, sorted; UserError if the folder is missing or has none."""
+def list_images(folder: str | os.PathLike, required: bool = True) -> list[Path]:
+    """The image files directly inside a folder, sorted; UserError if the folder is missing or (when
+    required) has none."""
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"{folder}: folder not found")
@@ -126,6 +127,6 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     # names it and counts it, rather than dropping it unseen.
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS
                    and not p.name.startswith("."))
-    if not files:
+    if not files and required:
         raise UserError(f"{folder}: no images found (expected {', '.join(IMAGE_EXTENSIONS)} files)")
     return files

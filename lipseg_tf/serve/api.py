@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 from PIL import Image
@@ -33,9 +34,6 @@ from lipseg_tf.serve.predict import Model
 # whatever the working directory.
 DEFAULT_MODEL_NAME = "pretrained/unet"
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / DEFAULT_MODEL_NAME
-
-ImageLike = "str | os.PathLike | Image.Image | np.ndarray"
-
 
 @dataclasses.dataclass
 class Result:
@@ -74,6 +72,17 @@ class Result:
     def overlay(self) -> np.ndarray:
         """(H, W, 3) uint8: the image with each part in its mask colour, face boxes and landmarks drawn."""
         return predict.overlay(self.image, self, self.colors)
+
+
+@dataclasses.dataclass
+class VideoFrame(Result):
+    """One frame of Segmenter.video: a Result, and index (from 0), time (seconds from the start; None
+    when the frames come without a rate) and detected (whether the detector ran on this frame; the faces
+    of the other frames are tracked from the previous one)."""
+
+    index: int = 0
+    time: float | None = None
+    detected: bool = False
 
 
 def as_rgb(image, name: str = "image") -> np.ndarray:
@@ -164,6 +173,38 @@ class Segmenter:
         photo = as_rgb(image, _name_of(image, name))
         return self._result(photo, predict.segment_photo(photo, self.model, None))
 
+    def video(self, video, *, detect_every: int = 10, smoothing: float = 0.5,
+              realign: bool = True) -> Iterator[VideoFrame]:
+        """Segment the frames of a video file (a path) or of any iterable of frames (uint8 (H, W, 3)
+        arrays or PIL images, e.g. from a camera), one VideoFrame at a time, labels (H, W) each.
+
+        Faces are detected on the first frame, every `detect_every` frames and whenever a track is lost,
+        and tracked in between (serve/track.py); `smoothing` (0 to <1, 0 off) is the weight of the past
+        in a moving average of each face's probabilities, so masks do not flicker; realign=False keeps
+        the detection's alignment until the next detection. A video that cannot be read raises
+        UserError (after the frames before the damage, for one that breaks off).
+        """
+        from lipseg_tf.serve.track import FaceTracker
+        from lipseg_tf.serve.video import VideoReader
+
+        if not isinstance(detect_every, (int, np.integer)) or detect_every < 1:
+            raise UserError(f"detect_every: expected a whole number of frames >= 1, got {detect_every!r}")
+        if not 0.0 <= smoothing < 1.0:
+            raise UserError(f"smoothing: expected a weight from 0 (off) to below 1, got {smoothing!r}")
+        frames = VideoReader(video) if isinstance(video, (str, os.PathLike)) else video
+        detector = self.detector if self.detects else _aligned_detector
+        tracker = FaceTracker(self.model, detector, detect_every, smoothing, realign and self.detects)
+        return self._video_frames(frames, tracker)
+
+    def _video_frames(self, frames: Iterable, tracker) -> Iterator[VideoFrame]:
+        fps = getattr(frames, "fps", 0.0) or 0.0
+        for index, (image, decode_seconds) in enumerate(_timed(frames)):
+            photo = as_rgb(image, f"frame {index}")
+            found = tracker(photo)
+            yield VideoFrame(photo, found.labels, self.classes, self.colors, found.faces, found.transforms,
+                             found.owner, found.crop_labels, {"decode": decode_seconds, **found.seconds},
+                             index=index, time=index / fps if fps else None, detected=found.detected)
+
     def segment_crops(self, crops: np.ndarray) -> np.ndarray:
         """uint8 crops (N, S, S, 3) at the model's size and framing -> class probabilities (N, S, S, C)."""
         return self.model(crops)
@@ -177,6 +218,18 @@ def _name_of(image, default: str) -> str:
     return str(image) if isinstance(image, (str, os.PathLike)) else default
 
 
-def labels_of(results: Sequence[Result]) -> np.ndarray:
-    """(N, H, W) uint8: the labels of several results of one size, stacked."""
-    return np.stack([r.labels for r in results])
+def _timed(frames: Iterable) -> Iterator[tuple[object, float]]:
+    """Each frame of an iterable with the seconds it took to come."""
+    iterator = iter(frames)
+    while True:
+        start = time.perf_counter()
+        try:
+            frame = next(iterator)
+        except StopIteration:
+            return
+        yield frame, time.perf_counter() - start
+
+
+def _aligned_detector(photo: np.ndarray) -> list[Face]:
+    """The "detector" of a Segmenter built with detector=None: the whole image is one aligned face."""
+    return [Face((0.0, 0.0, float(photo.shape[1]), float(photo.shape[0])), None, None)]

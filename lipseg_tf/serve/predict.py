@@ -440,7 +440,7 @@ def predict_files(files: Sequence[Path], segmenter: Segmenter, out_dir: Path,
     if summary["photos"]:
         timings["total"] = [sum(step) for step in zip(*timings.values())]
     wall = time.perf_counter() - start_all
-    summary["mean_seconds"] = {k: round(statistics.fmean(v), 4) for k, v in timings.items()}
+    summary["mean_seconds"] = {k: round(statistics.fmean(v), 4) for k, v in timings.items() if v}
     # The steps overlap, so a photo takes less than its steps' total: the wall time over the photos.
     summary["wall_seconds_per_photo"] = round(wall / summary["photos"], 4) if summary["photos"] else None
     summary["complete"] = True

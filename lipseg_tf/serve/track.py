@@ -1,0 +1,245 @@
+"""Faces tracked across the frames of a video, and their probabilities smoothed in time.
+
+The detector runs on the first frame, every `detect_every` frames, whenever a track is lost and while
+there is no face. In between, each face is aligned with the transform carried over from the previous
+frame, corrected by where its parts turned out to be: the centroids of the eyes and lips in the crop
+that frame gave are fitted (a similarity, serve/align.py) onto those in the crop at the last detection.
+So the crop follows the face as it moves and turns; half the last frame's motion is added for the next
+(`realign`; without it the detection's transform is kept until the next detection). A track is lost
+when fewer than three of its parts are found at a third of their area at detection, or the fit is
+implausible (scale off by more than a quarter, a shift of more than a fifth of the crop); that frame
+is then detected and segmented again.
+
+Smoothing is an exponential moving average of each face's class probabilities in its aligned crop
+(`smoothing` is the weight of the past; 0 turns it off). The previous frame's average is resampled
+into this frame's crop through the two crops' fits to the detection crop, so that the face's parts
+line up, not the frame's pixels. The labels pasted into the frame are the argmax of the average, so a
+part's border does not flicker with sensor noise; the transform is corrected from this frame's own
+probabilities, so it does not lag.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Callable
+
+import numpy as np
+
+from lipseg_tf.serve import align
+from lipseg_tf.serve.predict import Face, Model, paste_faces
+
+MIN_PARTS = 3            # parts found in the crop needed to keep a track
+MIN_AREA = 1 / 3         # of a part's area at detection, for it to count as found
+MAX_SCALE_CHANGE = 1.25  # per frame, either way
+MAX_SHIFT = 0.2          # per frame, of the crop side
+# How much of the last frame's motion to expect again in the next. Measured on synthetic clips
+# (tools/bench_video.py): 1 gains 0.003 F1 on a moving face over 0 and adds 0.002 flicker on a still
+# one; 0.5 sits between.
+MOTION = 0.5
+
+
+@dataclasses.dataclass
+class Track:
+    """One face followed across frames; crop coordinates are those of the crop named."""
+
+    transform: np.ndarray         # frame -> crop, to align the next frame with
+    detected: Face                # as the detector gave it, at the last detection
+    keypoints: np.ndarray | None  # (K, 2) the detected keypoints in the detection's crop (None: aligned frames)
+    box: np.ndarray               # (4, 2) the detected box's corners in the detection's crop
+    centroids: np.ndarray         # (P, 2) each part's centroid in the detection's crop (nan where absent)
+    areas: np.ndarray             # (P,) each part's area in the detection's crop, in pixels
+    estimate: np.ndarray | None = None  # frame -> detection's crop, as last measured (for the motion)
+    average: np.ndarray | None = None   # (S, S, C) the smoothed probabilities, in the last frame's crop ...
+    average_to_face: np.ndarray | None = None  # ... and that crop -> the detection's crop
+
+    def face(self, estimate: np.ndarray) -> Face:
+        """The face in frame coordinates, through a frame -> detection's crop transform."""
+        to_frame = align.invert(estimate)
+        corners = align.apply(to_frame, self.box)
+        (x0, y0), (x1, y1) = corners.min(0), corners.max(0)
+        keypoints = None if self.keypoints is None else align.apply(to_frame, self.keypoints)
+        # the detected face moved: its confidence (and whatever else the detector said) carried over
+        return dataclasses.replace(self.detected, box=(float(x0), float(y0), float(x1 - x0), float(y1 - y0)),
+                                   keypoints=keypoints)
+
+
+@dataclasses.dataclass
+class TrackedFrame:
+    labels: np.ndarray             # (H, W) uint8
+    owner: np.ndarray              # (H, W) int16
+    faces: list[Face]
+    transforms: list[np.ndarray]   # the frame -> crop transform each face was segmented with
+    crop_labels: np.ndarray | None  # (faces, S, S) uint8: the smoothed labels in each crop
+    detected: bool                 # whether the detector ran on this frame
+    seconds: dict[str, float]
+
+
+def part_centroids(labels: np.ndarray, parts: int) -> tuple[np.ndarray, np.ndarray]:
+    """A crop's class ids (S, S) -> ((parts, 2) centroid (x, y) of classes 1..parts, nan where absent;
+    (parts,) their areas in pixels)."""
+    flat = labels.ravel()
+    size = labels.shape[1]
+    areas = np.bincount(flat, minlength=parts + 1)[1:parts + 1].astype(np.float64)
+    columns = np.tile(np.arange(size) + 0.5, labels.shape[0])
+    rows = np.repeat(np.arange(labels.shape[0]) + 0.5, size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        xs = np.bincount(flat, columns, minlength=parts + 1)[1:parts + 1] / areas
+        ys = np.bincount(flat, rows, minlength=parts + 1)[1:parts + 1] / areas
+    return np.stack([xs, ys], axis=1), areas
+
+
+class FaceTracker:
+    """Frame after frame of one video: detect or track, segment, smooth, paste (see the module's text).
+
+    model: serve/predict.py's Model; detector: (H, W, 3) uint8 -> list[Face]; detect_every >= 1 frames;
+    smoothing in [0, 1): the weight of the past in the moving average; realign: correct the carried-over
+    transform from the parts found (else keep the detection's).
+    """
+
+    def __init__(self, model: Model, detector: Callable[[np.ndarray], list[Face]], detect_every: int = 10,
+                 smoothing: float = 0.5, realign: bool = True):
+        self.model = model
+        self.detector = detector
+        self.detect_every = detect_every
+        self.smoothing = smoothing
+        self.realign = realign
+        self.tracks: list[Track] = []
+        self._since_detection = 0
+        self._parts = len(model.classes) - 1
+
+    def __call__(self, frame: np.ndarray) -> TrackedFrame:
+        """Segment the next frame (H, W, 3) uint8."""
+        seconds: dict[str, float] = {}
+        detect = not self.tracks or self._since_detection >= self.detect_every
+        if not detect:
+            start = time.perf_counter()
+            transforms = [track.transform for track in self.tracks]
+            probabilities = self._segment(frame, transforms)
+            to_face = [self._to_face(track, probs) for track, probs in zip(self.tracks, probabilities)]
+            seconds["align_and_model"] = time.perf_counter() - start
+            detect = any(matrix is None for matrix in to_face)
+            tracks = self.tracks
+        if detect:
+            start = time.perf_counter()
+            faces = self.detector(frame)
+            seconds["detect"] = time.perf_counter() - start
+            start = time.perf_counter()
+            transforms = [self._align(face, frame.shape[:2]) for face in faces]
+            probabilities = self._segment(frame, transforms)
+            tracks = [self._new_track(face, matrix, probs) for face, matrix, probs in
+                      zip(faces, transforms, probabilities)]
+            to_face = [np.eye(2, 3) for _ in tracks]
+            self._carry_averages(tracks, probabilities)
+            self._since_detection = 0
+            seconds["align_and_model"] = seconds.get("align_and_model", 0.0) + time.perf_counter() - start
+        start = time.perf_counter()
+        averages = [self._smoothed(track, probs, matrix) for track, probs, matrix in
+                    zip(tracks, probabilities, to_face)]
+        for track, used, matrix, average in zip(tracks, transforms, to_face, averages):
+            estimate = _compose(matrix, used)  # frame -> the detection's crop, measured on this frame
+            track.transform = self._next_transform(track, used, estimate)
+            track.estimate, track.average, track.average_to_face = estimate, average, matrix
+        self.tracks = tracks
+        self._since_detection += 1
+        faces = [track.face(track.estimate) for track in tracks]
+        stacked = np.stack(averages) if averages else None
+        labels, owner = paste_faces(stacked, transforms, frame.shape[:2])
+        crop_labels = None if stacked is None else stacked.argmax(-1).astype(np.uint8)
+        seconds["smooth_and_paste"] = time.perf_counter() - start
+        return TrackedFrame(labels, owner, faces, transforms, crop_labels, detect, seconds)
+
+    def _segment(self, frame: np.ndarray, transforms: list[np.ndarray]) -> np.ndarray | list:
+        if not transforms:
+            return []
+        size = self.model.image_size
+        return self.model(np.stack([align.warp_face(frame, matrix, size) for matrix in transforms]))
+
+    def _align(self, face: Face, shape: tuple[int, int]) -> np.ndarray:
+        """The frame -> crop transform of a detected face; of the crop box when the frame is the aligned
+        face (no keypoints: a Segmenter without detector)."""
+        if face.keypoints is None:
+            return align.box_transform(shape, self.model.image_size, self.model.crop)
+        return face.transform(self.model.image_size, self.model.framing, self.model.crop)  # any detector's points
+
+    def _new_track(self, face: Face, transform: np.ndarray, probabilities: np.ndarray) -> Track:
+        centroids, areas = part_centroids(probabilities.argmax(-1), self._parts)
+        if face.keypoints is None:  # an aligned frame: its box is the crop's
+            size = self.model.image_size
+            box = np.array([(0, 0), (size, 0), (size, size), (0, size)], np.float64)
+            return Track(transform, face, None, box, centroids, areas)
+        x, y, w, h = face.box
+        corners = np.array([(x, y), (x + w, y), (x + w, y + h), (x, y + h)])
+        return Track(transform, face, align.apply(transform, face.keypoints),
+                     align.apply(transform, corners), centroids, areas)
+
+    def _to_face(self, track: Track, probabilities: np.ndarray) -> np.ndarray | None:
+        """This crop -> the track's detection crop: the similarity that puts this crop's part centroids
+        on those at detection; None when the track is lost (too few parts found, an implausible fit).
+        Aligned frames (a Segmenter without detector) stay where they are: the identity."""
+        if track.keypoints is None:
+            return np.eye(2, 3)
+        centroids, areas = part_centroids(probabilities.argmax(-1), self._parts)
+        found = (areas >= MIN_AREA * track.areas) & (track.areas > 0)
+        if found.sum() < MIN_PARTS:
+            return None
+        fit = align.similarity_transform(centroids[found], track.centroids[found])
+        size = self.model.image_size
+        shift = np.hypot(*(align.apply(fit, [(size / 2, size / 2)])[0] - size / 2))
+        if not 1 / MAX_SCALE_CHANGE <= align.scale_of(fit) <= MAX_SCALE_CHANGE or shift > MAX_SHIFT * size:
+            return None
+        return fit
+
+    def _next_transform(self, track: Track, used: np.ndarray, estimate: np.ndarray) -> np.ndarray:
+        """The transform to align the next frame with: this frame's estimate, moved on by MOTION times the
+        change between the last two estimates (a damped constant velocity); without realign the one
+        just used."""
+        if not self.realign:
+            return used
+        if track.estimate is None:
+            return estimate
+        return estimate + MOTION * (estimate - track.estimate)
+
+    def _smoothed(self, track: Track, probabilities: np.ndarray, to_face: np.ndarray) -> np.ndarray:
+        """This frame's probabilities (S, S, C) mixed with the track's average, resampled from the last
+        frame's crop into this one so that the face's parts (not the frame's pixels) line up."""
+        if self.smoothing <= 0 or track.average is None:
+            return probabilities
+        # this crop -> the detection's crop -> the last frame's crop
+        to_last = _compose(align.invert(track.average_to_face), to_face)
+        past = track.average
+        if not np.allclose(to_last, np.eye(2, 3), atol=1e-6):
+            (y0, y1, x0, x1), moved, inside = align.paste_probabilities(past, to_last, probabilities.shape[:2])
+            past = probabilities.copy()
+            window = past[y0:y1, x0:x1]
+            window[inside] = moved[inside]
+        return self.smoothing * past + (1 - self.smoothing) * probabilities
+
+    def _carry_averages(self, tracks: list[Track], probabilities) -> None:
+        """Give each new detection the average of the old track it continues (the nearest crop centre,
+        within a quarter of the crop), so a detection does not restart the smoothing: the average is
+        re-expressed against the new detection's crop through the new crop's part centroids."""
+        size = self.model.image_size
+        centre = [(size / 2, size / 2)]
+        old = [(track, align.apply(align.invert(track.estimate), centre)[0], size / align.scale_of(track.estimate))
+               for track in self.tracks if track.average is not None]
+        for track, probs in zip(tracks, probabilities):
+            here = align.apply(align.invert(track.transform), centre)[0]
+            near = [(np.hypot(*(here - where)), before) for before, where, side in old
+                    if np.hypot(*(here - where)) < side / 4]
+            if not near:
+                continue
+            before = min(near, key=lambda pair: pair[0])[1]
+            new_to_old = self._to_face(before, probs)   # this crop -> the old detection's crop
+            if new_to_old is None:
+                continue
+            # the old average, in its crop -> this crop (the new track's detection crop)
+            track.average = before.average
+            track.average_to_face = _compose(align.invert(new_to_old), before.average_to_face)
+            track.estimate = None
+
+
+def _compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """The 2x3 transform of `inner` then `outer`."""
+    linear = outer[:, :2] @ inner[:, :2]
+    return np.concatenate([linear, (outer[:, :2] @ inner[:, 2] + outer[:, 2])[:, None]], axis=1)

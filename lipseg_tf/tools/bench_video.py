@@ -1,0 +1,242 @@
+"""python -m lipseg_tf.tools.bench_video: predict.py's video path on synthetic clips with known masks.
+
+Three figures, each beside its baseline in the same run (lipseg_tf.prep.sample.clip; synthetic data):
+
+    fps      640 x 480 clip of a moving face, frames in memory: Segmenter.video (tracked, detection every
+             --detect-every frames, smoothed) against segmenting every frame as a photo (detection on
+             each); and predict.py's whole video path (decode, segment, write masks and overlay MP4)
+    flicker  a still face with sensor noise: the share of part pixels whose label changes between two
+             consecutive frames, frame by frame / tracked without smoothing / tracked and smoothed
+    F1       the moving face: mean F1 of the four parts over all frames, frame by frame / tracked, with
+             and without smoothing / with the detection's transform kept between detections
+
+Optionally (--libraries) the decode and encode speed of the video libraries that are installed (PyAV,
+imageio-ffmpeg, opencv-python-headless) on the same clip. Prints a table and writes --json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from lipseg_tf.cli.common import positive_int, run, setup_logging
+
+log = logging.getLogger("lipseg_tf")
+
+
+def mean_f1(pred: np.ndarray, truth: np.ndarray, parts: int = 4) -> float:
+    """Mean over the parts of each part's F1, pixels of all frames together."""
+    scores = []
+    for k in range(1, parts + 1):
+        both = np.count_nonzero((pred == k) & (truth == k))
+        total = np.count_nonzero(pred == k) + np.count_nonzero(truth == k)
+        scores.append(2 * both / total if total else 1.0)
+    return float(np.mean(scores))
+
+
+def flicker(labels: np.ndarray) -> float:
+    """The share of part pixels (in either of two consecutive frames) whose label changes between them."""
+    changed = union = 0
+    for before, after in zip(labels[:-1], labels[1:]):
+        parts = (before > 0) | (after > 0)
+        changed += np.count_nonzero((before != after) & parts)
+        union += np.count_nonzero(parts)
+    return changed / union if union else 0.0
+
+
+def _timed(function):
+    start = time.perf_counter()
+    value = function()
+    return value, time.perf_counter() - start
+
+
+def _video_labels(seg, frames, **options) -> np.ndarray:
+    return np.stack([frame.labels for frame in seg.video(frames, **options)])
+
+
+def _photo_labels(seg, frames) -> np.ndarray:
+    return np.stack([seg(frame).labels for frame in frames])
+
+
+def measure(seg, frames: int, detect_every: int, smoothing: float, seed: int, image_id: int,
+            rounds: int = 3) -> dict:
+    """The fps, flicker and F1 rows (see the module's text) -> {name: value}. Each fps is the best of
+    `rounds` runs, the two ways taking turns, so that other jobs on the machine weigh on both alike."""
+    from lipseg_tf.prep.sample.clip import render_clip
+
+    moving, moving_truth = render_clip(seed, image_id, frames, shape=(480, 640))
+    still, still_truth = render_clip(seed, image_id, frames, shape=(480, 640), motion="still", noise=4.0)
+    seg(moving[0])  # warm up: the model's and the detector's first calls trace their graphs
+    options = {"detect_every": detect_every, "smoothing": smoothing}
+    tracked_seconds, photo_seconds = [], []
+    for _ in range(rounds):
+        tracked, seconds = _timed(lambda: _video_labels(seg, moving, **options))
+        tracked_seconds.append(seconds)
+        photos, seconds = _timed(lambda: _photo_labels(seg, moving))
+        photo_seconds.append(seconds)
+    tracked_seconds, photo_seconds = min(tracked_seconds), min(photo_seconds)
+    results = {
+        "fps_tracked": frames / tracked_seconds, "fps_frame_by_frame": frames / photo_seconds,
+        "f1_frame_by_frame": mean_f1(photos, moving_truth), "f1_tracked": mean_f1(tracked, moving_truth),
+        "f1_tracked_unsmoothed": mean_f1(_video_labels(seg, moving, detect_every=detect_every, smoothing=0.0),
+                                         moving_truth),
+        "f1_kept_transform": mean_f1(_video_labels(seg, moving, realign=False, **options), moving_truth),
+        "f1_detect_every_frame": mean_f1(_video_labels(seg, moving, detect_every=1, smoothing=0.0), moving_truth),
+    }
+    still_photos = _photo_labels(seg, still)
+    still_plain = _video_labels(seg, still, detect_every=detect_every, smoothing=0.0)
+    still_smoothed = _video_labels(seg, still, **options)
+    results.update({"flicker_frame_by_frame": flicker(still_photos),
+                    "flicker_tracked_unsmoothed": flicker(still_plain), "flicker_tracked": flicker(still_smoothed),
+                    "f1_still_tracked": mean_f1(still_smoothed, still_truth),
+                    "f1_still_frame_by_frame": mean_f1(still_photos, still_truth)})
+    results["end_to_end_fps"] = _end_to_end_fps(seg, moving, detect_every, smoothing)
+    return results
+
+
+def _end_to_end_fps(seg, frames: np.ndarray, detect_every: int, smoothing: float) -> float:
+    """predict.py's video path on the clip written as an MP4: decode, segment, write masks and overlay."""
+    from lipseg_tf.serve.video import VideoWriter, predict_video
+
+    with tempfile.TemporaryDirectory() as work:
+        path = Path(work) / "clip.mp4"
+        writer = VideoWriter(path, 25.0)
+        for frame in frames:
+            writer.write(frame)
+        writer.close()
+        out = Path(work) / "out"
+        out.mkdir()
+        record = predict_video(path, "clip", seg, out, detect_every, smoothing, progress=False)
+    return record["fps_processed"]
+
+
+def library_speeds(frames: np.ndarray) -> dict[str, dict[str, float]]:
+    """Decode and encode fps of each installed video library on these frames (H.264 where it can)."""
+    speeds = {}
+    height, width = frames.shape[1:3]
+    with tempfile.TemporaryDirectory() as work:
+        source = Path(work) / "clip.mp4"
+        try:
+            import av
+        except ImportError:
+            return speeds
+        from lipseg_tf.serve.video import VideoReader, VideoWriter
+
+        def av_write(path=source):
+            writer = VideoWriter(path, 25.0)
+            for frame in frames:
+                writer.write(frame)
+            writer.close()
+        _, encode = _timed(av_write)
+        _, decode = _timed(lambda: sum(1 for _ in VideoReader(source)))
+        speeds[f"PyAV {av.__version__}"] = {"decode": len(frames) / decode, "encode": len(frames) / encode}
+        try:
+            import imageio_ffmpeg
+        except ImportError:
+            imageio_ffmpeg = None
+        if imageio_ffmpeg is not None:
+            def iio_write():
+                writer = imageio_ffmpeg.write_frames(str(Path(work) / "iio.mp4"), (width, height), fps=25,
+                                                     codec="libx264", macro_block_size=1,
+                                                     output_params=["-preset", "veryfast", "-crf", "20"])
+                writer.send(None)
+                for frame in frames:
+                    writer.send(np.ascontiguousarray(frame))
+                writer.close()
+
+            def iio_read():
+                reader = imageio_ffmpeg.read_frames(str(source))
+                next(reader)
+                return sum(1 for _ in reader)
+            _, encode = _timed(iio_write)
+            _, decode = _timed(iio_read)
+            speeds[f"imageio-ffmpeg {imageio_ffmpeg.__version__}"] = {"decode": len(frames) / decode,
+                                                                      "encode": len(frames) / encode}
+        try:
+            import cv2
+        except ImportError:
+            cv2 = None
+        if cv2 is not None:
+            def cv_write():
+                writer = cv2.VideoWriter(str(Path(work) / "cv.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 25,
+                                         (width, height))
+                for frame in frames:
+                    writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+                writer.release()
+
+            def cv_read():
+                capture, count = cv2.VideoCapture(str(source)), 0
+                while True:
+                    ok, frame = capture.read()
+                    if not ok:
+                        return count
+                    cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                    count += 1
+            _, encode = _timed(cv_write)
+            _, decode = _timed(cv_read)
+            speeds[f"opencv-python-headless {cv2.__version__} (encode: mp4v, no H.264)"] = {
+                "decode": len(frames) / decode, "encode": len(frames) / encode}
+    return speeds
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m lipseg_tf.tools.bench_video", description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--model", default=None, help="an export folder (default: the shipped pretrained model)")
+    parser.add_argument("--frames", type=positive_int, default=100, help="frames per clip")
+    parser.add_argument("--detect-every", "--detect_every", dest="detect_every", type=positive_int, default=10)
+    parser.add_argument("--smoothing", type=float, default=0.5)
+    parser.add_argument("--rounds", type=positive_int, default=3, help="fps: the best of this many runs")
+    parser.add_argument("--seed", type=int, default=0, help="the synthetic sample's seed")
+    parser.add_argument("--image-id", "--image_id", dest="image_id", type=int, default=1,
+                        help="which synthetic face (one MTCNN finds)")
+    parser.add_argument("--libraries", action="store_true", help="also time the installed video libraries")
+    parser.add_argument("--json", default=None, help="write the figures here as JSON")
+    parser.add_argument("--verbose", action="store_true")
+    return parser
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.verbose)
+    import lipseg_tf
+
+    seg = lipseg_tf.Segmenter(args.model)
+    results = {"data": "synthetic (lipseg_tf.prep.sample.clip)", "frames": args.frames,
+               "detect_every": args.detect_every, "smoothing": args.smoothing, "seed": args.seed,
+               "image_id": args.image_id, "model": str(seg.model.path)}
+    results.update(measure(seg, args.frames, args.detect_every, args.smoothing, args.seed, args.image_id,
+                           args.rounds))
+    if args.libraries:
+        from lipseg_tf.prep.sample.clip import render_clip
+        results["libraries"] = library_speeds(render_clip(args.seed, args.image_id, args.frames)[0])
+    print(f"synthetic clips, {args.frames} frames of 640 x 480, detect every {args.detect_every}, "
+          f"smoothing {args.smoothing}")
+    print(f"fps      tracked {results['fps_tracked']:.1f}, frame by frame {results['fps_frame_by_frame']:.1f} "
+          f"(x{results['fps_tracked'] / results['fps_frame_by_frame']:.2f}); predict.py end to end "
+          f"{results['end_to_end_fps']:.1f}")
+    print(f"flicker  frame by frame {results['flicker_frame_by_frame']:.4f}, tracked unsmoothed "
+          f"{results['flicker_tracked_unsmoothed']:.4f}, tracked smoothed {results['flicker_tracked']:.4f}")
+    print(f"F1       frame by frame {results['f1_frame_by_frame']:.3f}, tracked {results['f1_tracked']:.3f} "
+          f"(unsmoothed {results['f1_tracked_unsmoothed']:.3f}), transform kept {results['f1_kept_transform']:.3f}, "
+          f"detect every frame {results['f1_detect_every_frame']:.3f}")
+    for name, speed in results.get("libraries", {}).items():
+        print(f"{name}: decode {speed['decode']:.0f} fps, encode {speed['encode']:.0f} fps")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(_main, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

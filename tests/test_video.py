@@ -1,0 +1,189 @@
+"""Videos: predict.py --input clip.mp4 and Segmenter.video on synthetic clips with known masks
+(lipseg_tf.prep.sample.clip: one rendered face moved and turned, or still with sensor noise).
+
+The shipped model (pretrained/unet, trained on real faces) segments the synthetic faces well enough
+(mean F1 about 0.9 on these clips) that the F1, tracking and flicker figures mean something; MTCNN finds
+the faces.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from lipseg_tf.cli.predict import main as predict_main
+from lipseg_tf.errors import UserError
+from lipseg_tf.prep.imageio import load_gray
+from lipseg_tf.prep.sample.clip import render_clip
+from lipseg_tf.serve import align, track
+from lipseg_tf.serve.video import VideoReader, VideoWriter
+from lipseg_tf.tools.bench_video import flicker
+from lipseg_tf.tools.bench_video import mean_f1 as f1
+
+SHAPE = (240, 320)
+FRAMES = 16
+
+
+def write_video(path, frames, fps=25.0):
+    writer = VideoWriter(path, fps)
+    for frame in frames:
+        writer.write(frame)
+    writer.close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def moving(tmp_path_factory):
+    """A 16-frame 320 x 240 clip of a moving, turning face, as an MP4, its decoded frames and true labels."""
+    frames, labels = render_clip(0, 1, FRAMES, shape=SHAPE, period=40)
+    path = write_video(tmp_path_factory.mktemp("clips") / "moving.mp4", frames)
+    return path, np.stack(list(VideoReader(path))), labels
+
+
+@pytest.fixture(scope="module")
+def segmenter():
+    import lipseg_tf
+    return lipseg_tf.Segmenter()
+
+
+def test_the_measures_on_hand_computed_cases():
+    truth = np.zeros((2, 4, 4), np.uint8)
+    truth[:, 0, :2], truth[:, 1, :2], truth[:, 2, :2], truth[:, 3, :2] = 1, 2, 3, 4
+    pred = truth.copy()
+    pred[1, 0, 0] = 0               # l_eye: 3 of 4 found, none extra: F1 6/7; the others 1
+    assert f1(pred, truth) == pytest.approx((6 / 7 + 3) / 4)
+    # frame 0 -> 1: one of the 8 part pixels (in either frame) changes
+    assert flicker(pred) == pytest.approx(1 / 8) and flicker(truth) == 0
+
+
+def test_part_centroids_and_the_composed_transform():
+    labels = np.zeros((8, 8), np.uint8)
+    labels[1:3, 2:6] = 1            # x 2..6, y 1..3: centre (4, 2)
+    labels[5, 0] = 3                # one pixel: centre (0.5, 5.5)
+    centroids, areas = track.part_centroids(labels, 4)
+    np.testing.assert_allclose(centroids[[0, 2]], [(4, 2), (0.5, 5.5)])
+    assert np.isnan(centroids[[1, 3]]).all() and areas.tolist() == [8, 0, 1, 0]
+    rotate = np.array([[0.0, -2.0, 1.0], [2.0, 0.0, 3.0]])
+    shift = np.array([[1.0, 0.0, 5.0], [0.0, 1.0, -1.0]])
+    points = np.array([(0.0, 0.0), (1.0, 2.0)])
+    # shift first: (5, -1), (6, 1); then rotate: (1 + 2, 3 + 10), (1 - 2, 3 + 12)
+    np.testing.assert_allclose(align.apply(track._compose(rotate, shift), points), [(3, 13), (-1, 15)])
+
+
+def test_a_written_clip_reads_back(moving):
+    path, decoded, _ = moving
+    reader = VideoReader(path)
+    assert (reader.fps, reader.frames, reader.width, reader.height) == (25.0, FRAMES, 320, 240)
+    assert decoded.shape == (FRAMES, 240, 320, 3) and decoded.dtype == np.uint8
+
+
+def test_predict_on_a_video_writes_overlay_masks_and_json(moving, segmenter, tmp_path):
+    path, decoded, truth = moving
+    out = tmp_path / "out"
+    assert predict_main(["--input", str(path), "--output", str(out), "--detect-every", "8"]) == 0
+    masks = sorted((out / "moving-masks").iterdir())
+    assert [m.name for m in masks] == [f"{i:06d}.png" for i in range(FRAMES)]
+    labels = np.stack([load_gray(m) for m in masks])
+    assert labels.shape == (FRAMES, 240, 320) and labels.dtype == np.uint8
+    overlay = VideoReader(out / "moving-overlay.mp4")
+    assert (overlay.frames, overlay.width, overlay.height, overlay.fps) == (FRAMES, 320, 240, 25.0)
+    record = json.loads((out / "moving.json").read_text())
+    assert record["fps"] == 25.0 and record["frames"] == FRAMES and len(record["per_frame"]) == FRAMES
+    assert [f["detected"] for f in record["per_frame"]] == [i % 8 == 0 for i in range(FRAMES)]  # no track lost
+    assert all(len(f["faces"]) == 1 for f in record["per_frame"])
+    assert {"decode", "align_and_model", "write", "total"} <= set(record["per_frame"][1]["seconds"])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["videos"] == 1 and summary["frames"] == FRAMES and summary["complete"]
+    # tracked and smoothed, the masks are as good as segmenting each frame as a photo
+    video_f1 = f1(labels, truth)
+    photo_f1 = f1(np.stack([segmenter(frame).labels for frame in decoded]), truth)
+    assert video_f1 > 0.85 and video_f1 > photo_f1 - 0.01, (video_f1, photo_f1)
+
+
+def test_tracking_follows_the_face_without_detection(moving, segmenter):
+    """Detected once, the face is followed by realigning on its parts; keeping the detection's transform
+    lets the crop fall behind the moving face until the track is lost and the face detected again."""
+    _, decoded, truth = moving
+    tracked = list(segmenter.video(decoded, detect_every=100, smoothing=0.0))
+    kept = list(segmenter.video(decoded, detect_every=100, smoothing=0.0, realign=False))
+    assert [f.detected for f in tracked] == [True] + [False] * (FRAMES - 1)
+    assert [f.index for f in tracked] == list(range(FRAMES)) and tracked[3].time is None  # frames without a rate
+    tracked_f1 = f1(np.stack([f.labels for f in tracked]), truth)
+    kept_f1 = f1(np.stack([f.labels for f in kept]), truth)
+    assert tracked_f1 > 0.85 and tracked_f1 > kept_f1, (tracked_f1, kept_f1)
+    assert sum(f.detected for f in kept) > 1   # the kept crop lost the face and had to detect it again
+    # the tracked face's landmarks move with it: the eyes' midpoint follows the true eyes' centroid
+    for frame, labels in zip(tracked[1:], truth[1:]):
+        eyes = np.argwhere((labels == 1) | (labels == 2)).mean(0)[::-1] + 0.5
+        keypoints = frame.faces[0].keypoints
+        assert np.hypot(*(keypoints[:2].mean(0) - eyes)) < 6
+
+
+def test_smoothing_reduces_flicker_on_a_still_face(segmenter):
+    frames, truth = render_clip(0, 1, 10, shape=SHAPE, motion="still", noise=4.0)
+    smoothed = np.stack([f.labels for f in segmenter.video(frames, smoothing=0.5)])
+    plain = np.stack([f.labels for f in segmenter.video(frames, smoothing=0.0)])
+    assert flicker(smoothed) < 0.8 * flicker(plain), (flicker(smoothed), flicker(plain))
+    assert f1(smoothed, truth) > 0.85
+
+
+def test_a_video_of_aligned_faces_without_detection_is_aligned_frame_by_frame():
+    """detector=None (predict.py --no-detect): each frame is segmented as aligned(); smoothing 0 gives
+    exactly aligned()'s labels, and the crop box as the face."""
+    import lipseg_tf
+    seg = lipseg_tf.Segmenter(detector=None)
+    frames, _ = render_clip(0, 1, 4, shape=(160, 160), motion="still", noise=4.0, face_side=160)
+    results = list(seg.video(frames, smoothing=0.0))
+    for frame, result in zip(frames, results):
+        expected = seg.aligned(frame)
+        np.testing.assert_array_equal(result.labels, expected.labels)
+        np.testing.assert_allclose(result.faces[0].box, expected.faces[0].box, atol=1e-6)
+    assert [r.detected for r in results] == [True, False, False, False] and results[0].labels.any()
+
+
+def test_broken_empty_and_faceless_videos_are_counted_and_frames_written_kept(moving, tmp_path):
+    import av
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "junk.mp4").write_bytes(b"not a video " * 20)
+    whole = moving[0].read_bytes()
+    (videos / "cut.mp4").write_bytes(whole[:int(0.9 * len(whole))])
+    container = av.open(str(videos / "empty.mp4"), "w", format="mp4")   # a container without frames
+    stream = container.add_stream("mpeg4", rate=25)
+    stream.width, stream.height = 64, 48
+    container.start_encoding()
+    container.close()
+    rng = np.random.default_rng(0)
+    write_video(videos / "noface.mkv", rng.integers(90, 110, (3, 48, 64, 3)).astype(np.uint8))
+    out = tmp_path / "out"
+    assert predict_main(["--input", str(videos), "--output", str(out)]) == 1
+    summary = json.loads((out / "summary.json").read_text())
+    assert [s["file"] for s in summary["skipped"]] == [str(videos / "junk.mp4")]
+    assert "unreadable video (Invalid data found when processing input)" in summary["skipped"][0]["reason"]
+    assert not (out / "junk.json").exists() and not (out / "junk-masks").exists()
+    broken, = summary["videos_broken"]
+    assert broken["file"] == str(videos / "cut.mp4") and 0 < broken["frames"] < FRAMES
+    assert "truncated" in broken["reason"] or "unreadable after frame" in broken["reason"]
+    assert len(list((out / "cut-masks").iterdir())) == broken["frames"]         # the frames before it, kept
+    assert VideoReader(out / "cut-overlay.mp4").frames == broken["frames"]
+    assert summary["videos_without_frames"] == [str(videos / "empty.mp4")]
+    assert json.loads((out / "empty.json").read_text())["frames"] == 0
+    assert summary["videos_without_face"] == [str(videos / "noface.mkv")]
+    noface = json.loads((out / "noface.json").read_text())
+    assert noface["frames"] == 3 and noface["frames_without_face"] == 3 and noface["detections"] == 3
+    assert not load_gray(out / "noface-masks" / "000002.png").any()
+    assert summary["videos"] == 3 and summary["complete"]
+
+
+def test_video_api_errors_are_one_line(segmenter, tmp_path):
+    with pytest.raises(UserError, match=f"{tmp_path}/none.mp4: file not found"):
+        segmenter.video(tmp_path / "none.mp4")
+    with pytest.raises(UserError, match="detect_every: expected a whole number of frames >= 1, got 0"):
+        segmenter.video([], detect_every=0)
+    with pytest.raises(UserError, match="smoothing: expected a weight from 0 .off. to below 1, got 1.0"):
+        segmenter.video([], smoothing=1.0)
+    with pytest.raises(UserError, match=r"frame 1: expected a uint8 array of shape \(H, W, 3\)"):
+        list(segmenter.video([np.zeros((40, 40, 3), np.uint8), np.zeros((40, 40), np.uint8)]))
