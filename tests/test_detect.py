@@ -176,7 +176,7 @@ def test_blazeface_finds_the_turned_face_in_a_larger_photo(blazeface, refine):
     assert np.hypot(*(found - eyes).T).max() < (0.1 if refine else 0.3) * eye_gap
     x, y, w, h = face.box
     assert x < eyes[:, 0].min() and eyes[:, 0].max() < x + w and y < eyes[:, 1].min() < y + h
-    assert (0.75 if refine else 0.5) <= face.confidence <= 1
+    assert (0.7 if refine else 0.5) <= face.confidence <= 1
     if refine:  # aligned from the second look's points, the crop puts the eyes where the framing has them
         matrix = face.transform(128, "celebahq")
         np.testing.assert_allclose(align.apply(matrix, eyes), align.reference_landmarks("celebahq", 128)[:2],

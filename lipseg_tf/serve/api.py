@@ -109,7 +109,7 @@ class Segmenter:
                     aligned face (as aligned()); or any callable (H, W, 3) uint8 -> list[Face]
     min_face        smallest face to keep, in pixels (the detector box's longer side)
     min_confidence  smallest detector confidence (0-1) to keep a face; None: the detector's own default
-                    (blazeface 0.75, mtcnn 0.9)
+                    (blazeface 0.7, mtcnn 0.9)
     tta             "flip": average each face with its mirror image (twice the model time); None or "none"
     framing         where faces are put in the crop ("sample" or "celebahq"); None: the model's own
 
