@@ -8,11 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks import mediapipe_peer as peer
 from benchmarks import speed
 from lipseg_tf.prep import imageio
 from lipseg_tf.serve import align
-from test_mediapipe_peer import FACEMESH_LEFT_EYE, FACEMESH_LIPS, FACEMESH_RIGHT_EYE, face_landmarks
 
 CLASSES = ("background", "l_eye", "r_eye", "u_lip", "l_lip")
 
@@ -63,13 +61,19 @@ def test_build_scenes_writes_photos_masks_and_reuses_them(tiny_pairs, tmp_path):
 
 
 def test_facemesh_contours_land_on_the_hand_counted_pixels_of_a_wide_photo():
-    polygons = peer.part_polygons(FACEMESH_LIPS, FACEMESH_LEFT_EYE, FACEMESH_RIGHT_EYE)
+    # Four parts, each a rectangle of four landmarks (ids 4k..4k+3), in a 40 x 16 photo: landmarks are
+    # fractions of its width and height, as FaceMesh gives them.
+    rectangles = {"l_eye": (20, 5, 23, 7), "r_eye": (16, 5, 19, 7), "u_lip": (17, 9, 22, 10), "l_lip": (17, 10, 22, 12)}
+    polygons, landmarks = {}, []
+    for k, (part, (x0, y0, x1, y1)) in enumerate(rectangles.items()):
+        polygons[part] = [4 * k + i for i in range(4)]
+        landmarks += [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
+    landmarks = np.array(landmarks, np.float64) / (40, 16)
     class_ids = {"l_eye": 1, "r_eye": 2, "u_lip": 3, "l_lip": 4}
-    # the made-up face of test_mediapipe_peer fills an 8 x 8 square; put it at x 16..24, y 4..12 of 40 x 16
-    landmarks = (face_landmarks(polygons) * 8 + (16, 4)) / (40, 16)
     labels = speed.facemesh_mask(landmarks, polygons, class_ids, (16, 40), 5)
     expected = np.zeros((16, 40), np.uint8)
-    expected[4:12, 16:24] = peer.predict_labels(face_landmarks(polygons), polygons, class_ids, 8, 5)
+    for part, (x0, y0, x1, y1) in rectangles.items():
+        expected[y0:y1, x0:x1] = class_ids[part]
     np.testing.assert_array_equal(labels, expected)
     assert not speed.facemesh_mask(None, polygons, class_ids, (16, 40), 5).any()
 
