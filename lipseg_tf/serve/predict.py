@@ -306,7 +306,8 @@ def _output_names(files: Sequence[Path]) -> dict[Path, str]:
 SAVE_CHOICES = ("mask", "json", "overlay")
 DEFAULT_SAVE = ("mask", "json")
 READ_AHEAD = 2   # photos decoded ahead of the batch being segmented
-MODEL_BATCH = 4  # photos whose faces go through the model in one call (TensorFlow on CPU: ~1.5x per face)
+MODEL_BATCH = 4  # photos whose faces go through the model in one call (pretrained/unet on 2 CPU cores:
+#                 20.6 ms a face in batches of 4 against 22.6 ms one by one, 2026-12-01)
 
 
 def parse_save(text: str) -> tuple[str, ...]:
