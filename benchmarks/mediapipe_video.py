@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import time
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -27,7 +28,7 @@ import numpy as np
 from benchmarks.mediapipe_peer import fill_polygon, part_polygons
 from lipseg_tf.prep.parts import DEFAULT_PARTS
 from lipseg_tf.prep.sample.clip import render_clip
-from lipseg_tf.tools.bench_video import flicker, mean_f1  # numpy only at import: no TensorFlow
+from lipseg_tf.tools.bench_video import flicker, mean_f1, real_clips, real_data  # numpy only at import
 
 
 def run_clip(frames: np.ndarray, polygons: dict, fill: bool = True) -> tuple[np.ndarray | None, float, int]:
@@ -61,6 +62,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--image-id", dest="image_id", type=int, default=1)
+    parser.add_argument("--real", default=None, help="a CelebAMask-HQ root: also its test faces' clips, as "
+                                                     "tools/bench_video.py --real makes them")
+    parser.add_argument("--real-faces", dest="real_faces", type=int, default=5)
+    parser.add_argument("--real-frames", dest="real_frames", type=int, default=40)
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     os.environ.setdefault("GLOG_minloglevel", "2")
@@ -84,6 +89,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"fps      FaceMesh {results['fps_facemesh']:.1f}, with the parts filled {results['fps_with_fill']:.1f}")
     print(f"flicker  still face {results['flicker_still']:.4f}")
     print(f"F1       moving face {results['f1_moving']:.3f} (frames missed {misses}), still {results['f1_still']:.3f}")
+    if args.real:
+        chosen, truths, found, flickers = [], [], [], []
+        for image_id, moving_real, truth, still_real in real_clips(Path(args.real), args.real_faces, args.real_frames):
+            chosen.append(image_id)
+            truths.append(truth)
+            found.append(run_clip(moving_real, polygons)[0])
+            flickers.append(flicker(run_clip(still_real, polygons)[0]))
+        results["real"] = {"data": real_data(chosen), "frames": args.real_frames,
+                           "f1_moving": mean_f1(np.concatenate(found), np.concatenate(truths)),
+                           "flicker_still": float(np.mean(flickers))}
+        print(f"{results['real']['data']}: F1 moving {results['real']['f1_moving']:.3f}, flicker still "
+              f"{results['real']['flicker_still']:.4f}")
     if args.json:
         with open(args.json, "w") as file:
             file.write(json.dumps(results, indent=2) + "\n")

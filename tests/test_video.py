@@ -79,6 +79,24 @@ def test_a_written_clip_reads_back(moving):
     assert decoded.shape == (FRAMES, 240, 320, 3) and decoded.dtype == np.uint8
 
 
+def test_a_phone_video_shown_turned_is_read_upright(tmp_path):
+    import av
+
+    image = np.zeros((48, 64, 3), np.uint8)
+    image[:10, :20] = 255                       # a bright block at the top left, as stored
+    container = av.open(str(tmp_path / "phone.mp4"), "w")
+    stream = container.add_stream("libx264", rate=25)
+    stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+    stream.set_display_rotation(-90)            # shown turned 90 degrees clockwise, as phones tag portrait
+    for packet in [*stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")), *stream.encode()]:
+        container.mux(packet)
+    container.close()
+    frame, = VideoReader(tmp_path / "phone.mp4")
+    assert frame.shape == (64, 48, 3)
+    # turned clockwise, the 10 x 20 block at the top left is 20 x 10 at the top right
+    assert frame[:18, -8:].mean() > 200 and frame[:18, :8].mean() < 50 and frame[-18:, -8:].mean() < 50
+
+
 def test_predict_on_a_video_writes_overlay_masks_and_json(moving, segmenter, tmp_path):
     path, decoded, truth = moving
     out = tmp_path / "out"

@@ -47,12 +47,13 @@ def _reason(err: Exception) -> str:
 
 
 class VideoReader:
-    """The frames of a video file as (H, W, 3) uint8 RGB arrays, in order.
+    """The frames of a video file as (H, W, 3) uint8 RGB arrays, in order, turned upright where the file
+    says it is to be shown turned (phone videos' display rotation, as photos' EXIF orientation).
 
     fps (frames per second; 0.0 when the file does not say), frames (the count the file declares, 0 when
-    unknown), width, height. A file that is missing or not a video raises UserError on opening; one
-    that breaks off part way raises UserError after its last good frame, and one that declares more
-    frames than it holds sets `truncated` when iteration ends.
+    unknown), width, height (as stored, before any turn). A file that is missing or not a video raises
+    UserError on opening; one that breaks off part way raises UserError after its last good frame, and
+    one that declares more frames than it holds sets `truncated` when iteration ends.
     """
 
     def __init__(self, path: str | Path):
@@ -87,6 +88,9 @@ class VideoReader:
         try:
             for frame in self._container.decode(self._stream):
                 image = frame.to_ndarray(format="rgb24")
+                turns = round(getattr(frame, "rotation", 0) / 90) % 4
+                if turns:  # a phone's display matrix: shown turned (counterclockwise), as FFmpeg plays it
+                    image = np.ascontiguousarray(np.rot90(image, turns))
                 self.decoded += 1
                 yield image
         except (av.error.FFmpegError, OSError, ValueError) as err:
@@ -200,6 +204,8 @@ def predict_video(path: Path, name: str, segmenter: Segmenter, out_dir: Path, de
             "faces": [{**_face_record(face, i, frame, segmenter.classes), "tracked": not frame.detected}
                       for i, face in enumerate(frame.faces)],
             "seconds": {k: round(v, 4) for k, v in seconds.items()}})
+        if not record["frames"]:  # the frame's own size: a turned video's is not the stored one
+            record["height"], record["width"] = frame.labels.shape
         record["frames"] += 1
         record["detections"] += frame.detected
         record["frames_without_face"] += not frame.faces

@@ -11,7 +11,9 @@ Three figures, each beside its baseline in the same run (lipseg_tf.prep.sample.c
              and without smoothing / with the detection's transform kept between detections
 
 Optionally (--libraries) the decode and encode speed of the video libraries that are installed (PyAV,
-imageio-ffmpeg, opencv-python-headless) on the same clip. Prints a table and writes --json.
+imageio-ffmpeg, opencv-python-headless) on the same clip, and (--real ROOT) F1 and flicker on clips made
+the same way from real test-split faces of a CelebAMask-HQ root (nothing made from them is written).
+Prints the figures and writes --json.
 """
 
 from __future__ import annotations
@@ -99,6 +101,45 @@ def measure(seg, frames: int, detect_every: int, smoothing: float, seed: int, im
                     "f1_still_frame_by_frame": mean_f1(still_photos, still_truth)})
     results["end_to_end_fps"] = _end_to_end_fps(seg, moving, detect_every, smoothing)
     return results
+
+
+def real_clips(root: Path, faces: int, frames: int):
+    """The first `faces` test-split faces of a CelebAMask-HQ root (photo and g_mask.py's mask, with
+    --fix-sides), each moved as the synthetic face is and held still with noise: yields (image id,
+    moving frames, their labels, still frames). Needs numpy and PIL only."""
+    from lipseg_tf.prep import celebamask, masks
+    from lipseg_tf.prep.imageio import load_rgb
+    from lipseg_tf.prep.sample.clip import warp_clip
+
+    ids = celebamask.find_image_ids(root)
+    splits = celebamask.official_splits(root, ids)
+    for image_id in [i for i in ids if splits.get(i) == "test"][:faces]:
+        labels = masks.make_mask_checked(root, image_id, style="index", fix_sides=True)[0]
+        photo = load_rgb(celebamask.image_path(root, image_id))
+        moving, truth = warp_clip(photo, labels, frames, seed=image_id)
+        still, _ = warp_clip(photo, labels, frames, motion="still", noise=4.0, seed=image_id)
+        yield image_id, moving, truth, still
+
+
+def measure_real(seg, root: Path, faces: int, frames: int, detect_every: int, smoothing: float) -> dict:
+    """F1 (moving) and mean flicker (still) on real_clips, frame by frame and tracked."""
+    chosen, truths, photos, tracked, still_photos, still_tracked = [], [], [], [], [], []
+    for image_id, moving, truth, still in real_clips(root, faces, frames):
+        chosen.append(image_id)
+        truths.append(truth)
+        photos.append(_photo_labels(seg, moving))
+        tracked.append(_video_labels(seg, moving, detect_every=detect_every, smoothing=smoothing))
+        still_photos.append(flicker(_photo_labels(seg, still)))
+        still_tracked.append(flicker(_video_labels(seg, still, detect_every=detect_every, smoothing=smoothing)))
+    truth = np.concatenate(truths)
+    return {"data": real_data(chosen), "faces": len(chosen), "frames": frames,
+            "f1_frame_by_frame": mean_f1(np.concatenate(photos), truth),
+            "f1_tracked": mean_f1(np.concatenate(tracked), truth),
+            "flicker_frame_by_frame": float(np.mean(still_photos)), "flicker_tracked": float(np.mean(still_tracked))}
+
+
+def real_data(chosen: Sequence[int]) -> str:
+    return f"dev test split, {len(chosen)} real faces (CelebAMask-HQ ids {chosen[0]}..{chosen[-1]})"
 
 
 def _end_to_end_fps(seg, frames: np.ndarray, detect_every: int, smoothing: float) -> float:
@@ -198,6 +239,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--image-id", "--image_id", dest="image_id", type=int, default=1,
                         help="which synthetic face (one MTCNN finds)")
     parser.add_argument("--libraries", action="store_true", help="also time the installed video libraries")
+    parser.add_argument("--real", default=None,
+                        help="a CelebAMask-HQ root: also F1 and flicker on clips of its first --real-faces test "
+                             "faces (nothing is written)")
+    parser.add_argument("--real-faces", "--real_faces", dest="real_faces", type=positive_int, default=5)
+    parser.add_argument("--real-frames", "--real_frames", dest="real_frames", type=positive_int, default=40)
+    parser.add_argument("--skip-synthetic", action="store_true", help="only the --real figures")
     parser.add_argument("--json", default=None, help="write the figures here as JSON")
     parser.add_argument("--verbose", action="store_true")
     return parser
@@ -212,6 +259,17 @@ def _main(argv: Sequence[str] | None) -> int:
     results = {"data": "synthetic (lipseg_tf.prep.sample.clip)", "frames": args.frames,
                "detect_every": args.detect_every, "smoothing": args.smoothing, "seed": args.seed,
                "image_id": args.image_id, "model": str(seg.model.path)}
+    if args.real:
+        results["real"] = measure_real(seg, Path(args.real), args.real_faces, args.real_frames, args.detect_every,
+                                       args.smoothing)
+        real = results["real"]
+        print(f"{real['data']}, {real['frames']} frames each: F1 frame by frame {real['f1_frame_by_frame']:.3f}, "
+              f"tracked {real['f1_tracked']:.3f}; flicker (still) frame by frame "
+              f"{real['flicker_frame_by_frame']:.4f}, tracked {real['flicker_tracked']:.4f}")
+    if args.skip_synthetic:
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+        return 0
     results.update(measure(seg, args.frames, args.detect_every, args.smoothing, args.seed, args.image_id,
                            args.rounds))
     if args.libraries:
