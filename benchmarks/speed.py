@@ -363,7 +363,11 @@ def _main(argv: Sequence[str] | None) -> int:
     segmenters = {}
     for name in detectors:
         segmenters[name] = Segmenter(args.model, detector=name)
-        segmenters[name].detector  # noqa: B018  (built now, so that its loading is not timed)
+        # Built and run once now (TensorFlow traces its graph on the first call), as MediaPipe's graph
+        # is started before its timing: loading is not timed.
+        size = segmenters[name].model.image_size
+        segmenters[name].model(np.zeros((1, size, size, 3), np.uint8))
+        segmenters[name].detector(np.zeros((256, 256, 3), np.uint8))
     systems = {name: {"system": f"lipseg_tf predict ({name}, writes mask+json)",
                       "masks": args.out / f"lipseg_{name}"} for name in detectors}
     if args.mediapipe:
