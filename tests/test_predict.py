@@ -351,3 +351,25 @@ def test_without_model_the_pretrained_one_is_used_or_named_when_missing(tmp_path
     monkeypatch.chdir(tmp_path)
     assert predict_main(["--input", str(grace_hopper()), "--output", str(tmp_path / "out")]) == 0
     assert json.loads((tmp_path / "out" / predict.SUMMARY_FILE).read_text())["model"] == str(template_model)
+
+
+def test_save_takes_a_comma_separated_choice_and_names_the_valid_ones(tmp_path):
+    from lipseg_tf.cli import predict as cli_predict
+    from lipseg_tf.errors import UserError
+
+    assert predict.parse_save("overlay, mask") == ("mask", "overlay")   # SAVE_CHOICES' order
+    assert predict.parse_save("json") == ("json",)
+    for bad in ("mask,png", "", ","):
+        with pytest.raises(UserError, match="expected a comma-separated list of mask, json, overlay"):
+            cli_predict._main(["--input", str(grace_hopper()), "--output", str(tmp_path / "out"), "--save", bad])
+    assert not (tmp_path / "out").exists()  # refused before anything is written
+
+
+def test_save_json_only_writes_no_image(tmp_path, template_model):
+    out = tmp_path / "out"
+    assert predict_main(["--model", str(template_model), "--input", str(grace_hopper()), "--output", str(out),
+                         "--save", "json"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["grace_hopper.json", "summary.json"]
+    record = json.loads((out / "grace_hopper.json").read_text())
+    assert record["mask"] is None and record["overlay"] is None and len(record["faces"]) == 1
+    assert json.loads((out / "summary.json").read_text())["save"] == ["json"]
