@@ -53,7 +53,7 @@ fi
 if has fullsize; then
     for detect in --no-detect --detect; do
         "$py" -m lipseg_tf.tools.eval_fullsize --model "$unet-export" --data-dir "$data" --masks "$work/masks" \
-            $detect --out "$unet-full$detect"
+            $detect --detector mtcnn --out "$unet-full$detect"   # docs/results.md's rows: MTCNN
     done
 fi
 

@@ -279,3 +279,16 @@ def test_swapped_sides_are_counted_and_fix_sides_relabels_them_by_position(tree,
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "fixed" / "0.png")),
                                   np.asarray(Image.open(tmp_path / "plain" / "0.png")))  # right already
     assert json.loads((tmp_path / "fixed" / "masks.json").read_text())["fix_sides"] is True
+
+
+def test_swapped_sides_compares_mean_columns_exactly():
+    # l_eye's pixels at columns 2, 3 and 7 (mean 4), r_eye's at 4 (mean 4): equal means are not swapped;
+    # one more r_eye pixel at column 5 puts r_eye right of l_eye (the l_ part on the image's left).
+    left, right = np.zeros((3, 8), bool), np.zeros((3, 8), bool)
+    left[0, [2, 3, 7]] = True
+    right[1, 4] = True
+    assert masks.swapped_sides({"l_eye": left, "r_eye": right}) == []
+    right[2, 5] = True
+    assert masks.swapped_sides({"l_eye": left, "r_eye": right}) == [("l_eye", "r_eye")]
+    assert masks.swapped_sides({"l_eye": right, "r_eye": left}) == []
+    assert masks.swapped_sides({"l_eye": left, "r_eye": np.zeros((3, 8), bool)}) == []  # an empty part: no side

@@ -223,16 +223,24 @@ def test_a_photo_without_a_face_gives_none(detector):
 
 # --------------------------------------------------------------------------------------- end to end
 
-def test_grace_hopper_end_to_end(tmp_path, template_model):
+@pytest.mark.parametrize("options, overlay, min_confidence", [
+    (["--detector", "mtcnn", "--save", "mask,json,overlay"], True, 0.9),
+    ([], False, 0.7),                        # the defaults: BlazeFace, mask and JSON only
+])
+def test_grace_hopper_end_to_end(tmp_path, template_model, options, overlay, min_confidence):
     out = tmp_path / "out"
-    assert predict_main(["--model", str(template_model), "--input", str(grace_hopper()), "--output", str(out)]) == 0
+    assert predict_main(["--model", str(template_model), "--input", str(grace_hopper()), "--output", str(out),
+                         *options]) == 0
     summary = json.loads((out / predict.SUMMARY_FILE).read_text())
     assert summary["photos"] == 1 and summary["faces"] == 1 and summary["photos_without_face"] == []
     record = json.loads((out / "grace_hopper.json").read_text())
     face, = record["faces"]
     mask = np.asarray(Image.open(out / "grace_hopper-mask.png"))
     assert mask.shape == (600, 512) and mask.dtype == np.uint8
-    assert np.asarray(Image.open(out / "grace_hopper-overlay.png")).shape == (600, 512, 3)
+    assert (out / "grace_hopper-overlay.png").is_file() == overlay
+    assert (record["overlay"] == "grace_hopper-overlay.png") == overlay
+    if overlay:
+        assert np.asarray(Image.open(out / "grace_hopper-overlay.png")).shape == (600, 512, 3)
     rows, cols = np.nonzero(mask)
     x, y, w, h = face["box"]
     assert len(rows) > 100 and set(np.unique(mask)) == {0, 1, 2, 3, 4}
@@ -245,8 +253,9 @@ def test_grace_hopper_end_to_end(tmp_path, template_model):
             < 0.1 * eye_gap
     assert face["area"] == record["area"] == {n: int((mask == k).sum()) for k, n in
                                              enumerate(record["classes"]) if k > 0}
-    assert 0.9 <= face["confidence"] <= 1 and len(face["photo_to_crop"]) == 2
-    assert set(summary["mean_seconds"]) >= {"detect", "align_and_model", "paste", "total"}
+    assert min_confidence <= face["confidence"] <= 1 and len(face["photo_to_crop"]) == 2
+    assert set(summary["mean_seconds"]) >= {"detect", "align_and_model", "paste", "write", "total"}
+    assert summary["detector"] == (options[1] if options else "blazeface")
 
 
 def test_a_folder_with_no_face_an_unreadable_file_and_a_rotated_webp(tmp_path, template_model):
@@ -342,3 +351,25 @@ def test_without_model_the_pretrained_one_is_used_or_named_when_missing(tmp_path
     monkeypatch.chdir(tmp_path)
     assert predict_main(["--input", str(grace_hopper()), "--output", str(tmp_path / "out")]) == 0
     assert json.loads((tmp_path / "out" / predict.SUMMARY_FILE).read_text())["model"] == str(template_model)
+
+
+def test_save_takes_a_comma_separated_choice_and_names_the_valid_ones(tmp_path):
+    from lipseg_tf.cli import predict as cli_predict
+    from lipseg_tf.errors import UserError
+
+    assert predict.parse_save("overlay, mask") == ("mask", "overlay")   # SAVE_CHOICES' order
+    assert predict.parse_save("json") == ("json",)
+    for bad in ("mask,png", "", ","):
+        with pytest.raises(UserError, match="expected a comma-separated list of mask, json, overlay"):
+            cli_predict._main(["--input", str(grace_hopper()), "--output", str(tmp_path / "out"), "--save", bad])
+    assert not (tmp_path / "out").exists()  # refused before anything is written
+
+
+def test_save_json_only_writes_no_image(tmp_path, template_model):
+    out = tmp_path / "out"
+    assert predict_main(["--model", str(template_model), "--input", str(grace_hopper()), "--output", str(out),
+                         "--save", "json"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["grace_hopper.json", "summary.json"]
+    record = json.loads((out / "grace_hopper.json").read_text())
+    assert record["mask"] is None and record["overlay"] is None and len(record["faces"]) == 1
+    assert json.loads((out / "summary.json").read_text())["save"] == ["json"]

@@ -1,7 +1,7 @@
 """Videos: predict.py --input clip.mp4 and Segmenter.video on synthetic clips with known masks
 (lipseg_tf.prep.sample.clip: one rendered face moved and turned, or still with sensor noise).
 
-The shipped model (pretrained/unet, trained on real faces) segments the synthetic faces well enough
+The shipped model (lipseg_tf/pretrained/unet, trained on real faces) segments the synthetic faces well enough
 (mean F1 about 0.9 on these clips) that the F1, tracking and flicker figures mean something; MTCNN finds
 the faces.
 """

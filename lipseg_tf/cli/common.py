@@ -8,10 +8,10 @@ import logging
 import os
 import re
 import sys
-import tempfile
 from typing import Callable, Sequence
 
 from lipseg_tf.errors import UserError
+from lipseg_tf.quiet import caught_stderr
 
 log = logging.getLogger("lipseg_tf")
 
@@ -38,28 +38,13 @@ def setup_logging(verbose: bool = False, tensorflow: bool = False) -> None:
 
 def import_tensorflow_quietly() -> None:
     """Import TensorFlow and let it probe for GPUs with file descriptor 2 (stderr, which its C++ code
-    writes to directly) pointed at a temporary file: its start-up lines are dropped, or shown if the
+    writes to directly) caught (quiet.caught_stderr): its start-up lines are dropped, or shown if the
     import fails. Nothing is caught when TensorFlow is imported already."""
     if "tensorflow" in sys.modules:
         return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with tempfile.TemporaryFile() as caught:
-            os.dup2(caught.fileno(), 2)
-            try:
-                import tensorflow as tf
-                tf.config.list_physical_devices()   # CUDA's start-up lines ("failed call to cuInit") come here
-            except BaseException:
-                sys.stderr.flush()
-                os.dup2(saved, 2)
-                caught.seek(0)
-                sys.stderr.write(caught.read().decode(errors="replace"))
-                raise
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
+    with caught_stderr(enabled=True):
+        import tensorflow as tf
+        tf.config.list_physical_devices()   # CUDA's start-up lines ("failed call to cuInit") come here
 
 
 def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:

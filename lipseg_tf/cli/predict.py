@@ -14,7 +14,17 @@ from lipseg_tf.prep.folders import check_apart, claim_folder
 from lipseg_tf.prep.imageio import IMAGE_EXTENSIONS, list_images
 from lipseg_tf.serve import align
 from lipseg_tf.serve.api import DEFAULT_MODEL, DEFAULT_MODEL_NAME, Segmenter
-from lipseg_tf.serve.predict import SUMMARY_FILE, TTA_CHOICES, _output_names, check_output_dir, predict_files
+from lipseg_tf.serve.detect import DEFAULT_DETECTOR, DEFAULT_MIN_CONFIDENCE, DETECTORS
+from lipseg_tf.serve.predict import (
+    DEFAULT_SAVE,
+    SAVE_CHOICES,
+    SUMMARY_FILE,
+    TTA_CHOICES,
+    _output_names,
+    check_output_dir,
+    parse_save,
+    predict_files,
+)
 from lipseg_tf.serve.video import VIDEO_EXTENSIONS, is_video, list_videos, predict_videos, video_outputs
 
 log = logging.getLogger("lipseg_tf")
@@ -46,12 +56,12 @@ DEFAULT_OUTPUT = "predict_out"
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="predict.py",
-        description="Segment lips and eyes in photos and videos of any size: detect faces (MTCNN), align each "
-                    "to the model's training framing, segment, and paste the masks back at the photo's size. "
-                    "In videos faces are tracked between detections and smoothed in time.",
+        description="Segment lips and eyes in photos and videos of any size: detect faces (BlazeFace or MTCNN), "
+                    "align each to the model's training framing, segment, and paste the masks back at the "
+                    "photo's size. In videos faces are tracked between detections and smoothed in time.",
         epilog="Example: %(prog)s --input photo.jpg --output masks/ (the pretrained model), or %(prog)s "
                "--model export/unet --input photos/ --output masks/. Writes per photo "
-               "<name>-mask.png (class ids), <name>-overlay.png and <name>.json; per video "
+               "<name>-mask.png (class ids) and <name>.json (--save adds <name>-overlay.png); per video "
                "<name>-overlay.mp4, <name>-masks/NNNNNN.png and <name>.json; and summary.json.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--model", default=None,
@@ -63,12 +73,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", default=DEFAULT_OUTPUT,
                         help="folder for masks, overlays and JSON (created; default: %(default)s in the "
                              "current folder)")
+    parser.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR,
+                        help="face detector: blazeface (MediaPipe's BlazeFace full range, a few ms a photo; faces "
+                             "from about 1/20 of the photo's longer side) or mtcnn (about 0.3 s a photo; finds "
+                             "faces down to --min-face on any photo)")
+    parser.add_argument("--save", default=",".join(DEFAULT_SAVE),
+                        help=f"outputs per photo, comma-separated, of {','.join(SAVE_CHOICES)} (default: "
+                             f"{','.join(DEFAULT_SAVE)}; the overlay PNG costs most of the writing time)")
     parser.add_argument("--min-face", "--min_face", dest="min_face", type=int, default=40,
-                        help="smallest face to keep, in pixels (the detector box's longer side); photos are "
-                             "resized by 20/min-face for detection (MTCNN finds faces from 20 px), so a larger "
-                             "value is faster on big photos")
-    parser.add_argument("--min-confidence", "--min_confidence", dest="min_confidence", type=float, default=0.9,
-                        help="smallest detector confidence (0-1) to keep a face")
+                        help="smallest face to keep, in pixels (the detector box's longer side); with mtcnn "
+                             "photos are resized by 20/min-face for detection (MTCNN finds faces from 20 px), "
+                             "so a larger value is faster on big photos")
+    parser.add_argument("--min-confidence", "--min_confidence", dest="min_confidence", type=float, default=None,
+                        help="smallest detector confidence (0-1) to keep a face (default: "
+                             + ", ".join(f"{k} {v}" for k, v in DEFAULT_MIN_CONFIDENCE.items()) + ")")
     parser.add_argument("--framing", choices=sorted(align.FRAMINGS), default=None,
                         help="where faces are put in the crop: as in lipseg_tf.prep.sample's synthetic faces or "
                              "in CelebA-HQ (default: the model's classes.json, else celebahq)")
@@ -95,10 +113,11 @@ def _main(argv: Sequence[str] | None) -> int:
     setup_logging(args.verbose, tensorflow=True)
     if args.min_face < 1:
         raise UserError(f"--min-face: expected a positive number of pixels, got {args.min_face}")
-    if not 0.0 <= args.min_confidence <= 1.0:
+    if args.min_confidence is not None and not 0.0 <= args.min_confidence <= 1.0:
         raise UserError(f"--min-confidence: expected a value from 0 to 1, got {args.min_confidence}")
     if not 0.0 <= args.smoothing < 1.0:
         raise UserError(f"--smoothing: expected a weight from 0 (off) to below 1, got {args.smoothing}")
+    save = parse_save(args.save)
     photos, videos = _input_files(Path(args.input))
     model_dir = _model_folder(args.model)
     out_dir = Path(args.output)
@@ -107,14 +126,15 @@ def _main(argv: Sequence[str] | None) -> int:
     names = _output_names(photos + videos)
     claim_folder(out_dir, SUMMARY_FILE, [path for video in videos for path in video_outputs(out_dir, names[video])],
                  "predict.py", keys=("model", "photos"))
-    segmenter = Segmenter(model_dir, detector=None if args.no_detect else "mtcnn", min_face=args.min_face,
+    segmenter = Segmenter(model_dir, detector=None if args.no_detect else args.detector, min_face=args.min_face,
                           min_confidence=args.min_confidence, tta=args.tta, framing=args.framing)
-    summary = predict_files(photos, segmenter, out_dir)
+    summary = predict_files(photos, segmenter, out_dir, save)
     if photos or not videos:
         mean = summary["mean_seconds"]
-        log.info("%d photo(s), %d face(s); without a face: %d; skipped (unreadable): %d; mean per photo: %s",
+        log.info("%d photo(s), %d face(s); without a face: %d; skipped (unreadable): %d; mean per photo: %s%s",
                  summary["photos"], summary["faces"], len(summary["photos_without_face"]), len(summary["skipped"]),
-                 ", ".join(f"{k} {v:.2f} s" for k, v in mean.items()) or "-")
+                 ", ".join(f"{k} {v:.3f} s" for k, v in mean.items()) or "-",
+                 f"; wall {summary['wall_seconds_per_photo']:.3f} s (the steps overlap)" if summary["photos"] else "")
         for path in summary["photos_without_face"]:
             log.info("no face found in %s", path)
     if videos:

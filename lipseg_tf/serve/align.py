@@ -86,6 +86,15 @@ def face_transform(landmarks: np.ndarray, size: int, framing: str, crop: Sequenc
     return similarity_transform(landmarks, reference_landmarks(framing, size, crop))
 
 
+def eyes_and_mouth_transform(points: np.ndarray, size: int, framing: str,
+                             crop: Sequence[float] | None = None) -> np.ndarray:
+    """Photo -> crop transform from three points, (3, 2): the eye on the image's left, the one on its
+    right and the mouth centre (BlazeFace's keypoints), fitted to the framing's eyes and the midpoint
+    of its mouth corners."""
+    reference = reference_landmarks(framing, size, crop)
+    return similarity_transform(points, np.vstack([reference[:2], reference[2:].mean(0, keepdims=True)]))
+
+
 def box_transform(shape: tuple[int, int], size: int, crop: Sequence[float] | None = None) -> np.ndarray:
     """Photo -> crop transform of an already framed photo of `shape` (H, W): its box `crop` (x0, y0,
     side: fractions of the photo's width and height; None: the whole photo) scaled to size x size."""
@@ -148,11 +157,16 @@ def warp_face(photo: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(crop)
 
 
-def _window_coordinates(matrix: np.ndarray, size: int, shape: tuple[int, int]):
+def _window_coordinates(matrix: np.ndarray, size: int, shape: tuple[int, int], box=None):
     """The photo window (y0, y1, x0, x1) a crop covers within a photo of `shape` (H, W), and the crop
-    coordinates (cx, cy) of each of its pixel centres, (h, w) each."""
+    coordinates (cx, cy) of each of its pixel centres, (h, w) each. box (x0, y0, x1, y1), in crop
+    coordinates: the window of only that part of the crop (default: the whole crop)."""
     height, width = shape
-    corners = crop_corners(matrix, size)
+    if box is None:
+        corners = crop_corners(matrix, size)
+    else:
+        bx0, by0, bx1, by1 = box
+        corners = apply(invert(matrix), np.array([(bx0, by0), (bx1, by0), (bx1, by1), (bx0, by1)], np.float64))
     x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int), 0)
     x1, y1 = np.minimum(np.ceil(corners.max(0)).astype(int), (width, height))
     x1, y1 = max(x0, x1), max(y0, y1)
@@ -162,6 +176,22 @@ def _window_coordinates(matrix: np.ndarray, size: int, shape: tuple[int, int]):
     cx = matrix[0, 0] * xs[None, :] + matrix[0, 1] * ys[:, None] + matrix[0, 2]
     cy = matrix[1, 0] * xs[None, :] + matrix[1, 1] * ys[:, None] + matrix[1, 2]
     return (int(y0), int(y1), int(x0), int(x1)), cx, cy
+
+
+def parts_box(probabilities: np.ndarray) -> tuple[float, float, float, float] | None:
+    """The box (x0, y0, x1, y1), in crop coordinates, outside which paste_probabilities gives only
+    background: the part pixels' bounding box (argmax > 0), widened by the bilinear reach (half a pixel
+    before, one and a half after); None when the crop has no part pixel.
+
+    Outside it all four crop pixels a photo pixel is interpolated from have background as their argmax,
+    so the interpolated background probability is the largest there too (a convex mix of larger values).
+    """
+    rows, cols = np.nonzero(np.asarray(probabilities).argmax(-1))
+    if not len(rows):
+        return None
+    size = probabilities.shape[0]
+    return (max(0.0, cols.min() - 0.5), max(0.0, rows.min() - 0.5),
+            min(float(size), cols.max() + 1.5), min(float(size), rows.max() + 1.5))
 
 
 def crop_lookup(matrix: np.ndarray, size: int, shape: tuple[int, int]):
@@ -177,30 +207,33 @@ def crop_lookup(matrix: np.ndarray, size: int, shape: tuple[int, int]):
     return window, rows, cols, inside
 
 
-def paste_probabilities(probabilities: np.ndarray, matrix: np.ndarray, shape: tuple[int, int]):
+def paste_probabilities(probabilities: np.ndarray, matrix: np.ndarray, shape: tuple[int, int], box=None):
     """A crop's class probabilities (S, S, C), resampled bilinearly into the photo window it covers.
 
     Returns (window, window_probabilities (h, w, C) float32, inside (h, w)): window = (y0, y1, x0, x1)
     within the photo of `shape` (H, W); inside: the pixels whose centre falls in the crop (outside it
-    the values are the crop's edge, to be ignored). The argmax of the result is the photo's labels:
+    the values mean nothing, to be ignored). The argmax of the result is the photo's labels:
     probabilities are interpolated, labels never, so a face enlarged 8 times gets smooth borders
-    instead of 8-pixel steps.
+    instead of 8-pixel steps. box (x0, y0, x1, y1), crop coordinates: only the window of that part of the
+    crop (parts_box: where any part can come out).
     """
     size = probabilities.shape[0]
-    window, cx, cy = _window_coordinates(matrix, size, shape)
+    window, cx, cy = _window_coordinates(matrix, size, shape, box)
     inside = (cx >= 0) & (cx < size) & (cy >= 0) & (cy < size)
-    # Crop pixel (i, j) holds the value at its centre (j + 0.5, i + 0.5); past the outermost centres
-    # the edge value holds.
-    fx, fy = cx - 0.5, cy - 0.5
-    left, top = np.floor(fx), np.floor(fy)
-    wx, wy = (fx - left)[..., None].astype(np.float32), (fy - top)[..., None].astype(np.float32)
-    left, top = left.astype(np.int64), top.astype(np.int64)
-    c0, c1 = np.clip(left, 0, size - 1), np.clip(left + 1, 0, size - 1)
-    r0, r1 = np.clip(top, 0, size - 1), np.clip(top + 1, 0, size - 1)
+    (y0, y1, x0, x1) = window
+    # PIL's bilinear affine transform, one channel at a time (float images): the same pixel-centre
+    # convention and edge rule (the crop pixel (i, j) holds the value at its centre (j + 0.5, i + 0.5);
+    # past the outermost centres the edge value holds), several times faster than numpy's gathers. It
+    # maps window pixels to crop coordinates: the matrix after the shift to the window's corner.
+    (a, b, c), (d, e, f) = matrix
+    to_crop = (a, b, a * x0 + b * y0 + c, d, e, d * x0 + e * y0 + f)
     probabilities = np.asarray(probabilities, np.float32)
-    upper = probabilities[r0, c0] * (1 - wx) + probabilities[r0, c1] * wx
-    lower = probabilities[r1, c0] * (1 - wx) + probabilities[r1, c1] * wx
-    return window, upper * (1 - wy) + lower * wy, inside
+    pasted = np.zeros((y1 - y0, x1 - x0, probabilities.shape[-1]), np.float32)
+    for k in range(probabilities.shape[-1]) if pasted.size else ():
+        channel = Image.fromarray(np.ascontiguousarray(probabilities[..., k]))
+        pasted[..., k] = np.asarray(channel.transform((x1 - x0, y1 - y0), Image.Transform.AFFINE, data=to_crop,
+                                                      resample=Image.Resampling.BILINEAR))
+    return window, pasted, inside
 
 
 def paste_labels(labels: np.ndarray, matrix: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

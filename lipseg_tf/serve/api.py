@@ -9,7 +9,7 @@
     seg.aligned(face)                        # an already-aligned face in the model's framing: no detection
     for frame in seg.video("clip.mp4"): ...  # per-frame results, tracked and smoothed
 
-The work is serve/predict.py's (Model, FaceDetector, segment_photo, paste_faces, overlay); this module
+The work is serve/predict.py's (Model, segment_photo, paste_faces, overlay) and serve/detect.py's; this module
 turns what a user has into what those take and gives back one plain result object.
 """
 
@@ -27,8 +27,9 @@ from PIL import Image
 
 from lipseg_tf.errors import UserError
 from lipseg_tf.prep.imageio import image_to_rgb, load_rgb
-from lipseg_tf.serve import predict
-from lipseg_tf.serve.predict import Face, FaceDetector, Model
+from lipseg_tf.serve import detect, predict
+from lipseg_tf.serve.detect import DETECTORS, Face
+from lipseg_tf.serve.predict import Model
 
 # The pretrained model is shipped in the repository beside the scripts, found from this file's location
 # whatever the working directory.
@@ -36,7 +37,6 @@ from lipseg_tf.serve.predict import Face, FaceDetector, Model
 # package wherever it is installed and whatever the working directory.
 DEFAULT_MODEL_NAME = "lipseg_tf/pretrained/unet"
 DEFAULT_MODEL = Path(str(resources.files("lipseg_tf") / "pretrained" / "unet"))
-DETECTORS = ("mtcnn",)
 
 @dataclasses.dataclass
 class Result:
@@ -46,7 +46,9 @@ class Result:
     labels       (H, W) uint8 class ids at the image's size: 0 background, then the parts (classes[1:])
     classes      the class names, classes[k] for label k ("background", "l_eye", "r_eye", "u_lip", "l_lip")
     colors       (C, 3) uint8: each class's mask colour
-    faces        one Face per face: box (x, y, width, height), keypoints (5, 2) (None without detection),
+    faces        one Face per face: box (x, y, width, height), keypoints (K, 2) named by keypoint_names
+                 (BlazeFace 6: eyes, nose, mouth, ears; MTCNN 5: eyes, nose, mouth corners; None without
+                 detection),
                  confidence (None without detection), in image pixels
     transforms   one (2, 3) image -> crop similarity per face
     owner        (H, W) int16: the face index each part pixel came from, -1 for none
@@ -106,10 +108,11 @@ class Segmenter:
 
     model           an export folder (unet.py / pix2pix.py --mode export --output_dir); None: the shipped
                     pretrained model
-    detector        "mtcnn" (default); None: no detection, every image is an aligned face (as aligned());
-                    or any callable (H, W, 3) uint8 -> list[Face]
+    detector        "blazeface" (default) or "mtcnn" (serve/detect.py); None: no detection, every image is an
+                    aligned face (as aligned()); or any callable (H, W, 3) uint8 -> list[Face]
     min_face        smallest face to keep, in pixels (the detector box's longer side)
-    min_confidence  smallest detector confidence (0-1) to keep a face
+    min_confidence  smallest detector confidence (0-1) to keep a face; None: the detector's own default
+                    (blazeface 0.7, mtcnn 0.9)
     tta             "flip": average each face with its mirror image (twice the model time); None or "none"
     framing         where faces are put in the crop ("sample" or "celebahq"); None: the model's own
 
@@ -117,12 +120,13 @@ class Segmenter:
     it. A bad model folder or option raises UserError (one line).
     """
 
-    def __init__(self, model: str | os.PathLike | None = None, *, detector: str | Callable | None = "mtcnn",
-                 min_face: int = 40, min_confidence: float = 0.9, tta: str | None = None,
+    def __init__(self, model: str | os.PathLike | None = None, *,
+                 detector: str | Callable | None = detect.DEFAULT_DETECTOR, min_face: int = 40,
+                 min_confidence: float | None = None, tta: str | None = None,
                  framing: str | None = None):
         if not isinstance(min_face, (int, np.integer)) or min_face < 1:
             raise UserError(f"min_face: expected a positive number of pixels, got {min_face!r}")
-        if not 0.0 <= min_confidence <= 1.0:
+        if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
             raise UserError(f"min_confidence: expected a value from 0 to 1, got {min_confidence!r}")
         if isinstance(detector, str) and detector not in DETECTORS:
             raise UserError(f"detector {detector!r} unknown, valid: {', '.join(DETECTORS)}")
@@ -133,7 +137,7 @@ class Segmenter:
             model = DEFAULT_MODEL
         self.model = Model(model, framing, None if tta == "none" else tta)
         self.min_face = int(min_face)
-        self.min_confidence = float(min_confidence)
+        self.min_confidence = None if min_confidence is None else float(min_confidence)
         self.detector_choice = detector
         self._detector = None if isinstance(detector, str) else detector
 
@@ -156,7 +160,7 @@ class Segmenter:
     def detector(self) -> Callable[[np.ndarray], list[Face]] | None:
         """The face detector, built on first use (None with detector=None)."""
         if self._detector is None and self.detector_choice is not None:
-            self._detector = FaceDetector(self.min_face, self.min_confidence)
+            self._detector = detect.make_detector(self.detector_choice, self.min_face, self.min_confidence)
         return self._detector
 
     def __call__(self, image, name: str = "image") -> Result:

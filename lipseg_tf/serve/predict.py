@@ -1,26 +1,30 @@
 """Lips and eyes in any photo, with an exported model: the work of predict.py (cli/predict.py).
 
-For each photo: find the faces (MTCNN, https://github.com/ipazc/mtcnn, weights inside its wheel), keep
-those at least --min-face pixels tall and wide-ish (the detector box's longer side) and at least
---min-confidence sure; align each with the similarity transform that puts its eyes and mouth corners
-where the model's training faces had them (serve/align.py), cut the crop at the model's input size,
-segment all crops of the photo in one batch, resample each crop's class probabilities back into the
-photo through the inverse transform (bilinear) and take their argmax there, so the labels are never
-interpolated and a large face's mask has no blocky borders. Where two faces' crops overlap, a part
-label beats background and the more probable of two part labels wins.
+For each photo: find the faces (serve/detect.py: BlazeFace by default, or MTCNN), keep those at least
+--min-face pixels tall and wide-ish (the detector box's longer side) and at least --min-confidence
+sure; align each with the similarity transform that puts its eyes and mouth corners (MTCNN), or its
+eyes and mouth centre (BlazeFace), where the model's training faces had them (serve/align.py), cut the
+crop at the model's input size, segment the crops of several photos in one batch, resample each
+crop's class probabilities back into the photo through the inverse transform (bilinear) and take their
+argmax there, so the labels are never interpolated and a large face's mask has no blocky borders.
+Where two faces' crops overlap, a part label beats background and the more probable of two part
+labels wins.
 
 A model trained on a box of the framing (classes.json "crop": [x0, y0, side], process.py --crop) gets
 faces aligned to that box; with --no-detect it sees that box of each photo. With --tta flip (or a
 model exported with it) each crop's probabilities are averaged with those of its mirror image, flipped
 back and with the left/right classes swapped.
 
-Writes into --output, for a photo <name>.<ext>:
+Writes into --output, for a photo <name>.<ext>, the outputs --save names (default mask,json):
 
     <name>-mask.png     class ids at the photo's full size (uint8, 0 background, then the parts)
-    <name>-overlay.png  the photo with the parts in their mask colours, face boxes and landmarks
+    <name>-overlay.png  the photo with the parts in their mask colours, face boxes and landmarks (overlay)
     <name>.json         size, each face's box, landmarks, detector confidence, transform and pixel area
                         per part, the time of each step
-    summary.json        photos, faces, photos without a face, skipped files, mean times
+    summary.json        photos, faces, photos without a face, skipped files, mean times, wall time
+
+predict_files overlaps the steps across photos: a reader thread decodes photos and finds their faces
+ahead, the main thread aligns, segments and pastes back, a writer thread encodes and writes.
 
 A photo without a face gets an all-background mask and is listed in the summary: not an error. An
 unreadable file is named, skipped and listed; the run goes on and then exits with status 1.
@@ -28,6 +32,7 @@ unreadable file is named, skipped and listed; the run goes on and then exits wit
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import logging
@@ -45,6 +50,9 @@ from lipseg_tf.prep import folders
 from lipseg_tf.prep.imageio import load_rgb, save_image, write_text
 from lipseg_tf.prep.parts import mirror_permutation
 from lipseg_tf.serve import align, model_meta
+from lipseg_tf.serve.detect import MTCNN_KEYPOINTS as KEYPOINTS  # noqa: F401  (kept importable from here)
+from lipseg_tf.serve.detect import MTCNN_MIN_FACE, Face  # noqa: F401
+from lipseg_tf.serve.detect import MTCNNDetector as FaceDetector  # noqa: F401
 
 if TYPE_CHECKING:
     from lipseg_tf.serve.api import Segmenter
@@ -52,57 +60,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("lipseg_tf")
 
 SUMMARY_FILE = "summary.json"
-MTCNN_MIN_FACE = 20  # MTCNN's own smallest face (pixels); photos are shrunk so --min-face maps onto it
-KEYPOINTS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")  # MTCNN's order
 OVERLAY_ALPHA = 0.55
-
-
-@dataclasses.dataclass
-class Face:
-    """One detected face, in photo pixel coordinates."""
-
-    box: tuple[float, float, float, float]  # x, y, width, height
-    confidence: float | None                # None with --no-detect
-    keypoints: np.ndarray | None            # (5, 2) in KEYPOINTS order; None with --no-detect
-
-    @property
-    def landmarks(self) -> np.ndarray:
-        """The four alignment landmarks (eyes, mouth corners), in align.py's order."""
-        return self.keypoints[[0, 1, 3, 4]]
-
-
-class FaceDetector:
-    """MTCNN over a photo resized so that faces of min_face pixels are MTCNN's smallest (20 pixels)."""
-
-    def __init__(self, min_face: int = 40, min_confidence: float = 0.9):
-        from mtcnn import MTCNN
-        self.min_face = min_face
-        self.min_confidence = min_confidence
-        self._mtcnn = MTCNN()
-
-    def __call__(self, photo: np.ndarray) -> list[Face]:
-        height, width = photo.shape[:2]
-        scale = MTCNN_MIN_FACE / self.min_face
-        small, scale_x, scale_y = photo, 1.0, 1.0
-        if scale != 1.0:  # shrunk for speed (box filter), or enlarged to find faces under 20 px
-            size = (max(1, round(width * scale)), max(1, round(height * scale)))
-            resample = Image.Resampling.BOX if scale < 1 else Image.Resampling.BICUBIC
-            small = np.asarray(Image.fromarray(photo).resize(size, resample))
-            scale_x, scale_y = size[0] / width, size[1] / height
-        if min(small.shape[:2]) < 2 * MTCNN_MIN_FACE:
-            return []  # too small for MTCNN's image pyramid (it fails on images this size)
-        # Rows: image, x1, y1, x2, y2, confidence, then the five keypoints' x, then their y.
-        rows = self._mtcnn.detect_faces(small, output_type="numpy", box_format="xyxy",
-                                        threshold_onet=min(0.8, self.min_confidence))
-        faces = []
-        for row in np.asarray(rows, np.float64).reshape(-1, 16):
-            x1, x2 = row[1] / scale_x, row[3] / scale_x
-            y1, y2 = row[2] / scale_y, row[4] / scale_y
-            keypoints = np.stack([row[6:11] / scale_x, row[11:16] / scale_y], axis=1)
-            face = Face((x1, y1, x2 - x1, y2 - y1), float(row[5]), keypoints)
-            if face.confidence >= self.min_confidence and max(face.box[2:]) >= self.min_face:
-                faces.append(face)
-        return sorted(faces, key=lambda f: (f.box[0], f.box[1]))
 
 
 TTA_CHOICES = ("none", "flip")
@@ -170,17 +128,33 @@ class PhotoResult:
     crop_labels: np.ndarray | None = None  # (faces, S, S) uint8: each crop's labels at the model's size
 
 
-def segment_photo(photo: np.ndarray, model: Model, detector: FaceDetector | None) -> PhotoResult:
-    """Detect, align, segment and paste back every face of one photo.
+@dataclasses.dataclass
+class PreparedPhoto:
+    """One photo between detection and the model: its faces, their transforms and aligned crops."""
+
+    shape: tuple[int, int]
+    faces: list[Face]
+    transforms: list[np.ndarray]
+    crops: np.ndarray | None                # (faces, S, S, 3) uint8; None without a face
+    seconds: dict[str, float]
+
+
+def prepare_photo(photo: np.ndarray, model: Model, detector, found: tuple[list, float] | None = None
+                  ) -> PreparedPhoto:
+    """Detect the faces of a photo and cut their aligned crops (segment_photo's first half).
 
     detector None (--no-detect): the photo already is an aligned face, framed as the model's training
-    photos; the model sees its crop box (classes.json "crop"; the whole photo without one).
+    photos; the model sees its crop box (classes.json "crop"; the whole photo without one). found: the
+    detector's faces and seconds, when it already ran (predict_files runs it beside the model).
     """
     height, width = photo.shape[:2]
     seconds = {}
     start = time.perf_counter()
     size = model.image_size
-    if detector is None:
+    if found is not None:
+        faces, seconds["detect"] = found
+        transforms = [face.transform(size, model.framing, model.crop) for face in faces]
+    elif detector is None:
         transforms = [align.box_transform((height, width), size, model.crop)]
         (x0, y0), _, (x1, y1), _ = align.crop_corners(transforms[0], size) + 0.0  # + 0.0: no -0.0
         faces = [Face((float(x0), float(y0), float(x1 - x0), float(y1 - y0)), None, None)]
@@ -188,17 +162,51 @@ def segment_photo(photo: np.ndarray, model: Model, detector: FaceDetector | None
         faces = detector(photo)
         seconds["detect"] = time.perf_counter() - start
         start = time.perf_counter()
-        transforms = [align.face_transform(face.landmarks, size, model.framing, model.crop) for face in faces]
-    crop_probs = None
-    if faces:
-        crops = np.stack([align.warp_face(photo, matrix, size) for matrix in transforms])
-        crop_probs = model(crops)
+        transforms = [face.transform(size, model.framing, model.crop) for face in faces]
+    crops = np.stack([align.warp_face(photo, matrix, size) for matrix in transforms]) if faces else None
     seconds["align_and_model"] = time.perf_counter() - start
+    return PreparedPhoto((height, width), faces, transforms, crops, seconds)
+
+
+def finish_photo(prepared: PreparedPhoto, crop_probs: np.ndarray | None) -> PhotoResult:
+    """Paste the model's probabilities of a prepared photo's crops back into it (segment_photo's
+    second half)."""
     start = time.perf_counter()
-    labels, owner = paste_faces(crop_probs, transforms, (height, width))
-    seconds["paste"] = time.perf_counter() - start
+    labels, owner = paste_faces(crop_probs, prepared.transforms, prepared.shape)
+    seconds = {**prepared.seconds, "paste": time.perf_counter() - start}
     crop_labels = None if crop_probs is None else crop_probs.argmax(-1).astype(np.uint8)
-    return PhotoResult(labels, faces, transforms, owner, seconds, crop_labels)
+    return PhotoResult(labels, prepared.faces, prepared.transforms, owner, seconds, crop_labels)
+
+
+def segment_photos(photos: Sequence[np.ndarray], model: Model, detector,
+                   found: Sequence[tuple[list, float] | None] | None = None) -> list[PhotoResult]:
+    """segment_photo for several photos, with one model call over all their faces (each photo's
+    align_and_model time gets its faces' share of it); found: each photo's faces and detection
+    seconds where the detector already ran."""
+    found = found or [None] * len(photos)
+    prepared = [prepare_photo(photo, model, detector, f) for photo, f in zip(photos, found)]
+    crops = [p.crops for p in prepared if p.crops is not None]
+    if not crops:
+        return [finish_photo(p, None) for p in prepared]
+    start = time.perf_counter()
+    crop_probs = model(np.concatenate(crops))
+    per_face = (time.perf_counter() - start) / len(crop_probs)
+    results, first = [], 0
+    for p in prepared:
+        count = len(p.faces) if p.crops is not None else 0
+        p.seconds["align_and_model"] += per_face * count
+        results.append(finish_photo(p, crop_probs[first:first + count] if count else None))
+        first += count
+    return results
+
+
+def segment_photo(photo: np.ndarray, model: Model, detector) -> PhotoResult:
+    """Detect, align, segment and paste back every face of one photo.
+
+    detector None (--no-detect): the photo already is an aligned face, framed as the model's training
+    photos; the model sees its crop box (classes.json "crop"; the whole photo without one).
+    """
+    return segment_photos([photo], model, detector)[0]
 
 
 def paste_faces(crop_probs: np.ndarray | None, transforms: Sequence[np.ndarray],
@@ -212,7 +220,10 @@ def paste_faces(crop_probs: np.ndarray | None, transforms: Sequence[np.ndarray],
     owner = np.full(shape, -1, np.int16)
     best = np.zeros(shape, np.float32)
     for index, matrix in enumerate(transforms):
-        (y0, y1, x0, x1), face_probs, inside = align.paste_probabilities(crop_probs[index], matrix, shape)
+        box = align.parts_box(crop_probs[index])
+        if box is None:
+            continue  # all background: nothing to paste
+        (y0, y1, x0, x1), face_probs, inside = align.paste_probabilities(crop_probs[index], matrix, shape, box)
         face_labels = np.where(inside, face_probs.argmax(-1), 0).astype(np.uint8)
         face_best = face_probs.max(-1)
         window = labels[y0:y1, x0:x1]
@@ -248,7 +259,7 @@ def _face_record(face: Face, index: int, result: PhotoResult, classes: Sequence[
               "confidence": None if face.confidence is None else round(face.confidence, 4)}
     if face.keypoints is not None:
         record["landmarks"] = {name: [round(float(x), 1), round(float(y), 1)]
-                               for name, (x, y) in zip(KEYPOINTS, face.keypoints)}
+                               for name, (x, y) in zip(face.keypoint_names, face.keypoints)}
         record["photo_to_crop"] = np.round(result.transforms[index], 6).tolist()
     mine = result.labels[result.owner == index]
     counts = np.bincount(mine, minlength=len(classes))
@@ -269,53 +280,147 @@ def _output_names(files: Sequence[Path]) -> dict[Path, str]:
     return {f: f.stem if stems.count(f.stem) == 1 else f"{f.stem}_{f.suffix.lstrip('.').lower()}" for f in files}
 
 
-def predict_files(files: Sequence[Path], segmenter: Segmenter, out_dir: Path) -> dict:
+SAVE_CHOICES = ("mask", "json", "overlay")
+DEFAULT_SAVE = ("mask", "json")
+READ_AHEAD = 2   # photos decoded ahead of the batch being segmented
+MODEL_BATCH = 4  # photos whose faces go through the model in one call (lipseg_tf/pretrained/unet on 2 CPU cores:
+#                 20.6 ms a face in batches of 4 against 22.6 ms one by one, 2026-12-01)
+
+
+def parse_save(text: str) -> tuple[str, ...]:
+    """--save's comma-separated outputs (SAVE_CHOICES) -> a tuple in SAVE_CHOICES' order; UserError when
+    one is unknown or none is given."""
+    chosen = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [part for part in chosen if part not in SAVE_CHOICES]
+    if unknown or not chosen:
+        raise UserError(f"--save {text!r}: expected a comma-separated list of {', '.join(SAVE_CHOICES)}")
+    return tuple(choice for choice in SAVE_CHOICES if choice in chosen)
+
+
+def _read(path: Path, detector) -> tuple[np.ndarray | None, UserError | None, float, tuple | None]:
+    """A photo, or the error that names why it is unreadable, the seconds it took, and its faces and
+    their detection seconds (None without a detector)."""
+    start = time.perf_counter()
+    try:
+        photo = load_rgb(path)
+    except UserError as err:
+        return None, err, time.perf_counter() - start, None
+    seconds = time.perf_counter() - start
+    if detector is None:
+        return photo, None, seconds, None
+    start = time.perf_counter()
+    faces = detector(photo)
+    return photo, None, seconds, (faces, time.perf_counter() - start)
+
+
+def _read_ahead(reader, files: Sequence[Path], ahead: int, detector):
+    """(path, _read(path, detector)) for every file in order, the reader thread decoding (and
+    detecting in) `ahead` files ahead."""
+    pending = collections.deque(reader.submit(_read, path, detector) for path in files[:ahead])
+    for index, path in enumerate(files):
+        found = pending.popleft().result()
+        if index + ahead < len(files):
+            pending.append(reader.submit(_read, files[index + ahead], detector))
+        yield path, found
+
+
+def _write_outputs(photo: np.ndarray, result: PhotoResult, record: dict, name: str, out_dir: Path,
+                   save: Sequence[str], colors: np.ndarray) -> float:
+    """Write one photo's chosen outputs (the JSON last, with the write time in it); returns that time."""
+    start = time.perf_counter()
+    if "mask" in save:
+        save_image(out_dir / f"{name}-mask.png", result.labels, compress_level=1)
+    if "overlay" in save:
+        save_image(out_dir / f"{name}-overlay.png", overlay(photo, result, colors), compress_level=1)
+    seconds = time.perf_counter() - start
+    record["seconds"]["write"] = round(seconds, 4)
+    record["seconds"]["total"] = round(sum(v for k, v in record["seconds"].items() if k != "total"), 4)
+    if "json" in save:
+        write_text(out_dir / f"{name}.json", _to_json(record))
+    return seconds
+
+
+def _photo_record(path: Path, photo: np.ndarray, result: PhotoResult, name: str, model: Model, framing,
+                  save: Sequence[str], seconds: dict) -> dict:
+    counts = np.bincount(result.labels.ravel(), minlength=len(model.classes))
+    return {"photo": str(path), "width": int(photo.shape[1]), "height": int(photo.shape[0]),
+            "model": str(model.path), "framing": framing, "classes": list(model.classes),
+            "mask": f"{name}-mask.png" if "mask" in save else None,
+            "overlay": f"{name}-overlay.png" if "overlay" in save else None,
+            "faces": [_face_record(face, i, result, model.classes) for i, face in enumerate(result.faces)],
+            "area": {c: int(counts[k]) for k, c in enumerate(model.classes) if k > 0},
+            "seconds": {k: round(v, 4) for k, v in seconds.items()}}
+
+
+def predict_files(files: Sequence[Path], segmenter: Segmenter, out_dir: Path,
+                  save: Sequence[str] = DEFAULT_SAVE, batch_size: int = MODEL_BATCH) -> dict:
     """Segment every photo with a Segmenter (serve/api.py; built with detector=None for --no-detect); write
-    its mask, overlay and JSON; return the summary (also in summary.json)."""
+    its outputs (`save`: of SAVE_CHOICES) and return the summary (also in summary.json).
+
+    Three stages overlap across photos: a reader thread decodes the next photos and finds their faces,
+    this one aligns, segments (one model call over the faces of batch_size photos) and pastes back, and
+    a writer thread encodes and writes the outputs of the photos before (the image codecs, TensorFlow
+    and TensorFlow Lite release the GIL while they work). Outputs, summary and log come in the order of
+    `files`.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     from tqdm import tqdm
 
-    model = segmenter.model
+    unknown = [s for s in save if s not in SAVE_CHOICES]
+    if unknown or not save:
+        raise ValueError(f"save {tuple(save)!r}: expected some of {', '.join(SAVE_CHOICES)}")
+    model, detector = segmenter.model, segmenter.detector
     names = _output_names(files)
     summary = {"model": str(model.path), "framing": model.framing if segmenter.detects else None,
                "crop": None if model.crop is None else list(model.crop), "tta": model.tta,
+               "detector": None if detector is None else getattr(detector, "name", type(detector).__name__),
+               "save": list(save),
                "photos": 0, "faces": 0, "photos_without_face": [], "skipped": []}
     _claim_output_dir(out_dir, files, summary)
     timings: dict[str, list[float]] = {}
-    for path in tqdm(files, desc="predict", unit="photo", disable=None if len(files) > 1 else True,
-                     dynamic_ncols=True):
-        start = time.perf_counter()
-        try:
-            photo = load_rgb(path)
-        except UserError as err:
-            log.warning("skipped %s", err)
-            summary["skipped"].append({"file": str(path), "reason": str(err)})
-            continue
-        seconds = {"load": time.perf_counter() - start}
-        result = segmenter(photo)
-        seconds.update(result.seconds)
-        start = time.perf_counter()
-        name = names[path]
-        save_image(out_dir / f"{name}-mask.png", result.labels, compress_level=1)
-        save_image(out_dir / f"{name}-overlay.png", result.overlay(), compress_level=1)
-        seconds["write"] = time.perf_counter() - start
-        seconds["total"] = sum(seconds.values())
-        counts = np.bincount(result.labels.ravel(), minlength=len(model.classes))
-        record = {"photo": str(path), "width": int(photo.shape[1]), "height": int(photo.shape[0]),
-                  "model": str(model.path), "framing": summary["framing"], "classes": list(model.classes),
-                  "mask": f"{name}-mask.png", "overlay": f"{name}-overlay.png",
-                  "faces": [_face_record(face, i, result, model.classes) for i, face in enumerate(result.faces)],
-                  "area": {c: int(counts[k]) for k, c in enumerate(model.classes) if k > 0},
-                  "seconds": {k: round(v, 4) for k, v in seconds.items()}}
-        write_text(out_dir / f"{name}.json", _to_json(record))
-        summary["photos"] += 1
-        summary["faces"] += len(result.faces)
-        if not result.faces:
-            summary["photos_without_face"].append(str(path))
-        for key, value in seconds.items():
-            timings.setdefault(key, []).append(value)
-        log.debug("%s: %d face(s), %s", path, len(result.faces),
-                  ", ".join(f"{k} {v:.3f} s" for k, v in seconds.items()))
-    summary["mean_seconds"] = {k: round(statistics.fmean(v), 4) for k, v in timings.items()}
+    start_all = time.perf_counter()
+
+    def segment_batch(batch: list, writes: list) -> None:
+        results = segment_photos([photo for _, photo, _, _ in batch], model, detector,
+                                 [found for _, _, _, found in batch])
+        for (path, photo, load_seconds, _), result in zip(batch, results):
+            seconds = {"load": load_seconds, **result.seconds}
+            name = names[path]
+            record = _photo_record(path, photo, result, name, model, summary["framing"], save, seconds)
+            writes.append(writer.submit(_write_outputs, photo, result, record, name, out_dir, save, model.colors))
+            summary["photos"] += 1
+            summary["faces"] += len(result.faces)
+            if not result.faces:
+                summary["photos_without_face"].append(str(path))
+            for key, value in seconds.items():
+                timings.setdefault(key, []).append(value)
+            log.debug("%s: %d face(s), %s", path, len(result.faces),
+                      ", ".join(f"{k} {v:.3f} s" for k, v in seconds.items()))
+        batch.clear()
+
+    with ThreadPoolExecutor(1, thread_name_prefix="read") as reader, \
+            ThreadPoolExecutor(1, thread_name_prefix="write") as writer:
+        batch, writes = [], []
+        for path, (photo, error, load_seconds, found) in tqdm(
+                _read_ahead(reader, files, batch_size + READ_AHEAD, detector), total=len(files), desc="predict",
+                unit="photo", disable=None if len(files) > 1 else True, dynamic_ncols=True):
+            if error is not None:
+                log.warning("skipped %s", error)
+                summary["skipped"].append({"file": str(path), "reason": str(error)})
+                continue
+            batch.append((path, photo, load_seconds, found))
+            if len(batch) >= batch_size:
+                segment_batch(batch, writes)
+        if batch:
+            segment_batch(batch, writes)
+        timings["write"] = [future.result() for future in writes]  # re-raises a failed write here
+    if summary["photos"]:
+        timings["total"] = [sum(step) for step in zip(*timings.values())]
+    wall = time.perf_counter() - start_all
+    summary["mean_seconds"] = {k: round(statistics.fmean(v), 4) for k, v in timings.items() if v}
+    # The steps overlap, so a photo takes less than its steps' total: the wall time over the photos.
+    summary["wall_seconds_per_photo"] = round(wall / summary["photos"], 4) if summary["photos"] else None
     summary["complete"] = True
     write_text(out_dir / SUMMARY_FILE, _to_json(summary))
     return summary

@@ -45,7 +45,7 @@ class Track:
 
     transform: np.ndarray         # frame -> crop, to align the next frame with
     detected: Face                # as the detector gave it, at the last detection
-    keypoints: np.ndarray | None  # (5, 2) the detected keypoints in the detection's crop (None: aligned frames)
+    keypoints: np.ndarray | None  # (K, 2) the detected keypoints in the detection's crop (None: aligned frames)
     box: np.ndarray               # (4, 2) the detected box's corners in the detection's crop
     centroids: np.ndarray         # (P, 2) each part's centroid in the detection's crop (nan where absent)
     areas: np.ndarray             # (P,) each part's area in the detection's crop, in pixels
@@ -160,7 +160,7 @@ class FaceTracker:
         face (no keypoints: a Segmenter without detector)."""
         if face.keypoints is None:
             return align.box_transform(shape, self.model.image_size, self.model.crop)
-        return align.face_transform(face.landmarks, self.model.image_size, self.model.framing, self.model.crop)
+        return face.transform(self.model.image_size, self.model.framing, self.model.crop)  # any detector's points
 
     def _new_track(self, face: Face, transform: np.ndarray, probabilities: np.ndarray) -> Track:
         centroids, areas = part_centroids(probabilities.argmax(-1), self._parts)

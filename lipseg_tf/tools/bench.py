@@ -90,12 +90,19 @@ def make_sample(work: Path, count: int, photo_size: int, workers: int | None) ->
 
 
 def _plain_mask(root: Path, image_id: int, out: Path, colors: np.ndarray) -> None:
-    """The baseline g_mask: read each part file, paint its class, write the colour mask."""
+    """The baseline g_mask: read each part file, paint its class, check the left/right sides as g_mask
+    does (masks.swapped_sides: the same work, so the ratio measures the workers and the I/O), write the
+    colour mask."""
+    from lipseg_tf.prep import masks
+
     labels = np.zeros((512, 512), np.uint8)
+    part_masks = {}
     for class_id, part in enumerate(DEFAULT_PARTS, start=1):
         path = celebamask.part_path(root, image_id, part)
         if path.is_file():
-            labels[np.asarray(Image.open(path).convert("L")) >= 128] = class_id
+            part_masks[part] = np.asarray(Image.open(path).convert("L")) >= 128
+            labels[part_masks[part]] = class_id
+    masks.swapped_sides(part_masks)
     Image.fromarray(colors[labels]).save(out / f"{image_id}.png")
 
 

@@ -1,12 +1,13 @@
 """Score predict.py's full-size masks on a CelebAMask-HQ split, beside the crop-size masks test mode scores.
 
     python -m lipseg_tf.tools.eval_fullsize --model export/unet --data-dir CelebAMask-HQ --masks masks \\
-        --split test --out eval/unet-test [--detect] [--tta flip] [--limit N]
+        --split test --out eval/unet-test [--detect [--detector mtcnn]] [--tta flip] [--limit N]
 
 For every photo of the split (the official split of the mapping file, as process.py assigns it) that
 has a g_mask.py mask, predict.py's segment_photo segments it (by default --no-detect: CelebA-HQ photos
-are aligned, so the model sees the photo's crop box; --detect finds and aligns the faces as for any
-photo) and two scores are counted, each from one confusion count over the split (train/metrics.py):
+are aligned, so the model sees the photo's crop box; --detect finds (--detector, as predict.py's:
+blazeface or mtcnn) and aligns the faces as for any photo) and two scores are counted, each from one
+confusion count over the split (train/metrics.py):
 
     full_size  the mask pasted back at the photo's size (probabilities resampled, then argmax) against
                g_mask.py's mask brought to the photo's size by nearest neighbour (1024 px photos, 512 px
@@ -37,7 +38,8 @@ from lipseg_tf.prep.imageio import load_gray, load_rgb, write_text
 from lipseg_tf.prep.masks import META_FILE as MASKS_META_FILE
 from lipseg_tf.prep.masks import read_meta
 from lipseg_tf.serve import align
-from lipseg_tf.serve.predict import TTA_CHOICES, FaceDetector, Model, segment_photo
+from lipseg_tf.serve.detect import DEFAULT_DETECTOR, DETECTORS, make_detector
+from lipseg_tf.serve.predict import TTA_CHOICES, Model, segment_photo
 from lipseg_tf.train import metrics
 
 log = logging.getLogger("lipseg_tf")
@@ -93,7 +95,7 @@ def crop_targets(target: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarra
 
 
 def evaluate_fullsize(model: Model, data_dir: str | Path, masks_dir: str | Path, split: str = "test",
-                      detector: FaceDetector | None = None, partition: str | None = None,
+                      detector=None, partition: str | None = None,
                       limit: int | None = None) -> dict:
     """Full-size and crop-size metrics of `model` on a split (the module's docstring says what each is)."""
     from tqdm import tqdm
@@ -129,6 +131,7 @@ def evaluate_fullsize(model: Model, data_dir: str | Path, masks_dir: str | Path,
     return {"full_size": metrics.summary(full, model.classes, len(photos)),
             "crop_size": metrics.summary(crop, model.classes, len(photos) - len(without_face)),
             "model": str(model.path), "data": data, "split": split, "detect": detector is not None,
+            "detector": None if detector is None else getattr(detector, "name", type(detector).__name__),
             "tta": model.tta, "photos": len(photos), "photos_without_face": without_face}
 
 
@@ -150,15 +153,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="folder for metrics.json (created)")
     detect = parser.add_mutually_exclusive_group()
     detect.add_argument("--detect", dest="detect", action="store_true",
-                        help="find and align faces with MTCNN, as predict.py does for any photo")
+                        help="find and align faces with --detector, as predict.py does for any photo")
     detect.add_argument("--no-detect", "--no_detect", dest="detect", action="store_false",
                         help="the photos are aligned: the model sees each photo's crop box (the default)")
     parser.add_argument("--tta", choices=TTA_CHOICES, default="none",
                         help="flip: average with the mirror image's probabilities (left/right swapped)")
     parser.add_argument("--min-face", "--min_face", dest="min_face", type=int, default=40,
                         help="with --detect: smallest face to keep, in pixels")
-    parser.add_argument("--min-confidence", "--min_confidence", dest="min_confidence", type=float, default=0.9,
-                        help="with --detect: smallest detector confidence")
+    parser.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR,
+                        help="with --detect: the face detector (serve/detect.py), as predict.py's")
+    parser.add_argument("--min-confidence", "--min_confidence", dest="min_confidence", type=float, default=None,
+                        help="with --detect: smallest detector confidence (default: the detector's own)")
     parser.add_argument("--limit", type=positive_int, default=None, help="score only the first N photos of the split")
     parser.add_argument("--verbose", action="store_true", help="debug logging, TensorFlow messages")
     return parser
@@ -168,7 +173,7 @@ def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose, tensorflow=True)
     model = Model(args.model, tta=args.tta)
-    detector = FaceDetector(args.min_face, args.min_confidence) if args.detect else None
+    detector = make_detector(args.detector, args.min_face, args.min_confidence) if args.detect else None
     result = evaluate_fullsize(model, args.data_dir, args.masks, args.split, detector, args.partition, args.limit)
     out = Path(args.out)
     write_text(out / metrics.METRICS_FILE, json.dumps(result, indent=2) + "\n")

