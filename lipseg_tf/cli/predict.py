@@ -13,7 +13,7 @@ from lipseg_tf.errors import UserError
 from lipseg_tf.prep.folders import check_apart, claim_folder
 from lipseg_tf.prep.imageio import IMAGE_EXTENSIONS, list_images
 from lipseg_tf.serve import align
-from lipseg_tf.serve.api import DEFAULT_MODEL, DEFAULT_MODEL_NAME, Segmenter
+from lipseg_tf.serve.api import DEFAULT_MODEL, DEFAULT_MODEL_NAME, PRETRAINED, Segmenter, model_folder
 from lipseg_tf.serve.detect import DEFAULT_DETECTOR, DEFAULT_MIN_CONFIDENCE, DETECTORS
 from lipseg_tf.serve.predict import (
     DEFAULT_SAVE,
@@ -41,13 +41,14 @@ def _input_files(path: Path) -> tuple[list[Path], list[Path]]:
 
 
 def _model_folder(model: str | None) -> Path:
-    """--model, or the shipped pretrained model; UserError when neither is there."""
-    if model is not None:
-        return Path(model)
-    if not DEFAULT_MODEL.is_dir():
-        raise UserError(f"no --model given and the pretrained model {DEFAULT_MODEL} is missing: pass --model "
-                        "(an export folder of unet.py / pix2pix.py --mode export)")
-    return DEFAULT_MODEL
+    """--model (a folder, or a shipped model's name), or the shipped fast model; UserError when the shipped
+    model is missing."""
+    if model is None:
+        if not DEFAULT_MODEL.is_dir():
+            raise UserError(f"no --model given and the pretrained model {DEFAULT_MODEL} is missing: pass --model "
+                            "(an export folder of unet.py / pix2pix.py --mode export)")
+        return DEFAULT_MODEL
+    return model_folder(model)
 
 
 DEFAULT_OUTPUT = "predict_out"
@@ -65,8 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
                "<name>-overlay.mp4, <name>-masks/NNNNNN.png and <name>.json; and summary.json.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--model", default=None,
-                        help="an exported SavedModel folder (unet.py / pix2pix.py --mode export --output_dir); "
-                             f"default: the pretrained model shipped in the package, {DEFAULT_MODEL_NAME}/")
+                        help="an exported SavedModel folder (unet.py / pix2pix.py --mode export --output_dir), or "
+                             f"a shipped model: {' or '.join(PRETRAINED)} (twice the resolution, about four times "
+                             "the model time; lipseg_tf/pretrained/MODEL.md); default: the fast one, "
+                             f"{DEFAULT_MODEL_NAME}/")
     parser.add_argument("--input", required=True,
                         help=f"a photo ({', '.join(IMAGE_EXTENSIONS)}), a video ({', '.join(VIDEO_EXTENSIONS)}) "
                              "or a folder of them")

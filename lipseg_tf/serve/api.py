@@ -31,12 +31,28 @@ from lipseg_tf.serve import detect, predict
 from lipseg_tf.serve.detect import DETECTORS, Face
 from lipseg_tf.serve.predict import Model
 
-# The pretrained model is shipped in the repository beside the scripts, found from this file's location
-# whatever the working directory.
-# The pretrained model is package data (lipseg_tf/pretrained/unet, in the wheel too), found through the
-# package wherever it is installed and whatever the working directory.
+# The pretrained models are package data (lipseg_tf/pretrained/, in the wheel too), found through the
+# package wherever it is installed and whatever the working directory. Each has a name a user can pass
+# instead of a folder (Segmenter("accurate"), predict.py --model accurate); lipseg_tf/pretrained/MODEL.md
+# says what each costs and scores.
+PRETRAINED_DIR = Path(str(resources.files("lipseg_tf") / "pretrained"))
+PRETRAINED = {"fast": "unet", "accurate": "unet-accurate"}
 DEFAULT_MODEL_NAME = "lipseg_tf/pretrained/unet"
-DEFAULT_MODEL = Path(str(resources.files("lipseg_tf") / "pretrained" / "unet"))
+DEFAULT_MODEL = PRETRAINED_DIR / PRETRAINED["fast"]
+
+
+def model_folder(model: str | os.PathLike | None) -> Path:
+    """The export folder a Segmenter loads: `model` as a folder, the shipped model of that name ("fast",
+    "accurate") when no such folder exists, or the fast one for None; UserError when a shipped model
+    is missing."""
+    if model is not None and (str(model) not in PRETRAINED or Path(model).exists()):
+        return Path(model)
+    folder = PRETRAINED_DIR / PRETRAINED[model or "fast"] if model is not None else DEFAULT_MODEL
+    if not folder.is_dir():
+        raise UserError(f"the pretrained model {folder} is missing: pass a model folder (an export folder of "
+                        "unet.py / pix2pix.py --mode export)")
+    return folder
+
 
 @dataclasses.dataclass
 class Result:
@@ -106,8 +122,9 @@ def as_rgb(image, name: str = "image") -> np.ndarray:
 class Segmenter:
     """Lips and eyes in photos, aligned faces and videos, with an exported model.
 
-    model           an export folder (unet.py / pix2pix.py --mode export --output_dir); None: the shipped
-                    pretrained model
+    model           an export folder (unet.py / pix2pix.py --mode export --output_dir), or the name of a
+                    shipped model: "fast" (the default, None) or "accurate" (twice the resolution,
+                    about four times the model time; lipseg_tf/pretrained/MODEL.md)
     detector        "blazeface" (default) or "mtcnn" (serve/detect.py); None: no detection, every image is an
                     aligned face (as aligned()); or any callable (H, W, 3) uint8 -> list[Face]
     min_face        smallest face to keep, in pixels (the detector box's longer side)
@@ -130,12 +147,7 @@ class Segmenter:
             raise UserError(f"min_confidence: expected a value from 0 to 1, got {min_confidence!r}")
         if isinstance(detector, str) and detector not in DETECTORS:
             raise UserError(f"detector {detector!r} unknown, valid: {', '.join(DETECTORS)}")
-        if model is None:
-            if not DEFAULT_MODEL.is_dir():
-                raise UserError(f"the pretrained model {DEFAULT_MODEL} is missing: pass a model folder (an "
-                                "export folder of unet.py / pix2pix.py --mode export)")
-            model = DEFAULT_MODEL
-        self.model = Model(model, framing, None if tta == "none" else tta)
+        self.model = Model(model_folder(model), framing, None if tta == "none" else tta)
         self.min_face = int(min_face)
         self.min_confidence = None if min_confidence is None else float(min_confidence)
         self.detector_choice = detector

@@ -110,7 +110,8 @@ def _predict_with_pretrained(out: Path, timings: dict) -> Path:
     from matplotlib import cbook
 
     photo = Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
-    _run("pretrained predict", "predict.py", "--input", photo, "--output", out, timings=timings)
+    _run("pretrained predict", "predict.py", "--input", photo, "--output", out, "--save", "mask,json,overlay",
+         timings=timings)
     return out / f"{photo.stem}-overlay.png"
 
 
