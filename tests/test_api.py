@@ -139,3 +139,19 @@ def test_bad_options_are_one_user_error_line(template_model, tmp_path, kwargs, m
     kwargs.setdefault("model", template_model)
     with pytest.raises(UserError, match=message.format(tmp=tmp_path)):
         lipseg_tf.Segmenter(**kwargs)
+
+
+def test_shipped_models_by_name_and_a_folder_of_that_name_wins(tmp_path, monkeypatch):
+    from lipseg_tf.serve.api import DEFAULT_MODEL, PRETRAINED_DIR, model_folder
+
+    assert model_folder(None) == model_folder("fast") == DEFAULT_MODEL == PRETRAINED_DIR / "unet"
+    sizes = {name: json.loads((model_folder(name) / "classes.json").read_text())["image_size"]
+             for name in ("fast", "accurate")}
+    assert sizes["accurate"] > sizes["fast"]          # the accurate one sees the parts at a higher resolution
+    (tmp_path / "accurate").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert str(model_folder("accurate")) == "accurate"   # the user's own folder, not the shipped model
+    monkeypatch.setattr("lipseg_tf.serve.api.PRETRAINED_DIR", tmp_path / "nowhere")
+    (tmp_path / "accurate").rmdir()
+    with pytest.raises(UserError, match="the pretrained model .*nowhere/unet-accurate is missing"):
+        model_folder("accurate")
