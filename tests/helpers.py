@@ -106,3 +106,12 @@ def export_template_model(out: Path, crop=None) -> Path:
     export(Segmenter(network, TEMPLATE_SIZE, classes, output="probabilities", crop=crop), classes, out,
            framing="sample")
     return out
+
+
+def faceless_photo() -> np.ndarray:
+    """A 300 x 400 photo with no face in it: colour ramps and one red block, for detectors to find nothing in."""
+    x = np.linspace(0, 1, 400)
+    photo = np.stack([np.outer(np.linspace(0, 1, 300), x) * 255, np.tile(x * 200, (300, 1)),
+                      np.full((300, 400), 90)], axis=-1).astype(np.uint8)
+    photo[100:200, 150:260] = (200, 60, 60)
+    return photo

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from helpers import faceless_photo
 from lipseg_tf.errors import UserError
 from lipseg_tf.serve import align, detect
 
@@ -197,11 +198,7 @@ def test_blazeface_finds_every_face_of_a_group(blazeface):
 
 
 def test_blazeface_finds_nothing_in_a_photo_without_a_face(blazeface):
-    x = np.linspace(0, 1, 400)
-    photo = np.stack([np.outer(np.linspace(0, 1, 300), x) * 255, np.tile(x * 200, (300, 1)),
-                      np.full((300, 400), 90)], axis=-1).astype(np.uint8)
-    photo[100:200, 150:260] = (200, 60, 60)
-    assert blazeface(photo) == []
+    assert blazeface(faceless_photo()) == []
 
 
 def test_make_detector_names_the_valid_detectors():

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import REPO, TEMPLATE_CROP, TemplateNetwork
+from helpers import REPO, TEMPLATE_CROP, TemplateNetwork, faceless_photo
 from lipseg_tf.cli.predict import main as predict_main
 from lipseg_tf.prep.sample import render_face
 from lipseg_tf.serve import align, predict
@@ -214,11 +214,7 @@ def test_a_photo_with_two_faces_gives_two(detector, template_model):
 
 
 def test_a_photo_without_a_face_gives_none(detector):
-    x = np.linspace(0, 1, 400)
-    photo = np.stack([np.outer(np.linspace(0, 1, 300), x) * 255, np.tile(x * 200, (300, 1)),
-                      np.full((300, 400), 90)], axis=-1).astype(np.uint8)
-    photo[100:200, 150:260] = (200, 60, 60)
-    assert detector(photo) == []
+    assert detector(faceless_photo()) == []
 
 
 # --------------------------------------------------------------------------------------- end to end
