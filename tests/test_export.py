@@ -205,13 +205,36 @@ def test_init_from_takes_the_weights_of_an_export_or_a_run_at_another_size(expor
                                atol=1e-5)
 
 
-def test_init_from_a_network_of_another_width_is_one_line(exported):
+def test_init_from_a_wider_network_is_one_line(exported):
     from lipseg_tf.errors import UserError
     run_dir, export_dir = exported["unet"]
-    config = from_options(load_options(run_dir), ngf=8)
+    config = from_options(load_options(run_dir), ngf=max(1, load_options(run_dir)["ngf"] // 2))
     classes = ClassSpec.create(config.parts, config.style)
-    with pytest.raises(UserError, match="--init_from .*does not fit"):
+    with pytest.raises(UserError, match="--init_from .*does not fit.*a wider one cannot be"):
         unet.init_weights(unet.build(config, classes), export_dir, classes)
     other = ClassSpec.create(("l_eye", "r_eye", "u_lip"), config.style)
     with pytest.raises(UserError, match="names the classes"):
         unet.init_weights(unet.build(config, other), export_dir, other)
+
+
+@pytest.mark.parametrize("source", ["export", "run"])
+def test_init_from_a_narrower_network_widens_it_to_the_same_probabilities(exported, source):
+    """unet.py --init_from with a larger --ngf: train/widen.py pads the trained weights into the wider
+    network, which then computes the narrow one's probabilities (and has more channels to train)."""
+    run_dir, export_dir = exported["unet"]
+    narrow_config = from_options(load_options(run_dir))
+    config = from_options(load_options(run_dir), ngf=narrow_config.ngf + 2)
+    classes = ClassSpec.create(config.parts, config.style)
+    images = tf.constant(photos(2, config.crop_size, config.crop_size) / 127.5 - 1.0, tf.float32)
+    model = unet.build(config, classes)
+    unet.init_weights(model, export_dir if source == "export" else run_dir, classes)
+    assert unet.first_filters(model) == narrow_config.ngf + 2
+    trained = unet.load_model(narrow_config, classes, run_dir, select="best")
+    expected = trained(images, training=False).numpy()
+    np.testing.assert_allclose(model(images, training=False).numpy(), expected, atol=1e-5)
+    # The new channels are live: the weights from them into the old ones get gradients.
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(model(images, training=True)[..., 1])
+    kernel = model.get_layer("encoder_stage1_conv2").kernel
+    gradient = tape.gradient(loss, kernel).numpy()
+    assert np.abs(gradient[:, :, narrow_config.ngf:, :narrow_config.ngf]).max() > 0

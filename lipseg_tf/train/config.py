@@ -139,8 +139,9 @@ class UnetConfig(RunConfig):
     init_from: str | None = option(None, "start a fresh run from the weights of an exported U-Net (a --mode "
                                          "export folder, e.g. lipseg_tf/pretrained/unet) or of a U-Net run "
                                          "folder's best checkpoint, instead of random ones: to fine-tune at another "
-                                         "--crop_size (the weights do not depend on it). Same --ngf, --depth "
-                                         "and classes", "training", type=str)
+                                         "--crop_size (the weights do not depend on it). Same --depth and "
+                                         "classes; a narrower --ngf is widened to this one, computing the same "
+                                         "probabilities at the start (train/widen.py)", "training", type=str)
 
     MODEL_OPTIONS = RunConfig.MODEL_OPTIONS + ("depth",)
 

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from lipseg_tf.errors import UserError
 from lipseg_tf.prep.classes import ClassSpec
-from lipseg_tf.train import csv_log, distribute, fitloop, guards, networks, pipeline, precision
+from lipseg_tf.train import csv_log, distribute, fitloop, guards, networks, pipeline, precision, widen
 from lipseg_tf.train.balance import balancing_weights, class_frequencies
 from lipseg_tf.train.checkpoints import restore_networks, select_checkpoint
 from lipseg_tf.train.config import OPTIONS_FILE, RunConfig
@@ -197,24 +197,54 @@ def init_weights(model: keras.Model, source: Path, classes: ClassSpec) -> None:
         if names != list(classes.names):
             raise UserError(f"--init_from {source}: {meta_file} names the classes {names}, the training pairs "
                             f"have {list(classes.names)}")
-        prefix, root = str(source / "variables" / "variables"), tf.train.Checkpoint(network=model)
+        prefix, key = str(source / "variables" / "variables"), "network"
     elif (source / "checkpoints").is_dir():
-        prefix, root = select_checkpoint(source, "best"), tf.train.Checkpoint(model=model)
+        prefix, key = select_checkpoint(source, "best"), "model"
     else:
         raise UserError(f"--init_from {source}: expected an exported U-Net (a folder with saved_model.pb) or a "
                         "U-Net run folder (with checkpoints/)")
+    ngf, width = first_filters(model), source_filters(prefix)
+    wide = None
+    if width is not None and width < ngf:   # a narrower network: restored as it is, then widened
+        wide, model = model, networks.build_unet(classes.num_classes, width, unet_depth(model), model.input_shape[1])
     before = [w.numpy() for w in model.weights]
     try:
-        root.restore(prefix).expect_partial()
+        tf.train.Checkpoint(**{key: model}).restore(prefix).expect_partial()
     except (ValueError, tf.errors.OpError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"--init_from {source}: its network does not fit --ngf/--depth/classes of this run "
-                        f"({reason})") from None
+                        f"({reason}; a narrower --ngf is widened, a wider one cannot be)") from None
     unchanged = [w.path for w, old in zip(model.weights, before) if np.array_equal(w.numpy(), old)]
     if unchanged:  # a trained weight is never exactly its initial value: these were not in the source
         raise UserError(f"--init_from {source}: holds no value for {unchanged[0]} (a network of another "
                         "shape?)")
-    log.info("unet: weights from %s (%s)", source, prefix)
+    if wide is not None:
+        widen.widen_unet(model, wide)
+        log.info("unet: weights from %s (%s), ngf %d widened to %d (train/widen.py)", source, prefix, width, ngf)
+    else:
+        log.info("unet: weights from %s (%s)", source, prefix)
+
+
+def first_filters(model: keras.Model) -> int:
+    """A build_unet network's --ngf: the filters of its first convolution."""
+    return int(model.get_layer("encoder_stage1_conv1").kernel.shape[-1])
+
+
+def unet_depth(model: keras.Model) -> int:
+    """A build_unet network's --depth: its poolings."""
+    return sum(layer.name.startswith("encoder_stage") and layer.name.endswith("_pool") for layer in model.layers)
+
+
+def source_filters(prefix: str) -> int | None:
+    """The --ngf of the U-Net a checkpoint holds (its first 3x3 convolution on the 3 photo channels), or
+    None when it holds no such kernel."""
+    try:
+        shapes = [shape for _, shape in tf.train.list_variables(prefix)]
+    except (ValueError, tf.errors.OpError):
+        return None
+    # A run's checkpoint holds the kernel and Adam's two slots for it, all of one shape.
+    firsts = {shape[3] for shape in shapes if len(shape) == 4 and shape[:3] == [3, 3, 3]}
+    return firsts.pop() if len(firsts) == 1 else None
 
 
 def load_model(config: RunConfig, classes: ClassSpec, run_dir: Path, select: str = "latest") -> keras.Model:
