@@ -238,3 +238,54 @@ def test_init_from_a_narrower_network_widens_it_to_the_same_probabilities(export
     kernel = model.get_layer("encoder_stage1_conv2").kernel
     gradient = tape.gradient(loss, kernel).numpy()
     assert np.abs(gradient[:, :, narrow_config.ngf:, :narrow_config.ngf]).max() > 0
+
+
+def _variables_bytes(export_dir: Path) -> int:
+    return sum(p.stat().st_size for p in (export_dir / "variables").glob("variables.data-*"))
+
+
+def test_float16_weights_halve_the_export_and_keep_its_answers(exported, tmp_path):
+    """--weights float16: the SavedModel stores float16 weights (about half the bytes) and computes in
+    float32; its probabilities stay within rounding of the float32 export's, and --init_from and
+    tools/reexport read it back."""
+    from lipseg_tf.tools import reexport
+
+    run_dir, export_dir = exported["unet"]
+    half_dir = tmp_path / "half"
+    assert runner.main("unet", ["--mode", "export", "--checkpoint", str(run_dir), "--output_dir", str(half_dir),
+                                "--weights", "float16"]) == 0
+    reader = tf.train.load_checkpoint(str(half_dir / "variables" / "variables"))
+    weights = [n for n in reader.get_variable_to_dtype_map() if n.startswith("network/")]
+    assert {reader.get_variable_to_dtype_map()[n] for n in weights} == {tf.float16}
+    count = sum(int(np.prod(reader.get_variable_to_shape_map()[n])) for n in weights)
+    # Two bytes fewer per weight (the rest of the file is the object graph, the same in both).
+    assert _variables_bytes(export_dir) - _variables_bytes(half_dir) >= 1.9 * count
+    images = tf.constant(photos(2, 48, 48))
+    full = tf.saved_model.load(str(export_dir)).signatures["serving_default"](images=images)
+    half = tf.saved_model.load(str(half_dir)).signatures["serving_default"](images=images)
+    assert half["probabilities"].dtype == tf.float32
+    difference = np.abs(full["probabilities"].numpy() - half["probabilities"].numpy())
+    assert 0 < difference.max() < 1e-2
+    assert (full["labels"].numpy() == half["labels"].numpy()).mean() > 0.99
+
+    config = from_options(load_options(run_dir))
+    classes = ClassSpec.create(config.parts, config.style)
+    model = unet.build(config, classes)
+    unet.init_weights(model, half_dir, classes)
+    crops = tf.constant(photos(2, SIZE, SIZE) / 127.5 - 1.0, tf.float32)
+    trained = unet.load_model(config, classes, run_dir, select="best")
+    np.testing.assert_allclose(model(crops, training=False).numpy(), trained(crops, training=False).numpy(),
+                               atol=1e-2)
+    assert reexport.main([str(export_dir), str(tmp_path / "re-half"), "--weights", "float16"]) == 0
+    assert reexport.main([str(half_dir), str(tmp_path / "re-again")]) == 0    # stays float16, as SRC
+    again = tf.train.load_checkpoint(str(tmp_path / "re-again" / "variables" / "variables"))
+    assert tf.float16 in again.get_variable_to_dtype_map().values()
+
+
+def test_float16_weights_are_for_unet_savedmodels_only(exported, tmp_path):
+    from lipseg_tf.errors import UserError
+    run_dir, _ = exported["pix2pix"]
+    with pytest.raises(UserError, match="--weights float16: only U-Net SavedModels"):
+        runner.main("pix2pix", ["--mode", "export", "--checkpoint", str(run_dir), "--output_dir",
+                                str(tmp_path / "p"), "--weights", "float16"])
+    assert not (tmp_path / "p").exists()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import keras
+import numpy as np
 from keras import layers
 
 from lipseg_tf.errors import UserError
@@ -156,3 +157,58 @@ def build_unet(num_classes: int, base_filters: int = 32, depth: int = 4, image_s
     x = layers.Conv2D(num_classes, 1, name="logits_conv")(x)      # (bs, 256, 256, num_classes)
     outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+WEIGHT_DTYPES = ("float32", "float16")
+
+
+class _StoredInHalf(keras.DTypePolicy):
+    """float16 variables, float32 arithmetic: each weight is stored in two bytes and cast to float32 where
+    a layer reads it (Keras casts variables of another dtype than the layer's compute dtype)."""
+
+    def _parse_name(self, name):
+        return "float32", "float16"
+
+
+def stored_in(network: keras.Model, dtype: str) -> keras.Model:
+    """`network` with its weights stored as `dtype` (WEIGHT_DTYPES) and the same float32 arithmetic: the
+    network itself for float32, else a clone holding its weights rounded to float16 (half the bytes on
+    disk in an export; the probabilities move by about 1e-3)."""
+    if dtype not in WEIGHT_DTYPES:
+        raise UserError(f"weights {dtype!r} unknown, valid: {', '.join(WEIGHT_DTYPES)}")
+    if dtype == "float32":
+        return network
+    policy = _StoredInHalf("float32_stored_in_float16")
+
+    def half(layer):
+        return layer.__class__.from_config({**layer.get_config(), "dtype": policy})
+
+    clone = keras.models.clone_model(network, clone_function=half)
+    clone.set_weights([w.astype(dtype) for w in network.get_weights()])
+    return clone
+
+
+def restore_weights(network: keras.Model, key: str, prefix: str) -> list[str]:
+    """Restore the network a checkpoint (or an export's variables) holds under `key` into `network`, also
+    when it was stored in float16 (an export with --weights float16). Returns the paths of the weights it
+    held no value for (a trained weight is never exactly its initial value); TensorFlow's errors (a weight
+    of another shape, no such checkpoint) pass through."""
+    import tensorflow as tf
+
+    half = stored_dtype(prefix, key) == "float16"
+    target = stored_in(network, "float16") if half else network
+    before = [w.numpy() for w in target.weights]
+    tf.train.Checkpoint(**{key: target}).restore(prefix).expect_partial()
+    unchanged = [w.path for w, old in zip(target.weights, before) if np.array_equal(w.numpy(), old)]
+    if half:
+        network.set_weights([w.astype(np.float32) for w in target.get_weights()])
+    return unchanged
+
+
+def stored_dtype(prefix: str, key: str) -> str:
+    """How a checkpoint stores the network under `key`: "float16" when any of its weights is float16."""
+    import tensorflow as tf
+
+    dtypes = tf.train.load_checkpoint(prefix).get_variable_to_dtype_map()
+    return "float16" if any(name.startswith(f"{key}/") and dtype == tf.float16
+                            for name, dtype in dtypes.items()) else "float32"

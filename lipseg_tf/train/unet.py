@@ -207,14 +207,12 @@ def init_weights(model: keras.Model, source: Path, classes: ClassSpec) -> None:
     wide = None
     if width is not None and width < ngf:   # a narrower network: restored as it is, then widened
         wide, model = model, networks.build_unet(classes.num_classes, width, unet_depth(model), model.input_shape[1])
-    before = [w.numpy() for w in model.weights]
     try:
-        tf.train.Checkpoint(**{key: model}).restore(prefix).expect_partial()
+        unchanged = networks.restore_weights(model, key, prefix)
     except (ValueError, tf.errors.OpError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"--init_from {source}: its network does not fit --ngf/--depth/classes of this run "
                         f"({reason}; a narrower --ngf is widened, a wider one cannot be)") from None
-    unchanged = [w.path for w, old in zip(model.weights, before) if np.array_equal(w.numpy(), old)]
     if unchanged:  # a trained weight is never exactly its initial value: these were not in the source
         raise UserError(f"--init_from {source}: holds no value for {unchanged[0]} (a network of another "
                         "shape?)")
