@@ -289,3 +289,38 @@ def test_float16_weights_are_for_unet_savedmodels_only(exported, tmp_path):
         runner.main("pix2pix", ["--mode", "export", "--checkpoint", str(run_dir), "--output_dir",
                                 str(tmp_path / "p"), "--weights", "float16"])
     assert not (tmp_path / "p").exists()
+
+
+def test_background_scale_is_folded_into_the_export_and_chosen_on_val(exported, tmp_path, capfd):
+    """--background_scale S: the export's probabilities are the plain export's with the background's
+    multiplied by S and renormalised, classes.json says S and a reexport keeps it; auto chooses S on a
+    val split (test mode: of --input_dir) and refuses pairs without one."""
+    from lipseg_tf.errors import UserError
+    from lipseg_tf.tools import reexport
+
+    run_dir, export_dir = exported["unet"]
+    scaled_dir = tmp_path / "scaled"
+    assert runner.main("unet", ["--mode", "export", "--checkpoint", str(run_dir), "--output_dir", str(scaled_dir),
+                                "--background_scale", "2"]) == 0
+    assert json.loads((scaled_dir / "classes.json").read_text())["background_scale"] == 2.0
+    images = tf.constant(photos(2, SIZE, SIZE))   # at the network's size: no resampling after it
+    plain = tf.saved_model.load(str(export_dir)).signatures["serve_crop"](images=images)["probabilities"].numpy()
+    scaled = tf.saved_model.load(str(scaled_dir)).signatures["serve_crop"](images=images)["probabilities"].numpy()
+    expected = plain * np.array([2.0, 1, 1, 1, 1], np.float32)
+    np.testing.assert_allclose(scaled, expected / expected.sum(-1, keepdims=True), atol=1e-4)
+    assert reexport.main([str(scaled_dir), str(tmp_path / "again")]) == 0
+    assert json.loads((tmp_path / "again" / "classes.json").read_text())["background_scale"] == 2.0
+
+    with pytest.raises(UserError, match="--background_scale auto chooses on a val split"):
+        runner.main("unet", ["--mode", "export", "--checkpoint", str(run_dir), "--output_dir", str(tmp_path / "x"),
+                             "--background_scale", "auto"])
+    pairs = make_ab_dataset(tmp_path / "pairs", {"val": 4, "test": 4}, jitter_parts=False)
+    capfd.readouterr()
+    assert runner.main("unet", ["--mode", "test", "--checkpoint", str(run_dir), "--input_dir", str(pairs),
+                                "--output_dir", str(tmp_path / "test"), "--background_scale", "auto"]) == 0
+    err = capfd.readouterr().err
+    assert "--background_scale auto:" in err and "on the 4 val pairs" in err
+    assert json.loads((tmp_path / "test" / "metrics.json").read_text())["images"] == 4
+    with pytest.raises(UserError, match="--background_scale 2: U-Net only"):
+        runner.main("pix2pix", ["--mode", "export", "--checkpoint", str(exported["pix2pix"][0]), "--output_dir",
+                                str(tmp_path / "p"), "--background_scale", "2"])

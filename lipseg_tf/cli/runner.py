@@ -73,6 +73,12 @@ def build_parser(model: str) -> argparse.ArgumentParser:
         help="test and export: flip averages each image's class probabilities with those of its mirror image "
              "(left/right classes swapped); export puts it inside the model (default none)")
     groups["output"].add_argument(
+        "--background_scale", default="1", metavar="auto|S",
+        help="test and export (U-Net): multiply the background's probability by S before the decision, "
+             "inside the network (train/calibrate.py); auto chooses S on the val split of --input_dir "
+             "(test) or of the run's training pairs (export), by mean F1. The class-balanced loss makes "
+             "the network mark too much; auto undoes it (default 1: as trained)")
+    groups["output"].add_argument(
         "--weights", choices=["float32", "float16"], default="float32",
         help="export (U-Net SavedModel): how the weights are stored; float16 halves the model's size, the "
              "arithmetic stays float32 and the probabilities move by about 1e-3 (default float32)")
@@ -100,9 +106,14 @@ def main(model: str, argv: Sequence[str] | None = None) -> int:
         log.warning("--parts/--style ignored: the classes of %s come from its options.json", run_dir)
     config = with_model_options(config, load_options(run_dir))
     tta = None if args.tta == "none" else args.tta
+    from lipseg_tf.train.calibrate import parse_scale
+    scale = parse_scale(args.background_scale)
+    if scale != 1.0 and config.model != "unet":
+        raise UserError(f"--background_scale {args.background_scale}: U-Net only (pix2pix paints colours, "
+                        "it has no probabilities to rescale)")
     if config.mode == "test":
-        return test(config, run_dir, tta)
-    return export(config, run_dir, args.format, tta, args.weights)
+        return test(config, run_dir, tta, scale)
+    return export(config, run_dir, args.format, tta, args.weights, scale)
 
 
 def _run_classes(config: RunConfig, run_dir: Path) -> ClassSpec:
@@ -115,7 +126,9 @@ def _run_classes(config: RunConfig, run_dir: Path) -> ClassSpec:
 
 
 def _load_segmenter(config: RunConfig, classes: ClassSpec, run_dir: Path, tta: str | None = None, crop=None,
-                    weights: str = "float32"):
+                    weights: str = "float32", background_scale: float | str = 1.0, calibration_dir=None):
+    """The run's network in a savedmodel.Segmenter; a U-Net with its background scale folded in (auto:
+    chosen on the val split of calibration_dir) and its weights stored as `weights`."""
     from lipseg_tf.serve.savedmodel import Segmenter
     if config.model == "pix2pix":
         if config.which_direction != "AtoB":
@@ -124,10 +137,16 @@ def _load_segmenter(config: RunConfig, classes: ClassSpec, run_dir: Path, tta: s
         from lipseg_tf.train import pix2pix
         generator = pix2pix.load_generator(config, run_dir, config.checkpoint_select)
         return Segmenter(generator, config.crop_size, classes, output="image", tta=tta, crop=crop)
-    from lipseg_tf.train import unet
+    from lipseg_tf.train import calibrate, unet
     from lipseg_tf.train.networks import stored_in
-    network = stored_in(unet.load_model(config, classes, run_dir, config.checkpoint_select), weights)
-    return Segmenter(network, config.crop_size, classes, output="probabilities", tta=tta, crop=crop)
+    network = unet.load_model(config, classes, run_dir, config.checkpoint_select)
+    if background_scale == "auto":
+        background_scale = calibrate.choose_for_network(network, classes, config.crop_size, tta, calibration_dir)
+    calibrate.fold_background_scale(network, background_scale)
+    segmenter = Segmenter(stored_in(network, weights), config.crop_size, classes, output="probabilities",
+                          tta=tta, crop=crop)
+    segmenter.background_scale = background_scale
+    return segmenter
 
 
 def _data_source(input_dir: Path) -> str:
@@ -154,7 +173,7 @@ def _claim_test_dir(output_dir: Path, files, model: str) -> None:
                             "a link: expected its own file or none")
 
 
-def test(config: RunConfig, run_dir: Path, tta: str | None = None) -> int:
+def test(config: RunConfig, run_dir: Path, tta: str | None = None, background_scale: float | str = 1.0) -> int:
     from lipseg_tf.evaluate.test import run_test
     from lipseg_tf.train import metrics, pipeline
 
@@ -169,7 +188,8 @@ def test(config: RunConfig, run_dir: Path, tta: str | None = None) -> int:
     files = pipeline.find_pairs(input_dir, "test")
     check_apart(("--output_dir", output_dir), {"--input_dir": input_dir, "--checkpoint": run_dir})
     _claim_test_dir(output_dir, files, config.model)
-    segmenter = _load_segmenter(config, classes, run_dir, tta)
+    segmenter = _load_segmenter(config, classes, run_dir, tta, background_scale=background_scale,
+                                calibration_dir=input_dir)
     result = run_test(files, classes, segmenter.probabilities_at_model_size, output_dir, config.crop_size,
                       batch_size=max(config.batch_size, 8), data_source=_data_source(input_dir))
     print(f"{config.model} on {result['data']}\n" + metrics.format_table(result))
@@ -208,7 +228,7 @@ def _claim_export_dir(output_dir: Path, fmt: str, model: str) -> None:
 
 
 def export(config: RunConfig, run_dir: Path, fmt: str = "savedmodel", tta: str | None = None,
-           weights: str = "float32") -> int:
+           weights: str = "float32", background_scale: float | str = 1.0) -> int:
     from lipseg_tf.serve import savedmodel
 
     output_dir = Path(require(config.output_dir, "--output_dir (the SavedModel folder to write)", "export"))
@@ -219,7 +239,9 @@ def export(config: RunConfig, run_dir: Path, fmt: str = "savedmodel", tta: str |
     check_apart(("--output_dir", output_dir), {"--checkpoint": run_dir})
     _claim_export_dir(output_dir, fmt, config.model)
     framing, crop = _framing(run_dir)
-    segmenter = _load_segmenter(config, classes, run_dir, tta, crop, weights)
+    training_pairs = load_options(run_dir).get("input_dir")
+    segmenter = _load_segmenter(config, classes, run_dir, tta, crop, weights, background_scale,
+                                training_pairs or run_dir)
     if fmt == "tflite":
         from lipseg_tf.serve import tflite
         tflite.export_tflite(segmenter, classes, output_dir, config.model, framing, crop)

@@ -32,7 +32,8 @@ from lipseg_tf.serve import align
 log = logging.getLogger("lipseg_tf")
 
 META_FILE = "classes.json"
-FIELDS = ("classes", "colors", "image_size", "framing", "crop", "tta", "signatures")
+# background_scale: what train/calibrate.py folded into the network (information: the graph has it already)
+FIELDS = ("classes", "colors", "image_size", "framing", "crop", "tta", "signatures", "background_scale")
 # classes.json "signatures": what each signature takes (savedmodel.SIGNATURES)
 SIGNATURE_INPUTS = {"serving_default": ("framing", "crop"), "serve_crop": ("crop",)}
 # Fields the graph fixes: a classes.json edited in one of them describes another model.
@@ -87,8 +88,12 @@ def parse(meta: dict, meta_file: Path) -> ModelMeta:
                         "again with unet.py / pix2pix.py --mode export")
     folders.check_fields(meta, meta_file, {"image_size": int, "classes": list, "colors": list,
                                            "framing": (str, type(None)), "crop": (list, type(None)),
-                                           "tta": (str, type(None)), "signatures": (dict, type(None))})
+                                           "tta": (str, type(None)), "signatures": (dict, type(None)),
+                                           "background_scale": (int, float)})
     _signatures(meta.get("signatures"), meta_file)
+    scale = meta.get("background_scale", 1.0)
+    if isinstance(scale, bool) or not math.isfinite(scale) or scale <= 0:
+        raise UserError(f"{meta_file}: 'background_scale' is {scale!r}, expected a number > 0 ({EXPECTED})")
     for name in sorted(set(meta) - set(FIELDS)):
         log.warning("%s: field %r is not one of %s: ignored", meta_file, name, ", ".join(FIELDS))
     classes = _classes(meta.get("classes", []), meta_file)

@@ -71,6 +71,7 @@ class Segmenter(tf.Module):
         self.output = output                   # "probabilities" (U-Net) or "image" (pix2pix)
         self.tta = "flip" if tta == "flip" else None
         self.crop = None if crop is None else tuple(float(v) for v in crop)
+        self.background_scale = 1.0   # set where one was folded into the network (train/calibrate.py)
         self.class_colors = np.asarray(classes.colors, np.uint8)
         self._flip_perm = tf.constant(np.asarray(classes.flip_perm, np.int32))
         self._names = tf.constant(list(classes.names))
@@ -158,20 +159,23 @@ def _centres_inside(count: tf.Tensor, scale: tf.Tensor, offset: tf.Tensor, size:
 
 
 def write_classes(out_dir: Path, classes: ClassSpec, image_size: int, framing: str | None = None,
-                  crop=None, tta: str | None = None, signatures: dict[str, str] | None = None) -> Path:
+                  crop=None, tta: str | None = None, signatures: dict[str, str] | None = None,
+                  background_scale: float = 1.0) -> Path:
     """classes.json: class names, mask colours, the network's input size and, when known, the framing of
     the faces it was trained on ('sample' or 'celebahq', see serve/align.py) and the box of it they were
     cut to (crop [x0, y0, side], process.py --crop), for predict.py; "tta": "flip" when the model
     averages with the mirror image itself; "signatures": what each SavedModel signature takes
-    ('framing': the whole aligned face, 'crop': its crop box)."""
+    ('framing': the whole aligned face, 'crop': its crop box); "background_scale" when the network's
+    background probability was rescaled after training (train/calibrate.py)."""
     path = Path(out_dir) / "classes.json"
-    meta = classes_meta(classes, image_size, framing, crop, tta, signatures)
+    meta = classes_meta(classes, image_size, framing, crop, tta, signatures, background_scale)
     write_text(path, json.dumps(meta, indent=2) + "\n")
     return path
 
 
 def classes_meta(classes: ClassSpec, image_size: int, framing: str | None = None, crop=None,
-                 tta: str | None = None, signatures: dict[str, str] | None = None) -> dict:
+                 tta: str | None = None, signatures: dict[str, str] | None = None,
+                 background_scale: float = 1.0) -> dict:
     """The fields of classes.json (write_classes)."""
     meta = {"classes": list(classes.names), "colors": classes.colors.tolist(), "image_size": int(image_size)}
     if framing:
@@ -182,6 +186,8 @@ def classes_meta(classes: ClassSpec, image_size: int, framing: str | None = None
         meta["tta"] = tta
     if signatures:
         meta["signatures"] = dict(signatures)
+    if background_scale != 1.0:
+        meta["background_scale"] = float(background_scale)
     return meta
 
 
@@ -196,7 +202,8 @@ def export(segmenter: Segmenter, classes: ClassSpec, out_dir: Path, framing: str
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    meta = classes_meta(classes, segmenter.image_size, framing, segmenter.crop, segmenter.tta, SIGNATURES)
+    scale = segmenter.background_scale
+    meta = classes_meta(classes, segmenter.image_size, framing, segmenter.crop, segmenter.tta, SIGNATURES, scale)
     text = json.dumps(meta)
     segmenter.classes_json = tf.function(lambda: tf.constant(text), input_signature=[])
     for stale in out_dir.parent.glob(f".tmp-export-{glob.escape(out_dir.name)}-*"):  # a killed export's
@@ -205,7 +212,8 @@ def export(segmenter: Segmenter, classes: ClassSpec, out_dir: Path, framing: str
     try:
         tf.saved_model.save(segmenter, str(staging), signatures={"serving_default": segmenter.serve,
                                                                  "serve_crop": segmenter.serve_crop})
-        write_classes(staging, classes, segmenter.image_size, framing, segmenter.crop, segmenter.tta, SIGNATURES)
+        write_classes(staging, classes, segmenter.image_size, framing, segmenter.crop, segmenter.tta, SIGNATURES,
+                      scale)
         _move_export(staging, out_dir)
     except OSError as err:  # a full disk: named in out_dir, not in the temporary folder
         name = str(err.filename or out_dir).replace(str(staging), str(out_dir))

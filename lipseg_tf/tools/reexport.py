@@ -1,11 +1,13 @@
 """Export a U-Net SavedModel again, from the SavedModel alone: its weights in a fresh network, exported
 by this lipseg_tf (its signatures and classes.json fields), with no run folder.
 
-    python -m lipseg_tf.tools.reexport SRC DST [--weights float32|float16]
+    python -m lipseg_tf.tools.reexport SRC DST [--weights float32|float16] [--background_scale auto|S --pairs P]
 
 SRC's classes.json gives the classes, the input size, the framing, the crop box and the tta; the
 network's width (ngf) and depth come from the shapes of its variables. --weights stores DST's weights in
-float16 (half the size; the arithmetic stays float32) or float32 (default: as SRC stores them). Once DST
+float16 (half the size; the arithmetic stays float32) or float32 (default: as SRC stores them).
+--background_scale multiplies the background's probability by S inside the network (train/calibrate.py;
+auto: chosen on the val split of the AB pairs --pairs), on top of any scale SRC has. Once DST
 is written, its `serve_crop` is checked against SRC's crop signature (`serve_crop`, or `serving_default`
 in exports that predate it) on CHECK_IMAGES noise crops: probabilities within 1e-5 (HALF_TOLERANCE
 when the weights were rounded to float16) and the same labels wherever SRC's two likeliest classes are
@@ -27,6 +29,7 @@ from lipseg_tf.cli.common import run, setup_logging
 from lipseg_tf.errors import UserError
 from lipseg_tf.prep import folders
 from lipseg_tf.prep.parts import MASK_STYLES
+from lipseg_tf.train.calibrate import parse_scale
 
 log = logging.getLogger("lipseg_tf")
 
@@ -71,11 +74,13 @@ def network_shape(variables_prefix: str, num_classes: int, source: Path) -> tupl
     return ngf, depth
 
 
-def load_segmenter(source: Path, weights: str | None = None):
+def load_segmenter(source: Path, weights: str | None = None, background_scale: float | str = 1.0,
+                   pairs: str | None = None):
     """(savedmodel.Segmenter with SRC's weights and settings, its classes, SRC's framing, whether the
-    weights were rounded to float16 on the way); weights: how the Segmenter stores them (None: as SRC)."""
-
+    weights were rounded to float16 on the way); weights: how the Segmenter stores them (None: as SRC);
+    background_scale: folded into the network on top of SRC's (auto: chosen on the val split of pairs)."""
     from lipseg_tf.serve.savedmodel import Segmenter
+    from lipseg_tf.train import calibrate
     from lipseg_tf.train.networks import build_unet, restore_weights, stored_dtype, stored_in
 
     meta_file = source / "classes.json"
@@ -94,11 +99,18 @@ def load_segmenter(source: Path, weights: str | None = None):
         raise UserError(f"{source}: holds no value for {unchanged[0]} of a U-Net of ngf {ngf}, depth {depth}")
     log.info("%s: U-Net ngf %d, depth %d, %d px, crop %s, tta %s", source, ngf, depth, meta["image_size"],
              meta.get("crop"), meta.get("tta") or "none")
+    if background_scale == "auto":
+        background_scale = calibrate.choose_for_network(network, classes, meta["image_size"], meta.get("tta"), pairs)
+    calibrate.fold_background_scale(network, background_scale)
     stored = stored_dtype(prefix, "network")
     weights = weights or stored
     network = stored_in(network, weights)
     segmenter = Segmenter(network, meta["image_size"], classes, output="probabilities", tta=meta.get("tta"),
                           crop=meta.get("crop"))
+    previous = meta.get("background_scale", 1.0)
+    if not isinstance(previous, (int, float)) or isinstance(previous, bool) or not previous > 0:
+        raise UserError(f"{meta_file}: 'background_scale' {previous!r}: expected a number > 0")
+    segmenter.background_scale = float(previous) * background_scale
     return segmenter, classes, meta.get("framing"), weights == "float16" and stored == "float32"
 
 
@@ -132,6 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("target", help="the folder to write the new SavedModel into (new or empty)")
     parser.add_argument("--weights", choices=["float32", "float16"], default=None,
                         help="how DST stores the weights (default: as SRC does); float16 halves the size")
+    parser.add_argument("--background_scale", default="1", metavar="auto|S",
+                        help="multiply the background's probability by S (auto: chosen on --pairs' val split)")
+    parser.add_argument("--pairs", default=None, help="with --background_scale auto: AB pairs (process.py's "
+                                                      "--out-dir) of the model's classes and crop, with a val split")
     parser.add_argument("--verbose", action="store_true", help="debug logging, TensorFlow's messages")
     return parser
 
@@ -146,8 +162,14 @@ def _main(argv: Sequence[str] | None) -> int:
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise UserError(f"{target}: exists and is not an empty folder (expected a new folder for the SavedModel)")
     folders.check_output_dir(target, "target")
-    segmenter, classes, framing, rounded = load_segmenter(source, args.weights)
+    scale = parse_scale(args.background_scale)
+    if scale == "auto" and not args.pairs:
+        raise UserError("--background_scale auto: needs --pairs (AB pairs with a val split to choose on)")
+    segmenter, classes, framing, rounded = load_segmenter(source, args.weights, scale, args.pairs)
     export(segmenter, classes, target, framing)
+    if scale != 1.0:
+        log.info("%s: background scale %g folded in; not compared with %s", target, segmenter.background_scale, source)
+        return 0
     worst = check_same_crops(source, target, segmenter.image_size, HALF_TOLERANCE if rounded else TOLERANCE)
     log.info("%s: the same labels as %s on %d noise crops, probabilities within %.1g", target, source,
              CHECK_IMAGES, worst)
