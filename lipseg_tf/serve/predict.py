@@ -64,6 +64,7 @@ OVERLAY_ALPHA = 0.55
 
 
 TTA_CHOICES = ("none", "flip")
+RUNTIMES = ("auto", "tflite", "savedmodel")
 
 
 class Model:
@@ -71,9 +72,16 @@ class Model:
 
     tta 'flip' averages each crop's probabilities with those of its mirror image (left/right classes
     swapped) unless the model already does so inside its graph (classes.json "tta": "flip").
+
+    runtime: what runs the network on the aligned crops. "savedmodel": the SavedModel's serve_crop.
+    "tflite": the TensorFlow Lite copy of its network beside it (serve/tflite.py CROP_TFLITE, written by
+    `python -m lipseg_tf.tools.reexport --tflite`: weights int8, no flip inside, so the flip average of
+    a flip model is done here, two runs a face); UserError when the folder has none. "auto" (the
+    default): the TFLite copy when there is one, else the SavedModel.
     """
 
-    def __init__(self, path: str | Path, framing: str | None = None, tta: str | None = None):
+    def __init__(self, path: str | Path, framing: str | None = None, tta: str | None = None,
+                 runtime: str = "auto"):
         self.path = Path(path)
         if not self.path.is_dir():
             raise UserError(f"{self.path}: model folder not found (expected the --output_dir of "
@@ -107,9 +115,27 @@ class Model:
             raise UserError(f"{self.path}: not a readable SavedModel ({reason}); expected the --output_dir of "
                             "unet.py / pix2pix.py --mode export") from None
         model_meta.check_against_graph(meta, meta_file, loaded, self._serve)
+        if runtime not in RUNTIMES:
+            raise UserError(f"--runtime {runtime!r} unknown, valid: {', '.join(RUNTIMES)}")
+        from lipseg_tf.serve import tflite
+        lite_file = self.path / tflite.CROP_TFLITE
+        if runtime == "tflite" and not lite_file.is_file():
+            raise UserError(f"{lite_file}: not found (--runtime tflite needs the TFLite copy of the network that "
+                            "python -m lipseg_tf.tools.reexport --tflite writes beside saved_model.pb)")
+        self._lite = None
+        if runtime != "savedmodel" and lite_file.is_file():
+            self._lite = tflite.CropNetwork(lite_file, self.image_size, len(self.classes))
+        self.runtime = "tflite" if self._lite is not None else "savedmodel"
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
-        """uint8 images (N, H, W, 3) -> class probabilities (N, H, W, C)."""
+        """uint8 images (N, H, W, 3) -> class probabilities (N, H, W, C); with the TFLite runtime the
+        images are crops at image_size."""
+        if self._lite is not None:
+            probabilities = self._lite(images)
+            if self.tta == "flip":  # the TFLite copy never flips inside (tflite.CROP_TFLITE)
+                mirrored = self._lite(np.ascontiguousarray(images[:, :, ::-1]))
+                probabilities = 0.5 * (probabilities + mirrored[:, :, ::-1][..., self._mirror])
+            return probabilities
         import tensorflow as tf
         probabilities = self._serve(images=tf.constant(images, tf.uint8))["probabilities"].numpy()
         if self._flip_here:
@@ -373,7 +399,7 @@ def predict_files(files: Sequence[Path], segmenter: Segmenter, out_dir: Path,
     model, detector = segmenter.model, segmenter.detector
     names = _output_names(files)
     summary = {"model": str(model.path), "framing": model.framing if segmenter.detects else None,
-               "crop": None if model.crop is None else list(model.crop), "tta": model.tta,
+               "crop": None if model.crop is None else list(model.crop), "tta": model.tta, "runtime": model.runtime,
                "detector": None if detector is None else getattr(detector, "name", type(detector).__name__),
                "save": list(save),
                "photos": 0, "faces": 0, "photos_without_face": [], "skipped": []}
