@@ -189,7 +189,10 @@ def prepare_photo(photo: np.ndarray, model: Model, detector, found: tuple[list, 
         seconds["detect"] = time.perf_counter() - start
         start = time.perf_counter()
         transforms = [face.transform(size, model.framing, model.crop) for face in faces]
-    crops = np.stack([align.warp_face(photo, matrix, size) for matrix in transforms]) if faces else None
+    # Detected faces are cut with the cheaper prefiltered warp; --no-detect's crop box exactly as the
+    # SavedModel's serving_default cuts it inside its graph.
+    prefilter = found is not None or detector is not None
+    crops = np.stack([align.warp_face(photo, matrix, size, prefilter) for matrix in transforms]) if faces else None
     seconds["align_and_model"] = time.perf_counter() - start
     return PreparedPhoto((height, width), faces, transforms, crops, seconds)
 
@@ -280,16 +283,24 @@ def overlay(photo: np.ndarray, result: PhotoResult, colors: np.ndarray) -> np.nd
     return np.asarray(canvas)
 
 
-def _face_record(face: Face, index: int, result: PhotoResult, classes: Sequence[str]) -> dict:
+def _part_areas(labels: np.ndarray, classes: Sequence[str]) -> dict[str, int]:
+    """Pixels of each part class (classes[1:]) in labels: one comparison a class (several times cheaper
+    than a bincount over a whole photo)."""
+    return {name: int(np.count_nonzero(labels == k)) for k, name in enumerate(classes) if k > 0}
+
+
+def _face_record(face: Face, index: int, result: PhotoResult, classes: Sequence[str],
+                 photo_area: dict[str, int] | None = None) -> dict:
     record = {"box": [round(v, 1) for v in face.box],
               "confidence": None if face.confidence is None else round(face.confidence, 4)}
     if face.keypoints is not None:
         record["landmarks"] = {name: [round(float(x), 1), round(float(y), 1)]
                                for name, (x, y) in zip(face.keypoint_names, face.keypoints)}
         record["photo_to_crop"] = np.round(result.transforms[index], 6).tolist()
-    mine = result.labels[result.owner == index]
-    counts = np.bincount(mine, minlength=len(classes))
-    record["area"] = {name: int(counts[k]) for k, name in enumerate(classes) if k > 0}
+    if len(result.faces) == 1 and photo_area is not None:
+        record["area"] = dict(photo_area)  # every part pixel is the one face's
+    else:
+        record["area"] = _part_areas(result.labels[result.owner == index], classes)
     return record
 
 
@@ -368,13 +379,13 @@ def _write_outputs(photo: np.ndarray, result: PhotoResult, record: dict, name: s
 
 def _photo_record(path: Path, photo: np.ndarray, result: PhotoResult, name: str, model: Model, framing,
                   save: Sequence[str], seconds: dict) -> dict:
-    counts = np.bincount(result.labels.ravel(), minlength=len(model.classes))
+    area = _part_areas(result.labels, model.classes)
     return {"photo": str(path), "width": int(photo.shape[1]), "height": int(photo.shape[0]),
             "model": str(model.path), "framing": framing, "classes": list(model.classes),
             "mask": f"{name}-mask.png" if "mask" in save else None,
             "overlay": f"{name}-overlay.png" if "overlay" in save else None,
-            "faces": [_face_record(face, i, result, model.classes) for i, face in enumerate(result.faces)],
-            "area": {c: int(counts[k]) for k, c in enumerate(model.classes) if k > 0},
+            "faces": [_face_record(face, i, result, model.classes, area) for i, face in enumerate(result.faces)],
+            "area": area,
             "seconds": {k: round(v, 4) for k, v in seconds.items()}}
 
 
