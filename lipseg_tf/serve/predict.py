@@ -23,8 +23,8 @@ Writes into --output, for a photo <name>.<ext>, the outputs --save names (defaul
                         per part, the time of each step
     summary.json        photos, faces, photos without a face, skipped files, mean times, wall time
 
-predict_files overlaps the steps across photos: a reader thread decodes photos and finds their faces
-ahead, the main thread aligns, segments and pastes back, a writer thread encodes and writes.
+predict_files overlaps the steps across photos: a loader thread decodes photos ahead, a detector thread
+finds their faces, the main thread aligns, segments and pastes back, a writer thread encodes and writes.
 
 A photo without a face gets an all-background mask and is listed in the summary: not an error. An
 unreadable file is named, skipped and listed; the run goes on and then exits with status 1.
@@ -334,30 +334,39 @@ def parse_save(text: str) -> tuple[str, ...]:
     return tuple(choice for choice in SAVE_CHOICES if choice in chosen)
 
 
-def _read(path: Path, detector) -> tuple[np.ndarray | None, UserError | None, float, tuple | None]:
-    """A photo, or the error that names why it is unreadable, the seconds it took, and its faces and
-    their detection seconds (None without a detector)."""
+def _load(path: Path) -> tuple[np.ndarray | None, UserError | None, float]:
+    """A photo, or the error that names why it is unreadable, and the seconds it took."""
     start = time.perf_counter()
     try:
         photo = load_rgb(path)
     except UserError as err:
-        return None, err, time.perf_counter() - start, None
-    seconds = time.perf_counter() - start
-    if detector is None:
-        return photo, None, seconds, None
+        return None, err, time.perf_counter() - start
+    return photo, None, time.perf_counter() - start
+
+
+def _detect_loaded(loading, detector) -> tuple[np.ndarray | None, UserError | None, float, tuple | None]:
+    """_load's result (from its future) and the photo's faces and their detection seconds (None without
+    a detector or a photo)."""
+    photo, error, seconds = loading.result()
+    if photo is None or detector is None:
+        return photo, error, seconds, None
     start = time.perf_counter()
     faces = detector(photo)
     return photo, None, seconds, (faces, time.perf_counter() - start)
 
 
-def _read_ahead(reader, files: Sequence[Path], ahead: int, detector):
-    """(path, _read(path, detector)) for every file in order, the reader thread decoding (and
-    detecting in) `ahead` files ahead."""
-    pending = collections.deque(reader.submit(_read, path, detector) for path in files[:ahead])
+def _read_ahead(loader, finder, files: Sequence[Path], ahead: int, detector):
+    """(path, (photo, error, load seconds, (faces, detect seconds) or None)) for every file in order: the
+    loader thread decodes and the finder thread detects faces in `ahead` files ahead, on their own
+    threads, so that decoding one photo and finding the faces of the one before overlap."""
+    def submit(path):
+        return finder.submit(_detect_loaded, loader.submit(_load, path), detector)
+
+    pending = collections.deque(submit(path) for path in files[:ahead])
     for index, path in enumerate(files):
         found = pending.popleft().result()
         if index + ahead < len(files):
-            pending.append(reader.submit(_read, files[index + ahead], detector))
+            pending.append(submit(files[index + ahead]))
         yield path, found
 
 
@@ -394,11 +403,11 @@ def predict_files(files: Sequence[Path], segmenter: Segmenter, out_dir: Path,
     """Segment every photo with a Segmenter (serve/api.py; built with detector=None for --no-detect); write
     its outputs (`save`: of SAVE_CHOICES) and return the summary (also in summary.json).
 
-    Three stages overlap across photos: a reader thread decodes the next photos and finds their faces,
-    this one aligns, segments (one model call over the faces of batch_size photos) and pastes back, and
-    a writer thread encodes and writes the outputs of the photos before (the image codecs, TensorFlow
-    and TensorFlow Lite release the GIL while they work). Outputs, summary and log come in the order of
-    `files`.
+    Four stages overlap across photos: a loader thread decodes the next photos, a detector thread finds
+    their faces, this one aligns, segments (one model call over the faces of batch_size photos) and
+    pastes back, and a writer thread encodes and writes the outputs of the photos before (the image
+    codecs, TensorFlow and TensorFlow Lite release the GIL while they work). Outputs, summary and log
+    come in the order of `files`.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -436,11 +445,12 @@ def predict_files(files: Sequence[Path], segmenter: Segmenter, out_dir: Path,
                       ", ".join(f"{k} {v:.3f} s" for k, v in seconds.items()))
         batch.clear()
 
-    with ThreadPoolExecutor(1, thread_name_prefix="read") as reader, \
+    with ThreadPoolExecutor(1, thread_name_prefix="load") as loader, \
+            ThreadPoolExecutor(1, thread_name_prefix="detect") as finder, \
             ThreadPoolExecutor(1, thread_name_prefix="write") as writer:
         batch, writes = [], []
         for path, (photo, error, load_seconds, found) in tqdm(
-                _read_ahead(reader, files, batch_size + READ_AHEAD, detector), total=len(files), desc="predict",
+                _read_ahead(loader, finder, files, batch_size + READ_AHEAD, detector), total=len(files), desc="predict",
                 unit="photo", disable=None if len(files) > 1 else True, dynamic_ncols=True):
             if error is not None:
                 log.warning("skipped %s", error)
