@@ -170,3 +170,23 @@ def test_the_tflite_runtime_names_what_is_wrong(exports, with_crop_tflite, tmp_p
     (broken / tflite.CROP_TFLITE).write_bytes(b"not a flatbuffer")
     with pytest.raises(UserError, match=r"crop\.tflite: not a readable TFLite crop model"):
         Model(broken)
+
+
+def test_tta_off_skips_the_flip_of_the_shipped_model_through_its_tflite_copy(tmp_path):
+    import shutil
+
+    from helpers import REPO
+    from lipseg_tf.errors import UserError
+    from lipseg_tf.serve.predict import Model
+
+    shipped = REPO / "lipseg_tf" / "pretrained" / "unet"
+    flipped, plain = Model(shipped), Model(shipped, tta="off")
+    assert (flipped.tta, plain.tta) == ("flip", None) and plain.runtime == "tflite"
+    crops = sample_photos(2)
+    crops = np.stack([np.asarray(Image.fromarray(c).resize((128, 128), Image.BICUBIC)) for c in crops])
+    mirrored_back = plain(np.ascontiguousarray(crops[:, :, ::-1]))[:, :, ::-1][..., flipped._mirror]
+    np.testing.assert_allclose(flipped(crops), 0.5 * (plain(crops) + mirrored_back), atol=1e-6)
+    without_copy = tmp_path / "unet"
+    shutil.copytree(shipped, without_copy, ignore=shutil.ignore_patterns(tflite.CROP_TFLITE))
+    with pytest.raises(UserError, match="--tta off: .*graph averages each face with its mirror image itself"):
+        Model(without_copy, tta="off")
