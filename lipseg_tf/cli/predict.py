@@ -68,8 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--model", default=None,
                         help="an exported SavedModel folder (unet.py / pix2pix.py --mode export --output_dir), or "
-                             f"a shipped model: {' or '.join(PRETRAINED)} (twice the resolution, 3.6 times "
-                             "the model time; lipseg_tf/pretrained/MODEL.md); default: the fast one, "
+                             f"a shipped model: {' or '.join(PRETRAINED)} (twice the resolution, 12 times "
+                             "the fast one's model time: it has no TFLite copy; lipseg_tf/pretrained/MODEL.md); "
+                             "default: the fast one, "
                              f"{DEFAULT_MODEL_NAME}/")
     parser.add_argument("--input", required=True,
                         help=f"a photo ({', '.join(IMAGE_EXTENSIONS)}), a video ({', '.join(VIDEO_EXTENSIONS)}) "

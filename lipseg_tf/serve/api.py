@@ -124,7 +124,7 @@ class Segmenter:
 
     model           an export folder (unet.py / pix2pix.py --mode export --output_dir), or the name of a
                     shipped model: "fast" (the default, None) or "accurate" (twice the resolution,
-                    3.6 times the model time; lipseg_tf/pretrained/MODEL.md)
+                    12 times the model time: it has no TFLite copy; lipseg_tf/pretrained/MODEL.md)
     detector        "blazeface" (default) or "mtcnn" (serve/detect.py); None: no detection, every image is an
                     aligned face (as aligned()); or any callable (H, W, 3) uint8 -> list[Face]
     min_face        smallest face to keep, in pixels (the detector box's longer side)
