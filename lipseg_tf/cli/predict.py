@@ -103,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="test-time augmentation: flip averages each face's probabilities with those of its "
                              "mirror image (left/right classes swapped); twice the model time. Models exported "
                              "with --tta flip (the shipped ones) do it already, unless off: never flip, half the "
-                             "model time (needs the TFLite runtime for those; mean F1 0.855 against 0.860 on "
+                             "model time (needs the TFLite runtime for those; mean F1 0.856 against 0.860 on "
                              "real-face scenes; videos: 1.4x the fps)")
     parser.add_argument("--runtime", choices=RUNTIMES, default="auto",
                         help="what runs the network on the aligned faces: auto (the TFLite copy with int8 weights, "

@@ -132,7 +132,7 @@ class Segmenter:
                     (blazeface 0.7, mtcnn 0.9)
     tta             "flip": average each face with its mirror image (twice the model time); None or "none":
                     the model's own (the shipped models flip); "off": never (half the model time, with
-                    the TFLite runtime; mean F1 0.855 against 0.860 on the speed scenes)
+                    the TFLite runtime; mean F1 0.856 against 0.860 on the speed scenes)
     framing         where faces are put in the crop ("sample" or "celebahq"); None: the model's own
     runtime         what runs the network: "auto" (the default: the TFLite copy with int8 weights beside the
                     SavedModel when the folder has one, as the shipped fast model does; several times
