@@ -329,7 +329,8 @@ REFINE_SIZES = (0.5, 2.0)  # the second look's box side must be within these tim
 
 # Interpreter threads of BlazeFace's models: detection is the slowest of predict.py's overlapping steps,
 # and a second thread lets it use what the other steps leave of the second core (475 speed scenes,
-# 2 cores shared: 0.035 s a photo against 0.040 with one thread; a second U-Net thread gained nothing).
+# 2 cores shared with a training: 0.035 s a photo against 0.038 with one thread, the mean of five runs
+# each, alternating, though the last two pairs were even; a second U-Net thread gained nothing).
 BLAZEFACE_THREADS = min(2, os.cpu_count() or 1)
 
 
