@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import math
-import os
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -327,11 +326,10 @@ REFINE_ZOOM = 2.0      # the second look's crop side, in candidate box sides
 REFINE_SIZES = (0.5, 2.0)  # the second look's box side must be within these times the first's
 
 
-# Interpreter threads of BlazeFace's models: detection is the slowest of predict.py's overlapping steps,
-# and a second thread lets it use what the other steps leave of the second core (475 speed scenes,
-# 2 cores shared with a training: 0.035 s a photo against 0.038 with one thread, the mean of five runs
-# each, alternating, though the last two pairs were even; a second U-Net thread gained nothing).
-BLAZEFACE_THREADS = min(2, os.cpu_count() or 1)
+# Interpreter threads of BlazeFace's models. One: predict.py's overlapping steps keep both cores busy, and
+# a second thread made it slower with the cores free (475 speed scenes: 0.022 s a photo against 0.017
+# with one; with a training on one core the two were within noise).
+BLAZEFACE_THREADS = 1
 
 
 class BlazeFaceDetector:
