@@ -327,7 +327,7 @@ REFINE_SIZES = (0.5, 2.0)  # the second look's box side must be within these tim
 
 
 # Interpreter threads of BlazeFace's models. One: predict.py's overlapping steps keep both cores busy, and
-# a second thread made it slower with the cores free (475 speed scenes: 0.022 s a photo against 0.017
+# a second thread made it slower with the cores free (475 speed scenes, a pair of runs: 0.022 s a photo against 0.017
 # with one; with a training on one core the two were within noise).
 BLAZEFACE_THREADS = 1
 
