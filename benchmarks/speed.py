@@ -21,7 +21,7 @@ Both are scored as benchmarks/mediapipe_peer.py scores: one confusion count over
 per-part F1 and their mean (lipseg_tf.train.metrics). A face is missed when no detected face's box
 (MediaPipe: no landmark) holds the centre of the true parts.
 
-    benchmarks/speed.sh [--count 500] [--detector blazeface] [--scenes DIR] [--out DIR]
+    benchmarks/speed.sh [--count 500] [--detector blazeface] [--tta none|flip|off] [--scenes DIR] [--out DIR]
 
 This module imports no TensorFlow at its top: the MediaPipe side runs it in .venv-mediapipe.
 """
@@ -329,6 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--detector", action="append", default=None,
                         help="lipseg_tf detector(s) to run, repeatable (default: blazeface)")
     parser.add_argument("--model", type=Path, default=None, help="exported model (default: the shipped one)")
+    parser.add_argument("--tta", choices=("none", "flip", "off"), default="none",
+                        help="lipseg_tf's tta, as predict.py's --tta (off: no mirror-image average)")
     parser.add_argument("--no-mediapipe", dest="mediapipe", action="store_false", help="skip MediaPipe")
     parser.add_argument("--rounds", type=positive_int, default=5,
                         help="the scenes are run in this many rounds, each system in turn in each")
@@ -362,13 +364,14 @@ def _main(argv: Sequence[str] | None) -> int:
     detectors = args.detector or ["blazeface"]
     segmenters = {}
     for name in detectors:
-        segmenters[name] = Segmenter(args.model, detector=name)
+        segmenters[name] = Segmenter(args.model, detector=name, tta=args.tta)
         # Built and run once now (TensorFlow traces its graph on the first call), as MediaPipe's graph
         # is started before its timing: loading is not timed.
         size = segmenters[name].model.image_size
         segmenters[name].model(np.zeros((1, size, size, 3), np.uint8))
         segmenters[name].detector(np.zeros((256, 256, 3), np.uint8))
-    systems = {name: {"system": f"lipseg_tf predict ({name}, writes mask+json)",
+    tta = "" if args.tta == "none" else f", --tta {args.tta}"
+    systems = {name: {"system": f"lipseg_tf predict ({name}{tta}, writes mask+json)",
                       "masks": args.out / f"lipseg_{name}"} for name in detectors}
     if args.mediapipe:
         systems["mediapipe"] = {"masks": args.out / "mediapipe"}

@@ -216,3 +216,45 @@ def test_first_look_tiles_add_two_overlapping_halves_of_a_wide_photo():
     assert detect.first_look_tiles((768, 1024)) == [(0, 0, 1024, 768), (0, 0, 640, 768), (384, 0, 1024, 768)]
     assert detect.first_look_tiles((1024, 600)) == [(0, 0, 600, 1024), (0, 0, 600, 640), (0, 384, 600, 1024)]
     assert detect.first_look_tiles((600, 512)) == [(0, 0, 512, 600)]  # nearly square: the whole photo only
+
+
+# -------------------------------------------------------------------- the shrunk copies of a photo
+
+def test_photo_pyramid_halves_down_to_the_smallest_side():
+    pyramid = detect.photo_pyramid(np.zeros((768, 1024, 3), np.uint8), 128)
+    assert [p.shape[:2] for p in pyramid] == [(768, 1024), (384, 512), (192, 256)]  # 96 would be under 128
+    assert detect.pyramid_level(pyramid, 192 / 1024) == 2     # shrunk by 5.3: the copy shrunk by 4
+    assert detect.pyramid_level(pyramid, 0.5) == 1 and detect.pyramid_level(pyramid, 0.6) == 0
+    assert detect.pyramid_level(pyramid, 0.01) == 2          # no smaller copy than the last
+
+
+def test_tile_square_maps_its_pixels_back_to_the_photo():
+    photo = np.zeros((768, 1024, 3), np.uint8)
+    photo[600:608, 900:908] = 255                       # a white 8 px square centred at (904, 604)
+    pyramid = detect.photo_pyramid(photo, 128)
+    for tile in detect.first_look_tiles(photo.shape[:2]):
+        square, to_photo = detect.tile_square(pyramid, tile, 192)
+        if tile[0] > 900 or tile[2] < 908:
+            continue
+        bright = np.argwhere(square[..., 0] > -0.5)    # (row, column) of the square's white pixels
+        centre = bright.mean(0)[::-1] + 0.5             # pixel centres, (x, y)
+        np.testing.assert_allclose(align.apply(to_photo, centre)[0], (904, 604), atol=2.0)
+
+
+def test_pairwise_iou_is_box_iou_for_every_pair():
+    boxes = np.array([(0, 0, 10, 10), (5, 0, 15, 10), (20, 20, 30, 30), (2, 2, 6, 6)], np.float64)
+    np.testing.assert_allclose(detect.pairwise_iou(boxes), [detect.box_iou(box, boxes) for box in boxes])
+
+
+def test_quick_warp_from_the_pyramid_cuts_the_same_crop():
+    photo = np.zeros((480, 640, 3), np.uint8)
+    photo[160:280, 260:380] = 255                       # a white 120 px square, centred at (320, 220)
+    box = np.array([200.0, 100.0, 440.0, 340.0])      # a 240 px box: its crop is 480 px shrunk to 32
+    points = np.array([(260.0, 180.0), (380.0, 180.0)] + [(0.0, 0.0)] * 4)
+    matrix = detect.upright_crop(box, points, 2.0, 32)
+    direct = detect.quick_warp(photo, matrix, 32)
+    from_copies = detect.quick_warp(photo, matrix, 32, detect.photo_pyramid(photo, 32))  # the copy shrunk by 8
+    for crop in (direct, from_copies):
+        white = np.argwhere(crop[..., 0] > 127)
+        assert white.min(0).tolist() == [12, 12] and white.max(0).tolist() == [19, 19]  # 8 px: 120 / 15
+    assert np.abs(direct.astype(int) - from_copies).mean() < 3  # only the edges blur a little differently

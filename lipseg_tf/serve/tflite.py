@@ -42,6 +42,9 @@ from lipseg_tf.prep import imageio
 log = logging.getLogger("lipseg_tf")
 
 VARIANTS = ("float32", "dynamic_range")
+# The TFLite copy of a SavedModel's network that predict.py runs when it is there (predict.Model runtime):
+# dynamic-range weights (int8), no flip inside, crops of the model's size, one at a time.
+CROP_TFLITE = "crop.tflite"
 
 
 def model_file(out_dir: str | Path, model: str, variant: str) -> Path:
@@ -49,8 +52,9 @@ def model_file(out_dir: str | Path, model: str, variant: str) -> Path:
     return Path(out_dir) / f"{model}_{variant}.tflite"
 
 
-def convert(segmenter, variants: Sequence[str] = VARIANTS) -> dict[str, bytes]:
-    """The flatbuffers of a savedmodel.Segmenter: {variant: bytes} for 'float32' and/or 'dynamic_range'."""
+def convert(segmenter, variants: Sequence[str] = VARIANTS, tta: bool = True) -> dict[str, bytes]:
+    """The flatbuffers of a savedmodel.Segmenter: {variant: bytes} for 'float32' and/or 'dynamic_range';
+    tta False: without the segmenter's flip average (its network alone)."""
     import keras
     import tensorflow as tf
 
@@ -61,7 +65,8 @@ def convert(segmenter, variants: Sequence[str] = VARIANTS) -> dict[str, bytes]:
 
     def serve(images):
         x = tf.cast(images, tf.float32) / 127.5 - 1.0
-        probabilities = segmenter.probabilities_at_model_size(x)
+        probabilities = (segmenter.probabilities_at_model_size(x) if tta
+                         else segmenter._network_probabilities(x))
         return {"labels": tf.cast(tf.argmax(probabilities, axis=-1), tf.uint8), "probabilities": probabilities}
 
     # Keras' own export archive: converting a tf.saved_model of a Keras 3 network leaves its weights
@@ -96,6 +101,47 @@ def export_tflite(segmenter, classes, out_dir: str | Path, model: str, framing: 
         log.info("wrote %s (%.0f KiB)", path, path.stat().st_size / 1024)
     write_classes(out_dir, classes, segmenter.image_size, framing, crop, segmenter.tta)
     return written
+
+
+def write_crop_tflite(segmenter, out_dir: str | Path) -> Path:
+    """Write CROP_TFLITE into an export folder: the segmenter's network alone (no flip), weights int8."""
+    path = Path(out_dir) / CROP_TFLITE
+    imageio.write_bytes(path, convert(segmenter, ["dynamic_range"], tta=False)["dynamic_range"])
+    log.info("wrote %s (%.0f KiB)", path, path.stat().st_size / 1024)
+    return path
+
+
+class CropNetwork:
+    """CROP_TFLITE of an export folder: uint8 crops (N, S, S, 3) -> class probabilities (N, S, S, C), one
+    crop per run, on one thread (predict.py's other steps use the other cores); UserError when the file
+    is unreadable or its shapes are not the SavedModel's (image_size S, C classes)."""
+
+    def __init__(self, path: str | Path, image_size: int, num_classes: int):
+        from lipseg_tf.errors import UserError
+        from lipseg_tf.quiet import caught_stderr
+
+        self.path = Path(path)
+        try:
+            with caught_stderr():  # the interpreter announces its XNNPACK delegate on stderr
+                interpreter = _interpreter(self.path, 1)
+                interpreter.allocate_tensors()
+                self._run = interpreter.get_signature_runner("serving_default")
+                inputs, outputs = self._run.get_input_details(), self._run.get_output_details()
+                shapes = (tuple(inputs["images"]["shape"]), tuple(outputs["probabilities"]["shape"]))
+                if shapes[0][1:] == (image_size, image_size, 3):  # a first run, so that any delegate message is caught
+                    self._run(images=np.zeros(shapes[0], np.uint8))
+        except (ValueError, KeyError, RuntimeError) as err:
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise UserError(f"{self.path}: not a readable TFLite crop model ({reason}); remake it with "
+                            "python -m lipseg_tf.tools.reexport --tflite") from None
+        expected = ((1, image_size, image_size, 3), (1, image_size, image_size, num_classes))
+        if shapes != expected:
+            raise UserError(f"{self.path}: takes {shapes[0]} and gives {shapes[1]}, expected {expected[0]} and "
+                            f"{expected[1]} (the SavedModel beside it); remake it with reexport --tflite")
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        images = np.asarray(images, np.uint8)
+        return np.concatenate([self._run(images=image[None])["probabilities"] for image in images])
 
 
 class TFLiteSegmenter:

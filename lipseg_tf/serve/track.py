@@ -153,7 +153,7 @@ class FaceTracker:
         if not transforms:
             return []
         size = self.model.image_size
-        return self.model(np.stack([align.warp_face(frame, matrix, size) for matrix in transforms]))
+        return self.model(np.stack([align.warp_face(frame, matrix, size, prefilter=True) for matrix in transforms]))
 
     def _align(self, face: Face, shape: tuple[int, int]) -> np.ndarray:
         """The frame -> crop transform of a detected face; of the crop box when the frame is the aligned

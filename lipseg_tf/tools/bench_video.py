@@ -232,6 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--model", default=None, help="an export folder (default: the shipped pretrained model)")
     parser.add_argument("--frames", type=positive_int, default=100, help="frames per clip")
+    parser.add_argument("--tta", choices=("none", "flip", "off"), default="none",
+                        help="the Segmenter's tta, as predict.py's --tta (off: no mirror-image average, half "
+                             "the model time)")
     parser.add_argument("--detect-every", "--detect_every", dest="detect_every", type=positive_int, default=10)
     parser.add_argument("--smoothing", type=float, default=0.5)
     parser.add_argument("--rounds", type=positive_int, default=3, help="fps: the best of this many runs")
@@ -255,8 +258,9 @@ def _main(argv: Sequence[str] | None) -> int:
     setup_logging(args.verbose)
     import lipseg_tf
 
-    seg = lipseg_tf.Segmenter(args.model)
-    results = {"data": "synthetic (lipseg_tf.prep.sample.clip)", "frames": args.frames,
+    seg = lipseg_tf.Segmenter(args.model, tta=args.tta)
+    results = {"data": "synthetic (lipseg_tf.prep.sample.clip)", "frames": args.frames, "tta": args.tta,
+               "runtime": seg.model.runtime,
                "detect_every": args.detect_every, "smoothing": args.smoothing, "seed": args.seed,
                "image_id": args.image_id, "model": str(seg.model.path)}
     if args.real:
@@ -276,7 +280,7 @@ def _main(argv: Sequence[str] | None) -> int:
         from lipseg_tf.prep.sample.clip import render_clip
         results["libraries"] = library_speeds(render_clip(args.seed, args.image_id, args.frames)[0])
     print(f"synthetic clips, {args.frames} frames of 640 x 480, detect every {args.detect_every}, "
-          f"smoothing {args.smoothing}")
+          f"smoothing {args.smoothing}, tta {args.tta}, runtime {seg.model.runtime}")
     print(f"fps      tracked {results['fps_tracked']:.1f}, frame by frame {results['fps_frame_by_frame']:.1f} "
           f"(x{results['fps_tracked'] / results['fps_frame_by_frame']:.2f}); predict.py end to end "
           f"{results['end_to_end_fps']:.1f}")

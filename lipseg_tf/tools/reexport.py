@@ -2,6 +2,7 @@
 by this lipseg_tf (its signatures and classes.json fields), with no run folder.
 
     python -m lipseg_tf.tools.reexport SRC DST [--weights float32|float16] [--background_scale auto|S --pairs P]
+                                              [--tflite]
 
 SRC's classes.json gives the classes, the input size, the framing, the crop box and the tta; the
 network's width (ngf) and depth come from the shapes of its variables. --weights stores DST's weights in
@@ -12,6 +13,11 @@ is written, its `serve_crop` is checked against SRC's crop signature (`serve_cro
 in exports that predate it) on CHECK_IMAGES noise crops: probabilities within 1e-5 (HALF_TOLERANCE
 when the weights were rounded to float16) and the same labels wherever SRC's two likeliest classes are
 further apart than twice that, else the command fails (exit status 1).
+
+--tflite also writes DST/crop.tflite (serve/tflite.py CROP_TFLITE): the network alone, no flip inside,
+weights int8 (dynamic range), which predict.py runs instead of the SavedModel when it is there (several
+times faster on a CPU; predict.Model runtime). Its labels are checked against DST's serve_crop on the
+noise crops (flip averaged as predict.py does): at least TFLITE_AGREEMENT of the pixels the same.
 How the shipped model (lipseg_tf/pretrained/unet) was made with it: its MODEL.md.
 """
 
@@ -36,6 +42,7 @@ log = logging.getLogger("lipseg_tf")
 CHECK_IMAGES = 4
 TOLERANCE = 1e-5
 HALF_TOLERANCE = 1e-2  # rounding the weights to float16 moves the probabilities by about 1e-3
+TFLITE_AGREEMENT = 0.98  # int8 weights: of noise crops' pixels (real faces agree more; docs/predict-and-tflite.md)
 
 
 def _classes(names: list, colors: list, meta_file: Path):
@@ -137,6 +144,21 @@ def check_same_crops(source: Path, target: Path, size: int, tolerance: float = T
     return worst
 
 
+def check_tflite(target: Path) -> float:
+    """Share of noise-crop pixels whose labels the TFLite runtime and the SavedModel (predict.Model) agree
+    on; UserError under TFLITE_AGREEMENT."""
+    from lipseg_tf.serve.predict import Model
+
+    lite, saved = Model(target, runtime="tflite"), Model(target, runtime="savedmodel")
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 256, (CHECK_IMAGES, lite.image_size, lite.image_size, 3)).astype(np.uint8)
+    agreement = float(np.mean(lite(crops).argmax(-1) == saved(crops).argmax(-1)))
+    if agreement < TFLITE_AGREEMENT:
+        raise UserError(f"{target}: crop.tflite's labels agree with serve_crop's on only {100 * agreement:.1f} % of "
+                        f"the noise crops' pixels (expected at least {100 * TFLITE_AGREEMENT:.0f} %)")
+    return agreement
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m lipseg_tf.tools.reexport", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -148,6 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="multiply the background's probability by S (auto: chosen on --pairs' val split)")
     parser.add_argument("--pairs", default=None, help="with --background_scale auto: AB pairs (process.py's "
                                                       "--out-dir) of the model's classes and crop, with a val split")
+    parser.add_argument("--tflite", action="store_true",
+                        help="also write crop.tflite, the network with int8 weights that predict.py runs when "
+                             "it is there")
     parser.add_argument("--verbose", action="store_true", help="debug logging, TensorFlow's messages")
     return parser
 
@@ -169,10 +194,16 @@ def _main(argv: Sequence[str] | None) -> int:
     export(segmenter, classes, target, framing)
     if scale != 1.0:
         log.info("%s: background scale %g folded in; not compared with %s", target, segmenter.background_scale, source)
-        return 0
-    worst = check_same_crops(source, target, segmenter.image_size, HALF_TOLERANCE if rounded else TOLERANCE)
-    log.info("%s: the same labels as %s on %d noise crops, probabilities within %.1g", target, source,
-             CHECK_IMAGES, worst)
+    else:
+        worst = check_same_crops(source, target, segmenter.image_size, HALF_TOLERANCE if rounded else TOLERANCE)
+        log.info("%s: the same labels as %s on %d noise crops, probabilities within %.1g", target, source,
+                 CHECK_IMAGES, worst)
+    if args.tflite:
+        from lipseg_tf.serve import tflite
+        tflite.write_crop_tflite(segmenter, target)
+        agreement = check_tflite(target)
+        log.info("%s: labels of %d noise crops as serve_crop's on %.2f %% of the pixels", target / tflite.CROP_TFLITE,
+                 CHECK_IMAGES, 100 * agreement)
     return 0
 
 
