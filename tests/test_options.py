@@ -82,7 +82,8 @@ def test_options_json_keys_are_the_flags_of_that_model_only(cls, absent):
     assert not absent & set(saved)
     assert "crop_size" in saved and "image_size" not in saved and "cache" in saved
     parser_dests = {dest for dest, strings in flags(runner.build_parser(cls().model)).items() if strings}
-    assert set(saved) - {"model"} == parser_dests - {"help", "format", "tta", "verbose"}   # test/export only
+    test_export_only = {"help", "format", "tta", "background_scale", "weights", "verbose"}
+    assert set(saved) - {"model"} == parser_dests - test_export_only
 
 
 @pytest.mark.parametrize("folder, cls", [("unet_run_v1", UnetConfig), ("pix2pix_run_v1", Pix2PixConfig)])
