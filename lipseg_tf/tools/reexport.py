@@ -178,18 +178,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    from lipseg_tf.serve.savedmodel import export
-
     args = build_parser().parse_args(argv)
+    scale = parse_scale(args.background_scale)
+    if scale == "auto" and not args.pairs:
+        raise UserError("--background_scale auto: needs --pairs (AB pairs with a val split to choose on)")
     setup_logging(args.verbose, tensorflow=True)
+    from lipseg_tf.serve.savedmodel import export  # TensorFlow: after setup_logging has quietened it
+
     source, target = Path(args.source), Path(args.target)
     folders.check_apart(("target", target), {"source": source})
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise UserError(f"{target}: exists and is not an empty folder (expected a new folder for the SavedModel)")
     folders.check_output_dir(target, "target")
-    scale = parse_scale(args.background_scale)
-    if scale == "auto" and not args.pairs:
-        raise UserError("--background_scale auto: needs --pairs (AB pairs with a val split to choose on)")
     segmenter, classes, framing, rounded = load_segmenter(source, args.weights, scale, args.pairs)
     export(segmenter, classes, target, framing)
     if scale != 1.0:

@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
-import keras
 import numpy as np
 
 from lipseg_tf.errors import UserError
 from lipseg_tf.prep.classes import ClassSpec
-from lipseg_tf.train import metrics, pipeline
+from lipseg_tf.train import metrics
+
+if TYPE_CHECKING:   # TensorFlow is imported where it is used: parse_scale checks a flag before it loads
+    import keras
 
 log = logging.getLogger("lipseg_tf")
 
@@ -48,6 +50,8 @@ def choose_scale(probabilities: Callable, pairs, classes: ClassSpec, image_size:
 
     probabilities: [-1, 1] images (B, S, S, 3) -> class probabilities (B, S, S, C), the model as it will
     be used (flip averaging included); pairs: find_pairs' PairSource of the split to choose on."""
+    from lipseg_tf.train import pipeline
+
     dataset = pipeline.make_dataset(pairs, classes.colors, classes.flip_perm, training=False,
                                     image_size=image_size, scale_size=image_size, batch_size=batch_size,
                                     cache=False)
@@ -83,6 +87,8 @@ def choose_for_network(network: keras.Model, classes: ClassSpec, image_size: int
     """--background_scale auto for a U-Net: the best of SCALES on pairs_dir's val split, the network run as
     its export will run it (tta "flip": averaged with the mirror image, the left/right classes swapped)."""
     import tensorflow as tf
+
+    from lipseg_tf.train import pipeline
 
     try:
         pairs = pipeline.find_pairs(pairs_dir, "val")
