@@ -141,12 +141,12 @@ def _load_segmenter(config: RunConfig, classes: ClassSpec, run_dir: Path, tta: s
     from lipseg_tf.train.networks import stored_in
     network = unet.load_model(config, classes, run_dir, config.checkpoint_select)
     if background_scale == "auto":
-        background_scale = calibrate.choose_for_network(network, classes, config.crop_size, tta, calibration_dir)
+        chooser = Segmenter(network, config.crop_size, classes, output="probabilities", tta=tta)
+        background_scale = calibrate.choose_on_val(chooser.probabilities_at_model_size, classes, config.crop_size,
+                                                   calibration_dir)
     calibrate.fold_background_scale(network, background_scale)
-    segmenter = Segmenter(stored_in(network, weights), config.crop_size, classes, output="probabilities",
-                          tta=tta, crop=crop)
-    segmenter.background_scale = background_scale
-    return segmenter
+    return Segmenter(stored_in(network, weights), config.crop_size, classes, output="probabilities", tta=tta,
+                     crop=crop, background_scale=background_scale)
 
 
 def _data_source(input_dir: Path) -> str:

@@ -58,11 +58,12 @@ class Segmenter(tf.Module):
     tta 'flip': the probabilities are the mean of the image's and of its mirror image's, flipped back
     with the left/right classes swapped (classes.flip_perm), so a mirrored face gets the mirrored answer.
     crop (x0, y0, side): the box of the framing the network was trained on (None: all of it), cut out
-    of the aligned faces by `serve`.
+    of the aligned faces by `serve`. background_scale: what train/calibrate.py folded into the network
+    (classes.json records it; the network already has it).
     """
 
     def __init__(self, network: keras.Model, image_size: int, classes: ClassSpec, output: str,
-                 tta: str | None = None, crop: Sequence[float] | None = None):
+                 tta: str | None = None, crop: Sequence[float] | None = None, background_scale: float = 1.0):
         super().__init__(name="lipseg_segmenter")
         if tta not in (None, *TTA_CHOICES):
             raise ValueError(f"unknown tta {tta!r}, valid: {', '.join(TTA_CHOICES)}")
@@ -71,7 +72,7 @@ class Segmenter(tf.Module):
         self.output = output                   # "probabilities" (U-Net) or "image" (pix2pix)
         self.tta = "flip" if tta == "flip" else None
         self.crop = None if crop is None else tuple(float(v) for v in crop)
-        self.background_scale = 1.0   # set where one was folded into the network (train/calibrate.py)
+        self.background_scale = float(background_scale)   # folded into the network (train/calibrate.py)
         self.class_colors = np.asarray(classes.colors, np.uint8)
         self._flip_perm = tf.constant(np.asarray(classes.flip_perm, np.int32))
         self._names = tf.constant(list(classes.names))

@@ -106,18 +106,19 @@ def load_segmenter(source: Path, weights: str | None = None, background_scale: f
         raise UserError(f"{source}: holds no value for {unchanged[0]} of a U-Net of ngf {ngf}, depth {depth}")
     log.info("%s: U-Net ngf %d, depth %d, %d px, crop %s, tta %s", source, ngf, depth, meta["image_size"],
              meta.get("crop"), meta.get("tta") or "none")
-    if background_scale == "auto":
-        background_scale = calibrate.choose_for_network(network, classes, meta["image_size"], meta.get("tta"), pairs)
-    calibrate.fold_background_scale(network, background_scale)
-    stored = stored_dtype(prefix, "network")
-    weights = weights or stored
-    network = stored_in(network, weights)
-    segmenter = Segmenter(network, meta["image_size"], classes, output="probabilities", tta=meta.get("tta"),
-                          crop=meta.get("crop"))
     previous = meta.get("background_scale", 1.0)
     if not isinstance(previous, (int, float)) or isinstance(previous, bool) or not previous > 0:
         raise UserError(f"{meta_file}: 'background_scale' {previous!r}: expected a number > 0")
-    segmenter.background_scale = float(previous) * background_scale
+    if background_scale == "auto":
+        chooser = Segmenter(network, meta["image_size"], classes, output="probabilities", tta=meta.get("tta"))
+        background_scale = calibrate.choose_on_val(chooser.probabilities_at_model_size, classes, meta["image_size"],
+                                                   pairs)
+    calibrate.fold_background_scale(network, background_scale)
+    stored = stored_dtype(prefix, "network")
+    weights = weights or stored
+    segmenter = Segmenter(stored_in(network, weights), meta["image_size"], classes, output="probabilities",
+                          tta=meta.get("tta"), crop=meta.get("crop"),
+                          background_scale=float(previous) * background_scale)
     return segmenter, classes, meta.get("framing"), weights == "float16" and stored == "float32"
 
 

@@ -82,10 +82,9 @@ def fold_background_scale(network: keras.Model, scale: float) -> None:
     layer.bias.assign(bias)
 
 
-def choose_for_network(network: keras.Model, classes: ClassSpec, image_size: int, tta: str | None,
-                       pairs_dir) -> float:
-    """--background_scale auto for a U-Net: the best of SCALES on pairs_dir's val split, the network run as
-    its export will run it (tta "flip": averaged with the mirror image, the left/right classes swapped)."""
+def choose_on_val(probabilities: Callable, classes: ClassSpec, image_size: int, pairs_dir) -> float:
+    """--background_scale auto: the best of SCALES on pairs_dir's val split, with `probabilities` the model
+    as its export will run it (savedmodel.Segmenter.probabilities_at_model_size: flip averaging included)."""
     import tensorflow as tf
 
     from lipseg_tf.train import pipeline
@@ -94,17 +93,7 @@ def choose_for_network(network: keras.Model, classes: ClassSpec, image_size: int
         pairs = pipeline.find_pairs(pairs_dir, "val")
     except UserError as err:
         raise UserError(f"--background_scale auto chooses on a val split: {err}") from None
-    perm = tf.constant(np.asarray(classes.flip_perm, np.int32))
-
-    @tf.function(reduce_retracing=True)
-    def probabilities(images):
-        p = network(images, training=False)
-        if tta == "flip":
-            mirrored = network(tf.reverse(images, axis=[2]), training=False)
-            p = 0.5 * (p + tf.gather(tf.reverse(mirrored, axis=[2]), perm, axis=-1))
-        return p
-
-    scale, means = choose_scale(probabilities, pairs, classes, image_size)
+    scale, means = choose_scale(tf.function(probabilities, reduce_retracing=True), pairs, classes, image_size)
     log.info("--background_scale auto: %g, mean F1 %.4f on the %d val pairs of %s (as trained: %.4f; %s)", scale,
              means[scale], pairs.count, pairs_dir, means[1.0], ", ".join(f"{s:g}: {f:.4f}" for s, f in means.items()))
     return scale
