@@ -240,6 +240,51 @@ def test_init_from_a_narrower_network_widens_it_to_the_same_probabilities(export
     assert np.abs(gradient[:, :, narrow_config.ngf:, :narrow_config.ngf]).max() > 0
 
 
+def test_segmenter_generator_starts_as_the_unet_it_is_initialised_from(exported):
+    """pix2pix --generator segmenter --init_from: the generator paints the U-Net's probabilities in the
+    palette, so at the start its decoded mask is the U-Net's, class for class."""
+    from lipseg_tf.train.config import Pix2PixConfig
+    run_dir, export_dir = exported["unet"]
+    unet_config = from_options(load_options(run_dir))
+    classes = ClassSpec.create(unet_config.parts, unet_config.style)
+    config = Pix2PixConfig(crop_size=SIZE, ngf=unet_config.ngf, depth=unet_config.depth, generator="segmenter")
+    generator = pix2pix.build_generator(config, classes)
+    assert [w.name for w in generator.non_trainable_weights if "paint" in w.path] == ["kernel"]
+    pix2pix.init_generator(generator, export_dir, classes)
+    images = tf.constant(photos(2, SIZE, SIZE) / 127.5 - 1.0, tf.float32)
+    probabilities = unet.load_model(unet_config, classes, run_dir, select="best")(images, training=False).numpy()
+    palette = pipeline.colors_to_model_range(classes.colors).numpy()
+    painted = generator(images, training=False).numpy()
+    np.testing.assert_allclose(painted, probabilities @ palette, atol=1e-5)
+    # Decoded by the nearest colour, as any pix2pix mask: the U-Net's class wherever it is sure.
+    decoded = pipeline.image_to_class_scores(painted, classes.colors).numpy().argmax(-1)
+    sure = probabilities.max(-1) > 0.9
+    assert (sure & (probabilities.argmax(-1) > 0)).sum() > 20
+    np.testing.assert_array_equal(decoded[sure], probabilities.argmax(-1)[sure])
+
+
+def test_pix2pix_trains_exports_and_serves_a_segmenter_generator(exported, tmp_path):
+    """The whole path of --generator segmenter: train from a U-Net, resume-safe options, export, load the
+    SavedModel; --init_from with the paper's generator is one line."""
+    run_dir, _ = exported["unet"]
+    ab_dir = make_ab_dataset(tmp_path / "ab", {"train": 4}, jitter_parts=False)
+    common = ["--mode", "train", "--input_dir", str(ab_dir), "--crop_size", str(SIZE), "--ngf", "4",
+              "--ndf", "4", "--batch_size", "2", "--max_steps", "2", "--init_from", str(run_dir)]
+    from lipseg_tf.errors import UserError
+    with pytest.raises(UserError, match="--init_from .*only with --generator segmenter"):
+        runner.main("pix2pix", common + ["--output_dir", str(tmp_path / "paper")])
+    assert not (tmp_path / "paper").exists()
+    run = tmp_path / "segmenter"
+    assert runner.main("pix2pix", common + ["--output_dir", str(run), "--generator", "segmenter",
+                                            "--depth", "2"]) == 0
+    assert load_options(run)["generator"] == "segmenter"
+    assert runner.main("pix2pix", ["--mode", "export", "--checkpoint", str(run),
+                                   "--output_dir", str(tmp_path / "export")]) == 0
+    loaded = tf.saved_model.load(str(tmp_path / "export"))
+    out = loaded.signatures["serving_default"](images=tf.constant(photos(1, 48, 40)))
+    assert out["labels"].shape == (1, 48, 40) and out["labels"].dtype == tf.uint8
+
+
 def _variables_bytes(export_dir: Path) -> int:
     return sum(p.stat().st_size for p in (export_dir / "variables").glob("variables.data-*"))
 

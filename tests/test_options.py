@@ -27,8 +27,8 @@ from lipseg_tf.train.config import (
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PIX2PIX_ONLY = {"ndf", "which_direction", "l1_weight", "gan_weight", "decay_epochs", "l1_balance", "summary_freq",
-                "save_freq"}
-UNET_ONLY = {"depth", "dice_weight", "class_balance"}
+                "save_freq", "generator"}
+UNET_ONLY = {"dice_weight", "class_balance"}
 
 
 def flags(parser) -> dict[str, list[str]]:
@@ -98,7 +98,8 @@ def test_options_json_written_before_the_redesign_loads(folder, cls):
     if cls is UnetConfig:
         assert config.depth == 2 and not hasattr(config, "ndf")
     else:
-        assert config.ndf == 4 and config.which_direction == "AtoB" and not hasattr(config, "depth")
+        # older runs are all of the paper's generator (their "depth" was the U-Net's, unused by it)
+        assert config.ndf == 4 and config.which_direction == "AtoB" and config.generator == "paper"
     # what test and export do: today's defaults, with the model's shape from the old file
     fresh = cls(mode="test", checkpoint=str(FIXTURES / folder))
     loaded = with_model_options(fresh, saved)

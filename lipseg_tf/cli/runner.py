@@ -135,7 +135,7 @@ def _load_segmenter(config: RunConfig, classes: ClassSpec, run_dir: Path, tta: s
             raise UserError(f"{run_dir}: this pix2pix run translates masks to photos (BtoA); "
                             "test and export need a photo -> mask (AtoB) run")
         from lipseg_tf.train import pix2pix
-        generator = pix2pix.load_generator(config, run_dir, config.checkpoint_select)
+        generator = pix2pix.load_generator(config, run_dir, config.checkpoint_select, classes)
         return Segmenter(generator, config.crop_size, classes, output="image", tta=tta, crop=crop)
     from lipseg_tf.train import calibrate, unet
     from lipseg_tf.train.networks import stored_in

@@ -24,6 +24,7 @@ CHECKPOINT_DIR = "checkpoints"   # <run>/checkpoints/ckpt-N, N = the step
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")    # --precision (precision.py)
 STRATEGIES = ("default", "mirrored", "multiworker")            # --strategy (distribute.py)
 AUGMENTS = ("none", "face")                                     # --augment (augment.py)
+GENERATORS = ("paper", "segmenter")                             # pix2pix's --generator (networks.py)
 GROUPS = ("data", "model", "training", "performance", "output")
 # options.json keys written by earlier versions -> today's name
 RENAMED = {"image_size": "crop_size"}
@@ -155,6 +156,11 @@ class Pix2PixConfig(RunConfig):
     ndf: int = option(64, "filters in the first discriminator layer", "model")
     which_direction: str = option("AtoB", "AtoB: photo -> mask (segmentation); BtoA: mask -> photo", "model",
                                   choices=("AtoB", "BtoA"))
+    generator: str = option("paper", "paper: the paper's U-Net generator (tanh image out); segmenter: unet.py's "
+                                     "U-Net (ngf, 4 poolings) painting its class probabilities in the mask "
+                                     "colours, which --init_from can start from a trained U-Net (AtoB)",
+                            "model", choices=GENERATORS)
+    depth: int = option(4, "--generator segmenter: its U-Net poolings (input divisible by 2**depth)", "model")
     l1_weight: float = option(100.0, "weight of the L1 term (lambda)", "training")
     gan_weight: float = option(1.0, "weight of the adversarial term", "training")
     decay_epochs: int = option(0, "keep --lr, then decay it linearly to 0 over the last N epochs (of "
@@ -165,10 +171,14 @@ class Pix2PixConfig(RunConfig):
                                "training")
     dropout: float = option(0.5, "dropout rate in the generator's first three up blocks while training "
                                   "(the paper's 0.5; 0: none)", "training")
+    init_from: str | None = option(None, "--generator segmenter: start a fresh run's generator from the "
+                                         "weights of an exported U-Net or of a U-Net run folder's best checkpoint "
+                                         "(as unet.py --init_from: same classes, a narrower --ngf is widened)",
+                                   "training", type=str)
     summary_freq: int = option(100, "update TensorBoard scalars and the progress bar every N steps", "output")
     save_freq: int = option(1000, "save a checkpoint every N steps", "output")
 
-    MODEL_OPTIONS = RunConfig.MODEL_OPTIONS + ("ndf", "which_direction")
+    MODEL_OPTIONS = RunConfig.MODEL_OPTIONS + ("ndf", "which_direction", "generator", "depth")
 
 
 CONFIGS = {"unet": UnetConfig, "pix2pix": Pix2PixConfig}

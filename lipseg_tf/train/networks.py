@@ -1,4 +1,5 @@
-"""The networks: pix2pix's U-Net generator and 70x70 PatchGAN, and a U-Net segmenter.
+"""The networks: pix2pix's U-Net generator and 70x70 PatchGAN, and a U-Net segmenter (also a pix2pix
+generator when its class probabilities paint the palette: build_segmenter_generator).
 
 Built with the functional API from two block builders, as TensorFlow's pix2pix tutorial does. Shapes in
 comments are for the paper's 256 px; every builder takes a smaller size and width for quick runs.
@@ -157,6 +158,39 @@ def build_unet(num_classes: int, base_filters: int = 32, depth: int = 4, image_s
     x = layers.Conv2D(num_classes, 1, name="logits_conv")(x)      # (bs, 256, 256, num_classes)
     outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+def build_segmenter_generator(palette, image_size: int | None = 256, ngf: int = 32, depth: int = 4,
+                              name: str = "generator") -> keras.Model:
+    """A pix2pix generator that is build_unet's segmenter painting its classes: photo in [-1, 1] ->
+    image = sum over classes of probability x palette colour.
+
+    The image is a colour mask as the paper's generator draws one (in the palette's range), decoded the
+    same way; but every pixel is a mixture of the palette's colours, and the segmenter inside (the layer
+    named "segmenter") can start from a trained U-Net's weights (pix2pix.py --init_from), as in
+    adversarial training of segmentation networks (Luc et al., 2016).
+
+    Args:
+        palette: (num_classes, 3) float colours of the classes in the generator's output range
+            (pipeline.colors_to_model_range), background first.
+        image_size, ngf, depth: the segmenter's (build_unet's image_size, base_filters, depth).
+        name: the model's name.
+    """
+    palette = np.asarray(palette, np.float32)
+    segmenter = build_unet(len(palette), ngf, depth, image_size, name="segmenter")
+    inputs = layers.Input(shape=(image_size, image_size, 3), name="image")
+    paint = layers.Dense(3, use_bias=False, trainable=False, dtype="float32", name="paint")
+    outputs = paint(segmenter(inputs))                       # (bs, 256, 256, classes) -> (bs, 256, 256, 3)
+    paint.kernel.assign(palette)                             # fixed: the classes' colours
+    return keras.Model(inputs, outputs, name=name)
+
+
+def segmenter_of(generator: keras.Model) -> keras.Model | None:
+    """The U-Net inside a build_segmenter_generator generator; None for the paper's generator."""
+    try:
+        return generator.get_layer("segmenter")
+    except ValueError:
+        return None
 
 
 WEIGHT_DTYPES = ("float32", "float16")

@@ -83,13 +83,15 @@ class Pix2Pix:
     through a LossScaleOptimizer around each under mixed_float16.
     """
 
-    def __init__(self, config: RunConfig, strategy: tf.distribute.Strategy | None = None, learning_rate=None):
-        """learning_rate: a float or a schedule for both optimizers; default config.lr."""
+    def __init__(self, config: RunConfig, strategy: tf.distribute.Strategy | None = None, learning_rate=None,
+                 classes: ClassSpec | None = None):
+        """learning_rate: a float or a schedule for both optimizers; default config.lr. classes: the
+        palette of a segmenter generator (default: config's parts and style)."""
         self.config = config
         learning_rate = config.lr if learning_rate is None else learning_rate
         self.strategy = strategy or tf.distribute.get_strategy()
         with self.strategy.scope(), precision.policy(config.precision):
-            self.generator = networks.build_generator(config.crop_size, config.ngf, dropout=config.dropout)
+            self.generator = build_generator(config, classes, dropout=config.dropout)
             self.discriminator = networks.build_discriminator(config.crop_size, config.ndf)
             for network in (self.generator, self.discriminator):
                 distribute.synchronize_batchnorm(network, self.strategy)
@@ -138,6 +140,22 @@ class Pix2Pix:
         self.step.assign_add(1)
         return {name: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
                 for name, value in losses.items()}
+
+
+def build_generator(config: RunConfig, classes: ClassSpec | None = None, dropout: float = 0.5) -> keras.Model:
+    """The generator --generator names: the paper's (with this dropout while training) or the U-Net
+    segmenter painting the colours of `classes` (default: config's parts and style; it has no dropout)."""
+    if getattr(config, "generator", "paper") == "segmenter":
+        classes = classes or ClassSpec.create(config.parts, config.style)
+        return networks.build_segmenter_generator(pipeline.colors_to_model_range(classes.colors).numpy(),
+                                                  config.crop_size, config.ngf, config.depth)
+    return networks.build_generator(config.crop_size, config.ngf, dropout=dropout)
+
+
+def init_generator(generator: keras.Model, source: Path, classes: ClassSpec) -> None:
+    """--init_from: the segmenter inside the generator starts from a trained U-Net (unet.init_weights)."""
+    from lipseg_tf.train import unet
+    unet.init_weights(networks.segmenter_of(generator), source, classes)
 
 
 def to_model_io(image, labels, classes: ClassSpec, direction: str):
@@ -221,8 +239,10 @@ def train(session) -> dict:
     weight_table = _l1_weight_table(session)
     learning_rate = _learning_rate(session)
     session.seed()
-    model = Pix2Pix(config, strategy, learning_rate)
+    model = Pix2Pix(config, strategy, learning_rate, session.classes)
     checkpoints, start = session.checkpoints(model.checkpoint, lambda: int(model.step.numpy()))
+    if start == 0 and config.init_from:
+        init_generator(model.generator, Path(config.init_from), session.classes)
     if session.finished(start):
         return {}
     validation = session.validation(checkpoints)
@@ -267,10 +287,11 @@ def train(session) -> dict:
     return losses
 
 
-def load_generator(config: RunConfig, run_dir: Path, select: str = "latest") -> keras.Model:
+def load_generator(config: RunConfig, run_dir: Path, select: str = "latest",
+                   classes: ClassSpec | None = None) -> keras.Model:
     """The trained generator of a run folder: its best checkpoint by validation mean F1, or its latest
-    (`select`)."""
-    generator = networks.build_generator(config.crop_size, config.ngf)
+    (`select`); classes as for build_generator."""
+    generator = build_generator(config, classes)
     restore_networks(tf.train.Checkpoint(generator=generator), select_checkpoint(run_dir, select),
                      Path(run_dir) / OPTIONS_FILE, network_shape(config))
     return generator
@@ -278,4 +299,4 @@ def load_generator(config: RunConfig, run_dir: Path, select: str = "latest") -> 
 
 def network_shape(config: RunConfig) -> str:
     """The options that shape the networks, for a line about a checkpoint that does not fit them."""
-    return f"ngf {config.ngf}, ndf {config.ndf}"
+    return f"{getattr(config, 'generator', 'paper')} generator, ngf {config.ngf}, ndf {config.ndf}"

@@ -53,6 +53,12 @@ def check_options(config: RunConfig) -> None:
     for flag in ("decay_epochs", "l1_balance", "class_balance"):
         if getattr(config, flag, 0) < 0:
             raise UserError(f"--{flag} must be >= 0, got {getattr(config, flag)}")
+    if getattr(config, "generator", "segmenter") != "segmenter":
+        if config.init_from:
+            raise UserError(f"--init_from {config.init_from}: pix2pix starts from a U-Net only with "
+                            "--generator segmenter")
+    elif config.model == "pix2pix" and config.which_direction != "AtoB":
+        raise UserError("--generator segmenter paints masks: it needs --which_direction AtoB")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -266,7 +272,8 @@ def build_networks(config: RunConfig, classes: ClassSpec) -> dict:
     """Build the networks once to validate the options (cheap at any size): {checkpoint name: network}."""
     from lipseg_tf.train import networks
     if config.model == "pix2pix":
-        return {"generator": networks.build_generator(config.crop_size, config.ngf),
+        from lipseg_tf.train.pix2pix import build_generator
+        return {"generator": build_generator(config, classes),
                 "discriminator": networks.build_discriminator(config.crop_size, config.ndf)}
     return {"model": networks.build_unet(classes.num_classes, config.ngf, config.depth, config.crop_size)}
 
