@@ -328,7 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=REALDEV / "speed", help="folder for scenes, masks, results")
     parser.add_argument("--detector", action="append", default=None,
                         help="lipseg_tf detector(s) to run, repeatable (default: blazeface)")
-    parser.add_argument("--model", type=Path, default=None, help="exported model (default: the shipped one)")
+    parser.add_argument("--model", default=None,
+                        help="an exported model folder, or a shipped model's name: fast or accurate, as "
+                             "predict.py's --model (default: the shipped fast one)")
     parser.add_argument("--tta", choices=("none", "flip", "off"), default="none",
                         help="lipseg_tf's tta, as predict.py's --tta (off: no mirror-image average)")
     parser.add_argument("--no-mediapipe", dest="mediapipe", action="store_false", help="skip MediaPipe")
@@ -371,6 +373,7 @@ def _main(argv: Sequence[str] | None) -> int:
         segmenters[name].model(np.zeros((1, size, size, 3), np.uint8))
         segmenters[name].detector(np.zeros((256, 256, 3), np.uint8))
     tta = "" if args.tta == "none" else f", --tta {args.tta}"
+    tta += "" if args.model is None else f", --model {args.model}"
     systems = {name: {"system": f"lipseg_tf predict ({name}{tta}, writes mask+json)",
                       "masks": args.out / f"lipseg_{name}"} for name in detectors}
     if args.mediapipe:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -145,6 +146,7 @@ def test_shipped_models_by_name_and_a_folder_of_that_name_wins(tmp_path, monkeyp
     from lipseg_tf.serve.api import DEFAULT_MODEL, PRETRAINED_DIR, model_folder
 
     assert model_folder(None) == model_folder("fast") == DEFAULT_MODEL == PRETRAINED_DIR / "unet"
+    assert model_folder(Path("accurate")) == PRETRAINED_DIR / "unet-accurate"  # a name that came as a Path
     sizes = {name: json.loads((model_folder(name) / "classes.json").read_text())["image_size"]
              for name in ("fast", "accurate")}
     assert sizes["accurate"] > sizes["fast"]          # the accurate one sees the parts at a higher resolution

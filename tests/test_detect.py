@@ -169,7 +169,8 @@ def composed_photo(angle: float) -> tuple[np.ndarray, np.ndarray]:
 @pytest.mark.parametrize("refine", [True, False])
 def test_blazeface_finds_the_turned_face_in_a_larger_photo(blazeface, refine):
     photo, eyes = composed_photo(20.0)
-    detector = blazeface if refine else detect.BlazeFaceDetector(refine=False)
+    # (the default skips the second look of a face this sure at first sight: below)
+    detector = detect.BlazeFaceDetector(refine=refine, skip_second_look=None)
     face, = detector(photo)
     eye_gap = np.hypot(*(eyes[1] - eyes[0]))
     found = face.keypoints[:2]
@@ -182,6 +183,21 @@ def test_blazeface_finds_the_turned_face_in_a_larger_photo(blazeface, refine):
         matrix = face.transform(128, "celebahq")
         np.testing.assert_allclose(align.apply(matrix, eyes), align.reference_landmarks("celebahq", 128)[:2],
                                    atol=0.1 * 128 * 0.241)
+
+
+def test_a_face_sure_at_first_sight_keeps_its_first_look(blazeface):
+    photo, _ = composed_photo(20.0)
+    first, = detect.BlazeFaceDetector(refine=False)(photo)
+    assert first.confidence >= detect.SKIP_SECOND_LOOK
+    kept, = blazeface(photo)
+    np.testing.assert_array_equal(kept.keypoints, first.keypoints)
+    assert kept.confidence == first.confidence and kept.box == first.box
+    looked, = detect.BlazeFaceDetector(skip_second_look=None)(photo)   # a second look for every candidate
+    assert np.abs(looked.keypoints - first.keypoints).max() > 0.5
+    # sure enough, but under min_confidence: the second look decides (and is surer here)
+    stricter, = detect.BlazeFaceDetector(min_confidence=first.confidence + 1e-4)(photo)
+    np.testing.assert_array_equal(stricter.keypoints, looked.keypoints)
+    assert stricter.confidence == looked.confidence > first.confidence
 
 
 def test_blazeface_finds_every_face_of_a_group(blazeface):

@@ -196,6 +196,36 @@ def test_pasted_probabilities_give_smooth_borders_and_the_nearest_labels_inside(
     assert abs(int(labels.sum()) - int(nearest.sum())) < 0.03 * nearest.sum()  # the same disc, not a bigger one
 
 
+def test_paste_argmax_is_the_argmax_of_the_pasted_probabilities():
+    """paste_argmax (one class plane at a time) gives paste_probabilities' argmax and its probability,
+    ties to the lower class, 0 outside the crop; and paste_faces takes the more probable of two faces."""
+    rng = np.random.default_rng(5)
+    logits = rng.normal(0, 2, (24, 24, 5)).astype(np.float32)
+    probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    probs[:4, :4] = 0.2  # a tie of all five classes: background
+    angle, scale = 0.4, 24 / 60
+    matrix = np.array([[scale * np.cos(angle), -scale * np.sin(angle), 3.0],
+                       [scale * np.sin(angle), scale * np.cos(angle), -9.0]])
+    shape = (70, 80)
+    window, pasted, inside = align.paste_probabilities(probs, matrix, shape)
+    same_window, labels, best = align.paste_argmax(probs, matrix, shape)
+    assert same_window == window and labels.dtype == np.uint8 and 0 < inside.mean() < 1
+    np.testing.assert_array_equal(labels, np.where(inside, pasted.argmax(-1), 0))
+    np.testing.assert_array_equal(best, pasted.max(-1))
+    assert set(np.unique(labels)) == {0, 1, 2, 3, 4}
+    # Two faces over the same pixels: each pixel takes the more probable part.
+    other = np.roll(probs, 3, axis=-1)
+    both, owner = predict.paste_faces(np.stack([probs, other]), [matrix, matrix], shape)
+    _, other_pasted, _ = align.paste_probabilities(other, matrix, shape)
+    (y0, y1, x0, x1) = window
+    first, second = pasted.argmax(-1), other_pasted.argmax(-1)
+    parts = inside & ((first > 0) | (second > 0))
+    second_wins = (second > 0) & ((first == 0) | (other_pasted.max(-1) > pasted.max(-1)))
+    assert 0 < second_wins[parts].mean() < 1
+    np.testing.assert_array_equal(both[y0:y1, x0:x1][parts], np.where(second_wins, second, first)[parts])
+    np.testing.assert_array_equal(owner[y0:y1, x0:x1][parts], second_wins[parts].astype(int))
+
+
 # --------------------------------------------------------------------------------------- fixtures
 
 @pytest.fixture(scope="module")

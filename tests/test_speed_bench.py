@@ -96,3 +96,11 @@ def test_the_table_gives_both_systems_and_their_ratio():
     assert "| faces missed | 0 of 10 | 1 of 10 |" in table
     assert "| mean F1 | 0.860 | 0.830 |" in table
     assert "time ratio ours / peer: 0.75; mean F1 difference +0.030" in table
+
+
+def test_model_takes_a_shipped_model_name_as_predict_does():
+    from lipseg_tf.serve.api import PRETRAINED_DIR, model_folder
+
+    args = speed.build_parser().parse_args(["--model", "accurate", "--no-mediapipe"])
+    assert model_folder(args.model) == PRETRAINED_DIR / "unet-accurate"
+    assert speed.build_parser().parse_args([]).model is None   # the shipped fast one

@@ -7,6 +7,7 @@ import logging
 import os
 import stat
 import tempfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,10 @@ def _open(path: Path) -> Image.Image:
         raise UserError(f"{path}: file not found") from None
     except Exception as err:  # PIL raises several types for corrupt or truncated data
         raise UserError(f"{path}: unreadable image ({err})") from None
-    return ImageOps.exif_transpose(image) or image
+    # In place: without it an image with no rotation to undo comes back as a copy (a tenth of a JPEG's
+    # decoding time).
+    ImageOps.exif_transpose(image, in_place=True)
+    return image
 
 
 def check_regular_file(path: Path) -> None:
@@ -99,6 +103,34 @@ def encode_image(array: np.ndarray, suffix: str = ".png", **save_kwargs) -> byte
 def save_image(path: str | os.PathLike, array: np.ndarray, **save_kwargs) -> None:
     """Write an image atomically (encode_image, then write_bytes)."""
     write_bytes(path, encode_image(array, Path(path).suffix, **save_kwargs))
+
+
+def encode_gray_png(array: np.ndarray, level: int = 1) -> bytes:
+    """A (H, W) uint8 array (class ids) as an 8-bit grayscale PNG, every row unfiltered, zlib at `level`.
+
+    The same file content as PIL's (any reader gets the same values back), written without PIL's
+    adaptive filtering, which tries five filters on each row: for a 1024 x 768 mask of a few faces 0.8 ms
+    against 2.0 ms for PIL at compress_level 1, a file about as small (the rows are mostly zeros).
+    """
+    array = np.asarray(array)
+    if array.dtype != np.uint8 or array.ndim != 2 or 0 in array.shape:
+        raise ValueError(f"expected a non-empty (H, W) uint8 array, got {array.dtype} of shape {array.shape}")
+    height, width = array.shape
+    rows = np.zeros((height, width + 1), np.uint8)  # each row after its filter byte (0: none)
+    rows[:, 1:] = array
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+
+    # IHDR: width, height, bit depth 8, colour type 0 (grayscale), deflate, adaptive filtering, no interlace.
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes((8, 0, 0, 0, 0))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows.data, level))
+            + chunk(b"IEND", b""))
+
+
+def save_labels_png(path: str | os.PathLike, labels: np.ndarray) -> None:
+    """Write a (H, W) uint8 class-id mask atomically as a PNG (encode_gray_png: fast, level 1)."""
+    write_bytes(path, encode_gray_png(labels))
 
 
 def _umask() -> int:

@@ -47,7 +47,7 @@ def model_folder(model: str | os.PathLike | None) -> Path:
     is missing."""
     if model is not None and (str(model) not in PRETRAINED or Path(model).exists()):
         return Path(model)
-    folder = PRETRAINED_DIR / PRETRAINED[model or "fast"] if model is not None else DEFAULT_MODEL
+    folder = PRETRAINED_DIR / PRETRAINED[str(model)] if model is not None else DEFAULT_MODEL  # a name or Path("fast")
     if not folder.is_dir():
         raise UserError(f"the pretrained model {folder} is missing: pass a model folder (an export folder of "
                         "unet.py / pix2pix.py --mode export)")

@@ -47,7 +47,7 @@ from PIL import Image, ImageDraw
 
 from lipseg_tf.errors import UserError
 from lipseg_tf.prep import folders
-from lipseg_tf.prep.imageio import load_rgb, save_image, write_text
+from lipseg_tf.prep.imageio import load_rgb, save_image, save_labels_png, write_text
 from lipseg_tf.prep.parts import mirror_permutation
 from lipseg_tf.serve import align, model_meta
 from lipseg_tf.serve.detect import MTCNN_KEYPOINTS as KEYPOINTS  # noqa: F401  (kept importable from here)
@@ -207,9 +207,9 @@ def finish_photo(prepared: PreparedPhoto, crop_probs: np.ndarray | None) -> Phot
     """Paste the model's probabilities of a prepared photo's crops back into it (segment_photo's
     second half)."""
     start = time.perf_counter()
-    labels, owner = paste_faces(crop_probs, prepared.transforms, prepared.shape)
-    seconds = {**prepared.seconds, "paste": time.perf_counter() - start}
     crop_labels = None if crop_probs is None else crop_probs.argmax(-1).astype(np.uint8)
+    labels, owner = paste_faces(crop_probs, prepared.transforms, prepared.shape, crop_labels)
+    seconds = {**prepared.seconds, "paste": time.perf_counter() - start}
     return PhotoResult(labels, prepared.faces, prepared.transforms, owner, seconds, crop_labels)
 
 
@@ -245,29 +245,32 @@ def segment_photo(photo: np.ndarray, model: Model, detector) -> PhotoResult:
 
 
 def paste_faces(crop_probs: np.ndarray | None, transforms: Sequence[np.ndarray],
-                shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Every face's class probabilities (N, S, S, C), resampled into the photo (align.paste_probabilities)
+                shape: tuple[int, int], crop_labels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Every face's class probabilities (N, S, S, C), resampled into the photo (align.paste_argmax)
     -> (labels (H, W) uint8, owner (H, W) int16: the face each part pixel came from, -1 none).
+    crop_labels: the crops' own argmax (N, S, S), when it is at hand.
 
     Where crops overlap, a part beats background and the more probable of two parts wins.
     """
     labels = np.zeros(shape, np.uint8)
     owner = np.full(shape, -1, np.int16)
-    best = np.zeros(shape, np.float32)
+    # The winning probability of each pixel so far: only where faces can overlap (one face wins alone).
+    best = np.zeros(shape, np.float32) if len(transforms) > 1 else None
+    if crop_labels is None and crop_probs is not None:
+        crop_labels = crop_probs.argmax(-1)
     for index, matrix in enumerate(transforms):
-        box = align.parts_box(crop_probs[index])
+        box = align.labels_box(crop_labels[index])
         if box is None:
             continue  # all background: nothing to paste
-        (y0, y1, x0, x1), face_probs, inside = align.paste_probabilities(crop_probs[index], matrix, shape, box)
-        argmax = face_probs.argmax(-1)
-        face_labels = np.where(inside, argmax, 0).astype(np.uint8)
-        # The winner's probability picked by its index: numpy's max over a short last axis is ten times slower.
-        face_best = np.take_along_axis(face_probs, argmax[..., None], -1)[..., 0]
+        (y0, y1, x0, x1), face_labels, face_best = align.paste_argmax(crop_probs[index], matrix, shape, box)
         window = labels[y0:y1, x0:x1]
-        window_best = best[y0:y1, x0:x1]
-        wins = (face_labels > 0) & ((window == 0) | (face_best > window_best))
+        if best is None:
+            wins = face_labels > 0
+        else:
+            window_best = best[y0:y1, x0:x1]
+            wins = (face_labels > 0) & ((window == 0) | (face_best > window_best))
+            window_best[wins] = face_best[wins]
         window[wins] = face_labels[wins]
-        window_best[wins] = face_best[wins]
         owner[y0:y1, x0:x1][wins] = index
     return labels, owner
 
@@ -383,7 +386,7 @@ def _write_outputs(photo: np.ndarray, result: PhotoResult, record: dict, name: s
     """Write one photo's chosen outputs (the JSON last, with the write time in it); returns that time."""
     start = time.perf_counter()
     if "mask" in save:
-        save_image(out_dir / f"{name}-mask.png", result.labels, compress_level=1)
+        save_labels_png(out_dir / f"{name}-mask.png", result.labels)
     if "overlay" in save:
         save_image(out_dir / f"{name}-overlay.png", overlay(photo, result, colors), compress_level=1)
     seconds = time.perf_counter() - start

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 import numpy as np
 
 from lipseg_tf.errors import UserError
-from lipseg_tf.prep.imageio import VIDEO_EXTENSIONS, save_image, write_text
+from lipseg_tf.prep.imageio import VIDEO_EXTENSIONS, save_labels_png, write_text
 
 if TYPE_CHECKING:
     from lipseg_tf.serve.api import Segmenter
@@ -190,7 +190,7 @@ def predict_video(path: Path, name: str, segmenter: Segmenter, out_dir: Path, de
 
     def write(frame) -> float:
         start = time.perf_counter()
-        save_image(masks_dir / f"{frame.index:06d}.png", frame.labels, compress_level=1)
+        save_labels_png(masks_dir / f"{frame.index:06d}.png", frame.labels)
         writer.write(frame.overlay())
         return time.perf_counter() - start
 
