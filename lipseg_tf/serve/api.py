@@ -158,6 +158,7 @@ class Segmenter:
         self.min_confidence = None if min_confidence is None else float(min_confidence)
         self.detector_choice = detector
         self._detector = None if isinstance(detector, str) else detector
+        self._video = None   # video()'s detector (_video_detector)
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -180,6 +181,16 @@ class Segmenter:
         if self._detector is None and self.detector_choice is not None:
             self._detector = detect.make_detector(self.detector_choice, self.min_face, self.min_confidence)
         return self._detector
+
+    def _video_detector(self) -> Callable[[np.ndarray], list[Face]]:
+        """The detector of video(): a named one with every second look taken (detect.make_detector's
+        every_look), since frames are detected only now and then; a detector passed in as it is."""
+        if self._detector is not None and not isinstance(self.detector_choice, str):
+            return self._detector
+        if self._video is None:
+            self._video = detect.make_detector(self.detector_choice, self.min_face, self.min_confidence,
+                                               every_look=True)
+        return self._video
 
     def __call__(self, image, name: str = "image") -> Result:
         """Segment every face of a photo (a path, a PIL image or a uint8 (H, W, 3) array) -> Result with
@@ -213,7 +224,7 @@ class Segmenter:
         if not 0.0 <= smoothing < 1.0:
             raise UserError(f"smoothing: expected a weight from 0 (off) to below 1, got {smoothing!r}")
         frames = VideoReader(video) if isinstance(video, (str, os.PathLike)) else video
-        detector = self.detector if self.detects else _aligned_detector
+        detector = self._video_detector() if self.detects else _aligned_detector
         tracker = FaceTracker(self.model, detector, detect_every, smoothing, realign and self.detects)
         return self._video_frames(frames, tracker)
 

@@ -536,12 +536,14 @@ def _drop_overlaps(found: list, overlap: float = 0.5, measure=None, weak_limit: 
     return kept
 
 
-def make_detector(name: str, min_face: int = 40, min_confidence: float | None = None):
-    """The detector called `name` (DETECTORS); min_confidence None: the detector's own default."""
+def make_detector(name: str, min_face: int = 40, min_confidence: float | None = None, every_look: bool = False):
+    """The detector called `name` (DETECTORS); min_confidence None: the detector's own default.
+    every_look: BlazeFace looks again at every candidate, also those its first look is sure of (for
+    video tracking, which aligns the frames between two detections from the detection's keypoints)."""
     if name not in DETECTORS:
         raise UserError(f"--detector {name!r} unknown, valid: {', '.join(DETECTORS)}")
     confidence = DEFAULT_MIN_CONFIDENCE[name] if min_confidence is None else min_confidence
     if name == "mtcnn":
         return MTCNNDetector(min_face, confidence)
-    return BlazeFaceDetector(min_face, confidence)
+    return BlazeFaceDetector(min_face, confidence, skip_second_look=None if every_look else SKIP_SECOND_LOOK)
 

@@ -299,4 +299,5 @@ def load_generator(config: RunConfig, run_dir: Path, select: str = "latest",
 
 def network_shape(config: RunConfig) -> str:
     """The options that shape the networks, for a line about a checkpoint that does not fit them."""
-    return f"{getattr(config, 'generator', 'paper')} generator, ngf {config.ngf}, ndf {config.ndf}"
+    generator = ", segmenter generator" if getattr(config, "generator", "paper") == "segmenter" else ""
+    return f"ngf {config.ngf}, ndf {config.ndf}{generator}"
