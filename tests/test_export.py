@@ -274,6 +274,9 @@ def test_pix2pix_trains_exports_and_serves_a_segmenter_generator(exported, tmp_p
     with pytest.raises(UserError, match="--init_from .*only with --generator segmenter"):
         runner.main("pix2pix", common + ["--output_dir", str(tmp_path / "paper")])
     assert not (tmp_path / "paper").exists()
+    with pytest.raises(UserError, match="--generator segmenter paints masks: it needs --which_direction AtoB"):
+        runner.main("pix2pix", common[:-2] + ["--output_dir", str(tmp_path / "btoa"), "--generator", "segmenter",
+                                              "--which_direction", "BtoA"])
     run = tmp_path / "segmenter"
     assert runner.main("pix2pix", common + ["--output_dir", str(run), "--generator", "segmenter",
                                             "--depth", "2"]) == 0

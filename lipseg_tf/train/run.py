@@ -53,11 +53,10 @@ def check_options(config: RunConfig) -> None:
     for flag in ("decay_epochs", "l1_balance", "class_balance"):
         if getattr(config, flag, 0) < 0:
             raise UserError(f"--{flag} must be >= 0, got {getattr(config, flag)}")
-    if getattr(config, "generator", "segmenter") != "segmenter":
-        if config.init_from:
-            raise UserError(f"--init_from {config.init_from}: pix2pix starts from a U-Net only with "
-                            "--generator segmenter")
-    elif config.model == "pix2pix" and config.which_direction != "AtoB":
+    if config.model == "pix2pix" and config.generator != "segmenter" and config.init_from:
+        raise UserError(f"--init_from {config.init_from}: pix2pix starts from a U-Net only with "
+                        "--generator segmenter")
+    if config.model == "pix2pix" and config.generator == "segmenter" and config.which_direction != "AtoB":
         raise UserError("--generator segmenter paints masks: it needs --which_direction AtoB")
 
 
