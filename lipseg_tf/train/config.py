@@ -157,7 +157,7 @@ class Pix2PixConfig(RunConfig):
     which_direction: str = option("AtoB", "AtoB: photo -> mask (segmentation); BtoA: mask -> photo", "model",
                                   choices=("AtoB", "BtoA"))
     generator: str = option("paper", "paper: the paper's U-Net generator (tanh image out); segmenter: unet.py's "
-                                     "U-Net (ngf, 4 poolings) painting its class probabilities in the mask "
+                                     "U-Net (--ngf, --depth poolings) painting its class probabilities in the mask "
                                      "colours, which --init_from can start from a trained U-Net (AtoB)",
                             "model", choices=GENERATORS)
     depth: int = option(4, "--generator segmenter: its U-Net poolings (input divisible by 2**depth)", "model")

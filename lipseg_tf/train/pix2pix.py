@@ -299,5 +299,6 @@ def load_generator(config: RunConfig, run_dir: Path, select: str = "latest",
 
 def network_shape(config: RunConfig) -> str:
     """The options that shape the networks, for a line about a checkpoint that does not fit them."""
-    generator = ", segmenter generator" if getattr(config, "generator", "paper") == "segmenter" else ""
+    segmenter = getattr(config, "generator", "paper") == "segmenter"
+    generator = f", segmenter generator of depth {config.depth}" if segmenter else ""
     return f"ngf {config.ngf}, ndf {config.ndf}{generator}"
