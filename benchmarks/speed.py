@@ -301,12 +301,13 @@ def format_report(results: Sequence[dict], classes: Sequence[str], count: int, d
             *[[f"F1 {p}", *[f"{r['parts'][p]['f1']:.3f}" for r in results]] for p in parts],
             ["mean F1", *[f"{r['mean_f1']:.3f}" for r in results]]]
     first, last = results[0], results[-1]
-    ratio = (f"time ratio {first['system']} / {last['system']}: "
-             f"{first['seconds_per_photo'] / last['seconds_per_photo']:.2f}; mean F1 difference "
-             f"{first['mean_f1'] - last['mean_f1']:+.3f}")
+    ratio = "" if len(results) < 2 else (
+        f"\ntime ratio {first['system']} / {last['system']}: "
+        f"{first['seconds_per_photo'] / last['seconds_per_photo']:.2f}; mean F1 difference "
+        f"{first['mean_f1'] - last['mean_f1']:+.3f}")
     lines = [f"| {' | '.join(head)} |", "|" + "---|" * len(head)]
     lines += [f"| {' | '.join(row)} |" for row in rows]
-    return f"{data}\n" + "\n".join(lines) + "\n" + ratio
+    return f"{data}\n" + "\n".join(lines) + ratio
 
 
 def build_parser() -> argparse.ArgumentParser:

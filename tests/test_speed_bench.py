@@ -96,6 +96,8 @@ def test_the_table_gives_both_systems_and_their_ratio():
     assert "| faces missed | 0 of 10 | 1 of 10 |" in table
     assert "| mean F1 | 0.860 | 0.830 |" in table
     assert "time ratio ours / peer: 0.75; mean F1 difference +0.030" in table
+    alone = speed.format_report([result("ours", 0.03, 0.86, [])], CLASSES, 10, "10 scenes")
+    assert "| mean F1 | 0.860 |" in alone and "ratio" not in alone    # --no-mediapipe: nothing to compare
 
 
 def test_model_takes_a_shipped_model_name_as_predict_does():
