@@ -129,7 +129,7 @@ def _load_segmenter(config: RunConfig, classes: ClassSpec, run_dir: Path, tta: s
                     weights: str = "float32", background_scale: float | str = 1.0, calibration_dir=None):
     """The run's network in a savedmodel.Segmenter; a U-Net with its background scale folded in (auto:
     chosen on the val split of calibration_dir) and its weights stored as `weights`."""
-    from lipseg_tf.serve.savedmodel import Segmenter
+    from lipseg_tf.serve.savedmodel import Segmenter, fold_background_scale
     if config.model == "pix2pix":
         if config.which_direction != "AtoB":
             raise UserError(f"{run_dir}: this pix2pix run translates masks to photos (BtoA); "
@@ -137,14 +137,11 @@ def _load_segmenter(config: RunConfig, classes: ClassSpec, run_dir: Path, tta: s
         from lipseg_tf.train import pix2pix
         generator = pix2pix.load_generator(config, run_dir, config.checkpoint_select, classes)
         return Segmenter(generator, config.crop_size, classes, output="image", tta=tta, crop=crop)
-    from lipseg_tf.train import calibrate, unet
+    from lipseg_tf.train import unet
     from lipseg_tf.train.networks import stored_in
     network = unet.load_model(config, classes, run_dir, config.checkpoint_select)
-    if background_scale == "auto":
-        chooser = Segmenter(network, config.crop_size, classes, output="probabilities", tta=tta)
-        background_scale = calibrate.choose_on_val(chooser.probabilities_at_model_size, classes, config.crop_size,
-                                                   calibration_dir)
-    calibrate.fold_background_scale(network, background_scale)
+    background_scale = fold_background_scale(network, background_scale, config.crop_size, classes, tta,
+                                             calibration_dir)
     return Segmenter(stored_in(network, weights), config.crop_size, classes, output="probabilities", tta=tta,
                      crop=crop, background_scale=background_scale)
 

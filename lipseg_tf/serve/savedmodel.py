@@ -159,6 +159,18 @@ def _centres_inside(count: tf.Tensor, scale: tf.Tensor, offset: tf.Tensor, size:
     return tf.logical_and(centres >= 0.0, centres < size)
 
 
+def fold_background_scale(network: keras.Model, scale: float | str, image_size: int, classes: ClassSpec,
+                          tta: str | None, pairs_dir) -> float:
+    """Fold `scale` into the U-Net `network` (train/calibrate.py) and return it; "auto" first chooses it on
+    the val split of pairs_dir, with the network run as its export will run it (this tta)."""
+    from lipseg_tf.train import calibrate
+    if scale == "auto":
+        chooser = Segmenter(network, image_size, classes, output="probabilities", tta=tta)
+        scale = calibrate.choose_on_val(chooser.probabilities_at_model_size, classes, image_size, pairs_dir)
+    calibrate.fold_background_scale(network, scale)
+    return scale
+
+
 def write_classes(out_dir: Path, classes: ClassSpec, image_size: int, framing: str | None = None,
                   crop=None, tta: str | None = None, signatures: dict[str, str] | None = None,
                   background_scale: float = 1.0) -> Path:

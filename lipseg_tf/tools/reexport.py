@@ -86,8 +86,7 @@ def load_segmenter(source: Path, weights: str | None = None, background_scale: f
     """(savedmodel.Segmenter with SRC's weights and settings, its classes, SRC's framing, whether the
     weights were rounded to float16 on the way); weights: how the Segmenter stores them (None: as SRC);
     background_scale: folded into the network on top of SRC's (auto: chosen on the val split of pairs)."""
-    from lipseg_tf.serve.savedmodel import Segmenter
-    from lipseg_tf.train import calibrate
+    from lipseg_tf.serve.savedmodel import Segmenter, fold_background_scale
     from lipseg_tf.train.networks import build_unet, restore_weights, stored_dtype, stored_in
 
     meta_file = source / "classes.json"
@@ -109,11 +108,8 @@ def load_segmenter(source: Path, weights: str | None = None, background_scale: f
     previous = meta.get("background_scale", 1.0)
     if not isinstance(previous, (int, float)) or isinstance(previous, bool) or not previous > 0:
         raise UserError(f"{meta_file}: 'background_scale' {previous!r}: expected a number > 0")
-    if background_scale == "auto":
-        chooser = Segmenter(network, meta["image_size"], classes, output="probabilities", tta=meta.get("tta"))
-        background_scale = calibrate.choose_on_val(chooser.probabilities_at_model_size, classes, meta["image_size"],
-                                                   pairs)
-    calibrate.fold_background_scale(network, background_scale)
+    background_scale = fold_background_scale(network, background_scale, meta["image_size"], classes,
+                                             meta.get("tta"), pairs)
     stored = stored_dtype(prefix, "network")
     weights = weights or stored
     segmenter = Segmenter(stored_in(network, weights), meta["image_size"], classes, output="probabilities",
