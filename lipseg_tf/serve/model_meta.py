@@ -91,15 +91,21 @@ def parse(meta: dict, meta_file: Path) -> ModelMeta:
                                            "tta": (str, type(None)), "signatures": (dict, type(None)),
                                            "background_scale": (int, float)})
     _signatures(meta.get("signatures"), meta_file)
-    scale = meta.get("background_scale", 1.0)
-    if isinstance(scale, bool) or not math.isfinite(scale) or scale <= 0:
-        raise UserError(f"{meta_file}: 'background_scale' is {scale!r}, expected a number > 0 ({EXPECTED})")
+    background_scale(meta, meta_file)
     for name in sorted(set(meta) - set(FIELDS)):
         log.warning("%s: field %r is not one of %s: ignored", meta_file, name, ", ".join(FIELDS))
     classes = _classes(meta.get("classes", []), meta_file)
     return ModelMeta(classes, _colors(meta.get("colors", []), len(classes), meta_file),
                      _image_size(meta["image_size"], meta_file), _framing(meta.get("framing"), meta_file),
                      _crop(meta.get("crop"), meta_file), _tta(meta.get("tta"), meta_file))
+
+
+def background_scale(meta: dict, meta_file: Path) -> float:
+    """classes.json's "background_scale" (1 when absent); UserError unless it is a number > 0."""
+    scale = meta.get("background_scale", 1.0)
+    if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not math.isfinite(scale) or scale <= 0:
+        raise UserError(f"{meta_file}: 'background_scale' is {scale!r}, expected a number > 0 ({EXPECTED})")
+    return float(scale)
 
 
 def _signatures(signatures: dict | None, meta_file: Path) -> None:

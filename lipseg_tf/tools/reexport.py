@@ -86,6 +86,7 @@ def load_segmenter(source: Path, weights: str | None = None, background_scale: f
     """(savedmodel.Segmenter with SRC's weights and settings, its classes, SRC's framing, whether the
     weights were rounded to float16 on the way); weights: how the Segmenter stores them (None: as SRC);
     background_scale: folded into the network on top of SRC's (auto: chosen on the val split of pairs)."""
+    from lipseg_tf.serve import model_meta
     from lipseg_tf.serve.savedmodel import Segmenter, fold_background_scale
     from lipseg_tf.train.networks import build_unet, restore_weights, stored_dtype, stored_in
 
@@ -105,16 +106,14 @@ def load_segmenter(source: Path, weights: str | None = None, background_scale: f
         raise UserError(f"{source}: holds no value for {unchanged[0]} of a U-Net of ngf {ngf}, depth {depth}")
     log.info("%s: U-Net ngf %d, depth %d, %d px, crop %s, tta %s", source, ngf, depth, meta["image_size"],
              meta.get("crop"), meta.get("tta") or "none")
-    previous = meta.get("background_scale", 1.0)
-    if not isinstance(previous, (int, float)) or isinstance(previous, bool) or not previous > 0:
-        raise UserError(f"{meta_file}: 'background_scale' {previous!r}: expected a number > 0")
+    previous = model_meta.background_scale(meta, meta_file)
     background_scale = fold_background_scale(network, background_scale, meta["image_size"], classes,
                                              meta.get("tta"), pairs)
     stored = stored_dtype(prefix, "network")
     weights = weights or stored
     segmenter = Segmenter(stored_in(network, weights), meta["image_size"], classes, output="probabilities",
                           tta=meta.get("tta"), crop=meta.get("crop"),
-                          background_scale=float(previous) * background_scale)
+                          background_scale=previous * background_scale)
     return segmenter, classes, meta.get("framing"), weights == "float16" and stored == "float32"
 
 
