@@ -185,7 +185,7 @@ class Segmenter:
     def _video_detector(self) -> Callable[[np.ndarray], list[Face]]:
         """The detector of video(): a named one with every second look taken (detect.make_detector's
         every_look), since frames are detected only now and then; a detector passed in as it is."""
-        if self._detector is not None and not isinstance(self.detector_choice, str):
+        if not isinstance(self.detector_choice, str):
             return self._detector
         if self._video is None:
             self._video = detect.make_detector(self.detector_choice, self.min_face, self.min_confidence,

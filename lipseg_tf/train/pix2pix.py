@@ -21,7 +21,7 @@ from tqdm import tqdm
 from lipseg_tf.prep.classes import ClassSpec
 from lipseg_tf.train import balance, distribute, guards, networks, pipeline, precision
 from lipseg_tf.train.checkpoints import restore_networks, select_checkpoint
-from lipseg_tf.train.config import OPTIONS_FILE, RunConfig
+from lipseg_tf.train.config import OPTIONS_FILE, Pix2PixConfig, RunConfig
 
 log = logging.getLogger("lipseg_tf")
 
@@ -142,10 +142,10 @@ class Pix2Pix:
                 for name, value in losses.items()}
 
 
-def build_generator(config: RunConfig, classes: ClassSpec | None = None, dropout: float = 0.5) -> keras.Model:
+def build_generator(config: Pix2PixConfig, classes: ClassSpec | None = None, dropout: float = 0.5) -> keras.Model:
     """The generator --generator names: the paper's (with this dropout while training) or the U-Net
     segmenter painting the colours of `classes` (default: config's parts and style; it has no dropout)."""
-    if getattr(config, "generator", "paper") == "segmenter":
+    if config.generator == "segmenter":
         classes = classes or ClassSpec.create(config.parts, config.style)
         return networks.build_segmenter_generator(pipeline.colors_to_model_range(classes.colors).numpy(),
                                                   config.crop_size, config.ngf, config.depth)
@@ -297,8 +297,7 @@ def load_generator(config: RunConfig, run_dir: Path, select: str = "latest",
     return generator
 
 
-def network_shape(config: RunConfig) -> str:
+def network_shape(config: Pix2PixConfig) -> str:
     """The options that shape the networks, for a line about a checkpoint that does not fit them."""
-    segmenter = getattr(config, "generator", "paper") == "segmenter"
-    generator = f", segmenter generator of depth {config.depth}" if segmenter else ""
+    generator = f", segmenter generator of depth {config.depth}" if config.generator == "segmenter" else ""
     return f"ngf {config.ngf}, ndf {config.ndf}{generator}"

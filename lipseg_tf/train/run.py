@@ -294,8 +294,9 @@ def _restore_into_built(config: RunConfig, classes: ClassSpec, prefix: str, opti
 
     from lipseg_tf.train.checkpoints import restore_networks
     if config.model == "pix2pix":
-        from lipseg_tf.train.pix2pix import network_shape
-        shape = network_shape(config)
+        from lipseg_tf.train import pix2pix
+        shape = pix2pix.network_shape(config)
     else:
-        shape = f"ngf {config.ngf}, depth {config.depth}, {classes.num_classes} classes"
+        from lipseg_tf.train import unet
+        shape = unet.network_shape(config, classes)
     restore_networks(tf.train.Checkpoint(**build_networks(config, classes)), prefix, options_file, shape)
