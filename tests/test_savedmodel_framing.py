@@ -63,7 +63,7 @@ def crop_model(tiny_pairs, tmp_path_factory) -> dict[str, Path]:
     assert runner.main("unet", ["--mode", "export", "--checkpoint", str(root / "run"), "--output_dir",
                                 str(root / "export")]) == 0
     return {"export": root / "export", "faces": tiny_pairs["sample"] / "CelebA-HQ-img",
-            "masks": tiny_pairs["masks"]}
+            "masks": tiny_pairs["masks"], "pairs": root / "pairs"}
 
 
 def class_ids(mask_rgb: np.ndarray) -> np.ndarray:
@@ -196,3 +196,33 @@ def test_reexport_with_tflite_writes_the_copy_predict_runs(crop_model, old_expor
     size = lite.image_size
     crops = np.stack([np.asarray(Image.fromarray(p).resize((size, size), Image.BILINEAR)) for p in photos])
     assert np.mean(lite(crops).argmax(-1) == saved(crops).argmax(-1)) >= 0.97
+
+
+def test_reexport_tflite_int8_quantises_activations_on_the_pairs_faces(crop_model, tmp_path, capfd):
+    """--tflite int8 --pairs: every convolution of crop.tflite takes and gives int8 (ranges from the train
+    split's faces), and its labels are the SavedModel's on nearly every pixel of those faces; without
+    --pairs it is a one-line error; nothing of the converter's reaches stderr."""
+    from lipseg_tf.serve import tflite
+    from lipseg_tf.serve.predict import Model
+    from lipseg_tf.tools import reexport
+
+    target = tmp_path / "int8"
+    assert reexport.main([str(crop_model["export"]), str(target), "--tflite", "int8"]) == 1
+    assert capfd.readouterr().err.strip().splitlines() == [
+        "error: --tflite int8: needs --pairs (AB pairs of the model's crop box, whose train split's faces set the "
+        "int8 ranges)"]
+    assert reexport.main([str(crop_model["export"]), str(target), "--tflite", "int8",
+                          "--pairs", str(crop_model["pairs"])]) == 0
+    err = capfd.readouterr().err
+    assert all(line.startswith("lipseg_tf: ") for line in err.strip().splitlines()), err
+    interpreter = tflite._interpreter(target / tflite.CROP_TFLITE, 1)
+    ops = interpreter._get_ops_details()
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    convolutions = [op for op in ops if op["op_name"] == "CONV_2D"]
+    assert convolutions and all(tensors[op["inputs"][0]]["dtype"] == np.int8 and tensors[op["outputs"][0]]["dtype"]
+                                == np.int8 for op in convolutions)
+    faces = reexport.pair_photos(crop_model["pairs"], "train", reexport.load_segmenter(target)[1], SIZE, 16)
+    assert faces.shape == (min(16, len(list((crop_model["pairs"] / "train").glob("*.png")))), SIZE, SIZE, 3)
+    lite, saved = Model(target), Model(target, runtime="savedmodel")
+    assert lite.runtime == "tflite"
+    assert np.mean(lite(faces).argmax(-1) == saved(faces).argmax(-1)) >= 0.98

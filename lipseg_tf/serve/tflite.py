@@ -42,8 +42,13 @@ from lipseg_tf.prep import imageio
 log = logging.getLogger("lipseg_tf")
 
 VARIANTS = ("float32", "dynamic_range")
+# Weights and activations int8 (full integer quantisation), each activation's range measured on
+# calibration crops: convert's third variant, which needs them (python -m lipseg_tf.tools.reexport
+# --tflite int8 --pairs P takes them from P's train split).
+INT8 = "int8"
 # The TFLite copy of a SavedModel's network that predict.py runs when it is there (predict.Model runtime):
-# dynamic-range weights (int8), no flip inside, crops of the model's size, one at a time.
+# int8 weights (dynamic range, or int8 activations too), no flip inside, crops of the model's size, one
+# at a time.
 CROP_TFLITE = "crop.tflite"
 
 
@@ -52,15 +57,22 @@ def model_file(out_dir: str | Path, model: str, variant: str) -> Path:
     return Path(out_dir) / f"{model}_{variant}.tflite"
 
 
-def convert(segmenter, variants: Sequence[str] = VARIANTS, tta: bool = True) -> dict[str, bytes]:
-    """The flatbuffers of a savedmodel.Segmenter: {variant: bytes} for 'float32' and/or 'dynamic_range';
-    tta False: without the segmenter's flip average (its network alone)."""
+def convert(segmenter, variants: Sequence[str] = VARIANTS, tta: bool = True,
+            calibration: np.ndarray | None = None) -> dict[str, bytes]:
+    """The flatbuffers of a savedmodel.Segmenter: {variant: bytes} for 'float32', 'dynamic_range' and/or
+    'int8' (INT8: weights and activations, the activations' ranges measured on `calibration`, uint8 crops
+    (N, S, S, 3) at the model's size; input uint8 and output float32 as in the others); tta False:
+    without the segmenter's flip average (its network alone)."""
     import keras
     import tensorflow as tf
 
-    unknown = [v for v in variants if v not in VARIANTS]
+    from lipseg_tf.quiet import caught_stderr
+
+    unknown = [v for v in variants if v not in (*VARIANTS, INT8)]
     if unknown:
-        raise ValueError(f"unknown TFLite variant {unknown[0]!r}, valid: {', '.join(VARIANTS)}")
+        raise ValueError(f"unknown TFLite variant {unknown[0]!r}, valid: {', '.join((*VARIANTS, INT8))}")
+    if INT8 in variants and (calibration is None or len(calibration) == 0):
+        raise ValueError("the int8 variant needs calibration crops")
     size = segmenter.image_size
 
     def serve(images):
@@ -80,9 +92,14 @@ def convert(segmenter, variants: Sequence[str] = VARIANTS, tta: bool = True) -> 
         archive.write_out(tmp, verbose=False)
         for variant in variants:
             converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
-            if variant == "dynamic_range":
+            if variant != "float32":
                 converter.optimizations = [tf.lite.Optimize.DEFAULT]  # no representative data: weights only
-            flatbuffers[variant] = converter.convert()
+            if variant == INT8:
+                converter.representative_dataset = lambda: ({"images": crop[None]} for crop in calibration)
+            # The calibration runs an interpreter (its deprecation notice) and prints its settings on stderr.
+            with warnings.catch_warnings(), caught_stderr():
+                warnings.simplefilter("ignore")
+                flatbuffers[variant] = converter.convert()
     return flatbuffers
 
 
@@ -103,10 +120,13 @@ def export_tflite(segmenter, classes, out_dir: str | Path, model: str, framing: 
     return written
 
 
-def write_crop_tflite(segmenter, out_dir: str | Path) -> Path:
-    """Write CROP_TFLITE into an export folder: the segmenter's network alone (no flip), weights int8."""
+def write_crop_tflite(segmenter, out_dir: str | Path, calibration: np.ndarray | None = None) -> Path:
+    """Write CROP_TFLITE into an export folder: the segmenter's network alone (no flip), weights int8;
+    with calibration (uint8 crops (N, S, S, 3) of faces as the model sees them) its activations int8 too
+    (convert's INT8: on the shipped model 0.8 times the time a run, docs/predict-and-tflite.md)."""
     path = Path(out_dir) / CROP_TFLITE
-    imageio.write_bytes(path, convert(segmenter, ["dynamic_range"], tta=False)["dynamic_range"])
+    variant = "dynamic_range" if calibration is None else INT8
+    imageio.write_bytes(path, convert(segmenter, [variant], tta=False, calibration=calibration)[variant])
     log.info("wrote %s (%.0f KiB)", path, path.stat().st_size / 1024)
     return path
 

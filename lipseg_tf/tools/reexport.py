@@ -18,6 +18,11 @@ further apart than twice that, else the command fails (exit status 1).
 weights int8 (dynamic range), which predict.py runs instead of the SavedModel when it is there (several
 times faster on a CPU; predict.Model runtime). Its labels are checked against DST's serve_crop on the
 noise crops (flip averaged as predict.py does): at least TFLITE_AGREEMENT of the pixels the same.
+--tflite int8 --pairs P makes its activations int8 too (full integer quantisation; the shipped model's
+runs take 0.8 times as long), their ranges measured on CALIBRATION_CROPS photo halves of P's train
+split (AB pairs of the model's crop box, as for --background_scale auto); the labels are then checked
+on up to CHECK_PAIRS photo halves of P's val split (its train split without one) instead of noise,
+which lies outside the measured ranges.
 How the shipped model (lipseg_tf/pretrained/unet) was made with it: its MODEL.md.
 """
 
@@ -43,6 +48,8 @@ CHECK_IMAGES = 4
 TOLERANCE = 1e-5
 HALF_TOLERANCE = 1e-2  # rounding the weights to float16 moves the probabilities by about 1e-3
 TFLITE_AGREEMENT = 0.98  # int8 weights: of noise crops' pixels (real faces agree more; docs/predict-and-tflite.md)
+CALIBRATION_CROPS = 300  # --tflite int8: faces whose activations set the int8 ranges
+CHECK_PAIRS = 64         # --tflite int8: faces the labels are checked on
 
 
 def _classes(names: list, colors: list, meta_file: Path):
@@ -140,19 +147,33 @@ def check_same_crops(source: Path, target: Path, size: int, tolerance: float = T
     return worst
 
 
-def check_tflite(target: Path) -> float:
-    """Share of noise-crop pixels whose labels the TFLite runtime and the SavedModel (predict.Model) agree
-    on; UserError under TFLITE_AGREEMENT."""
+def check_tflite(target: Path, crops: np.ndarray | None = None) -> float:
+    """Share of the pixels of `crops` (uint8, at the model's size; None: CHECK_IMAGES noise crops) whose
+    labels the TFLite runtime and the SavedModel (predict.Model) agree on; UserError under TFLITE_AGREEMENT."""
     from lipseg_tf.serve.predict import Model
 
     lite, saved = Model(target, runtime="tflite"), Model(target, runtime="savedmodel")
-    rng = np.random.default_rng(0)
-    crops = rng.integers(0, 256, (CHECK_IMAGES, lite.image_size, lite.image_size, 3)).astype(np.uint8)
+    what = "noise crops'" if crops is None else "check faces'"
+    if crops is None:
+        rng = np.random.default_rng(0)
+        crops = rng.integers(0, 256, (CHECK_IMAGES, lite.image_size, lite.image_size, 3)).astype(np.uint8)
     agreement = float(np.mean(lite(crops).argmax(-1) == saved(crops).argmax(-1)))
     if agreement < TFLITE_AGREEMENT:
         raise UserError(f"{target}: crop.tflite's labels agree with serve_crop's on only {100 * agreement:.1f} % of "
-                        f"the noise crops' pixels (expected at least {100 * TFLITE_AGREEMENT:.0f} %)")
+                        f"the {what} pixels (expected at least {100 * TFLITE_AGREEMENT:.0f} %)")
     return agreement
+
+
+def pair_photos(pairs_dir, split: str, classes, size: int, limit: int) -> np.ndarray:
+    """uint8 (N, size, size, 3): the photo halves of up to `limit` AB pairs of a split of pairs_dir (masks
+    of `classes`, a ClassSpec), resized as test mode resizes them; UserError when the split has none."""
+    from lipseg_tf.train import pipeline
+
+    source = pipeline.find_pairs(pairs_dir, split)
+    dataset = pipeline.make_dataset(source, classes.colors, classes.flip_perm, training=False, image_size=size,
+                                    scale_size=size, batch_size=16, cache=False)
+    photos = np.concatenate([images.numpy() for images, _ in dataset.take(math.ceil(limit / 16))])[:limit]
+    return np.clip(np.round((photos + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -164,11 +185,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="how DST stores the weights (default: as SRC does); float16 halves the size")
     parser.add_argument("--background_scale", default="1", metavar="auto|S",
                         help="multiply the background's probability by S (auto: chosen on --pairs' val split)")
-    parser.add_argument("--pairs", default=None, help="with --background_scale auto: AB pairs (process.py's "
-                                                      "--out-dir) of the model's classes and crop, with a val split")
-    parser.add_argument("--tflite", action="store_true",
-                        help="also write crop.tflite, the network with int8 weights that predict.py runs when "
-                             "it is there")
+    parser.add_argument("--pairs", default=None, help="with --background_scale auto or --tflite int8: AB pairs "
+                                                      "(process.py's --out-dir) of the model's classes and crop box, "
+                                                      "with a val split")
+    parser.add_argument("--tflite", nargs="?", const="dynamic_range", choices=["dynamic_range", "int8"],
+                        default=None, help="also write crop.tflite, the network with int8 weights that predict.py "
+                                           "runs when it is there; int8: its activations int8 too, their ranges "
+                                           "measured on --pairs' train split (default: dynamic_range)")
     parser.add_argument("--verbose", action="store_true", help="debug logging, TensorFlow's messages")
     return parser
 
@@ -178,6 +201,9 @@ def _main(argv: Sequence[str] | None) -> int:
     scale = parse_scale(args.background_scale)
     if scale == "auto" and not args.pairs:
         raise UserError("--background_scale auto: needs --pairs (AB pairs with a val split to choose on)")
+    if args.tflite == "int8" and not args.pairs:
+        raise UserError("--tflite int8: needs --pairs (AB pairs of the model's crop box, whose train split's faces "
+                        "set the int8 ranges)")
     setup_logging(args.verbose, tensorflow=True)
     from lipseg_tf.serve.savedmodel import export  # TensorFlow: after setup_logging has quietened it
 
@@ -196,10 +222,20 @@ def _main(argv: Sequence[str] | None) -> int:
                  CHECK_IMAGES, worst)
     if args.tflite:
         from lipseg_tf.serve import tflite
-        tflite.write_crop_tflite(segmenter, target)
-        agreement = check_tflite(target)
-        log.info("%s: labels of %d noise crops as serve_crop's on %.2f %% of the pixels", target / tflite.CROP_TFLITE,
-                 CHECK_IMAGES, 100 * agreement)
+        calibration = check = None
+        if args.tflite == "int8":
+            size = segmenter.image_size
+            calibration = pair_photos(args.pairs, "train", classes, size, CALIBRATION_CROPS)
+            try:
+                check = pair_photos(args.pairs, "val", classes, size, CHECK_PAIRS)
+            except UserError:  # no val split: the calibration faces
+                check = calibration[:CHECK_PAIRS]
+            log.info("--tflite int8: ranges from %d faces of %s's train split", len(calibration), args.pairs)
+        tflite.write_crop_tflite(segmenter, target, calibration)
+        agreement = check_tflite(target, check)
+        log.info("%s: labels of %d %s as serve_crop's on %.2f %% of the pixels", target / tflite.CROP_TFLITE,
+                 CHECK_IMAGES if check is None else len(check), "noise crops" if check is None else "faces",
+                 100 * agreement)
     return 0
 
 
