@@ -1,6 +1,6 @@
 """The package's folders are the stages of the data flow, and imports only go down the stack:
 
-    errors.py, quiet.py  <  prep/  <  train/  <  evaluate/, serve/  <  cli/  <  tools/
+    errors.py, quiet.py, memory.py  <  prep/  <  train/  <  evaluate/, serve/  <  cli/  <  tools/
 
 evaluate/ and serve/ stand side by side: neither imports the other. Preparation knows no TensorFlow:
 prep/records.py (TFRecord is TensorFlow's own format) is the one exception, and the rest of prep/ imports
@@ -22,7 +22,7 @@ from helpers import REPO
 
 PACKAGE = REPO / "lipseg_tf"
 # Folder (or module) of lipseg_tf -> rank; a module may import from a lower rank and from its own folder.
-RANKS = {"errors": 0, "quiet": 0, "prep": 1, "train": 2, "evaluate": 3, "serve": 3, "cli": 4, "tools": 5}
+RANKS = {"errors": 0, "quiet": 0, "memory": 0, "prep": 1, "train": 2, "evaluate": 3, "serve": 3, "cli": 4, "tools": 5}
 TENSORFLOW = ("tensorflow", "keras")
 TF_IN_PREP = {"lipseg_tf.prep.records"}
 # The package's __init__ reaches the Python API on first use of lipseg_tf.Segmenter (a module __getattr__):

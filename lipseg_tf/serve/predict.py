@@ -140,7 +140,8 @@ class Model:
             probabilities = self._lite(images)
             if self.tta == "flip":  # the TFLite copy never flips inside (tflite.CROP_TFLITE)
                 mirrored = self._lite(np.ascontiguousarray(images[:, :, ::-1]))
-                probabilities = 0.5 * (probabilities + mirrored[:, :, ::-1][..., self._mirror])
+                probabilities += mirrored[:, :, ::-1][..., self._mirror]  # in place: no fresh temporaries
+                probabilities *= np.float32(0.5)
             return probabilities
         import tensorflow as tf
         probabilities = self._serve(images=tf.constant(images, tf.uint8))["probabilities"].numpy()
