@@ -360,10 +360,10 @@ def _main(argv: Sequence[str] | None) -> int:
         result = run_mediapipe(scenes_dir, args.out, start_index, stop_index)
         imageio.write_text(args.out / "result.json", json.dumps(result) + "\n")
         return 0
-    from lipseg_tf.memory import keep_freed_memory
     from lipseg_tf.serve.api import Segmenter
+    from lipseg_tf.serve.predict import tune_process
 
-    keep_freed_memory()  # as predict.py does
+    tune_process()  # as predict.py does
     scenes = build_scenes(args.data_dir, args.masks, scenes_dir, args.count, args.seed, args.split)
     classes = json.loads((scenes_dir / SCENES_FILE).read_text())["classes"]
     detectors = args.detector or ["blazeface"]

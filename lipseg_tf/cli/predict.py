@@ -10,7 +10,6 @@ from typing import Sequence
 
 from lipseg_tf.cli.common import positive_int, run, setup_logging
 from lipseg_tf.errors import UserError
-from lipseg_tf.memory import keep_freed_memory
 from lipseg_tf.prep.folders import check_apart, claim_folder
 from lipseg_tf.prep.imageio import IMAGE_EXTENSIONS, list_images
 from lipseg_tf.serve import align
@@ -26,6 +25,7 @@ from lipseg_tf.serve.predict import (
     check_output_dir,
     parse_save,
     predict_files,
+    tune_process,
 )
 from lipseg_tf.serve.video import VIDEO_EXTENSIONS, is_video, list_videos, predict_videos, video_outputs
 
@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose, tensorflow=True)
-    keep_freed_memory()  # a photo's arrays reused, not page-faulted afresh (lipseg_tf/memory.py)
+    tune_process()  # freed memory reused, OpenCV on the calling thread
     if args.min_face < 1:
         raise UserError(f"--min-face: expected a positive number of pixels, got {args.min_face}")
     if args.min_confidence is not None and not 0.0 <= args.min_confidence <= 1.0:

@@ -46,6 +46,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from lipseg_tf.errors import UserError
+from lipseg_tf.memory import keep_freed_memory
 from lipseg_tf.prep import folders
 from lipseg_tf.prep.imageio import load_rgb, save_image, save_labels_png, write_text
 from lipseg_tf.prep.parts import mirror_permutation
@@ -334,6 +335,17 @@ DEFAULT_SAVE = ("mask", "json")
 READ_AHEAD = 2   # photos decoded ahead of the batch being segmented
 MODEL_BATCH = 4  # photos whose faces go through the model in one call (lipseg_tf/pretrained/unet on 2 CPU cores:
 #                 20.6 ms a face in batches of 4 against 22.6 ms one by one, 2026-12-01)
+
+
+def tune_process() -> None:
+    """What predict.py sets for the whole process before its photos and videos (so do the benchmarks
+    that time its pipeline): freed memory kept for reuse (lipseg_tf/memory.py), and OpenCV's warps on
+    the calling thread (predict_files' own threads keep the cores busy; with OpenCV's pool as well, 150
+    speed scenes took 0.5-2 ms more a photo, four rounds each, in one run)."""
+    import cv2
+
+    keep_freed_memory()
+    cv2.setNumThreads(1)
 
 
 def parse_save(text: str) -> tuple[str, ...]:

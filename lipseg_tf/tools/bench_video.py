@@ -29,7 +29,6 @@ from typing import Sequence
 import numpy as np
 
 from lipseg_tf.cli.common import positive_int, run, setup_logging
-from lipseg_tf.memory import keep_freed_memory
 
 log = logging.getLogger("lipseg_tf")
 
@@ -257,7 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
-    keep_freed_memory()  # as predict.py does
+    from lipseg_tf.serve.predict import tune_process
+    tune_process()  # as predict.py does
     import lipseg_tf
 
     seg = lipseg_tf.Segmenter(args.model, tta=args.tta)
