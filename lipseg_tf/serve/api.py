@@ -225,7 +225,8 @@ class Segmenter:
             raise UserError(f"smoothing: expected a weight from 0 (off) to below 1, got {smoothing!r}")
         frames = VideoReader(video) if isinstance(video, (str, os.PathLike)) else video
         detector = self._video_detector() if self.detects else _aligned_detector
-        tracker = FaceTracker(self.model, detector, detect_every, smoothing, realign and self.detects)
+        tracker = FaceTracker(self.model, detector, detect_every, smoothing, realign and self.detects,
+                              prefilter=self.detects)
         return self._video_frames(frames, tracker)
 
     def _video_frames(self, frames: Iterable, tracker) -> Iterator[VideoFrame]:

@@ -94,12 +94,14 @@ class FaceTracker:
 
     model: serve/predict.py's Model; detector: (H, W, 3) uint8 -> list[Face]; detect_every >= 1 frames;
     smoothing in [0, 1): the weight of the past in the moving average; realign: correct the carried-over
-    transform from the parts found (else keep the detection's).
+    transform from the parts found (else keep the detection's); prefilter: cut the crops as for detected
+    faces (align.warp_face's), else as Segmenter.aligned does (frames that are aligned faces).
     """
 
     def __init__(self, model: Model, detector: Callable[[np.ndarray], list[Face]], detect_every: int = 10,
-                 smoothing: float = 0.5, realign: bool = True):
+                 smoothing: float = 0.5, realign: bool = True, prefilter: bool = True):
         self.model = model
+        self.prefilter = prefilter
         self.detector = detector
         self.detect_every = detect_every
         self.smoothing = smoothing
@@ -153,7 +155,7 @@ class FaceTracker:
         if not transforms:
             return []
         size = self.model.image_size
-        return self.model(np.stack([align.warp_face(frame, matrix, size, prefilter=True) for matrix in transforms]))
+        return self.model(np.stack([align.warp_face(frame, matrix, size, self.prefilter) for matrix in transforms]))
 
     def _align(self, face: Face, shape: tuple[int, int]) -> np.ndarray:
         """The frame -> crop transform of a detected face; of the crop box when the frame is the aligned
