@@ -129,21 +129,40 @@ class Model:
         if runtime != "savedmodel" and lite_file.is_file():
             self._lite = tflite.CropNetwork(lite_file, self.image_size, len(self.classes))
         self.runtime = "tflite" if self._lite is not None else "savedmodel"
+        self._mirror_pool = self._mirror_lite = None  # __call__'s mirror_thread
         if tta == "off" and meta.tta == "flip" and self._lite is None:
             raise UserError(f"--tta off: {self.path}'s graph averages each face with its mirror image itself "
                             f"(classes.json tta flip); only its TFLite copy ({tflite.CROP_TFLITE}, --runtime "
                             "tflite) runs without")
 
-    def __call__(self, images: np.ndarray) -> np.ndarray:
+    def _mirror_runner(self):
+        """The thread and the second TFLite interpreter of __call__'s mirror_thread, made on first use."""
+        if self._mirror_pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            from lipseg_tf.serve import tflite
+            self._mirror_lite = tflite.CropNetwork(self._lite.path, self.image_size, len(self.classes))
+            self._mirror_pool = ThreadPoolExecutor(1, thread_name_prefix="mirror")
+        return self._mirror_pool
+
+    def __call__(self, images: np.ndarray, mirror_thread: bool = False) -> np.ndarray:
         """uint8 images (N, H, W, 3) -> class probabilities (N, H, W, C); with the TFLite runtime the
-        images are crops at image_size."""
+        images are crops at image_size. mirror_thread: with the TFLite runtime and the flip average, the
+        mirror images run at the same time on a thread and interpreter of their own (for a caller that
+        leaves a core free: video frames, which come one after the other)."""
         if self._lite is not None:
-            probabilities = self._lite(images)
             if self.tta == "flip":  # the TFLite copy never flips inside (tflite.CROP_TFLITE)
-                mirrored = self._lite(np.ascontiguousarray(images[:, :, ::-1]))
+                flipped = np.ascontiguousarray(images[:, :, ::-1])
+                if mirror_thread:
+                    pending = self._mirror_runner().submit(self._mirror_lite, flipped)
+                    probabilities = self._lite(images)
+                    mirrored = pending.result()
+                else:
+                    probabilities, mirrored = self._lite(images), self._lite(flipped)
                 probabilities += mirrored[:, :, ::-1][..., self._mirror]  # in place: no fresh temporaries
                 probabilities *= np.float32(0.5)
-            return probabilities
+                return probabilities
+            return self._lite(images)
         import tensorflow as tf
         probabilities = self._serve(images=tf.constant(images, tf.uint8))["probabilities"].numpy()
         if self._flip_here:

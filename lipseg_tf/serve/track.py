@@ -155,7 +155,9 @@ class FaceTracker:
         if not transforms:
             return []
         size = self.model.image_size
-        return self.model(np.stack([align.warp_face(frame, matrix, size, self.prefilter) for matrix in transforms]))
+        crops = np.stack([align.warp_face(frame, matrix, size, self.prefilter) for matrix in transforms])
+        # Frames come one after the other: the flip average's mirror runs on the other core meanwhile.
+        return self.model(crops, mirror_thread=True)
 
     def _align(self, face: Face, shape: tuple[int, int]) -> np.ndarray:
         """The frame -> crop transform of a detected face; of the crop box when the frame is the aligned
