@@ -152,6 +152,9 @@ def test_the_tflite_runtime_segments_as_the_saved_model(with_crop_tflite, tta):
     assert mean_iou(labels, lite_probs.argmax(-1)) >= mean_iou(labels, saved_probs.argmax(-1)) - 0.02  # as good
     if tta == "flip":  # the mirror image's left and right swapped back: not the plain network's answer
         assert np.abs(lite_probs - Model(with_crop_tflite).__call__(boxes)).max() > 1e-3
+        # The mirror crops on their own thread and interpreter (video): the same numbers, in two calls.
+        for _ in range(2):
+            np.testing.assert_array_equal(lite(boxes, mirror_thread=True), lite_probs)
 
 
 def test_the_tflite_runtime_names_what_is_wrong(exports, with_crop_tflite, tmp_path):
