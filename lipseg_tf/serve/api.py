@@ -196,14 +196,14 @@ class Segmenter:
         """Segment every face of a photo (a path, a PIL image or a uint8 (H, W, 3) array) -> Result with
         labels (H, W) at the photo's size; a photo without a face gets all-background labels."""
         photo = as_rgb(image, _name_of(image, name))
-        return self._result(photo, predict.segment_photo(photo, self.model, self.detector))
+        return self._result(photo, predict.segment_photo(photo, self.model, self.detector, mirror_thread=True))
 
     def aligned(self, image, name: str = "image") -> Result:
         """Segment an already-aligned face (a whole image framed as the model's training faces, e.g. a
         CelebA-HQ image, any size) with no detection: the model sees its crop box of it (classes.json
         "crop"; the whole image without one) -> Result with labels (H, W) at the image's size."""
         photo = as_rgb(image, _name_of(image, name))
-        return self._result(photo, predict.segment_photo(photo, self.model, None))
+        return self._result(photo, predict.segment_photo(photo, self.model, None, mirror_thread=True))
 
     def video(self, video, *, detect_every: int = 10, smoothing: float = 0.5,
               realign: bool = True) -> Iterator[VideoFrame]:

@@ -235,17 +235,18 @@ def finish_photo(prepared: PreparedPhoto, crop_probs: np.ndarray | None) -> Phot
 
 
 def segment_photos(photos: Sequence[np.ndarray], model: Model, detector,
-                   found: Sequence[tuple[list, float] | None] | None = None) -> list[PhotoResult]:
+                   found: Sequence[tuple[list, float] | None] | None = None,
+                   mirror_thread: bool = False) -> list[PhotoResult]:
     """segment_photo for several photos, with one model call over all their faces (each photo's
     align_and_model time gets its faces' share of it); found: each photo's faces and detection
-    seconds where the detector already ran."""
+    seconds where the detector already ran; mirror_thread: Model's (for a caller with a core free)."""
     found = found or [None] * len(photos)
     prepared = [prepare_photo(photo, model, detector, f) for photo, f in zip(photos, found)]
     crops = [p.crops for p in prepared if p.crops is not None]
     if not crops:
         return [finish_photo(p, None) for p in prepared]
     start = time.perf_counter()
-    crop_probs = model(np.concatenate(crops))
+    crop_probs = model(np.concatenate(crops), mirror_thread=mirror_thread)
     per_face = (time.perf_counter() - start) / len(crop_probs)
     results, first = [], 0
     for p in prepared:
@@ -256,13 +257,14 @@ def segment_photos(photos: Sequence[np.ndarray], model: Model, detector,
     return results
 
 
-def segment_photo(photo: np.ndarray, model: Model, detector) -> PhotoResult:
+def segment_photo(photo: np.ndarray, model: Model, detector, mirror_thread: bool = False) -> PhotoResult:
     """Detect, align, segment and paste back every face of one photo.
 
     detector None (--no-detect): the photo already is an aligned face, framed as the model's training
     photos; the model sees its crop box (classes.json "crop"; the whole photo without one).
+    mirror_thread: Model's, for a caller that leaves a core free (the Segmenter, one photo a call).
     """
-    return segment_photos([photo], model, detector)[0]
+    return segment_photos([photo], model, detector, mirror_thread=mirror_thread)[0]
 
 
 def paste_faces(crop_probs: np.ndarray | None, transforms: Sequence[np.ndarray],
