@@ -10,7 +10,7 @@ from those before it (tests/test_layering.py checks this):
     cli/       one main per root script, with its command line
     tools/     the demo, the benchmarks, the synthetic sample's command line
 
-errors.py (UserError) sits below them all.
+errors.py (UserError), quiet.py and memory.py sit below them all.
 
 The Python API (serve/api.py) is reached from here on first use, so `import lipseg_tf` stays cheap:
 
