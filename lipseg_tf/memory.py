@@ -20,7 +20,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 
-MMAP_THRESHOLD = 32 << 20   # glibc's largest allowed (HEAP_MAX_SIZE / 2 on 64-bit systems)
+MMAP_THRESHOLD = 32 << 20   # as high as glibc's own dynamic threshold goes on 64-bit systems
 TRIM_THRESHOLD = 64 << 20
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers (malloc.h)
 
