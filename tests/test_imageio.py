@@ -34,3 +34,40 @@ def test_save_labels_png_is_read_back_by_load_gray(tmp_path):
 def test_encode_gray_png_refuses_what_is_not_a_uint8_plane(array):
     with pytest.raises(ValueError, match="uint8 array"):
         imageio.encode_gray_png(array)
+
+
+def _photo(shape=(61, 83)) -> np.ndarray:
+    """A smooth colour photo (JPEG-like content, not noise)."""
+    rows, cols = np.mgrid[:shape[0], :shape[1]]
+    return np.stack([(rows * 3) % 256, (cols * 2 + rows) % 256, (128 + 60 * np.sin(cols / 7))], -1).astype(np.uint8)
+
+
+@pytest.mark.parametrize("options", [dict(quality=90), dict(quality=95, subsampling=0),
+                                     dict(quality=85, progressive=True)])
+def test_a_plain_jpeg_is_decoded_by_opencv_with_pils_pixels(tmp_path, options):
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(_photo()).save(path, **options)
+    fast = imageio._plain_jpeg(path)
+    assert fast is not None and fast.shape == (61, 83, 3) and fast.dtype == np.uint8
+    np.testing.assert_array_equal(fast, np.asarray(Image.open(path).convert("RGB")))
+    np.testing.assert_array_equal(imageio.load_rgb(path), fast)
+
+
+def test_other_jpegs_are_left_to_pil(tmp_path):
+    """Gray, CMYK, EXIF-turned and truncated JPEGs (and a PNG) skip OpenCV; load_rgb reads them as before."""
+    photo = _photo()
+    files = {"gray.jpg": (Image.fromarray(photo[..., 0]), {}), "cmyk.jpg": (Image.fromarray(photo).convert("CMYK"), {}),
+             "photo.png": (Image.fromarray(photo), {})}
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown turned by 90 degrees
+    files["turned.jpg"] = (Image.fromarray(photo), {"exif": exif.tobytes()})
+    for name, (image, options) in files.items():
+        image.save(tmp_path / name, **options)
+        assert imageio._plain_jpeg(tmp_path / name) is None, name
+    assert imageio.load_rgb(tmp_path / "turned.jpg").shape == (83, 61, 3)   # turned upright by PIL
+    assert imageio.load_rgb(tmp_path / "gray.jpg").shape == (61, 83, 3)
+    Image.fromarray(photo).save(tmp_path / "whole.jpg")
+    (tmp_path / "cut.jpg").write_bytes((tmp_path / "whole.jpg").read_bytes()[:-200])
+    assert imageio._plain_jpeg(tmp_path / "cut.jpg") is None
+    with pytest.raises(imageio.UserError, match=r"cut\.jpg: unreadable image \(image file is truncated"):
+        imageio.load_rgb(tmp_path / "cut.jpg")
