@@ -4,6 +4,7 @@ and placed in a larger one)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -211,6 +212,29 @@ def test_blazeface_finds_every_face_of_a_group(blazeface):
     assert len(faces) == 5
     centres = [face.box[0] + face.box[2] / 2 for face in faces]
     assert [int(c // 250) for c in centres] == [0, 1, 2, 3, 4]  # one in each place, left to right
+
+
+def test_look_again_sees_the_tracked_faces_and_new_ones_in_its_turns_tile(blazeface):
+    grace = Image.fromarray(grace_hopper_photo())
+    photo = np.full((480, 1280, 3), 128, np.uint8)
+    for index, height in enumerate((200, 240, 280, 220, 260)):  # as in the group photo above
+        face = np.asarray(grace.resize((round(height * 512 / 600), height), Image.Resampling.LANCZOS))
+        x, y = 20 + 250 * index, 40 + 30 * (index % 2)
+        photo[y:y + face.shape[0], x:x + face.shape[1]] = face
+    every = detect.BlazeFaceDetector(skip_second_look=None)  # a video's detector
+    faces = every(photo)
+    assert len(faces) == 5
+    tiles = detect.first_look_tiles(photo.shape[:2])
+    assert tiles[2] == (480, 0, 1280, 480)  # the right 5/8: faces 2, 3 and 4 only
+    # tracking face 0 (a few pixels from where it was detected); turn 2 looks at the right tile
+    moved = dataclasses.replace(faces[0], box=(faces[0].box[0] + 4, *faces[0].box[1:]),
+                                keypoints=faces[0].keypoints + (4, 0))
+    again = every.look_again(photo, [moved], turn=2)
+    assert [int((f.box[0] + f.box[2] / 2) // 250) for f in again] == [0, 2, 3, 4]
+    for face, before in zip(again, [faces[0], *faces[2:]]):  # the same second looks, near enough
+        assert np.abs(face.keypoints[:4] - before.keypoints[:4]).max() < 0.05 * face.box[2]
+    assert len(every.look_again(photo, [], turn=5)) == 3   # 5 % 3: the right tile again, nothing tracked
+    assert len(every.look_again(photo, [moved], turn=0)) == 5  # the whole photo
 
 
 def test_blazeface_finds_nothing_in_a_photo_without_a_face(blazeface):

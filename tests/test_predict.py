@@ -196,6 +196,24 @@ def test_pasted_probabilities_give_smooth_borders_and_the_nearest_labels_inside(
     assert abs(int(labels.sum()) - int(nearest.sum())) < 0.03 * nearest.sum()  # the same disc, not a bigger one
 
 
+def test_resample_crop_is_paste_probabilities_into_a_crop_with_a_fallback_outside():
+    """The tracker's resampling of its average into the next crop: the values paste_probabilities gives
+    for a window of the whole crop (four channels a warp, not one), fallback where the centre falls
+    outside the old crop."""
+    rng = np.random.default_rng(6)
+    values = rng.random((32, 32, 5)).astype(np.float32)
+    fallback = rng.random((32, 32, 5)).astype(np.float32)
+    angle, scale = 0.1, 1.05
+    matrix = np.array([[scale * np.cos(angle), -scale * np.sin(angle), -2.5],
+                       [scale * np.sin(angle), scale * np.cos(angle), 3.0]])
+    (y0, y1, x0, x1), pasted, inside = align.paste_probabilities(values, matrix, (32, 32))
+    expected = fallback.copy()
+    expected[y0:y1, x0:x1][inside] = pasted[inside]
+    moved = align.resample_crop(values, matrix, fallback)
+    assert 0.05 < 1 - inside.mean() and (moved == fallback).all(-1).mean() > 0.05  # some pixels fall outside
+    np.testing.assert_allclose(moved, expected, atol=1e-4)
+
+
 def test_paste_argmax_is_the_argmax_of_the_pasted_probabilities():
     """paste_argmax (one class plane at a time) gives paste_probabilities' argmax and its probability,
     ties to the lower class, 0 outside the crop; and paste_faces takes the more probable of two faces."""

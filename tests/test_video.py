@@ -139,6 +139,25 @@ def test_tracking_follows_the_face_without_detection(moving, segmenter):
         assert np.hypot(*(keypoints[:2].mean(0) - eyes)) < 6
 
 
+def test_periodic_detections_look_again_where_the_faces_are_tracked(moving, segmenter, monkeypatch):
+    """Every 4th frame the detector runs while the face is tracked: BlazeFace's look_again, given the
+    tracked face (where its last frame put it) and one tile by turns; a lost track detects afresh."""
+    _, decoded, truth = moving
+    detector = segmenter._video_detector()
+    calls = []
+    real_look_again = detector.look_again
+
+    def spy(photo, faces, turn):
+        calls.append((len(faces), turn))
+        return real_look_again(photo, faces, turn)
+
+    monkeypatch.setattr(detector, "look_again", spy)
+    frames = list(segmenter.video(decoded, detect_every=4, smoothing=0.5))
+    assert [f.detected for f in frames] == [i % 4 == 0 for i in range(FRAMES)]  # no track lost
+    assert calls == [(1, 1), (1, 2), (1, 3)]  # frames 4, 8 and 12; frame 0 looked at the whole frame
+    assert f1(np.stack([f.labels for f in frames]), truth) > 0.85
+
+
 def test_smoothing_reduces_flicker_on_a_still_face(segmenter):
     frames, truth = render_clip(0, 1, 10, shape=SHAPE, motion="still", noise=4.0)
     smoothed = np.stack([f.labels for f in segmenter.video(frames, smoothing=0.5)])

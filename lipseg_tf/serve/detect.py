@@ -396,12 +396,27 @@ class BlazeFaceDetector:
         self.short = BlazeFaceModel("short", num_threads) if refine else None
 
     def __call__(self, photo: np.ndarray) -> list[Face]:
+        return self._detect(photo, first_look_tiles(photo.shape[:2]), [])
+
+    def look_again(self, photo: np.ndarray, faces: Sequence[Face], turn: int) -> list[Face]:
+        """A video's periodic detection while faces are tracked: a second look at each of `faces` (where
+        the tracker has them, with this detector's keypoints), and the first look on only one of the
+        photo's tiles (first_look_tiles), the `turn`-th by turns, for faces that came in: with three
+        tiles, each is looked at every third call. Without a second look (refine False), __call__."""
+        tiles = first_look_tiles(photo.shape[:2])
+        if not self.refine:
+            return self(photo)
+        hints = [(np.array([x, y, x + w, y + h], np.float64), np.asarray(face.keypoints, np.float64))
+                 for face in faces for (x, y, w, h) in [face.box] if face.keypoints is not None]
+        return self._detect(photo, [tiles[turn % len(tiles)]], hints)
+
+    def _detect(self, photo: np.ndarray, tiles: Sequence[tuple[int, int, int, int]], hints: list) -> list[Face]:
         first = CANDIDATE_SCORE if self.refine else min(self.min_confidence, CANDIDATE_SCORE)
         # The photo is box-shrunk once (by 2, 4, ...); each tile and each second look is cut from the
         # smallest copy that still has the pixels it needs, instead of shrinking the whole photo each time.
         pyramid = photo_pyramid(photo, self.short.options.input_size if self.refine else self.full.options.input_size)
         candidates = []
-        for tile in first_look_tiles(photo.shape[:2]):
+        for tile in tiles:
             square, to_photo = tile_square(pyramid, tile, self.full.options.input_size)
             for box, points, score in self.full(square, first):
                 box = align.apply(to_photo, box.astype(np.float64).reshape(2, 2)).ravel()
@@ -411,7 +426,7 @@ class BlazeFaceDetector:
         largest = min(photo.shape[:2])
         candidates = [c for c in candidates if max(c[0][2:] - c[0][:2]) <= largest]
         candidates = _drop_overlaps(candidates, NMS_IOU, box_iou, weak_limit=WEAK_CANDIDATES)
-        found = self._second_looks(pyramid, candidates) if self.refine else candidates
+        found = self._second_looks(pyramid, candidates, hints) if self.refine else candidates
         found = _drop_overlaps([f for f in found if f[2] >= self.min_confidence])
         faces = []
         for (x0, y0, x1, y1), points, score in found:
@@ -421,11 +436,21 @@ class BlazeFaceDetector:
                 faces.append(face)
         return sorted(faces, key=lambda f: (f.box[0], f.box[1]))
 
-    def _second_looks(self, pyramid: list[np.ndarray], candidates: list) -> list:
+    def _second_looks(self, pyramid: list[np.ndarray], candidates: list, hints: Sequence = ()) -> list:
         """The second look's detections of the candidates (pyramid: photo_pyramid's copies of the photo),
         surest first; a candidate mostly inside a face already confirmed is not looked at, one already
-        sure enough (skip_second_look) is kept as it is."""
+        sure enough (skip_second_look) is kept as it is. hints: (box, keypoints) of faces known to be
+        there (look_again's), each looked at before the candidates."""
         found, confirmed = [], []  # confirmed: the boxes of the faces found, as a second look would give them
+
+        def keep(detection) -> None:
+            if detection is not None:
+                found.append(detection)
+                if detection[2] >= self.min_confidence:
+                    confirmed.append(detection[0])
+
+        for box, points in hints:
+            keep(self._second_look(pyramid, box, points))
         for box, points, score in candidates:
             if confirmed and box_overlap(box, np.array(confirmed)).max() > 0.5:
                 continue
@@ -434,14 +459,10 @@ class BlazeFaceDetector:
                 centre, half = (box[:2] + box[2:]) / 2, (box[2:] - box[:2]) / 2 * FIRST_LOOK_COVER
                 confirmed.append(np.concatenate([centre - half, centre + half]))
                 continue
-            detection = self._second_look(pyramid, box, points, score)
-            if detection is not None:
-                found.append(detection)
-                if detection[2] >= self.min_confidence:
-                    confirmed.append(detection[0])
+            keep(self._second_look(pyramid, box, points))
         return found
 
-    def _second_look(self, pyramid: list[np.ndarray], box: np.ndarray, points: np.ndarray, score: float):
+    def _second_look(self, pyramid: list[np.ndarray], box: np.ndarray, points: np.ndarray):
         """The short-range model's (box, keypoints, score) of a candidate, in photo pixels; None when it
         finds no face near the crop's middle of about the candidate's size."""
         size = self.short.options.input_size

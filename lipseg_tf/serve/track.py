@@ -8,7 +8,10 @@ So the crop follows the face as it moves and turns; half the last frame's motion
 (`realign`; without it the detection's transform is kept until the next detection). A track is lost
 when fewer than three of its parts are found at a third of their area at detection, or the fit is
 implausible (scale off by more than a quarter, a shift of more than a fifth of the crop); that frame
-is then detected and segmented again.
+is then detected and segmented again. A periodic detection while every track holds looks again at
+the tracked faces and at one part of the frame by turns (BlazeFace's look_again: its second look at
+each tracked face, its first look on one of its tiles), so that new faces are still found; the first
+frame, a lost track and frames without a face get the whole frame.
 
 Smoothing is an exponential moving average of each face's class probabilities in its aligned crop
 (`smoothing` is the weight of the past; 0 turns it off). The previous frame's average is resampled
@@ -108,12 +111,14 @@ class FaceTracker:
         self.realign = realign
         self.tracks: list[Track] = []
         self._since_detection = 0
+        self._periodic = 0  # periodic detections so far (look_again's turn)
         self._parts = len(model.classes) - 1
 
     def __call__(self, frame: np.ndarray) -> TrackedFrame:
         """Segment the next frame (H, W, 3) uint8."""
         seconds: dict[str, float] = {}
         detect = not self.tracks or self._since_detection >= self.detect_every
+        periodic = detect and bool(self.tracks)  # all tracks held: the detector may look where they are
         if not detect:
             start = time.perf_counter()
             transforms = [track.transform for track in self.tracks]
@@ -124,7 +129,7 @@ class FaceTracker:
             tracks = self.tracks
         if detect:
             start = time.perf_counter()
-            faces = self.detector(frame)
+            faces = self._detect(frame, periodic)
             seconds["detect"] = time.perf_counter() - start
             start = time.perf_counter()
             transforms = [self._align(face, frame.shape[:2]) for face in faces]
@@ -146,10 +151,20 @@ class FaceTracker:
         self._since_detection += 1
         faces = [track.face(track.estimate) for track in tracks]
         stacked = np.stack(averages) if averages else None
-        labels, owner = paste_faces(stacked, transforms, frame.shape[:2])
         crop_labels = None if stacked is None else stacked.argmax(-1).astype(np.uint8)
+        labels, owner = paste_faces(stacked, transforms, frame.shape[:2], crop_labels)
         seconds["smooth_and_paste"] = time.perf_counter() - start
         return TrackedFrame(labels, owner, faces, transforms, crop_labels, detect, seconds)
+
+    def _detect(self, frame: np.ndarray, periodic: bool) -> list[Face]:
+        """The detector's faces in the frame. A periodic detection, all tracks held, asks a detector
+        that can (BlazeFace's look_again) to look at the tracked faces and at one part of the frame by
+        turns, for faces that came in; else, and on a lost track, the whole frame."""
+        look_again = getattr(self.detector, "look_again", None)
+        if not periodic or look_again is None:
+            return self.detector(frame)
+        self._periodic += 1
+        return look_again(frame, [track.face(track.estimate) for track in self.tracks], self._periodic)
 
     def _segment(self, frame: np.ndarray, transforms: list[np.ndarray]) -> np.ndarray | list:
         if not transforms:
@@ -213,11 +228,10 @@ class FaceTracker:
         to_last = _compose(align.invert(track.average_to_face), to_face)
         past = track.average
         if not np.allclose(to_last, np.eye(2, 3), atol=1e-6):
-            (y0, y1, x0, x1), moved, inside = align.paste_probabilities(past, to_last, probabilities.shape[:2])
-            past = probabilities.copy()
-            window = past[y0:y1, x0:x1]
-            window[inside] = moved[inside]
-        return self.smoothing * past + (1 - self.smoothing) * probabilities
+            past = align.resample_crop(past, to_last, probabilities)
+        mixed = np.multiply(past, np.float32(self.smoothing), dtype=np.float32)
+        mixed += np.float32(1 - self.smoothing) * probabilities
+        return mixed
 
     def _carry_averages(self, tracks: list[Track], probabilities) -> None:
         """Give each new detection the average of the old track it continues (the nearest crop centre,
