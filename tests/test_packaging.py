@@ -42,3 +42,14 @@ def test_requirements_txt_lists_the_package_dependencies():
     assert requirement_lines(REPO / "requirements.txt") == project["dependencies"]
     dev = requirement_lines(REPO / "requirements-dev.txt")
     assert dev[0] == "-r requirements.txt" and any(line.startswith("pytest") for line in dev)
+
+
+def test_the_shipped_models_fit_their_budget_and_each_name_has_its_folder():
+    """The models travel inside the package: at most 20 MB in all (the project's budget), and every name
+    Segmenter and predict.py --model take (api.PRETRAINED) is a folder with its SavedModel."""
+    from lipseg_tf.serve.api import PRETRAINED, PRETRAINED_DIR
+
+    total = sum(path.stat().st_size for path in PRETRAINED_DIR.rglob("*") if path.is_file())
+    assert total <= 20_000_000, f"{PRETRAINED_DIR}: {total / 1e6:.1f} MB, over the 20 MB budget"
+    for name, folder in PRETRAINED.items():
+        assert (PRETRAINED_DIR / folder / "saved_model.pb").is_file(), name

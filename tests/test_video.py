@@ -158,6 +158,35 @@ def test_periodic_detections_look_again_where_the_faces_are_tracked(moving, segm
     assert f1(np.stack([f.labels for f in frames]), truth) > 0.85
 
 
+def test_the_pipelined_stream_gives_what_frame_by_frame_calls_give(moving, segmenter):
+    """FaceTracker.stream (Segmenter.video's: smoothing and pasting on a thread of their own) yields the
+    same labels, faces and detections as calling the tracker frame by frame, tags in order; a source
+    that breaks off yields the frames before the damage, then raises."""
+    _, decoded, _ = moving
+    detector = segmenter._video_detector()
+    called = track.FaceTracker(segmenter.model, detector, detect_every=4)
+    by_call = [called(frame) for frame in decoded]
+    streamed = list(track.FaceTracker(segmenter.model, detector, detect_every=4).stream(
+        (frame, index) for index, frame in enumerate(decoded)))
+    assert [tag for tag, _ in streamed] == list(range(FRAMES))
+    for one, (_, other) in zip(by_call, streamed):
+        np.testing.assert_array_equal(one.labels, other.labels)
+        np.testing.assert_array_equal(one.crop_labels, other.crop_labels)
+        assert one.detected == other.detected and len(one.faces) == len(other.faces) == 1
+        np.testing.assert_allclose(one.faces[0].box, other.faces[0].box)
+
+    def breaking():
+        for index, frame in enumerate(decoded[:5]):
+            yield frame, index
+        raise UserError("clip.mp4: broken off")
+
+    got = []
+    with pytest.raises(UserError, match="broken off"):
+        for tag, _ in track.FaceTracker(segmenter.model, detector).stream(breaking()):
+            got.append(tag)
+    assert got == [0, 1, 2, 3, 4]
+
+
 def test_smoothing_reduces_flicker_on_a_still_face(segmenter):
     frames, truth = render_clip(0, 1, 10, shape=SHAPE, motion="still", noise=4.0)
     smoothed = np.stack([f.labels for f in segmenter.video(frames, smoothing=0.5)])

@@ -143,6 +143,15 @@ def sample_affine(image: np.ndarray, to_source, size: tuple[int, int], edge: boo
                           flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=border, borderValue=0)
 
 
+def _sample_reflected(image: np.ndarray, to_source: np.ndarray, side: int) -> np.ndarray:
+    """sample_affine's bilinear side x side crop, the image mirrored past its edges (edge pixels
+    repeated: BORDER_REFLECT)."""
+    linear = np.asarray(to_source, np.float64)[:, :2]
+    shift = np.asarray(to_source, np.float64)[:, 2] + linear.sum(1) * 0.5 - 0.5
+    return cv2.warpAffine(image, np.concatenate([linear, shift[:, None]], axis=1), (side, side),
+                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT)
+
+
 def warp_face(photo: np.ndarray, matrix: np.ndarray, size: int, prefilter: bool = False) -> np.ndarray:
     """Cut the aligned size x size crop out of a photo (H, W, 3) uint8.
 
@@ -157,6 +166,14 @@ def warp_face(photo: np.ndarray, matrix: np.ndarray, size: int, prefilter: bool 
     """
     height, width = photo.shape[:2]
     corners = crop_corners(matrix, size)
+    factor = max(1, math.floor(1.0 / scale_of(matrix) + 1e-6)) if prefilter else 1
+    if prefilter and factor == 1:
+        # Nothing to block-average: OpenCV samples the photo itself, mirrored past its edges as np.pad's
+        # "symmetric" mirrors the region below (BORDER_REFLECT), with no copy of the region.
+        supersample = max(1, math.ceil(1.0 / scale_of(matrix) - 1e-6))
+        to_photo = invert(matrix) @ np.diag([1.0 / supersample, 1.0 / supersample, 1.0])
+        crop = _sample_reflected(np.ascontiguousarray(photo), to_photo, size * supersample)
+        return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA) if supersample > 1 else crop
     margin = 2
     x0, y0 = np.floor(corners.min(0)).astype(int) - margin
     x1, y1 = np.ceil(corners.max(0)).astype(int) + margin
@@ -165,7 +182,6 @@ def warp_face(photo: np.ndarray, matrix: np.ndarray, size: int, prefilter: bool 
     pad = ((max(0, -y0), max(0, y1 - height)), (max(0, -x0), max(0, x1 - width)), (0, 0))
     if any(p for pair in pad[:2] for p in pair):
         region = np.pad(region, pad, mode="symmetric")
-    factor = max(1, math.floor(1.0 / scale_of(matrix) + 1e-6)) if prefilter else 1
     image = Image.fromarray(np.ascontiguousarray(region))
     if factor > 1:
         image = image.reduce(factor)  # pixel (i, j) of it averages region pixels from (factor i, factor j)

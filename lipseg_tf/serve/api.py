@@ -231,9 +231,14 @@ class Segmenter:
 
     def _video_frames(self, frames: Iterable, tracker) -> Iterator[VideoFrame]:
         fps = getattr(frames, "fps", 0.0) or 0.0
-        for index, (image, decode_seconds) in enumerate(_timed(frames)):
-            photo = as_rgb(image, f"frame {index}")
-            found = tracker(photo)
+
+        def photos():
+            for index, (image, decode_seconds) in enumerate(_timed(frames)):
+                photo = as_rgb(image, f"frame {index}")
+                yield photo, (photo, index, decode_seconds)
+
+        # Pipelined (FaceTracker.stream): each frame comes once the next one has been read.
+        for (photo, index, decode_seconds), found in tracker.stream(photos()):
             yield VideoFrame(photo, found.labels, self.classes, self.colors, found.faces, found.transforms,
                              found.owner, found.crop_labels, {"decode": decode_seconds, **found.seconds},
                              index=index, time=index / fps if fps else None, detected=found.detected)

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Callable
+from concurrent.futures import Future
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -78,6 +79,20 @@ class TrackedFrame:
     seconds: dict[str, float]
 
 
+@dataclasses.dataclass
+class _Job:
+    """A frame between FaceTracker's two steps (_start, _finish)."""
+
+    shape: tuple[int, int]
+    tracks: list[Track]
+    probabilities: np.ndarray | list
+    to_face: list[np.ndarray]
+    transforms: list[np.ndarray]
+    faces: list[Face]
+    detected: bool
+    seconds: dict[str, float]
+
+
 def part_centroids(labels: np.ndarray, parts: int) -> tuple[np.ndarray, np.ndarray]:
     """A crop's class ids (S, S) -> ((parts, 2) centroid (x, y) of classes 1..parts, nan where absent;
     (parts,) their areas in pixels)."""
@@ -112,10 +127,45 @@ class FaceTracker:
         self.tracks: list[Track] = []
         self._since_detection = 0
         self._periodic = 0  # periodic detections so far (look_again's turn)
+        self._finishing: Future | None = None  # stream's last frame being finished on its thread
         self._parts = len(model.classes) - 1
 
     def __call__(self, frame: np.ndarray) -> TrackedFrame:
         """Segment the next frame (H, W, 3) uint8."""
+        return self._finish(self._start(frame))
+
+    def stream(self, items: Iterable[tuple[np.ndarray, object]]) -> Iterator[tuple[object, TrackedFrame]]:
+        """Segment frames one after the other as __call__ does, in two steps on two threads: while one
+        frame's probabilities are smoothed and pasted into it, the next frame is cut and segmented.
+        items: (frame, tag) pairs; yields (tag, TrackedFrame) in their order, each once the next frame
+        has been read (or the frames ended). When reading a frame raises, the frame before it is
+        yielded first. The same results as __call__ frame by frame."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        iterator = iter(items)
+        pending: tuple[object, Future] | None = None
+        with ThreadPoolExecutor(1, thread_name_prefix="track-finish") as pool:
+            while True:
+                try:
+                    frame, tag = next(iterator)
+                except StopIteration:
+                    break
+                except BaseException:
+                    if pending is not None:
+                        yield pending[0], pending[1].result()
+                        pending = None
+                    raise
+                job = self._start(frame)
+                self._finishing = pool.submit(self._finish, job)
+                if pending is not None:
+                    yield pending[0], pending[1].result()
+                pending = (tag, self._finishing)
+            self._finishing = None
+            if pending is not None:
+                yield pending[0], pending[1].result()
+
+    def _start(self, frame: np.ndarray) -> _Job:
+        """What a frame needs before the next can be segmented: detect or track, segment, realign."""
         seconds: dict[str, float] = {}
         detect = not self.tracks or self._since_detection >= self.detect_every
         periodic = detect and bool(self.tracks)  # all tracks held: the detector may look where they are
@@ -137,24 +187,33 @@ class FaceTracker:
             tracks = [self._new_track(face, matrix, probs) for face, matrix, probs in
                       zip(faces, transforms, probabilities)]
             to_face = [np.eye(2, 3) for _ in tracks]
+            if self._finishing is not None:
+                self._finishing.result()  # the old tracks' averages, as the last frame left them
             self._carry_averages(tracks, probabilities)
             self._since_detection = 0
             seconds["align_and_model"] = seconds.get("align_and_model", 0.0) + time.perf_counter() - start
-        start = time.perf_counter()
-        averages = [self._smoothed(track, probs, matrix) for track, probs, matrix in
-                    zip(tracks, probabilities, to_face)]
-        for track, used, matrix, average in zip(tracks, transforms, to_face, averages):
+        for track, used, matrix in zip(tracks, transforms, to_face):
             estimate = _compose(matrix, used)  # frame -> the detection's crop, measured on this frame
             track.transform = self._next_transform(track, used, estimate)
-            track.estimate, track.average, track.average_to_face = estimate, average, matrix
+            track.estimate = estimate
         self.tracks = tracks
         self._since_detection += 1
         faces = [track.face(track.estimate) for track in tracks]
+        return _Job(frame.shape[:2], list(tracks), probabilities, to_face, transforms, faces, detect, seconds)
+
+    def _finish(self, job: _Job) -> TrackedFrame:
+        """The rest of a frame: its probabilities mixed into each track's average, pasted into it."""
+        start = time.perf_counter()
+        averages = []
+        for track, probs, matrix in zip(job.tracks, job.probabilities, job.to_face):
+            average = self._smoothed(track, probs, matrix)
+            track.average, track.average_to_face = average, matrix
+            averages.append(average)
         stacked = np.stack(averages) if averages else None
         crop_labels = None if stacked is None else stacked.argmax(-1).astype(np.uint8)
-        labels, owner = paste_faces(stacked, transforms, frame.shape[:2], crop_labels)
-        seconds["smooth_and_paste"] = time.perf_counter() - start
-        return TrackedFrame(labels, owner, faces, transforms, crop_labels, detect, seconds)
+        labels, owner = paste_faces(stacked, job.transforms, job.shape, crop_labels)
+        seconds = {**job.seconds, "smooth_and_paste": time.perf_counter() - start}
+        return TrackedFrame(labels, owner, job.faces, job.transforms, crop_labels, job.detected, seconds)
 
     def _detect(self, frame: np.ndarray, periodic: bool) -> list[Face]:
         """The detector's faces in the frame. A periodic detection, all tracks held, asks a detector
