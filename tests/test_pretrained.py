@@ -65,18 +65,20 @@ def test_the_pretrained_model_finds_eyes_and_lips_on_grace_hopper(tmp_path, monk
     check_parts(mask, face, record["classes"])
 
 
-def test_the_accurate_model_finds_them_too_and_agrees_with_the_fast_one(tmp_path):
-    """--model accurate (lipseg_tf/pretrained/unet-accurate, 256 px): the same checks, and its parts overlap
-    the fast model's (each part's IoU between the two masks well above chance)."""
+def test_the_other_models_find_them_too_and_agree_with_the_fast_one(tmp_path):
+    """--model accurate (lipseg_tf/pretrained/unet-accurate, 256 px) and --model small (unet-small, ngf 8):
+    the same checks, and their parts overlap the fast model's (each part's IoU between the two masks well
+    above chance)."""
     masks = {}
-    for name in ("fast", "accurate"):
+    folders = {"fast": "unet", "accurate": "unet-accurate", "small": "unet-small"}
+    for name, folder in folders.items():
         assert predict_main(["--input", str(grace_hopper()), "--model", name, "--output", str(tmp_path / name)]) == 0
         record = json.loads((tmp_path / name / "grace_hopper.json").read_text())
-        folder = "unet" if name == "fast" else "unet-accurate"
         assert record["model"] == str(REPO / "lipseg_tf" / "pretrained" / folder)
         masks[name] = np.asarray(Image.open(tmp_path / name / record["mask"]))
         face, = record["faces"]
         check_parts(masks[name], face, record["classes"])
-    for k in range(1, 5):
-        fast, accurate = masks["fast"] == k, masks["accurate"] == k
-        assert (fast & accurate).sum() / (fast | accurate).sum() > 0.6, f"class {k}: the two models disagree"
+    for other in ("accurate", "small"):
+        for k in range(1, 5):
+            fast, theirs = masks["fast"] == k, masks[other] == k
+            assert (fast & theirs).sum() / (fast | theirs).sum() > 0.6, f"class {k}: {other} disagrees with fast"

@@ -69,10 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--model", default=None,
                         help="an exported SavedModel folder (unet.py / pix2pix.py --mode export --output_dir), or "
-                             f"a shipped model: {' or '.join(PRETRAINED)} (twice the resolution and 1.5 "
-                             "times the width: dev test mean F1 0.893 against 0.868, about 20 times the fast one's "
-                             "model time, having no TFLite copy; lipseg_tf/pretrained/MODEL.md); "
-                             "default: the fast one, "
+                             f"a shipped model: {', '.join(PRETRAINED)} (accurate: twice the resolution and 1.5 "
+                             "times the width, dev test mean F1 0.893 against 0.868, about 20 times the fast one's "
+                             "model time, having no TFLite copy; small: half the width, 0.867, half the fast "
+                             "one's model time, for videos; lipseg_tf/pretrained/MODEL.md); default: the fast one, "
                              f"{DEFAULT_MODEL_NAME}/")
     parser.add_argument("--input", required=True,
                         help=f"a photo ({', '.join(IMAGE_EXTENSIONS)}), a video ({', '.join(VIDEO_EXTENSIONS)}) "

@@ -33,17 +33,17 @@ from lipseg_tf.serve.predict import Model
 
 # The pretrained models are package data (lipseg_tf/pretrained/, in the wheel too), found through the
 # package wherever it is installed and whatever the working directory. Each has a name a user can pass
-# instead of a folder (Segmenter("accurate"), predict.py --model accurate); lipseg_tf/pretrained/MODEL.md
+# instead of a folder (Segmenter("small"), predict.py --model small); lipseg_tf/pretrained/MODEL.md
 # says what each costs and scores.
 PRETRAINED_DIR = Path(str(resources.files("lipseg_tf") / "pretrained"))
-PRETRAINED = {"fast": "unet", "accurate": "unet-accurate"}
+PRETRAINED = {"fast": "unet", "accurate": "unet-accurate", "small": "unet-small"}
 DEFAULT_MODEL_NAME = "lipseg_tf/pretrained/unet"
 DEFAULT_MODEL = PRETRAINED_DIR / PRETRAINED["fast"]
 
 
 def model_folder(model: str | os.PathLike | None) -> Path:
     """The export folder a Segmenter loads: `model` as a folder, the shipped model of that name ("fast",
-    "accurate") when no such folder exists, or the fast one for None; UserError when a shipped model
+    "accurate", "small") when no such folder exists, or the fast one for None; UserError when a shipped model
     is missing."""
     if model is not None and (str(model) not in PRETRAINED or Path(model).exists()):
         return Path(model)
@@ -123,9 +123,10 @@ class Segmenter:
     """Lips and eyes in photos, aligned faces and videos, with an exported model.
 
     model           an export folder (unet.py / pix2pix.py --mode export --output_dir), or the name of a
-                    shipped model: "fast" (the default, None) or "accurate" (twice the resolution
+                    shipped model: "fast" (the default, None), "accurate" (twice the resolution
                     and 1.5 times the width: mean F1 0.893 against 0.868 on real faces, about 20 times the
-                    model time, having no TFLite copy; lipseg_tf/pretrained/MODEL.md)
+                    model time, having no TFLite copy) or "small" (half the width: 0.867, half the model
+                    time; for videos); lipseg_tf/pretrained/MODEL.md
     detector        "blazeface" (default) or "mtcnn" (serve/detect.py); None: no detection, every image is an
                     aligned face (as aligned()); or any callable (H, W, 3) uint8 -> list[Face]
     min_face        smallest face to keep, in pixels (the detector box's longer side)

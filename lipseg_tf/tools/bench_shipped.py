@@ -1,6 +1,6 @@
 """Time per face of the shipped models, side by side: python -m lipseg_tf.tools.bench_shipped.
 
-Each model (lipseg_tf/pretrained: fast, accurate) segments the same aligned crops, one face per call as
+Each model (lipseg_tf/pretrained: fast, accurate, small) segments the same aligned crops, one face per call as
 predict.py's default batch does for one-face photos, in interleaved rounds so that a load on the machine
 falls on both alike. Prints seconds per face (the median over rounds, each the mean over --faces faces)
 and the ratio to the first model. Model loading and the first call (graph tracing) are excluded.
@@ -21,7 +21,7 @@ from lipseg_tf.cli.common import positive_int, setup_logging
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m lipseg_tf.tools.bench_shipped", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default="fast,accurate", help="shipped model names or export folders")
+    parser.add_argument("--models", default="fast,accurate,small", help="shipped model names or export folders")
     parser.add_argument("--faces", type=positive_int, default=20, help="faces per round")
     parser.add_argument("--rounds", type=positive_int, default=5, help="interleaved rounds")
     parser.add_argument("--verbose", action="store_true", help="debug logging, TensorFlow's messages")
