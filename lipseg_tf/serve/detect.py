@@ -360,6 +360,10 @@ SKIP_SECOND_LOOK = 0.7
 # (the median of those 423 faces). Widened so for the check that a weaker candidate lies mostly inside a
 # face already found; the tight box alone let one more candidate be looked at, and found a false face.
 FIRST_LOOK_COVER = 1.2
+# look_again's weak candidates (a video's periodic detection, faces tracked): the surest only. In a video
+# the same weak spots of the background come back at every detection; new faces are looked for on one
+# tile a time anyway.
+LOOK_AGAIN_WEAK_CANDIDATES = 1
 REFINE_ZOOM = 2.0      # the second look's crop side, in candidate box sides
 REFINE_SIZES = (0.5, 2.0)  # the second look's box side must be within these times the first's
 
@@ -425,7 +429,8 @@ class BlazeFaceDetector:
         # scene's texture); a face filling the photo has a box well inside it.
         largest = min(photo.shape[:2])
         candidates = [c for c in candidates if max(c[0][2:] - c[0][:2]) <= largest]
-        candidates = _drop_overlaps(candidates, NMS_IOU, box_iou, weak_limit=WEAK_CANDIDATES)
+        candidates = _drop_overlaps(candidates, NMS_IOU, box_iou,
+                                    weak_limit=LOOK_AGAIN_WEAK_CANDIDATES if hints else WEAK_CANDIDATES)
         found = self._second_looks(pyramid, candidates, hints) if self.refine else candidates
         found = _drop_overlaps([f for f in found if f[2] >= self.min_confidence])
         faces = []

@@ -24,6 +24,7 @@ probabilities, so it does not lag.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from concurrent.futures import Future
 from typing import Callable, Iterable, Iterator
@@ -97,14 +98,21 @@ def part_centroids(labels: np.ndarray, parts: int) -> tuple[np.ndarray, np.ndarr
     """A crop's class ids (S, S) -> ((parts, 2) centroid (x, y) of classes 1..parts, nan where absent;
     (parts,) their areas in pixels)."""
     flat = labels.ravel()
-    size = labels.shape[1]
     areas = np.bincount(flat, minlength=parts + 1)[1:parts + 1].astype(np.float64)
-    columns = np.tile(np.arange(size) + 0.5, labels.shape[0])
-    rows = np.repeat(np.arange(labels.shape[0]) + 0.5, size)
+    columns, rows = _pixel_centres(*labels.shape)
     with np.errstate(invalid="ignore", divide="ignore"):
         xs = np.bincount(flat, columns, minlength=parts + 1)[1:parts + 1] / areas
         ys = np.bincount(flat, rows, minlength=parts + 1)[1:parts + 1] / areas
     return np.stack([xs, ys], axis=1), areas
+
+
+@functools.lru_cache(maxsize=8)
+def _pixel_centres(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The x and the y of every pixel centre of a (height, width) image, flattened row by row."""
+    columns = np.tile(np.arange(width) + 0.5, height)
+    rows = np.repeat(np.arange(height) + 0.5, width)
+    columns.flags.writeable = rows.flags.writeable = False
+    return columns, rows
 
 
 class FaceTracker:
