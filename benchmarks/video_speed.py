@@ -65,9 +65,12 @@ def mediapipe_round(frames: int, python: Path = MEDIAPIPE_PYTHON) -> dict:
                         "benchmarks/requirements-mediapipe.txt), or pass --no-mediapipe")
     with tempfile.TemporaryDirectory(prefix="video-speed-") as tmp:
         out = Path(tmp) / "mediapipe.json"
-        subprocess.run([str(python), "-m", "benchmarks.mediapipe_video", "--frames", str(frames), "--rounds", "1",
-                        "--json", str(out)], cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
-                       env={"PYTHONPATH": str(ROOT), "GLOG_minloglevel": "2", "PATH": "/usr/bin:/bin"})
+        done = subprocess.run([str(python), "-m", "benchmarks.mediapipe_video", "--frames", str(frames), "--rounds",
+                               "1", "--json", str(out)], cwd=ROOT, capture_output=True, text=True,
+                              env={"PYTHONPATH": str(ROOT), "GLOG_minloglevel": "2", "PATH": "/usr/bin:/bin"})
+        if done.returncode:  # its start-up lines (TensorFlow Lite's delegate) are shown only then
+            last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+            raise UserError(f"benchmarks/mediapipe_video.py in {python} failed (exit {done.returncode}): {last}")
         return json.loads(out.read_text())
 
 

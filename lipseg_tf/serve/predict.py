@@ -300,10 +300,16 @@ def paste_faces(crop_probs: np.ndarray | None, transforms: Sequence[np.ndarray],
 
 def overlay(photo: np.ndarray, result: PhotoResult, colors: np.ndarray) -> np.ndarray:
     """The photo with each part in its mask colour, and each detected face's box and landmarks."""
+    blended = photo.copy()  # only the part pixels are mixed with their colour (in float32, rounded) ...
     parts = result.labels > 0
-    image = photo.astype(np.float32)
-    image[parts] = (1 - OVERLAY_ALPHA) * image[parts] + OVERLAY_ALPHA * colors[result.labels[parts]]
-    canvas = Image.fromarray(np.clip(image + 0.5, 0, 255).astype(np.uint8))
+    rows, cols = np.flatnonzero(parts.any(1)), np.flatnonzero(parts.any(0))
+    if len(rows):  # ... within the box around them, where the masks are looked up
+        window = np.s_[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+        inside, pixels = parts[window], blended[window]
+        mixed = ((1 - OVERLAY_ALPHA) * pixels[inside].astype(np.float32)
+                 + OVERLAY_ALPHA * colors[result.labels[window][inside]])
+        pixels[inside] = np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
+    canvas = Image.fromarray(blended)
     draw = ImageDraw.Draw(canvas)
     line = max(1, round(max(photo.shape[:2]) / 400))
     for face in result.faces:
