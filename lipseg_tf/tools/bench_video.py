@@ -186,7 +186,8 @@ def library_speeds(frames: np.ndarray) -> dict[str, dict[str, float]]:
             def iio_write():
                 writer = imageio_ffmpeg.write_frames(str(Path(work) / "iio.mp4"), (width, height), fps=25,
                                                      codec="libx264", macro_block_size=1,
-                                                     output_params=["-preset", "ultrafast", "-crf", "23", "-threads", "1"])
+                                                     output_params=["-preset", "ultrafast", "-crf", "23",
+                                                                    "-threads", "1"])
                 writer.send(None)
                 for frame in frames:
                     writer.send(np.ascontiguousarray(frame))
