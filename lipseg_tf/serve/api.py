@@ -215,7 +215,9 @@ class Segmenter:
         and tracked in between (serve/track.py); `smoothing` (0 to <1, 0 off) is the weight of the past
         in a moving average of each face's probabilities, so masks do not flicker; realign=False keeps
         the detection's alignment until the next detection. A video that cannot be read raises
-        UserError (after the frames before the damage, for one that breaks off).
+        UserError (after the frames before the damage, for one that breaks off). Each frame's smoothing
+        and paste-back run on a thread while the next frame is segmented (FaceTracker.stream), so a frame
+        comes out once the next has been read: one frame of delay for a live camera.
         """
         from lipseg_tf.serve.track import FaceTracker
         from lipseg_tf.serve.video import VideoReader
