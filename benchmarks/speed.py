@@ -280,13 +280,23 @@ def run_mediapipe(scenes_dir: Path, out_dir: Path, start_index: int, stop_index:
 def mediapipe_subprocess(scenes_dir: Path, out_dir: Path, start_index: int, stop_index: int,
                          python: Path = MEDIAPIPE_PYTHON) -> dict:
     """run_mediapipe in MediaPipe's own environment; its result read back from out_dir/result.json."""
-    if not python.is_file():
-        raise UserError(f"{python}: not found (benchmarks/speed.sh makes .venv-mediapipe from "
-                        "benchmarks/requirements-mediapipe.txt)")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    subprocess.run([str(python), "-m", "benchmarks.speed", "--mediapipe-part", f"{start_index}:{stop_index}",
-                    "--scenes", str(scenes_dir), "--out", str(out_dir)], check=True, env=env, cwd=ROOT)
+    run_in_mediapipe_env(python, ["benchmarks.speed", "--mediapipe-part", f"{start_index}:{stop_index}",
+                                  "--scenes", str(scenes_dir), "--out", str(out_dir)], "benchmarks/speed.sh")
     return json.loads((out_dir / "result.json").read_text())
+
+
+def run_in_mediapipe_env(python: Path, module_args: Sequence[str], maker: str) -> None:
+    """python -m MODULE ARGS in MediaPipe's environment, from the repository root; its output (MediaPipe's
+    and TensorFlow Lite's start-up lines) is shown only when it fails, as UserError's last line.
+    maker: the script that makes that environment, for the message when it is missing."""
+    if not python.is_file():
+        raise UserError(f"{python}: not found ({maker} makes .venv-mediapipe from "
+                        "benchmarks/requirements-mediapipe.txt), or pass --no-mediapipe")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "GLOG_minloglevel": "2"}
+    done = subprocess.run([str(python), "-m", *module_args], cwd=ROOT, env=env, capture_output=True, text=True)
+    if done.returncode:
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise UserError(f"{module_args[0]} in {python} failed (exit {done.returncode}): {last}")
 
 
 # ------------------------------------------------------------------------------------------- the table

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -59,18 +58,11 @@ def lipseg_fps(segmenter, frames: np.ndarray) -> tuple[float, np.ndarray]:
 def mediapipe_round(frames: int, python: Path = MEDIAPIPE_PYTHON) -> dict:
     """One run of benchmarks/mediapipe_video.py (its own clips, the same as these) in MediaPipe's
     environment -> its JSON (fps_facemesh, fps_with_fill, f1_moving, flicker_still, ...)."""
-    from lipseg_tf.errors import UserError
-    if not python.is_file():
-        raise UserError(f"{python}: not found (benchmarks/video_speed.sh makes .venv-mediapipe from "
-                        "benchmarks/requirements-mediapipe.txt), or pass --no-mediapipe")
+    from benchmarks.speed import run_in_mediapipe_env
     with tempfile.TemporaryDirectory(prefix="video-speed-") as tmp:
         out = Path(tmp) / "mediapipe.json"
-        done = subprocess.run([str(python), "-m", "benchmarks.mediapipe_video", "--frames", str(frames), "--rounds",
-                               "1", "--json", str(out)], cwd=ROOT, capture_output=True, text=True,
-                              env={"PYTHONPATH": str(ROOT), "GLOG_minloglevel": "2", "PATH": "/usr/bin:/bin"})
-        if done.returncode:  # its start-up lines (TensorFlow Lite's delegate) are shown only then
-            last = (done.stderr.strip().splitlines() or ["no message"])[-1]
-            raise UserError(f"benchmarks/mediapipe_video.py in {python} failed (exit {done.returncode}): {last}")
+        run_in_mediapipe_env(python, ["benchmarks.mediapipe_video", "--frames", str(frames), "--rounds", "1",
+                                      "--json", str(out)], "benchmarks/video_speed.sh")
         return json.loads(out.read_text())
 
 
