@@ -106,3 +106,16 @@ def test_model_takes_a_shipped_model_name_as_predict_does():
     args = speed.build_parser().parse_args(["--model", "accurate", "--no-mediapipe"])
     assert model_folder(args.model) == PRETRAINED_DIR / "unet-accurate"
     assert speed.build_parser().parse_args([]).model is None   # the shipped fast one
+
+
+def test_the_mediapipe_subprocess_fails_in_one_line(tmp_path):
+    """A missing environment names its python and the script that makes it; a module that fails there
+    gives its exit status and the last line it printed on stderr."""
+    import sys
+    from pathlib import Path
+
+    from lipseg_tf.errors import UserError
+    with pytest.raises(UserError, match=r"nothing/python: not found \(benchmarks/speed.sh makes .venv-mediapipe"):
+        speed.run_in_mediapipe_env(tmp_path / "nothing" / "python", ["benchmarks.speed"], "benchmarks/speed.sh")
+    with pytest.raises(UserError, match=r"no_such_module in .* failed \(exit 1\): .*No module named no_such_module"):
+        speed.run_in_mediapipe_env(Path(sys.executable), ["no_such_module"], "benchmarks/speed.sh")
