@@ -42,7 +42,7 @@ DEFAULT_SYSTEMS = "fast,fast:off,small,small:off"
 def parse_system(spec: str) -> tuple[str, str | None]:
     """'small:off' -> ('small', 'off'); 'fast' -> ('fast', None)."""
     model, _, tta = spec.partition(":")
-    if tta not in ("", "off", "flip", "none"):
+    if not model or tta not in ("", "off", "flip", "none"):
         from lipseg_tf.errors import UserError
         raise UserError(f"--systems {spec!r}: expected MODEL or MODEL:off (MODEL a shipped name or a folder)")
     return model, tta or None
@@ -94,13 +94,14 @@ def format_report(results: dict) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from lipseg_tf.cli.common import positive_int
     parser = argparse.ArgumentParser(prog="benchmarks/video_speed.sh", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--systems", default=DEFAULT_SYSTEMS,
                         help="lipseg_tf's, comma-separated: a shipped model's name or an export folder, "
                              f"':off' for --tta off (default: {DEFAULT_SYSTEMS})")
-    parser.add_argument("--frames", type=int, default=100, help="frames of the clips")
-    parser.add_argument("--rounds", type=int, default=5, help="rounds, every system once in each")
+    parser.add_argument("--frames", type=positive_int, default=100, help="frames of the clips")
+    parser.add_argument("--rounds", type=positive_int, default=5, help="rounds, every system once in each")
     parser.add_argument("--no-mediapipe", dest="mediapipe", action="store_false", help="skip MediaPipe")
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
     parser.add_argument("--verbose", action="store_true", help="debug logging, TensorFlow's messages")

@@ -36,5 +36,8 @@ def test_the_table_gives_each_system_its_ratio_to_facemesh():
 def test_a_system_names_a_model_and_at_most_a_tta():
     assert video_speed.parse_system("small:off") == ("small", "off")
     assert video_speed.parse_system("export/unet") == ("export/unet", None)
-    with pytest.raises(UserError, match="MODEL:off"):
-        video_speed.parse_system("fast:fast")
+    for bad in ("fast:fast", "", ":off"):
+        with pytest.raises(UserError, match="MODEL:off"):
+            video_speed.parse_system(bad)
+    with pytest.raises(SystemExit):   # argparse's one line: --rounds 0
+        video_speed.build_parser().parse_args(["--rounds", "0"])
