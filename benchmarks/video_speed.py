@@ -34,8 +34,8 @@ from typing import Sequence
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-MEDIAPIPE_PYTHON = ROOT / ".venv-mediapipe" / "bin" / "python"
+from benchmarks.speed import MEDIAPIPE_PYTHON, run_in_mediapipe_env
+
 DEFAULT_SYSTEMS = "fast,fast:off,small,small:off"
 
 
@@ -58,7 +58,6 @@ def lipseg_fps(segmenter, frames: np.ndarray) -> tuple[float, np.ndarray]:
 def mediapipe_round(frames: int, python: Path = MEDIAPIPE_PYTHON) -> dict:
     """One run of benchmarks/mediapipe_video.py (its own clips, the same as these) in MediaPipe's
     environment -> its JSON (fps_facemesh, fps_with_fill, f1_moving, flicker_still, ...)."""
-    from benchmarks.speed import run_in_mediapipe_env
     with tempfile.TemporaryDirectory(prefix="video-speed-") as tmp:
         out = Path(tmp) / "mediapipe.json"
         run_in_mediapipe_env(python, ["benchmarks.mediapipe_video", "--frames", str(frames), "--rounds", "1",

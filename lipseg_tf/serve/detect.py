@@ -400,21 +400,24 @@ class BlazeFaceDetector:
         self.short = BlazeFaceModel("short", num_threads) if refine else None
 
     def __call__(self, photo: np.ndarray) -> list[Face]:
-        return self._detect(photo, first_look_tiles(photo.shape[:2]), [])
+        return self._detect(photo, first_look_tiles(photo.shape[:2]))
 
     def look_again(self, photo: np.ndarray, faces: Sequence[Face], turn: int) -> list[Face]:
         """A video's periodic detection while faces are tracked: a second look at each of `faces` (where
         the tracker has them, with this detector's keypoints), and the first look on only one of the
         photo's tiles (first_look_tiles), the `turn`-th by turns, for faces that came in: with three
         tiles, each is looked at every third call. Without a second look (refine False), __call__."""
-        tiles = first_look_tiles(photo.shape[:2])
         if not self.refine:
             return self(photo)
+        tiles = first_look_tiles(photo.shape[:2])
         hints = [(np.array([x, y, x + w, y + h], np.float64), np.asarray(face.keypoints, np.float64))
                  for face in faces for (x, y, w, h) in [face.box] if face.keypoints is not None]
-        return self._detect(photo, [tiles[turn % len(tiles)]], hints)
+        return self._detect(photo, [tiles[turn % len(tiles)]], hints, LOOK_AGAIN_WEAK_CANDIDATES)
 
-    def _detect(self, photo: np.ndarray, tiles: Sequence[tuple[int, int, int, int]], hints: list) -> list[Face]:
+    def _detect(self, photo: np.ndarray, tiles: Sequence[tuple[int, int, int, int]], hints: Sequence = (),
+                weak_candidates: int = WEAK_CANDIDATES) -> list[Face]:
+        """The faces of the first look on `tiles` and the second looks (hints: _second_looks'), keeping
+        the `weak_candidates` surest of the first look's weak candidates."""
         first = CANDIDATE_SCORE if self.refine else min(self.min_confidence, CANDIDATE_SCORE)
         # The photo is box-shrunk once (by 2, 4, ...); each tile and each second look is cut from the
         # smallest copy that still has the pixels it needs, instead of shrinking the whole photo each time.
@@ -429,8 +432,7 @@ class BlazeFaceDetector:
         # scene's texture); a face filling the photo has a box well inside it.
         largest = min(photo.shape[:2])
         candidates = [c for c in candidates if max(c[0][2:] - c[0][:2]) <= largest]
-        candidates = _drop_overlaps(candidates, NMS_IOU, box_iou,
-                                    weak_limit=LOOK_AGAIN_WEAK_CANDIDATES if hints else WEAK_CANDIDATES)
+        candidates = _drop_overlaps(candidates, NMS_IOU, box_iou, weak_limit=weak_candidates)
         found = self._second_looks(pyramid, candidates, hints) if self.refine else candidates
         found = _drop_overlaps([f for f in found if f[2] >= self.min_confidence])
         faces = []
