@@ -25,7 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
-from benchmarks.mediapipe_peer import fill_polygon, part_polygons
+from benchmarks.mediapipe_peer import fill_parts, part_polygons
 from lipseg_tf.prep.parts import DEFAULT_PARTS
 from lipseg_tf.prep.sample.clip import render_clip
 from lipseg_tf.tools.bench_video import flicker, mean_f1, real_clips, real_data  # numpy only at import
@@ -50,8 +50,7 @@ def run_clip(frames: np.ndarray, polygons: dict, fill: bool = True) -> tuple[np.
                 continue
             if fill:
                 points = np.array([(p.x * width, p.y * height) for p in found[0].landmark])
-                for part, k in class_ids.items():
-                    labels[index][fill_polygon(points[polygons[part]], height, width)] = k
+                fill_parts(labels[index], points, polygons, class_ids)
         seconds = time.perf_counter() - start
     return labels, seconds, misses
 

@@ -216,29 +216,17 @@ def run_lipseg(segmenter, scenes_dir: Path, scenes: Sequence[dict], out_dir: Pat
 
 # ------------------------------------------------------------------------------------------ MediaPipe
 
-def facemesh_mask(landmarks: np.ndarray | None, polygons: dict, class_ids: dict, shape: tuple[int, int],
-                  num_classes: int) -> np.ndarray:
+def facemesh_mask(landmarks: np.ndarray | None, polygons: dict, class_ids: dict,
+                  shape: tuple[int, int]) -> np.ndarray:
     """One face's FaceMesh landmarks ((N, 2) in [0, 1] of the photo's width and height) -> (H, W) class
-    ids at the photo's size: mediapipe_peer's polygons, drawn (4 x 4 samples a pixel) in the square
-    window that holds them."""
+    ids at the photo's size: mediapipe_peer's polygons, filled by OpenCV (mediapipe_peer.fill_parts)."""
     from benchmarks import mediapipe_peer as peer
 
     height, width = shape
     labels = np.zeros(shape, np.uint8)
     if landmarks is None:
         return labels
-    points = landmarks * (width, height)
-    used = points[sorted({i for ids in polygons.values() for i in ids})]
-    x0, y0 = np.floor(used.min(0)).astype(int) - 1
-    side = int(np.ceil((used.max(0) - used.min(0)).max())) + 3
-    parts = [(class_ids[part], (points[polygons[part]] - (x0, y0)) / side) for part in class_ids]
-    window = peer.rasterise(parts, side, num_classes)
-    # The window may reach past the photo: keep the part inside.
-    top, left = max(0, -y0), max(0, -x0)
-    bottom, right = min(side, height - y0), min(side, width - x0)
-    if bottom > top and right > left:
-        labels[y0 + top:y0 + bottom, x0 + left:x0 + right] = window[top:bottom, left:right]
-    return labels
+    return peer.fill_parts(labels, landmarks * (width, height), polygons, class_ids)
 
 
 def run_mediapipe(scenes_dir: Path, out_dir: Path, start_index: int, stop_index: int) -> dict:
@@ -267,7 +255,7 @@ def run_mediapipe(scenes_dir: Path, out_dir: Path, start_index: int, stop_index:
             found = mesh.process(photo).multi_face_landmarks
             mesh_seconds += time.perf_counter() - tick
             landmarks = np.array([(p.x, p.y) for p in found[0].landmark], np.float64) if found else None
-            labels = facemesh_mask(landmarks, polygons, class_ids, photo.shape[:2], len(classes))
+            labels = facemesh_mask(landmarks, polygons, class_ids, photo.shape[:2])
             imageio.save_image(out_dir / f"{scene['name']}-mask.png", labels, compress_level=1)
             if landmarks is not None:
                 (x0, y0), (x1, y1) = landmarks.min(0) * photo.shape[1::-1], landmarks.max(0) * photo.shape[1::-1]

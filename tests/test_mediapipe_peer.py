@@ -131,6 +131,38 @@ def test_fill_polygon_counts_pixel_centres_inside_a_triangle():
     np.testing.assert_array_equal(inside, expected)
 
 
+def centres_inside(vertices, height, width):
+    """The even-odd test at every pixel centre, one edge at a time: the reference for fill_polygon."""
+    px, py = np.meshgrid(np.arange(width) + 0.5, np.arange(height) + 0.5)
+    inside = np.zeros((height, width), bool)
+    for (ax, ay), (bx, by) in zip(vertices, np.roll(vertices, -1, axis=0)):
+        if ay != by:
+            inside ^= ((ay > py) != (by > py)) & (px < ax + (py - ay) * (bx - ax) / (by - ay))
+    return inside
+
+
+def test_fill_polygon_matches_the_centre_test_on_random_polygons_and_a_ring():
+    rng = np.random.default_rng(0)
+    # a ring drawn as one polygon (outer contour, then the inner one back, as the lips are), and one
+    # reaching past the image
+    ring = np.array([(1.2, 1.2), (10.7, 1.2), (10.7, 9.6), (1.2, 9.6), (1.2, 1.2),
+                     (3.6, 3.4), (3.6, 6.7), (8.3, 6.7), (8.3, 3.4), (3.6, 3.4)])
+    shapes = [ring, np.array([(-3.0, 2.5), (20.0, 4.0), (6.0, 15.0)])]
+    shapes += [rng.uniform(-1, 15, (int(rng.integers(3, 12)), 2)) for _ in range(30)]
+    for shape in shapes:
+        np.testing.assert_array_equal(peer.fill_polygon(shape, 12, 14), centres_inside(shape, 12, 14))
+    assert peer.fill_polygon(ring, 12, 14).sum() > 20 and not peer.fill_polygon(ring, 12, 14)[5, 5]
+
+
+def test_fill_parts_draws_the_parts_in_order_from_landmark_ids():
+    points = np.array([(1.0, 1.0), (9.0, 1.0), (9.0, 5.0), (1.0, 5.0), (5.0, 1.0), (5.0, 5.0)])
+    polygons = {"l_eye": [0, 1, 2, 3], "r_eye": [4, 1, 2, 5]}
+    labels = peer.fill_parts(np.zeros((6, 10), np.uint8), points, polygons, {"l_eye": 1, "r_eye": 2})
+    expected = np.zeros((6, 10), np.uint8)
+    expected[1:5, 1:5], expected[1:5, 5:9] = 1, 2   # the later part wins where they overlap
+    np.testing.assert_array_equal(labels, expected)
+
+
 def test_resize_labels_picks_tf_nearest_pixels():
     labels = np.arange(16, dtype=np.uint8).reshape(4, 4)
     # tf.image.resize "nearest", 4 -> 2: source index floor((i + 0.5) * 2) = 1, 3.

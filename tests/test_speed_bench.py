@@ -70,12 +70,12 @@ def test_facemesh_contours_land_on_the_hand_counted_pixels_of_a_wide_photo():
         landmarks += [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
     landmarks = np.array(landmarks, np.float64) / (40, 16)
     class_ids = {"l_eye": 1, "r_eye": 2, "u_lip": 3, "l_lip": 4}
-    labels = speed.facemesh_mask(landmarks, polygons, class_ids, (16, 40), 5)
+    labels = speed.facemesh_mask(landmarks, polygons, class_ids, (16, 40))
     expected = np.zeros((16, 40), np.uint8)
     for part, (x0, y0, x1, y1) in rectangles.items():
         expected[y0:y1, x0:x1] = class_ids[part]
     np.testing.assert_array_equal(labels, expected)
-    assert not speed.facemesh_mask(None, polygons, class_ids, (16, 40), 5).any()
+    assert not speed.facemesh_mask(None, polygons, class_ids, (16, 40)).any()
 
 
 def test_found_face_and_part_centre():
