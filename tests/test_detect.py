@@ -237,6 +237,50 @@ def test_look_again_sees_the_tracked_faces_and_new_ones_in_its_turns_tile(blazef
     assert len(every.look_again(photo, [moved], turn=0)) == 5  # the whole photo
 
 
+class CountingModel:
+    """A BlazeFaceModel that counts its runs."""
+
+    def __init__(self, model):
+        self.model, self.options, self.runs = model, model.options, 0
+
+    def __call__(self, square, min_score):
+        self.runs += 1
+        return self.model(square, min_score)
+
+
+def test_the_whole_photo_is_looked_at_only_when_the_halves_may_cut_a_face(blazeface, monkeypatch):
+    full = CountingModel(blazeface.full)
+    monkeypatch.setattr(blazeface, "full", full)
+    photo, eyes = composed_photo(20.0)   # her face in the right half, away from its cut
+    face, = blazeface(photo)
+    assert full.runs == 2 and face.box[0] < eyes[:, 0].min()
+    # a large face across the middle, which neither half holds whole: the whole photo too
+    grace = np.asarray(Image.fromarray(grace_hopper_photo()).resize((576, 675), Image.Resampling.LANCZOS))
+    wide = np.full((768, 1024, 3), 128, np.uint8)
+    wide[50:725, 224:800] = grace
+    full.runs = 0
+    face, = blazeface(wide)
+    assert full.runs == 3
+    x, y, w, h = face.box
+    assert x < 512 < x + w and w > 200
+    full.runs = 0
+    assert blazeface(faceless_photo()) == [] and full.runs <= 3
+
+
+def test_halves_suffice_when_each_sure_face_lies_inside_one_away_from_its_cut():
+    shape = (768, 1024)
+    halves = detect.first_look_tiles(shape)[1:]   # x 0-640 and 384-1024
+    def sure(x0, x1, score=0.9):
+        return (np.array([x0, 300, x1, 300 + (x1 - x0)], np.float64), None, score)
+    assert detect._halves_suffice([sure(100, 300)], halves, shape)            # inside the left half
+    assert detect._halves_suffice([sure(0, 200), sure(800, 1024)], halves, shape)  # at the photo's edges
+    assert detect._halves_suffice([sure(450, 600)], halves, shape)            # in the overlap: both hold it
+    assert not detect._halves_suffice([sure(400, 700)], halves, shape)        # past the left half, too near the right one's cut
+    assert not detect._halves_suffice([sure(100, 300), sure(300, 700)], halves, shape)  # one face cut
+    assert not detect._halves_suffice([sure(100, 300, 0.3)], halves, shape)   # no sure face
+    assert not detect._halves_suffice([], halves, shape)
+
+
 def test_blazeface_finds_nothing_in_a_photo_without_a_face(blazeface):
     assert blazeface(faceless_photo()) == []
 
