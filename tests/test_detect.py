@@ -275,7 +275,7 @@ def test_halves_suffice_when_each_sure_face_lies_inside_one_away_from_its_cut():
     assert detect._halves_suffice([sure(100, 300)], halves, shape)            # inside the left half
     assert detect._halves_suffice([sure(0, 200), sure(800, 1024)], halves, shape)  # at the photo's edges
     assert detect._halves_suffice([sure(450, 600)], halves, shape)            # in the overlap: both hold it
-    assert not detect._halves_suffice([sure(400, 700)], halves, shape)        # past the left half, too near the right one's cut
+    assert not detect._halves_suffice([sure(400, 700)], halves, shape)  # past the left half, near the right's cut
     assert not detect._halves_suffice([sure(100, 300), sure(300, 700)], halves, shape)  # one face cut
     assert not detect._halves_suffice([sure(100, 300, 0.3)], halves, shape)   # no sure face
     assert not detect._halves_suffice([], halves, shape)
