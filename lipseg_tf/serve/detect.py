@@ -384,15 +384,15 @@ BLAZEFACE_THREADS = 1
 class BlazeFaceDetector:
     """MediaPipe's BlazeFace in two looks, through TensorFlow Lite (see the module's docstring).
 
-    First the full-range model over the whole photo, or over its halves where it has them
-    (first_look_tiles, each shrunk to 192 px; the whole photo as well when a sure face they found lies
-    near a half's cut, or they found none: _halves_suffice), finds candidates (all from SURE_CANDIDATE,
-    and the WEAK_CANDIDATES surest of those from CANDIDATE_SCORE); then, with refine, the short-range
-    model (128 px) looks again at each candidate in an upright square crop REFINE_ZOOM times its box:
-    that look's score decides (min_confidence) and its keypoints, at several times the resolution of the first, align the face. A candidate the first look
-    is already skip_second_look sure of (default SKIP_SECOND_LOOK; and at least min_confidence) is kept
-    as that look found it; None looks again at every candidate. refine False keeps the first look alone
-    (its score against min_confidence).
+    First the full-range model over the whole photo, or over its halves where it has them (first_look_tiles,
+    each shrunk to 192 px; the whole photo as well when a sure face they found lies near a half's cut, or they
+    found none: _halves_suffice), finds candidates (all from SURE_CANDIDATE, and the WEAK_CANDIDATES surest of
+    those from CANDIDATE_SCORE); then, with refine, the short-range model (128 px) looks again at each candidate
+    in an upright square crop REFINE_ZOOM times its box: that look's score decides (min_confidence) and its
+    keypoints, at several times the resolution of the first, align the face. A candidate the first look is
+    already skip_second_look sure of (default SKIP_SECOND_LOOK; and at least min_confidence) is kept as that
+    look found it; None looks again at every candidate. refine False keeps the first look alone (its score
+    against min_confidence).
     """
 
     name = "blazeface"
