@@ -31,8 +31,9 @@ from lipseg_tf.prep.sample.clip import render_clip
 from lipseg_tf.tools.bench_video import flicker, mean_f1, real_clips, real_data  # numpy only at import
 
 
-def run_clip(frames: np.ndarray, polygons: dict, fill: bool = True) -> tuple[np.ndarray | None, float, int]:
-    """FaceMesh in video mode over the frames -> (labels (N, H, W) or None without fill, seconds, misses)."""
+def run_clip(frames: np.ndarray, polygons: dict, fill: bool = True) -> tuple[np.ndarray | None, float, int, float]:
+    """FaceMesh in video mode over the frames -> (labels (N, H, W) or None without fill, seconds, misses,
+    CPU seconds of the process, all its threads)."""
     from mediapipe.python.solutions import face_mesh
 
     height, width = frames.shape[1:3]
@@ -42,7 +43,7 @@ def run_clip(frames: np.ndarray, polygons: dict, fill: bool = True) -> tuple[np.
     with face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1, refine_landmarks=True) as mesh:
         mesh.process(frames[0])  # the graph's start-up, left out of the time (as lipseg_tf's warm-up)
     with face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1, refine_landmarks=True) as mesh:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), os.times()
         for index, frame in enumerate(frames):
             found = mesh.process(frame).multi_face_landmarks
             if not found:
@@ -51,8 +52,8 @@ def run_clip(frames: np.ndarray, polygons: dict, fill: bool = True) -> tuple[np.
             if fill:
                 points = np.array([(p.x * width, p.y * height) for p in found[0].landmark])
                 fill_parts(labels[index], points, polygons, class_ids)
-        seconds = time.perf_counter() - start
-    return labels, seconds, misses
+        seconds, end = time.perf_counter() - start, os.times()
+    return labels, seconds, misses, (end.user - cpu.user) + (end.system - cpu.system)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -76,11 +77,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     still, still_truth = render_clip(args.seed, args.image_id, args.frames, shape=(480, 640), motion="still",
                                      noise=4.0)
     mesh_seconds = min(run_clip(moving, polygons, fill=False)[1] for _ in range(args.rounds))
-    labels, seconds, misses = run_clip(moving, polygons)
-    still_labels, _, still_misses = run_clip(still, polygons)
+    labels, seconds, misses, cpu = run_clip(moving, polygons)
+    still_labels, _, still_misses, _ = run_clip(still, polygons)
     results = {"data": "synthetic (lipseg_tf.prep.sample.clip)", "mediapipe": mediapipe.__version__,
                "mode": "FaceMesh, static_image_mode=False, refine_landmarks, 1 face", "frames": args.frames,
                "fps_facemesh": args.frames / mesh_seconds, "fps_with_fill": args.frames / seconds,
+               "cpu_ms_with_fill": cpu / args.frames * 1e3,
                "frames_missed": misses, "f1_moving": mean_f1(labels, moving_truth),
                "flicker_still": flicker(still_labels), "f1_still": mean_f1(still_labels, still_truth),
                "still_frames_missed": still_misses}

@@ -48,11 +48,14 @@ def parse_system(spec: str) -> tuple[str, str | None]:
     return model, tta or None
 
 
-def lipseg_fps(segmenter, frames: np.ndarray) -> tuple[float, np.ndarray]:
-    """Segmenter.video over the frames in memory -> (fps, labels (N, H, W))."""
-    start = time.perf_counter()
+def lipseg_fps(segmenter, frames: np.ndarray) -> tuple[float, np.ndarray, float]:
+    """Segmenter.video over the frames in memory -> (fps, labels (N, H, W), CPU milliseconds a frame,
+    all the process's threads)."""
+    from benchmarks.speed import cpu_seconds
+
+    start, cpu = time.perf_counter(), cpu_seconds()
     labels = np.stack([frame.labels for frame in segmenter.video(frames)])
-    return len(frames) / (time.perf_counter() - start), labels
+    return len(frames) / (time.perf_counter() - start), labels, (cpu_seconds() - cpu) / len(frames) * 1e3
 
 
 def mediapipe_round(frames: int, python: Path = MEDIAPIPE_PYTHON) -> dict:
@@ -69,13 +72,18 @@ def spread(values: Sequence[float]) -> str:
     return f"{statistics.median(values):.0f} ({min(values):.0f}-{max(values):.0f})"
 
 
+def cpu_cell(values: Sequence[float] | None) -> str:
+    """The median CPU milliseconds a frame of the rounds, or a dash where they were not measured."""
+    return f"{statistics.median(values):.1f}" if values else "—"
+
+
 def format_report(results: dict) -> str:
     """The table: one row per system, fps and the ratios to FaceMesh's median fps."""
     mediapipe = results.get("mediapipe")
     lines = [f"{results['data']}, {results['frames']} frames of 640 x 480, {results['rounds']} rounds; "
              "fps: median (range)",
-             "| system | fps | x FaceMesh | x FaceMesh filled | F1 moving | flicker still |",
-             "|---|---|---|---|---|---|"]
+             "| system | fps | x FaceMesh | x FaceMesh filled | CPU ms a frame | F1 moving | flicker still |",
+             "|---|---|---|---|---|---|---|"]
     for name, row in results["lipseg"].items():
         ratios = ("—", "—")
         if mediapipe:
@@ -83,12 +91,13 @@ def format_report(results: dict) -> str:
             ratios = (f"{fps / statistics.median(mediapipe['fps_facemesh']):.2f}",
                       f"{fps / statistics.median(mediapipe['fps_with_fill']):.2f}")
         lines.append(f"| lipseg_tf {name} | {spread(row['fps'])} | {ratios[0]} | {ratios[1]} | "
-                     f"{row['f1_moving']:.3f} | {row['flicker_still']:.4f} |")
+                     f"{cpu_cell(row.get('cpu_ms'))} | {row['f1_moving']:.3f} | {row['flicker_still']:.4f} |")
     if mediapipe:
         lines.append(f"| MediaPipe FaceMesh {mediapipe['version']}, landmarks | {spread(mediapipe['fps_facemesh'])} "
-                     "| 1.00 | — | — | — |")
+                     "| 1.00 | — | — | — | — |")
         lines.append(f"| MediaPipe FaceMesh, parts filled | {spread(mediapipe['fps_with_fill'])} | — | 1.00 | "
-                     f"{mediapipe['f1_moving']:.3f} | {mediapipe['flicker_still']:.4f} |")
+                     f"{cpu_cell(mediapipe.get('cpu_ms'))} | {mediapipe['f1_moving']:.3f} | "
+                     f"{mediapipe['flicker_still']:.4f} |")
     return "\n".join(lines)
 
 
@@ -126,7 +135,7 @@ def _main(argv: Sequence[str] | None) -> int:
         list(segmenters[spec].video(moving[:2]))  # warm up: the models' and the detector's first runs
     results = {"data": "synthetic (lipseg_tf.prep.sample.clip, seed 0, image 1)", "frames": args.frames,
                "rounds": args.rounds, "lipseg": {spec: {"fps": []} for spec in segmenters}}
-    mediapipe = {"fps_facemesh": [], "fps_with_fill": []} if args.mediapipe else None
+    mediapipe = {"fps_facemesh": [], "fps_with_fill": [], "cpu_ms": []} if args.mediapipe else None
     for index in range(args.rounds):
         order = list(segmenters) + (["mediapipe"] if mediapipe is not None else [])
         for name in order if index % 2 == 0 else order[::-1]:
@@ -134,12 +143,14 @@ def _main(argv: Sequence[str] | None) -> int:
                 found = mediapipe_round(args.frames)
                 mediapipe["fps_facemesh"].append(found["fps_facemesh"])
                 mediapipe["fps_with_fill"].append(found["fps_with_fill"])
+                mediapipe["cpu_ms"].append(found["cpu_ms_with_fill"])
                 mediapipe.update(version=found["mediapipe"], f1_moving=found["f1_moving"],
                                  flicker_still=found["flicker_still"])
                 continue
-            fps, labels = lipseg_fps(segmenters[name], moving)
+            fps, labels, cpu = lipseg_fps(segmenters[name], moving)
             row = results["lipseg"][name]
             row["fps"].append(fps)
+            row.setdefault("cpu_ms", []).append(cpu)
             if "f1_moving" not in row:
                 row["f1_moving"] = mean_f1(labels, truth)
                 row["flicker_still"] = flicker(np.stack([f.labels for f in segmenters[name].video(still)]))

@@ -88,11 +88,12 @@ def test_found_face_and_part_centre():
 
 def test_the_table_gives_both_systems_and_their_ratio():
     def result(system, seconds, f1, missed):
-        return {"system": system, "seconds_per_photo": seconds, "missed": missed, "mean_f1": f1,
-                "parts": {p: {"f1": f1} for p in CLASSES[1:]}}
+        return {"system": system, "seconds_per_photo": seconds, "cpu_seconds_per_photo": 1.5 * seconds,
+                "missed": missed, "mean_f1": f1, "parts": {p: {"f1": f1} for p in CLASSES[1:]}}
     table = speed.format_report([result("ours", 0.03, 0.86, []), result("peer", 0.04, 0.83, ["7"])],
                                 CLASSES, 10, "10 scenes")
     assert "| time per photo (s) | 0.0300 | 0.0400 |" in table
+    assert "| CPU time per photo (s), all threads | 0.0450 | 0.0600 |" in table
     assert "| faces missed | 0 of 10 | 1 of 10 |" in table
     assert "| mean F1 | 0.860 | 0.830 |" in table
     assert "time ratio ours / peer: 0.75; mean F1 difference +0.030" in table
