@@ -279,6 +279,11 @@ def test_halves_suffice_when_each_sure_face_lies_inside_one_away_from_its_cut():
     assert not detect._halves_suffice([sure(100, 300), sure(300, 700)], halves, shape)  # one face cut
     assert not detect._halves_suffice([sure(100, 300, 0.3)], halves, shape)   # no sure face
     assert not detect._halves_suffice([], halves, shape)
+    tall = (1024, 768)   # halves y 0-640 and 384-1024: the same along the other side
+    def sure_y(y0, y1):
+        return (np.array([300, y0, 300 + (y1 - y0), y1], np.float64), None, 0.9)
+    assert detect._halves_suffice([sure_y(100, 300)], detect.first_look_tiles(tall)[1:], tall)
+    assert not detect._halves_suffice([sure_y(400, 700)], detect.first_look_tiles(tall)[1:], tall)
 
 
 def test_blazeface_finds_nothing_in_a_photo_without_a_face(blazeface):
