@@ -362,7 +362,8 @@ def add_round(total: dict, part: dict) -> None:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    setup_logging(args.verbose)
+    # TensorFlow's start-up lines kept off stderr; not in MediaPipe's environment (--mediapipe-part), which has none
+    setup_logging(args.verbose, tensorflow=not args.mediapipe_part)
     scenes_dir = args.scenes or args.out / "scenes"
     if args.mediapipe_part:
         start_index, stop_index = (int(v) for v in args.mediapipe_part.split(":"))

@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     from lipseg_tf.cli.common import setup_logging
-    setup_logging(args.verbose)
+    setup_logging(args.verbose, tensorflow=True)  # TensorFlow's start-up lines kept off stderr
     from lipseg_tf.serve.predict import tune_process
     tune_process()  # as predict.py does
     import lipseg_tf
