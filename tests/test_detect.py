@@ -286,6 +286,24 @@ def test_halves_suffice_when_each_sure_face_lies_inside_one_away_from_its_cut():
     assert not detect._halves_suffice([sure_y(400, 700)], detect.first_look_tiles(tall)[1:], tall)
 
 
+def test_the_first_look_runs_the_shipped_int8_model_and_finds_what_the_float_one_finds(blazeface):
+    assert blazeface.full.path == detect.INT8_DIR / "face_detection_full_range_int8.tflite"
+    assert detect.BlazeFaceDetector(int8=False).full.path == detect.blazeface_model_file(
+        "face_detection_full_range.tflite")
+    assert blazeface.short.path == detect.blazeface_model_file("face_detection_short_range.tflite")
+    photo, eyes = composed_photo(20.0)
+    for tile in detect.first_look_tiles(photo.shape[:2]):
+        square, _ = detect.tile_square(detect.photo_pyramid(photo, 128), tile, 192)
+        found = blazeface.full(square, 0.5)
+        expected = detect.BlazeFaceModel("full", int8=False)(square, 0.5)
+        assert len(found) == len(expected)
+        for (box, points, score), (box0, points0, score0) in zip(found, expected):
+            assert abs(score - score0) < 0.1
+            assert np.abs(box - box0).max() < 3 and np.abs(points - points0).max() < 3  # 192 px square
+    face, = blazeface(photo)   # and the whole detector: her eyes where they are (as the float test above)
+    assert np.hypot(*(face.keypoints[:2] - eyes).T).max() < 0.3 * np.hypot(*(eyes[1] - eyes[0]))
+
+
 def test_blazeface_finds_nothing_in_a_photo_without_a_face(blazeface):
     assert blazeface(faceless_photo()) == []
 

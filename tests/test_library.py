@@ -20,7 +20,8 @@ from PIL import Image
 from helpers import REPO
 
 MODEL_FILES = ("MODEL.md", "unet/classes.json", "unet/saved_model.pb", "unet/fingerprint.pb",
-               "unet/variables/variables.index", "unet/variables/variables.data-00000-of-00001", "unet/crop.tflite")
+               "unet/variables/variables.index", "unet/variables/variables.data-00000-of-00001", "unet/crop.tflite",
+               "blazeface/face_detection_full_range_int8.tflite")
 
 
 def small_photo(path: Path) -> Path:

