@@ -226,7 +226,7 @@ def cpu_seconds() -> float:
 def facemesh_mask(landmarks: np.ndarray | None, polygons: dict, class_ids: dict,
                   shape: tuple[int, int]) -> np.ndarray:
     """One face's FaceMesh landmarks ((N, 2) in [0, 1] of the photo's width and height) -> (H, W) class
-    ids at the photo's size: mediapipe_peer's polygons, filled by OpenCV (mediapipe_peer.fill_parts)."""
+    ids at the photo's size: mediapipe_peer's polygons, filled by its scanline fill (fill_parts)."""
     from benchmarks import mediapipe_peer as peer
 
     height, width = shape
@@ -263,7 +263,9 @@ def run_mediapipe(scenes_dir: Path, out_dir: Path, start_index: int, stop_index:
             mesh_seconds += time.perf_counter() - tick
             landmarks = np.array([(p.x, p.y) for p in found[0].landmark], np.float64) if found else None
             labels = facemesh_mask(landmarks, polygons, class_ids, photo.shape[:2])
-            imageio.save_image(out_dir / f"{scene['name']}-mask.png", labels, compress_level=1)
+            # the mask written as lipseg_tf writes its own (imageio.encode_gray_png: 1.5 ms for 1024 x 768
+            # against 3.3 ms for PIL's level 1, which the MediaPipe side paid until 2026-12-02 06:40 UTC)
+            imageio.save_labels_png(out_dir / f"{scene['name']}-mask.png", labels)
             if landmarks is not None:
                 (x0, y0), (x1, y1) = landmarks.min(0) * photo.shape[1::-1], landmarks.max(0) * photo.shape[1::-1]
                 boxes[scene["name"]] = [[x0, y0, x1 - x0, y1 - y0]]

@@ -380,7 +380,7 @@ LOOK_AGAIN_WEAK_CANDIDATES = 1
 # more (confidence 0.703); on the 475 test scenes the same faces found (all) and mean F1 (0.8613 against
 # 0.8614), 16.7 ms a photo through predict against 18.4 (interleaved rounds, one run).
 WHOLE_ON_DEMAND = True
-HALF_MARGIN = 0.25
+HALF_MARGIN = 0.25  # of a sure face's box side: how far inside a half's cut it must end
 REFINE_ZOOM = 2.0      # the second look's crop side, in candidate box sides
 REFINE_SIZES = (0.5, 2.0)  # the second look's box side must be within these times the first's
 
