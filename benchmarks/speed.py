@@ -341,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="lipseg_tf detector(s) to run, repeatable (default: blazeface)")
     parser.add_argument("--model", default=None,
                         help="an exported model folder, or a shipped model's name: fast, accurate or small, as "
-                             "predict.py's --model (default: the shipped fast one)")
+                             "predict.py's --model (default: predict.py's, the shipped small one)")
     parser.add_argument("--tta", choices=("none", "flip", "off"), default="none",
                         help="lipseg_tf's tta, as predict.py's --tta (off: no mirror-image average)")
     parser.add_argument("--no-mediapipe", dest="mediapipe", action="store_false", help="skip MediaPipe")

@@ -145,7 +145,8 @@ def test_bad_options_are_one_user_error_line(template_model, tmp_path, kwargs, m
 def test_shipped_models_by_name_and_a_folder_of_that_name_wins(tmp_path, monkeypatch):
     from lipseg_tf.serve.api import DEFAULT_MODEL, PRETRAINED_DIR, model_folder
 
-    assert model_folder(None) == model_folder("fast") == DEFAULT_MODEL == PRETRAINED_DIR / "unet"
+    assert model_folder(None) == model_folder("small") == DEFAULT_MODEL == PRETRAINED_DIR / "unet-small"
+    assert model_folder("fast") == PRETRAINED_DIR / "unet"
     assert model_folder(Path("accurate")) == PRETRAINED_DIR / "unet-accurate"  # a name that came as a Path
     sizes = {name: json.loads((model_folder(name) / "classes.json").read_text())["image_size"]
              for name in ("fast", "accurate")}

@@ -19,8 +19,9 @@ from PIL import Image
 
 from helpers import REPO
 
-MODEL_FILES = ("MODEL.md", "unet/classes.json", "unet/saved_model.pb", "unet/fingerprint.pb",
-               "unet/variables/variables.index", "unet/variables/variables.data-00000-of-00001", "unet/crop.tflite",
+MODEL_FILES = ("MODEL.md", *(f"{folder}/{name}" for folder in ("unet", "unet-small") for name in (
+               "classes.json", "saved_model.pb", "fingerprint.pb", "variables/variables.index",
+               "variables/variables.data-00000-of-00001", "crop.tflite")),
                "blazeface/face_detection_full_range_int8.tflite")
 
 
@@ -75,7 +76,7 @@ def test_the_wheel_holds_the_model_and_its_lipseg_predict_runs_from_anywhere(tmp
     assert done.returncode == 0, done.stderr[-3000:]
     assert own_lines(done.stderr) == [], done.stderr
     summary = json.loads((elsewhere / "predict_out" / "summary.json").read_text())
-    assert summary["model"] == str(target / "lipseg_tf" / "pretrained" / "unet") and summary["faces"] == 1
+    assert summary["model"] == str(target / "lipseg_tf" / "pretrained" / "unet-small") and summary["faces"] == 1
     assert summary["runtime"] == "tflite"   # the wheel's crop.tflite, quietly (no XNNPACK line above)
     mask = np.asarray(Image.open(elsewhere / "predict_out" / "grace_hopper-mask.png"))
     assert mask.shape == (600, 512) and mask.dtype == np.uint8

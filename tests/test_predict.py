@@ -400,7 +400,7 @@ def test_without_model_the_pretrained_one_is_used_or_named_when_missing(tmp_path
     from lipseg_tf.cli import predict as cli_predict
     from lipseg_tf.errors import UserError
 
-    assert cli_predict.DEFAULT_MODEL == REPO / "lipseg_tf" / "pretrained" / "unet"  # in the package, not the cwd
+    assert cli_predict.DEFAULT_MODEL == REPO / "lipseg_tf" / "pretrained" / "unet-small"  # in the package, not the cwd
     monkeypatch.setattr(cli_predict, "DEFAULT_MODEL", tmp_path / "pretrained" / "unet")
     with pytest.raises(UserError, match="no --model given and the pretrained model .*pretrained/unet is missing"):
         cli_predict._main(["--input", str(grace_hopper()), "--output", str(tmp_path / "out")])

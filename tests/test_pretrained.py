@@ -15,7 +15,7 @@ from PIL import Image
 from helpers import REPO
 from lipseg_tf.cli.predict import main as predict_main
 
-MODEL = REPO / "lipseg_tf" / "pretrained" / "unet"
+MODEL = REPO / "lipseg_tf" / "pretrained" / "unet-small"   # the default
 
 
 def grace_hopper() -> Path:
@@ -66,9 +66,9 @@ def test_the_pretrained_model_finds_eyes_and_lips_on_grace_hopper(tmp_path, monk
 
 
 def test_the_other_models_find_them_too_and_agree_with_the_fast_one(tmp_path):
-    """--model accurate (lipseg_tf/pretrained/unet-accurate, 256 px) and --model small (unet-small, ngf 8):
-    the same checks, and their parts overlap the fast model's (each part's IoU between the two masks well
-    above chance)."""
+    """--model accurate (lipseg_tf/pretrained/unet-accurate, 256 px) and --model small (unet-small, ngf 8,
+    the default): the same checks, and their parts overlap the fast model's (each part's IoU between the
+    two masks well above chance)."""
     masks = {}
     folders = {"fast": "unet", "accurate": "unet-accurate", "small": "unet-small"}
     for name, folder in folders.items():

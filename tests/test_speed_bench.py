@@ -106,7 +106,7 @@ def test_model_takes_a_shipped_model_name_as_predict_does():
 
     args = speed.build_parser().parse_args(["--model", "accurate", "--no-mediapipe"])
     assert model_folder(args.model) == PRETRAINED_DIR / "unet-accurate"
-    assert speed.build_parser().parse_args([]).model is None   # the shipped fast one
+    assert speed.build_parser().parse_args([]).model is None   # predict.py's default
 
 
 def test_the_mediapipe_subprocess_fails_in_one_line(tmp_path):

@@ -43,8 +43,8 @@ def _input_files(path: Path) -> tuple[list[Path], list[Path]]:
 
 
 def _model_folder(model: str | None) -> Path:
-    """--model (a folder, or a shipped model's name), or the shipped fast model; UserError when the shipped
-    model is missing."""
+    """--model (a folder, or a shipped model's name), or the shipped default (small); UserError when the
+    shipped model is missing."""
     if model is None:
         if not DEFAULT_MODEL.is_dir():
             raise UserError(f"no --model given and the pretrained model {DEFAULT_MODEL} is missing: pass --model "
@@ -69,11 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--model", default=None,
                         help="an exported SavedModel folder (unet.py / pix2pix.py --mode export --output_dir), or "
-                             f"a shipped model: {', '.join(PRETRAINED)} (accurate: twice the resolution and 1.5 "
-                             "times the width, dev test mean F1 0.893 against 0.868, about 20 times the fast one's "
-                             "model time, having no TFLite copy; small: half the width, 0.867, half the fast "
-                             "one's model time, for videos; lipseg_tf/pretrained/MODEL.md); default: the fast one, "
-                             f"{DEFAULT_MODEL_NAME}/")
+                             f"a shipped model: {', '.join(PRETRAINED)} (small, the default: ngf 8, dev test mean "
+                             "F1 0.866 with detection; fast: twice the width and network time, 0.865; accurate: "
+                             "twice the resolution and three times the width, 0.893 pasted back, about 50 times the "
+                             "small one's model time, having no TFLite copy; lipseg_tf/pretrained/MODEL.md); "
+                             f"default: {DEFAULT_MODEL_NAME}/")
     parser.add_argument("--input", required=True,
                         help=f"a photo ({', '.join(IMAGE_EXTENSIONS)}), a video ({', '.join(VIDEO_EXTENSIONS)}) "
                              "or a folder of them")
