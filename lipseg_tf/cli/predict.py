@@ -109,8 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "real-face scenes; videos: 1.4x the fps)")
     parser.add_argument("--runtime", choices=RUNTIMES, default="auto",
                         help="what runs the network on the aligned faces: auto (the TFLite copy with int8 weights, "
-                             "crop.tflite, when the model folder has one, as the shipped fast model does: several "
-                             "times faster on a CPU; else the SavedModel), tflite (that copy) or savedmodel")
+                             "crop.tflite, when the model folder has one, as the shipped small and fast models do: "
+                             "several times faster on a CPU; else the SavedModel), tflite (that copy) or savedmodel")
     parser.add_argument("--detect-every", "--detect_every", dest="detect_every", type=positive_int, default=10,
                         help="videos: run the face detector every this many frames (and on the first, and when "
                              "a face is lost); in between each face is tracked from the previous frame")

@@ -139,7 +139,7 @@ class Segmenter:
                     the TFLite runtime; mean F1 0.856 against 0.860 on the speed scenes)
     framing         where faces are put in the crop ("sample" or "celebahq"); None: the model's own
     runtime         what runs the network: "auto" (the default: the TFLite copy with int8 weights beside the
-                    SavedModel when the folder has one, as the shipped fast model does; several times
+                    SavedModel when the folder has one, as the shipped small and fast models do; several times
                     faster on a CPU), "tflite" (that copy, UserError without it) or "savedmodel"
 
     The detector is built on the first detection, so a Segmenter used only for aligned faces never loads
