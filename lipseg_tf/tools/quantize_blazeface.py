@@ -7,13 +7,15 @@ float16 weights and computes in float32: 2.2-2.4 ms a 192 px square on one core 
 times a photo. TensorFlow Lite quantises only from a TensorFlow graph, so this tool rebuilds the
 model's graph op by op from the .tflite file (its nine op types: convolutions, depthwise convolutions,
 additions, ReLU, max pooling, padding, reshapes, bilinear resizes), checks that the rebuilt graph gives
-the file's outputs, and converts it with int8 weights and activations (inputs and outputs stay float32,
-so serve/detect.py feeds and decodes it as the original): 1.4-1.5 ms a square.
+the file's outputs, and converts it with int8 weights and activations, its two output convolutions
+(scores, box regressors) kept float (quantised, they moved the keypoints by up to a third of the eyes'
+distance); inputs and outputs stay float32, so serve/detect.py feeds and decodes it as the original:
+1.4-1.6 ms a square.
 
 The activations' ranges are measured on **synthetic** photos only (the built-in sample's faces,
-lipseg_tf.prep.sample, placed 100-320 px wide in 1024 x 768 photos over a shuffled backdrop, and cut into
-the detector's squares as serve/detect.py cuts them), so that the shipped file derives from MediaPipe's
-model and generated pictures alone. What it costs in faces found and F1 is in lipseg_tf/pretrained/MODEL.md.
+lipseg_tf.prep.sample, turned by up to 30 degrees and placed 100-320 px wide in a disc of a 1024 x 768
+photo over a smooth shuffled backdrop, and cut into the detector's squares as serve/detect.py cuts them),
+so that the shipped file derives from MediaPipe's model and generated pictures alone. What it costs in faces found and F1 is in lipseg_tf/pretrained/MODEL.md.
 
 The short-range model (the second look) stays as MediaPipe ships it: quantised the same way it lost its
 scores (no face above 0.5), and it is a third of the detector's model time.
