@@ -15,7 +15,8 @@ distance); inputs and outputs stay float32, so serve/detect.py feeds and decodes
 The activations' ranges are measured on **synthetic** photos only (the built-in sample's faces,
 lipseg_tf.prep.sample, turned by up to 30 degrees and placed 100-320 px wide in a disc of a 1024 x 768
 photo over a smooth shuffled backdrop, and cut into the detector's squares as serve/detect.py cuts them),
-so that the shipped file derives from MediaPipe's model and generated pictures alone. What it costs in faces found and F1 is in lipseg_tf/pretrained/MODEL.md.
+so that the shipped file derives from MediaPipe's model and generated pictures alone. What it costs in
+faces found and F1 is in lipseg_tf/pretrained/MODEL.md.
 
 The short-range model (the second look) stays as MediaPipe ships it: quantised the same way it lost its
 scores (no face above 0.5), and it is a third of the detector's model time.
