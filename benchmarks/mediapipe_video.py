@@ -26,6 +26,7 @@ from typing import Sequence
 import numpy as np
 
 from benchmarks.mediapipe_peer import fill_parts, part_polygons
+from benchmarks.speed import cpu_seconds
 from lipseg_tf.prep.parts import DEFAULT_PARTS
 from lipseg_tf.prep.sample.clip import render_clip
 from lipseg_tf.tools.bench_video import flicker, mean_f1, real_clips, real_data  # numpy only at import
@@ -43,7 +44,7 @@ def run_clip(frames: np.ndarray, polygons: dict, fill: bool = True) -> tuple[np.
     with face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1, refine_landmarks=True) as mesh:
         mesh.process(frames[0])  # the graph's start-up, left out of the time (as lipseg_tf's warm-up)
     with face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1, refine_landmarks=True) as mesh:
-        start, cpu = time.perf_counter(), os.times()
+        start, cpu = time.perf_counter(), cpu_seconds()
         for index, frame in enumerate(frames):
             found = mesh.process(frame).multi_face_landmarks
             if not found:
@@ -52,8 +53,8 @@ def run_clip(frames: np.ndarray, polygons: dict, fill: bool = True) -> tuple[np.
             if fill:
                 points = np.array([(p.x * width, p.y * height) for p in found[0].landmark])
                 fill_parts(labels[index], points, polygons, class_ids)
-        seconds, end = time.perf_counter() - start, os.times()
-    return labels, seconds, misses, (end.user - cpu.user) + (end.system - cpu.system)
+        seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
+    return labels, seconds, misses, cpu
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -34,7 +34,7 @@ from typing import Sequence
 
 import numpy as np
 
-from benchmarks.speed import MEDIAPIPE_PYTHON, run_in_mediapipe_env
+from benchmarks.speed import MEDIAPIPE_PYTHON, cpu_seconds, run_in_mediapipe_env
 
 DEFAULT_SYSTEMS = "fast,fast:off,small,small:off"
 
@@ -51,8 +51,6 @@ def parse_system(spec: str) -> tuple[str, str | None]:
 def lipseg_fps(segmenter, frames: np.ndarray) -> tuple[float, np.ndarray, float]:
     """Segmenter.video over the frames in memory -> (fps, labels (N, H, W), CPU milliseconds a frame,
     all the process's threads)."""
-    from benchmarks.speed import cpu_seconds
-
     start, cpu = time.perf_counter(), cpu_seconds()
     labels = np.stack([frame.labels for frame in segmenter.video(frames)])
     return len(frames) / (time.perf_counter() - start), labels, (cpu_seconds() - cpu) / len(frames) * 1e3
@@ -134,7 +132,7 @@ def _main(argv: Sequence[str] | None) -> int:
         segmenters[spec] = lipseg_tf.Segmenter(model, tta=tta)
         list(segmenters[spec].video(moving[:2]))  # warm up: the models' and the detector's first runs
     results = {"data": "synthetic (lipseg_tf.prep.sample.clip, seed 0, image 1)", "frames": args.frames,
-               "rounds": args.rounds, "lipseg": {spec: {"fps": []} for spec in segmenters}}
+               "rounds": args.rounds, "lipseg": {spec: {"fps": [], "cpu_ms": []} for spec in segmenters}}
     mediapipe = {"fps_facemesh": [], "fps_with_fill": [], "cpu_ms": []} if args.mediapipe else None
     for index in range(args.rounds):
         order = list(segmenters) + (["mediapipe"] if mediapipe is not None else [])
@@ -150,7 +148,7 @@ def _main(argv: Sequence[str] | None) -> int:
             fps, labels, cpu = lipseg_fps(segmenters[name], moving)
             row = results["lipseg"][name]
             row["fps"].append(fps)
-            row.setdefault("cpu_ms", []).append(cpu)
+            row["cpu_ms"].append(cpu)
             if "f1_moving" not in row:
                 row["f1_moving"] = mean_f1(labels, truth)
                 row["flicker_still"] = flicker(np.stack([f.labels for f in segmenters[name].video(still)]))
