@@ -125,10 +125,10 @@ class Segmenter:
     """Lips and eyes in photos, aligned faces and videos, with an exported model.
 
     model           an export folder (unet.py / pix2pix.py --mode export --output_dir), or the name of a
-                    shipped model: "fast" (the default, None), "accurate" (twice the resolution
-                    and 1.5 times the width: mean F1 0.893 against 0.868 on real faces, about 20 times the
-                    model time, having no TFLite copy) or "small" (half the width: 0.867, half the model
-                    time; for videos); lipseg_tf/pretrained/MODEL.md
+                    shipped model: "small" (the default, None: ngf 8, mean F1 0.866 on real faces with
+                    detection), "fast" (twice the width and the model time: 0.865) or "accurate" (256 px
+                    and three times the small one's width: 0.893 pasted back, about 50 times its model
+                    time, having no TFLite copy); lipseg_tf/pretrained/MODEL.md
     detector        "blazeface" (default) or "mtcnn" (serve/detect.py); None: no detection, every image is an
                     aligned face (as aligned()); or any callable (H, W, 3) uint8 -> list[Face]
     min_face        smallest face to keep, in pixels (the detector box's longer side)
