@@ -64,13 +64,8 @@ MEDIAPIPE_PYTHON = ROOT / ".venv-mediapipe" / "bin" / "python"
 def cpu_name() -> str:
     """The CPU's model name (/proc/cpuinfo) and whether it has an int8 dot product (the detector's first
     look runs int8 only with one: serve/detect.int8_is_faster)."""
-    from lipseg_tf.serve.detect import int8_is_faster
-    try:
-        text = Path("/proc/cpuinfo").read_text(errors="replace")
-    except OSError:
-        text = ""
-    name = next((line.partition(":")[2].strip() for line in text.splitlines() if line.startswith("model name")), "?")
-    return f"{name}, {'with' if int8_is_faster() else 'no'} int8 dot product"
+    from lipseg_tf.serve.detect import cpuinfo_field, int8_is_faster
+    return f"{cpuinfo_field('model name') or '?'}, {'with' if int8_is_faster() else 'no'} int8 dot product"
 
 
 def first_look(detector) -> str:

@@ -329,6 +329,16 @@ def blazeface_model_file(name: str) -> Path:
     return path
 
 
+def cpuinfo_field(key: str, cpuinfo: str = "/proc/cpuinfo") -> str | None:
+    """The value of the first `key` line of a Linux cpuinfo file ("flags", "model name"); None when the
+    file cannot be read or has no such line."""
+    try:
+        text = Path(cpuinfo).read_text(errors="replace")
+    except OSError:
+        return None
+    return next((line.partition(":")[2].strip() for line in text.splitlines() if line.startswith(key)), None)
+
+
 @functools.lru_cache(maxsize=1)
 def int8_is_faster(cpuinfo: str = "/proc/cpuinfo") -> bool:
     """Whether this machine runs BlazeFace's int8 copy faster than the float model: on x86, only with an
@@ -337,12 +347,8 @@ def int8_is_faster(cpuinfo: str = "/proc/cpuinfo") -> bool:
     cannot be read keep the int8 copy."""
     if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"):
         return True
-    try:
-        text = Path(cpuinfo).read_text(errors="replace")
-    except OSError:
-        return True
-    flags = next((line.partition(":")[2].split() for line in text.splitlines() if line.startswith("flags")), None)
-    return flags is None or any(flag in flags for flag in INT8_DOT_FLAGS)
+    flags = cpuinfo_field("flags", cpuinfo)
+    return flags is None or any(flag in flags.split() for flag in INT8_DOT_FLAGS)
 
 
 class BlazeFaceModel:
