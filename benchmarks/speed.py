@@ -62,18 +62,18 @@ MEDIAPIPE_PYTHON = ROOT / ".venv-mediapipe" / "bin" / "python"
 
 
 def cpu_name() -> str:
-    """The CPU's model name (/proc/cpuinfo) and whether it has an int8 dot product (the detector's first
-    look runs int8 only with one: serve/detect.int8_is_faster)."""
-    from lipseg_tf.serve.detect import cpuinfo_field, int8_is_faster
-    return f"{cpuinfo_field('model name') or '?'}, {'with' if int8_is_faster() else 'no'} int8 dot product"
+    """The CPU's model name (/proc/cpuinfo)."""
+    from lipseg_tf.serve.detect import cpuinfo_field
+    return cpuinfo_field("model name") or "?"
 
 
-def first_look(detector) -> str:
-    """', first look int8' or ', first look float' for a BlazeFace detector; '' for another."""
-    full = getattr(detector, "full", None)
-    if full is None:
-        return ""
-    return f", first look {'int8' if full.path.name.endswith('_int8.tflite') else 'float'}"
+def runners(segmenter) -> str:
+    """', first look short, crop-dynamic.tflite': the detector's first-look model (BlazeFace) and the
+    TFLite copy of the U-Net that predict.Model timed fastest here (where it has them)."""
+    first = getattr(segmenter.detector, "first", None)
+    label = "" if first is None else f", first look {'short' if first is segmenter.detector.short else 'full'}"
+    lite = segmenter.model.lite_path
+    return label + ("" if lite is None else f", {lite.name}")
 
 
 # -------------------------------------------------------------------------------------------- scenes
@@ -404,7 +404,7 @@ def _main(argv: Sequence[str] | None) -> int:
         segmenters[name].detector(np.zeros((256, 256, 3), np.uint8))
     tta = "" if args.tta == "none" else f", --tta {args.tta}"
     tta += "" if args.model is None else f", --model {args.model}"
-    systems = {name: {"system": f"lipseg_tf predict ({name}{first_look(segmenters[name].detector)}{tta}, "
+    systems = {name: {"system": f"lipseg_tf predict ({name}{runners(segmenters[name])}{tta}, "
                                 f"writes mask+json)",
                       "masks": args.out / f"lipseg_{name}"} for name in detectors}
     if args.mediapipe:

@@ -22,7 +22,7 @@ from helpers import REPO
 MODEL_FILES = ("MODEL.md", *(f"{folder}/{name}" for folder in ("unet", "unet-small") for name in (
                "classes.json", "saved_model.pb", "fingerprint.pb", "variables/variables.index",
                "variables/variables.data-00000-of-00001", "crop.tflite")),
-               "blazeface/face_detection_full_range_int8.tflite")
+               "unet-small/crop-dynamic.tflite")
 
 
 def small_photo(path: Path) -> Path:

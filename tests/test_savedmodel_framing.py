@@ -193,8 +193,10 @@ def test_reexport_with_tflite_writes_the_copy_predict_runs(crop_model, old_expor
     target = tmp_path / "with-tflite"
     assert reexport.main([str(old_export), str(target), "--tflite"]) == 0
     assert (target / CROP_TFLITE).is_file()
+    assert not (target / "crop-dynamic.tflite").exists()   # weights int8 alone: one copy, crop.tflite itself
     lite, saved = Model(target), Model(target, runtime="savedmodel")
     assert lite.runtime == "tflite" and lite.tta == saved.tta
+    assert lite.lite_path == target / CROP_TFLITE and lite.lite_seconds == {}   # nothing to choose from
     photos = [np.asarray(Image.open(crop_model["faces"] / f"{i}.jpg").convert("RGB")) for i in range(3)]
     size = lite.image_size
     crops = np.stack([np.asarray(Image.fromarray(p).resize((size, size), Image.BILINEAR)) for p in photos])
@@ -203,8 +205,9 @@ def test_reexport_with_tflite_writes_the_copy_predict_runs(crop_model, old_expor
 
 def test_reexport_tflite_int8_quantises_activations_on_the_pairs_faces(crop_model, tmp_path, capfd):
     """--tflite int8 --pairs: every convolution of crop.tflite takes and gives int8 (ranges from the train
-    split's faces), and its labels are the SavedModel's on nearly every pixel of those faces; without
-    --pairs it is a one-line error; nothing of the converter's reaches stderr."""
+    split's faces), crop-dynamic.tflite beside it keeps them float, and the labels of each are the
+    SavedModel's on nearly every pixel of those faces; predict's Model times both and runs the faster;
+    without --pairs it is a one-line error; nothing of the converter's reaches stderr."""
     from lipseg_tf.serve import tflite
     from lipseg_tf.serve.predict import Model
     from lipseg_tf.tools import reexport
@@ -224,8 +227,17 @@ def test_reexport_tflite_int8_quantises_activations_on_the_pairs_faces(crop_mode
     convolutions = [op for op in ops if op["op_name"] == "CONV_2D"]
     assert convolutions and all(tensors[op["inputs"][0]]["dtype"] == np.int8 and tensors[op["outputs"][0]]["dtype"]
                                 == np.int8 for op in convolutions)
+    dynamic = tflite._interpreter(target / tflite.CROP_TFLITE_DYNAMIC, 1)
+    tensors = {t["index"]: t for t in dynamic.get_tensor_details()}
+    convolutions = [op for op in dynamic._get_ops_details() if op["op_name"] == "CONV_2D"]
+    assert convolutions and all(tensors[op["inputs"][0]]["dtype"] == np.float32 for op in convolutions)
     faces = reexport.pair_photos(crop_model["pairs"], "train", reexport.load_segmenter(target)[1], SIZE, 16)
     assert faces.shape == (min(16, len(list((crop_model["pairs"] / "train").glob("*.png")))), SIZE, SIZE, 3)
     lite, saved = Model(target), Model(target, runtime="savedmodel")
-    assert lite.runtime == "tflite"
-    assert np.mean(lite(faces).argmax(-1) == saved(faces).argmax(-1)) >= 0.98
+    assert lite.runtime == "tflite" and set(lite.lite_seconds) == set(tflite.CROP_TFLITES)
+    assert lite.lite_path.name == min(lite.lite_seconds, key=lite.lite_seconds.get)   # the faster one
+    expected = saved(faces).argmax(-1)
+    for name in tflite.CROP_TFLITES:
+        pinned = Model(target, lite_file=name)
+        assert pinned.lite_path.name == name
+        assert np.mean(pinned(faces).argmax(-1) == expected) >= 0.98, name

@@ -195,13 +195,17 @@ def test_tta_off_skips_the_flip_of_the_shipped_model_through_its_tflite_copy(tmp
         Model(without_copy, tta="off")
 
 
-def test_quantize_blazeface_rebuilds_the_full_range_model_as_the_file_computes_it():
-    from lipseg_tf.serve import detect
-    from lipseg_tf.tools import quantize_blazeface
+def test_the_shipped_small_model_runs_the_faster_of_its_two_copies():
+    from helpers import REPO
+    from lipseg_tf.serve.predict import Model
 
-    path = detect.blazeface_model_file(quantize_blazeface.SOURCE)
-    model, shape = quantize_blazeface.rebuild(path)
-    assert shape == [1, 192, 192, 3]
-    assert quantize_blazeface.check_rebuilt(model, path, shape, count=2) < 1e-4
-    squares = quantize_blazeface.calibration_squares(2, seed=3)
-    assert squares.shape == (6, 192, 192, 3) and squares.min() >= -1 and squares.max() <= 1  # 3 tiles a photo
+    shipped = REPO / "lipseg_tf" / "pretrained" / "unet-small"
+    model = Model(shipped)
+    assert set(model.lite_seconds) == set(tflite.CROP_TFLITES) and all(v > 0 for v in model.lite_seconds.values())
+    assert model.lite_path.name == min(model.lite_seconds, key=model.lite_seconds.get)
+    crops = np.stack([np.asarray(Image.fromarray(c).resize((128, 128), Image.BICUBIC)) for c in sample_photos(3)])
+    int8, dynamic = (Model(shipped, lite_file=name) for name in tflite.CROP_TFLITES)
+    assert (int8.lite_path.name, dynamic.lite_path.name) == tflite.CROP_TFLITES
+    assert np.mean(int8(crops).argmax(-1) == dynamic(crops).argmax(-1)) > 0.99  # the same network, rounded apart
+    with pytest.raises(ValueError, match="lite_file 'crop.onnx': expected one of crop.tflite, crop-dynamic.tflite"):
+        Model(shipped, lite_file="crop.onnx")

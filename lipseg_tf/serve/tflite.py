@@ -50,6 +50,11 @@ INT8 = "int8"
 # int8 weights (dynamic range, or int8 activations too), no flip inside, crops of the model's size, one
 # at a time.
 CROP_TFLITE = "crop.tflite"
+# Beside an int8 CROP_TFLITE (activations int8 too), the same network with float activations (dynamic
+# range): which of the two is faster depends on the CPU (serve/fastest.py), so predict.Model times both
+# when it loads them and keeps the quicker.
+CROP_TFLITE_DYNAMIC = "crop-dynamic.tflite"
+CROP_TFLITES = (CROP_TFLITE, CROP_TFLITE_DYNAMIC)
 
 
 def model_file(out_dir: str | Path, model: str, variant: str) -> Path:
@@ -120,15 +125,24 @@ def export_tflite(segmenter, classes, out_dir: str | Path, model: str, framing: 
     return written
 
 
-def write_crop_tflite(segmenter, out_dir: str | Path, calibration: np.ndarray | None = None) -> Path:
+def write_crop_tflite(segmenter, out_dir: str | Path, calibration: np.ndarray | None = None) -> list[Path]:
     """Write CROP_TFLITE into an export folder: the segmenter's network alone (no flip), weights int8;
     with calibration (uint8 crops (N, S, S, 3) of faces as the model sees them) its activations int8 too
-    (convert's INT8: on the shipped model 0.8 times the time a run, docs/predict-and-tflite.md)."""
-    path = Path(out_dir) / CROP_TFLITE
-    variant = "dynamic_range" if calibration is None else INT8
-    imageio.write_bytes(path, convert(segmenter, [variant], tta=False, calibration=calibration)[variant])
-    log.info("wrote %s (%.0f KiB)", path, path.stat().st_size / 1024)
-    return path
+    (convert's INT8), and CROP_TFLITE_DYNAMIC beside it, activations float (predict.Model runs whichever
+    this CPU runs faster). Returns the files written."""
+    variants = ["dynamic_range"] if calibration is None else [INT8, "dynamic_range"]
+    names = {"dynamic_range": CROP_TFLITE_DYNAMIC if calibration is not None else CROP_TFLITE, INT8: CROP_TFLITE}
+    flatbuffers = convert(segmenter, variants, tta=False, calibration=calibration)
+    written = []
+    for variant in variants:
+        path = Path(out_dir) / names[variant]
+        imageio.write_bytes(path, flatbuffers[variant])
+        log.info("wrote %s (%.0f KiB)", path, path.stat().st_size / 1024)
+        written.append(path)
+    stale = Path(out_dir) / CROP_TFLITE_DYNAMIC
+    if calibration is None and stale.is_file():
+        stale.unlink()  # an int8 export's float-activation copy, which the new crop.tflite replaces
+    return written
 
 
 class CropNetwork:

@@ -18,11 +18,13 @@ further apart than twice that, else the command fails (exit status 1).
 weights int8 (dynamic range), which predict.py runs instead of the SavedModel when it is there (several
 times faster on a CPU; predict.Model runtime). Its labels are checked against DST's serve_crop on the
 noise crops (flip averaged as predict.py does): at least TFLITE_AGREEMENT of the pixels the same.
---tflite int8 --pairs P makes its activations int8 too (full integer quantisation; the shipped model's
-runs take 0.8 times as long), their ranges measured on CALIBRATION_CROPS photo halves of P's train
-split (AB pairs of the model's crop box, as for --background_scale auto); the labels are then checked
-on up to CHECK_PAIRS photo halves of P's val split (its train split without one) instead of noise,
-which lies outside the measured ranges.
+--tflite int8 --pairs P makes its activations int8 too (full integer quantisation), their ranges
+measured on CALIBRATION_CROPS photo halves of P's train split (AB pairs of the model's crop box, as for
+--background_scale auto), and writes the dynamic-range copy beside it as DST/crop-dynamic.tflite
+(CROP_TFLITE_DYNAMIC): which of the two runs faster depends on the CPU (0.8 times the other's time on
+one machine, 1.6 times on another), so predict.py times both on loading and runs the faster. Each
+copy's labels are then checked on up to CHECK_PAIRS photo halves of P's val split (its train split
+without one) instead of noise, which lies outside the measured ranges.
 How the shipped model (lipseg_tf/pretrained/unet) was made with it: its MODEL.md.
 """
 
@@ -147,20 +149,22 @@ def check_same_crops(source: Path, target: Path, size: int, tolerance: float = T
     return worst
 
 
-def check_tflite(target: Path, crops: np.ndarray | None = None) -> float:
+def check_tflite(target: Path, crops: np.ndarray | None = None, lite_file: str | None = None) -> float:
     """Share of the pixels of `crops` (uint8, at the model's size; None: CHECK_IMAGES noise crops) whose
-    labels the TFLite runtime and the SavedModel (predict.Model) agree on; UserError under TFLITE_AGREEMENT."""
+    labels a TFLite copy (lite_file, of tflite.CROP_TFLITES; None: the one predict.Model picks) and the
+    SavedModel (predict.Model) agree on; UserError under TFLITE_AGREEMENT."""
     from lipseg_tf.serve.predict import Model
 
-    lite, saved = Model(target, runtime="tflite"), Model(target, runtime="savedmodel")
+    lite, saved = Model(target, runtime="tflite", lite_file=lite_file), Model(target, runtime="savedmodel")
     what = "noise crops'" if crops is None else "check faces'"
     if crops is None:
         rng = np.random.default_rng(0)
         crops = rng.integers(0, 256, (CHECK_IMAGES, lite.image_size, lite.image_size, 3)).astype(np.uint8)
     agreement = float(np.mean(lite(crops).argmax(-1) == saved(crops).argmax(-1)))
     if agreement < TFLITE_AGREEMENT:
-        raise UserError(f"{target}: crop.tflite's labels agree with serve_crop's on only {100 * agreement:.1f} % of "
-                        f"the {what} pixels (expected at least {100 * TFLITE_AGREEMENT:.0f} %)")
+        raise UserError(f"{target}: {lite.lite_path.name}'s labels agree with serve_crop's on only "
+                        f"{100 * agreement:.1f} % of the {what} pixels "
+                        f"(expected at least {100 * TFLITE_AGREEMENT:.0f} %)")
     return agreement
 
 
@@ -231,11 +235,11 @@ def _main(argv: Sequence[str] | None) -> int:
             except UserError:  # no val split: the calibration faces
                 check = calibration[:CHECK_PAIRS]
             log.info("--tflite int8: ranges from %d faces of %s's train split", len(calibration), args.pairs)
-        tflite.write_crop_tflite(segmenter, target, calibration)
-        agreement = check_tflite(target, check)
-        log.info("%s: labels of %d %s as serve_crop's on %.2f %% of the pixels", target / tflite.CROP_TFLITE,
-                 CHECK_IMAGES if check is None else len(check), "noise crops" if check is None else "faces",
-                 100 * agreement)
+        for path in tflite.write_crop_tflite(segmenter, target, calibration):
+            agreement = check_tflite(target, check, path.name)
+            log.info("%s: labels of %d %s as serve_crop's on %.2f %% of the pixels", path,
+                     CHECK_IMAGES if check is None else len(check), "noise crops" if check is None else "faces",
+                     100 * agreement)
     return 0
 
 

@@ -1,0 +1,37 @@
+"""Which of several interchangeable runners is quickest on this machine, measured where it will run.
+
+The copies of one network that lipseg_tf ships (the U-Net's TensorFlow Lite copies with int8 or float
+activations) give the same answers within rounding, but their speed order depends on the CPU: on one
+machine (Intel Xeon with AVX-512 VNNI, 2026-12-02) the small U-Net's int8 copy took 10.9 ms a run and
+its dynamic-range copy 6.8; on another of the same flags, 1.2 ms int8. No CPU flag tells which, so the
+choice is timed when the model is loaded (a few runs each, about as long as loading them).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Mapping, TypeVar
+
+Key = TypeVar("Key")
+ROUNDS = 5  # timed calls of each runner, after one untimed warm-up call
+
+
+def fastest(runners: Mapping[Key, Callable[[], object]], rounds: int = ROUNDS) -> tuple[Key, dict[Key, float]]:
+    """(the key whose runner is quickest, each runner's best seconds). Each runner is called once untimed
+    (set-up, caches), then `rounds` times in turn, so that a load on the machine weighs on all alike;
+    the least time of each is compared (what the runner costs when nothing gets in its way). A single
+    runner is returned without calling it."""
+    if not runners:
+        raise ValueError("fastest: no runners")
+    if len(runners) == 1:
+        key, = runners
+        return key, {}
+    for run in runners.values():
+        run()
+    best = {key: float("inf") for key in runners}
+    for _ in range(rounds):
+        for key, run in runners.items():
+            start = time.perf_counter()
+            run()
+            best[key] = min(best[key], time.perf_counter() - start)
+    return min(best, key=best.get), best
