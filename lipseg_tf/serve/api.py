@@ -140,7 +140,8 @@ class Segmenter:
     framing         where faces are put in the crop ("sample" or "celebahq"); None: the model's own
     runtime         what runs the network: "auto" (the default: the TFLite copy with int8 weights beside the
                     SavedModel when the folder has one, as the shipped small and fast models do; several times
-                    faster on a CPU), "tflite" (that copy, UserError without it) or "savedmodel"
+                    faster on a CPU; of two copies, as the small model has, the faster here, timed on
+                    loading), "tflite" (that copy, UserError without it) or "savedmodel"
 
     The detector is built on the first detection, so a Segmenter used only for aligned faces never loads
     it. A bad model folder or option raises UserError (one line).
