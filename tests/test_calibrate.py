@@ -43,8 +43,9 @@ def test_choose_scale_undoes_a_model_that_marks_too_much(tmp_path):
     assert means[8.0] == means[1.25]
 
 
-def test_fold_background_scale_rescales_the_softmax_inside_the_network():
-    network = networks.build_unet(5, 4, 2, 32)
+@pytest.mark.parametrize("patch", [1, 2])
+def test_fold_background_scale_rescales_the_softmax_inside_the_network(patch):
+    network = networks.build_unet(5, 4, 2, 32, patch=patch)
     images = tf.random.uniform((2, 32, 32, 3), -1, 1, seed=1)
     before = network(images, training=False).numpy()
     calibrate.fold_background_scale(network, 3.0)

@@ -112,7 +112,34 @@ def test_unet_fixed_size_and_stage_names():
     assert unet.get_layer("bottleneck_conv2").output.shape == (None, 4, 4, 32)   # 32 / 2**3, 4 * 2**3
 
 
+def test_patches_round_trip_and_keep_each_pixel_s_channels_together():
+    rng = np.random.default_rng(1)
+    image = rng.uniform(-1, 1, (2, 8, 12, 3)).astype(np.float32)
+    patches = networks.SpaceToDepth(2)(image).numpy()
+    assert patches.shape == (2, 4, 6, 12)
+    # position (1, 2) holds pixels (2..3, 4..5), row by row, each pixel's 3 channels together
+    np.testing.assert_array_equal(patches[0, 1, 2], image[0, 2:4, 4:6].reshape(-1))
+    np.testing.assert_array_equal(networks.DepthToSpace(2)(patches).numpy(), image)
+
+
+def test_unet_with_patches_runs_its_stages_at_a_fraction_of_the_side_and_answers_every_pixel():
+    unet = networks.build_unet(5, base_filters=4, depth=2, image_size=32, patch=2)
+    assert unet.output_shape == (None, 32, 32, 5)
+    assert unet.get_layer("encoder_stage1_conv1").output.shape == (None, 16, 16, 4)
+    assert unet.get_layer("bottleneck_conv2").output.shape == (None, 4, 4, 16)
+    assert unet.get_layer("logits_conv").output.shape == (None, 16, 16, 20)
+    image = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
+    probs = unet(image, training=False).numpy()
+    np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
+    # the four pixels of a patch get answers of their own
+    assert np.abs(probs[:, 0::2, 0::2] - probs[:, 1::2, 1::2]).max() > 1e-4
+    fully_convolutional = networks.build_unet(5, 4, 2, None, patch=4)
+    assert fully_convolutional(image[:, :16, :], training=False).shape == (2, 16, 32, 5)
+
+
 @pytest.mark.parametrize("build, message", [
+    (lambda: networks.build_unet(5, 4, depth=2, image_size=36, patch=2), r"divisible by 8 \(patch 2, depth 2\)"),
+    (lambda: networks.build_unet(5, 4, depth=2, image_size=32, patch=3), "patch 3 unknown, valid: 1, 2, 4"),
     (lambda: networks.build_generator(100, 4), "power of two"),
     (lambda: networks.build_generator(4, 4), "power of two >= 8"),
     (lambda: networks.build_generator(0, 4), "power of two"),

@@ -8,8 +8,9 @@ import pytest
 from lipseg_tf.train import networks, unet
 
 
-def test_prior_bias_makes_a_fresh_unet_predict_the_class_frequencies():
-    model = networks.build_unet(5, base_filters=4, depth=2, image_size=16)
+@pytest.mark.parametrize("patch", [1, 2])
+def test_prior_bias_makes_a_fresh_unet_predict_the_class_frequencies(patch):
+    model = networks.build_unet(5, base_filters=4, depth=2, image_size=16, patch=patch)
     head = model.get_layer("logits_conv")
     head.kernel.assign(np.zeros(head.kernel.shape, np.float32))   # only the bias speaks
     frequencies = np.array([0.9, 0.04, 0.03, 0.02, 0.01])

@@ -73,12 +73,12 @@ def choose_scale(probabilities: Callable, pairs, classes: ClassSpec, image_size:
 
 def fold_background_scale(network: keras.Model, scale: float) -> None:
     """Multiply the background's probability by `scale` inside the network (log(scale) added to its
-    logit in logits_conv's bias); the softmax renormalises."""
+    logit in logits_conv's bias: with a patch, each pixel's of it); the softmax renormalises."""
     if scale == 1.0:
         return
     layer = network.get_layer("logits_conv")
     bias = layer.bias.numpy()
-    bias[0] += math.log(scale)
+    bias[::network.output_shape[-1]] += math.log(scale)  # logits pixel by pixel, each pixel's classes together
     layer.bias.assign(bias)
 
 

@@ -134,6 +134,10 @@ class UnetConfig(RunConfig):
     lr: float = inherit(RunConfig, "lr", 1e-3)
     beta1: float = inherit(RunConfig, "beta1", 0.9)
     depth: int = option(4, "U-Net poolings (input divisible by 2**depth)", "model")
+    patch: int = option(1, "pixels a side of the square one position of the first U-Net stage holds: 2 runs "
+                           "the network at half the side (the photo in as 2x2 patches, the logits out per "
+                           "pixel), about half the CPU time (input divisible by patch * 2**depth)",
+                        "model", choices=(1, 2, 4))
     dice_weight: float = option(1.0, "weight of the Dice loss term", "training")
     class_balance: float = option(0.5, f"weigh each class's pixels in the cross-entropy by {ENET_WEIGHTS}; 0 "
                                        "for plain cross-entropy", "training")
@@ -144,7 +148,7 @@ class UnetConfig(RunConfig):
                                          "classes; a narrower --ngf is widened to this one, computing the same "
                                          "probabilities at the start (train/widen.py)", "training", type=str)
 
-    MODEL_OPTIONS = RunConfig.MODEL_OPTIONS + ("depth",)
+    MODEL_OPTIONS = RunConfig.MODEL_OPTIONS + ("depth", "patch")
 
 
 @dataclasses.dataclass
@@ -225,7 +229,7 @@ def with_model_options(config: RunConfig, saved: dict) -> RunConfig:
     if saved.get("model", config.model) != config.model:
         raise UserError(f"{run_dir}: holds a {saved.get('model')} run, not a {config.model} run")
     updates = {k: saved[k] for k in config.MODEL_OPTIONS if k in saved}
-    for key in ("crop_size", "scale_size", "ngf", "ndf", "depth"):
+    for key in ("crop_size", "scale_size", "ngf", "ndf", "depth", "patch"):
         if key in updates and (not isinstance(updates[key], int) or isinstance(updates[key], bool)):
             raise UserError(f"{Path(run_dir) / OPTIONS_FILE}: {key} must be a whole number, "
                             f"got {updates[key]!r}")

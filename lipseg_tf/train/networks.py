@@ -127,23 +127,75 @@ def _conv_block(x, filters: int, name: str):
     return x
 
 
+PATCHES = (1, 2, 4)  # build_unet's patch choices
+
+
+@keras.saving.register_keras_serializable(package="lipseg_tf")
+class SpaceToDepth(layers.Layer):
+    """(bs, H, W, C) -> (bs, H / block, W / block, C * block ** 2): each block x block square of pixels
+    becomes one position holding all their channels (tf.nn.space_to_depth; one TFLite op)."""
+
+    def __init__(self, block: int, **kwargs):
+        super().__init__(**kwargs)
+        self.block = block
+
+    def call(self, x):
+        import tensorflow as tf
+        return tf.nn.space_to_depth(x, self.block)
+
+    def compute_output_shape(self, shape):
+        side = lambda n: None if n is None else n // self.block  # noqa: E731
+        return (shape[0], side(shape[1]), side(shape[2]), shape[3] * self.block ** 2)
+
+    def get_config(self):
+        return {**super().get_config(), "block": self.block}
+
+
+@keras.saving.register_keras_serializable(package="lipseg_tf")
+class DepthToSpace(layers.Layer):
+    """SpaceToDepth's inverse: (bs, H, W, C * block ** 2) -> (bs, H * block, W * block, C)."""
+
+    def __init__(self, block: int, **kwargs):
+        super().__init__(**kwargs)
+        self.block = block
+
+    def call(self, x):
+        import tensorflow as tf
+        return tf.nn.depth_to_space(x, self.block)
+
+    def compute_output_shape(self, shape):
+        side = lambda n: None if n is None else n * self.block  # noqa: E731
+        return (shape[0], side(shape[1]), side(shape[2]), shape[3] // self.block ** 2)
+
+    def get_config(self):
+        return {**super().get_config(), "block": self.block}
+
+
 def build_unet(num_classes: int, base_filters: int = 32, depth: int = 4, image_size: int | None = None,
-               name: str = "unet") -> keras.Model:
+               name: str = "unet", patch: int = 1) -> keras.Model:
     """U-Net segmenter (Ronneberger et al.): photo in [-1, 1] -> per-pixel softmax over the classes.
 
     Args:
         num_classes: output classes, background included.
         base_filters: filters of the first stage, doubling per stage (32 -> 512 at depth 4).
-        depth: number of 2x poolings; height and width must be divisible by 2 ** depth.
-        image_size: fixed input size, or None for any size divisible by 2 ** depth.
+        depth: number of 2x poolings; height and width must be divisible by patch * 2 ** depth.
+        image_size: fixed input size, or None for any size divisible by patch * 2 ** depth.
         name: the model's name.
+        patch: pixels a side of the square that one position of the first stage holds (PATCHES). With 2,
+            the photo goes in as space_to_depth (bs, H/2, W/2, 12) and each position's logits come out as
+            its 2 x 2 pixels' (depth_to_space): the stages run at half the side, the output keeps the
+            photo's; on a CPU that is about half the time of patch 1 at the same weights' count.
     """
     if num_classes < 2:
         raise UserError(f"unet: num_classes must be >= 2, got {num_classes}")
-    if image_size is not None and image_size % 2 ** depth:
-        raise UserError(f"unet: image size {image_size} must be divisible by {2 ** depth} (depth {depth})")
+    if patch not in PATCHES:
+        raise UserError(f"unet: patch {patch} unknown, valid: {', '.join(map(str, PATCHES))}")
+    multiple = patch * 2 ** depth
+    if image_size is not None and image_size % multiple:
+        what = f"depth {depth}" if patch == 1 else f"patch {patch}, depth {depth}"
+        raise UserError(f"unet: image size {image_size} must be divisible by {multiple} ({what})")
     inputs = layers.Input(shape=(image_size, image_size, 3), name="image")
-    x = inputs
+    x = SpaceToDepth(patch, name="patches")(inputs) if patch > 1 else inputs  # (bs, 128, 128, 12) at patch 2
     skips = []
     for i in range(depth):                                       # (bs, 256, 256, 32) ... (bs, 32, 32, 256)
         x = _conv_block(x, base_filters * 2 ** i, f"encoder_stage{i + 1}")
@@ -155,7 +207,9 @@ def build_unet(num_classes: int, base_filters: int = 32, depth: int = 4, image_s
         x = layers.Conv2DTranspose(base_filters * 2 ** i, 2, strides=2, name=f"{stage}_up")(x)
         x = layers.Concatenate(name=f"{stage}_skip")([x, skips[i]])
         x = _conv_block(x, base_filters * 2 ** i, stage)
-    x = layers.Conv2D(num_classes, 1, name="logits_conv")(x)      # (bs, 256, 256, num_classes)
+    x = layers.Conv2D(num_classes * patch ** 2, 1, name="logits_conv")(x)  # (bs, 256, 256, num_classes * patch ** 2)
+    if patch > 1:
+        x = DepthToSpace(patch, name="unpatch")(x)                # (bs, 512, 512, num_classes) at patch 2
     outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(x)
     return keras.Model(inputs, outputs, name=name)
 

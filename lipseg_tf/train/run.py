@@ -274,7 +274,8 @@ def build_networks(config: RunConfig, classes: ClassSpec) -> dict:
         from lipseg_tf.train.pix2pix import build_generator
         return {"generator": build_generator(config, classes),
                 "discriminator": networks.build_discriminator(config.crop_size, config.ndf)}
-    return {"model": networks.build_unet(classes.num_classes, config.ngf, config.depth, config.crop_size)}
+    return {"model": networks.build_unet(classes.num_classes, config.ngf, config.depth, config.crop_size,
+                                         patch=config.patch)}
 
 
 def check_run_options(config: RunConfig, classes: ClassSpec, options_file: Path) -> None:

@@ -53,7 +53,7 @@ def make_loss(num_classes: int, dice_weight: float, class_weights=None):
 
 
 def build(config: RunConfig, classes: ClassSpec) -> keras.Model:
-    return networks.build_unet(classes.num_classes, config.ngf, config.depth, config.crop_size)
+    return networks.build_unet(classes.num_classes, config.ngf, config.depth, config.crop_size, patch=config.patch)
 
 
 def set_prior_bias(model: keras.Model, frequencies: np.ndarray, floor: float = 1e-4) -> None:
@@ -64,10 +64,13 @@ def set_prior_bias(model: keras.Model, frequencies: np.ndarray, floor: float = 1
     the 128-px demo sample (ngf 8, lr 3e-3, seed 0): zero biases left cross-entropy at 0.50 after 240
     steps (the constant prior alone scores 0.10) and the run ended predicting background everywhere;
     with this start, Dice loss fell from 0.99 to 0.43 in 150 steps and the run reached mean F1 0.90.
-    RetinaNet starts its rare classes at their prior for the same reason.
+    RetinaNet starts its rare classes at their prior for the same reason. With a patch (build_unet's),
+    every pixel of a position's patch gets the same start (depth_to_space orders the logits pixel by
+    pixel, each pixel's classes together).
     """
     bias = np.log(np.maximum(frequencies, floor)).astype(np.float32)
-    model.get_layer("logits_conv").bias.assign(bias)
+    logits_bias = model.get_layer("logits_conv").bias
+    logits_bias.assign(np.tile(bias, logits_bias.shape[0] // len(bias)))
     log.info("unet: output bias set to the class frequencies of the first training masks: %s",
              ", ".join(f"{f:.4f}" for f in frequencies))
 
@@ -206,7 +209,8 @@ def init_weights(model: keras.Model, source: Path, classes: ClassSpec) -> None:
     ngf, width = first_filters(model), source_filters(prefix)
     wide = None
     if width is not None and width < ngf:   # a narrower network: restored as it is, then widened
-        wide, model = model, networks.build_unet(classes.num_classes, width, unet_depth(model), model.input_shape[1])
+        wide, model = model, networks.build_unet(classes.num_classes, width, unet_depth(model), model.input_shape[1],
+                                                 patch=unet_patch(model))
     try:
         unchanged = networks.restore_weights(model, key, prefix)
     except (ValueError, tf.errors.OpError) as err:
@@ -233,15 +237,21 @@ def unet_depth(model: keras.Model) -> int:
     return sum(layer.name.startswith("encoder_stage") and layer.name.endswith("_pool") for layer in model.layers)
 
 
+def unet_patch(model: keras.Model) -> int:
+    """A build_unet network's --patch: the block of its SpaceToDepth layer, 1 without one."""
+    return next((layer.block for layer in model.layers if isinstance(layer, networks.SpaceToDepth)), 1)
+
+
 def source_filters(prefix: str) -> int | None:
-    """The --ngf of the U-Net a checkpoint holds (its first 3x3 convolution on the 3 photo channels), or
-    None when it holds no such kernel."""
+    """The --ngf of the U-Net a checkpoint holds (its first 3x3 convolution on the 3 photo channels, or
+    on the 3 * patch ** 2 of their patches), or None when it holds no such kernel."""
     try:
         shapes = [shape for _, shape in tf.train.list_variables(prefix)]
     except (ValueError, tf.errors.OpError):
         return None
     # A run's checkpoint holds the kernel and Adam's two slots for it, all of one shape.
-    firsts = {shape[3] for shape in shapes if len(shape) == 4 and shape[:3] == [3, 3, 3]}
+    firsts = {shape[3] for shape in shapes if len(shape) == 4 and shape[:2] == [3, 3]
+              and shape[2] in [3 * patch ** 2 for patch in networks.PATCHES]}
     return firsts.pop() if len(firsts) == 1 else None
 
 
@@ -255,4 +265,5 @@ def load_model(config: RunConfig, classes: ClassSpec, run_dir: Path, select: str
 
 def network_shape(config: RunConfig, classes: ClassSpec) -> str:
     """The options that shape the network, for a line about a checkpoint that does not fit them."""
-    return f"ngf {config.ngf}, depth {config.depth}, {classes.num_classes} classes"
+    patch = f", patch {config.patch}" if config.patch > 1 else ""
+    return f"ngf {config.ngf}, depth {config.depth}{patch}, {classes.num_classes} classes"
