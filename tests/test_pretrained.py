@@ -66,7 +66,7 @@ def test_the_pretrained_model_finds_eyes_and_lips_on_grace_hopper(tmp_path, monk
 
 
 def test_the_other_models_find_them_too_and_agree_with_the_fast_one(tmp_path):
-    """--model accurate (lipseg_tf/pretrained/unet-accurate, 256 px) and --model small (unet-small, ngf 8,
+    """--model accurate (lipseg_tf/pretrained/unet-accurate, 256 px) and --model small (unet-small, patch 2,
     the default): the same checks, and their parts overlap the fast model's (each part's IoU between the
     two masks well above chance)."""
     masks = {}

@@ -69,10 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--model", default=None,
                         help="an exported SavedModel folder (unet.py / pix2pix.py --mode export --output_dir), or "
-                             f"a shipped model: {', '.join(PRETRAINED)} (small, the default: ngf 8, dev test mean "
-                             "F1 0.866 with detection; fast: twice the width and network time, 0.865; accurate: "
-                             "twice the resolution and three times the width, 0.893 pasted back, about 50 times the "
-                             "small one's model time, having no TFLite copy; lipseg_tf/pretrained/MODEL.md); "
+                             f"a shipped model: {', '.join(PRETRAINED)} (small, the default: a U-Net on 2x2 patches, "
+                             "dev test mean F1 0.862 with detection; fast: full resolution, 3.5 times the network "
+                             "time, 0.865; accurate: twice the resolution, 0.893 pasted back, about 20 times the "
+                             "fast one's model time, having no TFLite copy; "
+                             "lipseg_tf/pretrained/MODEL.md); "
                              f"default: {DEFAULT_MODEL_NAME}/")
     parser.add_argument("--input", required=True,
                         help=f"a photo ({', '.join(IMAGE_EXTENSIONS)}), a video ({', '.join(VIDEO_EXTENSIONS)}) "

@@ -125,10 +125,11 @@ class Segmenter:
     """Lips and eyes in photos, aligned faces and videos, with an exported model.
 
     model           an export folder (unet.py / pix2pix.py --mode export --output_dir), or the name of a
-                    shipped model: "small" (the default, None: ngf 8, mean F1 0.866 on real faces with
-                    detection), "fast" (twice the width and the model time: 0.865) or "accurate" (256 px
-                    and three times the small one's width: 0.893 pasted back, about 50 times its model
-                    time, having no TFLite copy); lipseg_tf/pretrained/MODEL.md
+                    shipped model: "small" (the default, None: a U-Net on 2 x 2 patches, mean F1 0.862 on
+                    real faces with detection), "fast" (full resolution, four times the weights and 3.5
+                    times the model time: 0.865) or "accurate" (256 px and 1.5 times the fast one's
+                    width: 0.893 pasted back, about 20 times the fast one's model time, having no TFLite
+                    copy); lipseg_tf/pretrained/MODEL.md
     detector        "blazeface" (default) or "mtcnn" (serve/detect.py); None: no detection, every image is an
                     aligned face (as aligned()); or any callable (H, W, 3) uint8 -> list[Face]
     min_face        smallest face to keep, in pixels (the detector box's longer side)
