@@ -134,8 +134,8 @@ def test_a_unet_with_patches_is_exported_again_with_its_tflite_copy_from_the_sav
     from lipseg_tf.tools import reexport
 
     classes = ClassSpec.create(DEFAULT_PARTS, "color")
-    export(Segmenter(trained_unet(patch=2, epochs=24), SIZE, classes, output="probabilities"), classes, tmp_path / "src",
-           framing="sample")
+    network = trained_unet(patch=2, epochs=24)
+    export(Segmenter(network, SIZE, classes, output="probabilities"), classes, tmp_path / "src", framing="sample")
     assert reexport.network_shape(str(tmp_path / "src" / "variables" / "variables"), 5, tmp_path) == (8, 2, 2)
     assert reexport.main([str(tmp_path / "src"), str(tmp_path / "dst"), "--tflite"]) == 0
     lite, saved = Model(tmp_path / "dst"), Model(tmp_path / "src")

@@ -130,14 +130,21 @@ def _conv_block(x, filters: int, name: str):
 PATCHES = (1, 2, 4)  # build_unet's patch choices
 
 
-@keras.saving.register_keras_serializable(package="lipseg_tf")
-class SpaceToDepth(layers.Layer):
-    """(bs, H, W, C) -> (bs, H / block, W / block, C * block ** 2): each block x block square of pixels
-    becomes one position holding all their channels (tf.nn.space_to_depth; one TFLite op)."""
+class _Rearrange(layers.Layer):
+    """A layer that moves pixels between the sides and the channels in squares of block x block."""
 
     def __init__(self, block: int, **kwargs):
         super().__init__(**kwargs)
         self.block = block
+
+    def get_config(self):
+        return {**super().get_config(), "block": self.block}
+
+
+@keras.saving.register_keras_serializable(package="lipseg_tf")
+class SpaceToDepth(_Rearrange):
+    """(bs, H, W, C) -> (bs, H / block, W / block, C * block ** 2): each block x block square of pixels
+    becomes one position holding all their channels (tf.nn.space_to_depth; one TFLite op)."""
 
     def call(self, x):
         import tensorflow as tf
@@ -147,17 +154,10 @@ class SpaceToDepth(layers.Layer):
         side = lambda n: None if n is None else n // self.block  # noqa: E731
         return (shape[0], side(shape[1]), side(shape[2]), shape[3] * self.block ** 2)
 
-    def get_config(self):
-        return {**super().get_config(), "block": self.block}
-
 
 @keras.saving.register_keras_serializable(package="lipseg_tf")
-class DepthToSpace(layers.Layer):
+class DepthToSpace(_Rearrange):
     """SpaceToDepth's inverse: (bs, H, W, C * block ** 2) -> (bs, H * block, W * block, C)."""
-
-    def __init__(self, block: int, **kwargs):
-        super().__init__(**kwargs)
-        self.block = block
 
     def call(self, x):
         import tensorflow as tf
@@ -166,9 +166,6 @@ class DepthToSpace(layers.Layer):
     def compute_output_shape(self, shape):
         side = lambda n: None if n is None else n * self.block  # noqa: E731
         return (shape[0], side(shape[1]), side(shape[2]), shape[3] // self.block ** 2)
-
-    def get_config(self):
-        return {**super().get_config(), "block": self.block}
 
 
 def build_unet(num_classes: int, base_filters: int = 32, depth: int = 4, image_size: int | None = None,
