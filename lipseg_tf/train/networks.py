@@ -204,9 +204,9 @@ def build_unet(num_classes: int, base_filters: int = 32, depth: int = 4, image_s
         x = layers.Conv2DTranspose(base_filters * 2 ** i, 2, strides=2, name=f"{stage}_up")(x)
         x = layers.Concatenate(name=f"{stage}_skip")([x, skips[i]])
         x = _conv_block(x, base_filters * 2 ** i, stage)
-    x = layers.Conv2D(num_classes * patch ** 2, 1, name="logits_conv")(x)  # (bs, 256, 256, num_classes * patch ** 2)
-    if patch > 1:
-        x = DepthToSpace(patch, name="unpatch")(x)                # (bs, 512, 512, num_classes) at patch 2
+    x = layers.Conv2D(num_classes * patch ** 2, 1, name="logits_conv")(x)  # (bs, 256, 256, num_classes)
+    if patch > 1:                                                 # at patch 2 (bs, 128, 128, num_classes * 4) ->
+        x = DepthToSpace(patch, name="unpatch")(x)                # (bs, 256, 256, num_classes)
     outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(x)
     return keras.Model(inputs, outputs, name=name)
 
