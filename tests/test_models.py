@@ -137,6 +137,17 @@ def test_unet_with_patches_runs_its_stages_at_a_fraction_of_the_side_and_answers
     assert fully_convolutional(image[:, :16, :], training=False).shape == (2, 16, 32, 5)
 
 
+@pytest.mark.parametrize("ngf, patch", [(6, 1), (24, 1), (8, 2)])
+def test_source_filters_reads_ngf_from_a_checkpoint_of_any_patch(tmp_path, ngf, patch):
+    """--init_from's width: the first convolution's filters, though a deeper stage of ngf 6 or 24 also
+    takes 12 or 48 channels, the inputs of patch 2 or 4."""
+    from lipseg_tf.train import unet
+
+    network = networks.build_unet(5, ngf, 2, 32, patch=patch)
+    prefix = tf.train.Checkpoint(model=network).write(str(tmp_path / "ckpt"))
+    assert unet.source_filters(prefix) == ngf
+
+
 @pytest.mark.parametrize("build, message", [
     (lambda: networks.build_unet(5, 4, depth=2, image_size=36, patch=2), r"divisible by 8 \(patch 2, depth 2\)"),
     (lambda: networks.build_unet(5, 4, depth=2, image_size=32, patch=3), "patch 3 unknown, valid: 1, 2, 4"),

@@ -249,10 +249,14 @@ def source_filters(prefix: str) -> int | None:
         shapes = [shape for _, shape in tf.train.list_variables(prefix)]
     except (ValueError, tf.errors.OpError):
         return None
-    # A run's checkpoint holds the kernel and Adam's two slots for it, all of one shape.
-    firsts = {shape[3] for shape in shapes if len(shape) == 4 and shape[:2] == [3, 3]
-              and shape[2] in [3 * patch ** 2 for patch in networks.PATCHES]}
-    return firsts.pop() if len(firsts) == 1 else None
+    # A run's checkpoint holds the kernel and Adam's two slots for it, all of one shape. The smallest
+    # patch whose input width any 3x3 kernel has is the network's (a deeper stage of a patch-1 network
+    # may take 12 or 48 channels too: ngf 6 or 24).
+    for patch in networks.PATCHES:
+        firsts = {shape[3] for shape in shapes if len(shape) == 4 and shape[:3] == [3, 3, 3 * patch ** 2]}
+        if firsts:
+            return firsts.pop() if len(firsts) == 1 else None
+    return None
 
 
 def load_model(config: RunConfig, classes: ClassSpec, run_dir: Path, select: str = "latest") -> keras.Model:
