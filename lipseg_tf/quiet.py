@@ -47,3 +47,15 @@ def caught_stderr(enabled: bool | None = None) -> Iterator[None]:
         sys.stderr.flush()
         os.dup2(saved, 2)
         os.close(saved)
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow and let it probe for GPUs with file descriptor 2 (stderr, which its C++ code
+    writes to directly) caught (caught_stderr, unless verbose()): its start-up lines are dropped, or shown
+    if the import fails. Nothing is caught when TensorFlow is imported already (the caller's own import
+    showed its lines, or the caller quietened it)."""
+    if "tensorflow" in sys.modules:
+        return
+    with caught_stderr():
+        import tensorflow as tf
+        tf.config.list_physical_devices()   # CUDA's start-up lines ("failed call to cuInit") come here

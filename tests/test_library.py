@@ -99,3 +99,18 @@ def test_predict_is_quiet_unless_verbose(tmp_path):
     # TensorFlow writes its start-up lines (oneDNN, CPU features, CUDA) at import: shown with --verbose.
     assert own_lines(runs[True]), runs[True]
     assert any("small.png: 1 face(s)" in line for line in runs[True].splitlines())
+
+
+def test_the_python_api_is_quiet(tmp_path):
+    # A user's script: no TensorFlow start-up lines (oneDNN, CPU features, CUDA) from the Segmenter, the
+    # detector or the TFLite interpreter; its own print is all that stderr and stdout show.
+    photo = small_photo(tmp_path / "small.png")
+    script = ("import sys, lipseg_tf\n"
+              "seg = lipseg_tf.Segmenter()\n"
+              f"result = seg({str(photo)!r})\n"
+              "print(result.labels.shape, len(result.faces), seg.model.runtime)\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=clean_env(PYTHONPATH=str(REPO)),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stderr == "", done.stderr
+    assert done.stdout.split() == ["(80,", "96)", "0", "tflite"]

@@ -11,7 +11,7 @@ import sys
 from typing import Callable, Sequence
 
 from lipseg_tf.errors import UserError
-from lipseg_tf.quiet import caught_stderr
+from lipseg_tf.quiet import import_tensorflow_quietly
 
 log = logging.getLogger("lipseg_tf")
 
@@ -34,17 +34,6 @@ def setup_logging(verbose: bool = False, tensorflow: bool = False) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING if verbose else logging.ERROR)
     if tensorflow and not verbose:
         import_tensorflow_quietly()
-
-
-def import_tensorflow_quietly() -> None:
-    """Import TensorFlow and let it probe for GPUs with file descriptor 2 (stderr, which its C++ code
-    writes to directly) caught (quiet.caught_stderr): its start-up lines are dropped, or shown if the
-    import fails. Nothing is caught when TensorFlow is imported already."""
-    if "tensorflow" in sys.modules:
-        return
-    with caught_stderr(enabled=True):
-        import tensorflow as tf
-        tf.config.list_physical_devices()   # CUDA's start-up lines ("failed call to cuInit") come here
 
 
 def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:

@@ -25,6 +25,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 from PIL import Image
 
+from lipseg_tf import quiet
 from lipseg_tf.errors import UserError
 from lipseg_tf.prep.imageio import image_to_rgb, load_rgb
 from lipseg_tf.serve import detect, predict
@@ -158,6 +159,7 @@ class Segmenter:
             raise UserError(f"min_confidence: expected a value from 0 to 1, got {min_confidence!r}")
         if isinstance(detector, str) and detector not in DETECTORS:
             raise UserError(f"detector {detector!r} unknown, valid: {', '.join(DETECTORS)}")
+        quiet.import_tensorflow_quietly()  # its start-up lines ("Could not find cuda drivers") off stderr
         self.model = Model(model_folder(model), framing, None if tta == "none" else tta, runtime)
         self.min_face = int(min_face)
         self.min_confidence = None if min_confidence is None else float(min_confidence)
