@@ -276,6 +276,25 @@ def test_the_whole_photo_is_looked_at_only_when_the_halves_may_cut_a_face(blazef
     assert blazeface(faceless_photo()) == [] and full.runs <= 3
 
 
+def test_a_large_weak_candidate_is_looked_at_again_only_while_no_face_is_found(blazeface, monkeypatch):
+    looked = []
+
+    def second_look(pyramid, box, points):  # the sure candidate is a face, the others nothing
+        looked.append(round(box[0]))
+        return (box, points, 0.95) if box[0] == 0 and confirm else None
+
+    monkeypatch.setattr(blazeface, "_second_look", second_look)
+    def candidate(x, score, side):
+        return (np.array([x, 0.0, x + 100, 100]), np.zeros((6, 2)), score, side)
+    large = detect.WEAK_MAX_SIDE + 0.05
+    candidates = [candidate(0, 0.9, 0.5), candidate(300, 0.3, large), candidate(600, 0.2, 0.2)]
+    confirm = True
+    found = blazeface._second_looks([], candidates)
+    assert looked == [0, 600] and len(found) == 1   # the large weak one skipped once a face is confirmed
+    confirm, looked[:] = False, []
+    assert blazeface._second_looks([], candidates) == [] and looked == [0, 300, 600]  # none found: all looked at
+
+
 def test_halves_suffice_when_each_sure_face_lies_inside_one_away_from_its_cut():
     shape = (768, 1024)
     halves = detect.first_look_tiles(shape)[1:]   # x 0-640 and 384-1024

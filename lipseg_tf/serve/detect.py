@@ -387,6 +387,15 @@ FIRST_LOOK_COVER = 1.2
 # confirmed already, and none of them found another: 215 covered that face by more than 0.2 (273 by more
 # than 0.1, 200 not at all): the head, hair or neck around it at another size.
 WEAK_COVER = 0.2
+# Once a face is confirmed, a weak candidate whose first-look box is wider than this share of the model's
+# input is not looked at again: a face that large scores sure in the first look, and the weak candidates
+# that are faces are small ones (a 90 px face of a group photo: 0.2). On 300 scenes of the dev val split
+# (benchmarks/speed.py's, seed 1; AMD EPYC, 2026-12-06) every one of the 336 weak candidates looked at had
+# found nothing (boxes 0.19-0.58 of the input side, median 0.31), and this rule takes the second looks from
+# 2.18 a photo to 1.14 (detection 8.5 ms of CPU a photo to 6.9), the same 298 faces found; on 300 val scenes
+# of faces 50-110 px wide (speed.py's, FACE_WIDTHS changed), where weak candidates are the faces, all 189
+# faces found stay found with any share from 0.22 to 1.
+WEAK_MAX_SIDE = 0.3
 # look_again's weak candidates (a video's periodic detection, faces tracked): the surest only. In a video
 # the same weak spots of the background come back at every detection; new faces are looked for on one
 # tile a time anyway.
@@ -479,7 +488,7 @@ class BlazeFaceDetector:
         largest = min(photo.shape[:2])
         candidates = [c for c in candidates if max(c[0][2:] - c[0][:2]) <= largest]
         candidates = _drop_overlaps(candidates, NMS_IOU, box_iou, weak_limit=weak_candidates)
-        found = self._second_looks(pyramid, candidates, hints) if self.refine else candidates
+        found = self._second_looks(pyramid, candidates, hints) if self.refine else [c[:3] for c in candidates]
         found = _drop_overlaps([f for f in found if f[2] >= self.min_confidence])
         faces = []
         for (x0, y0, x1, y1), points, score in found:
@@ -490,10 +499,12 @@ class BlazeFaceDetector:
         return sorted(faces, key=lambda f: (f.box[0], f.box[1]))
 
     def _first_look(self, pyramid: list[np.ndarray], tile: tuple[int, int, int, int], min_score: float) -> list:
-        """The first look's (box, keypoints, score) on one tile, in photo pixels."""
-        square, to_photo = tile_square(pyramid, tile, self.first.options.input_size)
+        """The first look's (box, keypoints, score, side) on one tile: box and keypoints in photo pixels,
+        side the box's longer side as a share of the model's input."""
+        size = self.first.options.input_size
+        square, to_photo = tile_square(pyramid, tile, size)
         return [(align.apply(to_photo, box.astype(np.float64).reshape(2, 2)).ravel(), align.apply(to_photo, points),
-                 score) for box, points, score in self.first(square, min_score)]
+                 score, float(max(box[2:] - box[:2])) / size) for box, points, score in self.first(square, min_score)]
 
     def _second_looks(self, pyramid: list[np.ndarray], candidates: list, hints: Sequence = ()) -> list:
         """The second look's detections of the candidates (pyramid: photo_pyramid's copies of the photo),
@@ -511,8 +522,11 @@ class BlazeFaceDetector:
 
         for box, points in hints:
             keep(self._second_look(pyramid, box, points))
-        for box, points, score in candidates:
-            cover_limit = 0.5 if score >= SURE_CANDIDATE else WEAK_COVER
+        for box, points, score, side in candidates:
+            weak = score < SURE_CANDIDATE
+            if confirmed and weak and side > WEAK_MAX_SIDE:
+                continue  # large and weak: no face once one is found (a face this large scores sure)
+            cover_limit = WEAK_COVER if weak else 0.5
             if confirmed and box_overlap(box, np.array(confirmed)).max() > cover_limit:
                 continue
             if score >= max(self.skip_second_look, self.min_confidence):
@@ -553,7 +567,7 @@ def _halves_suffice(candidates: list, halves: Sequence[tuple[int, int, int, int]
     side where that half is cut (not where it is the photo's edge). Else a face may be cut by the halves,
     or too large for them, and the whole photo is looked at as well."""
     height, width = shape
-    sure = [box for box, _, score in candidates if score >= SURE_CANDIDATE]
+    sure = [candidate[0] for candidate in candidates if candidate[2] >= SURE_CANDIDATE]
     if not sure:
         return False
     for x0, y0, x1, y1 in sure:
