@@ -388,13 +388,14 @@ FIRST_LOOK_COVER = 1.2
 # than 0.1, 200 not at all): the head, hair or neck around it at another size.
 WEAK_COVER = 0.2
 # Once a face is confirmed, a weak candidate whose first-look box is wider than this share of the model's
-# input is not looked at again: a face that large scores sure in the first look, and the weak candidates
-# that are faces are small ones (a 90 px face of a group photo: 0.2). On 300 scenes of the dev val split
-# (benchmarks/speed.py's, seed 1; AMD EPYC, 2026-12-06) every one of the 336 weak candidates looked at had
-# found nothing (boxes 0.19-0.58 of the input side, median 0.31), and this rule takes the second looks from
-# 2.18 a photo to 1.14 (detection 8.5 ms of CPU a photo to 6.9), the same 298 faces found; on 300 val scenes
-# of faces 50-110 px wide (speed.py's, FACE_WIDTHS changed), where weak candidates are the faces, all 189
-# faces found stay found with any share from 0.22 to 1.
+# input is not looked at again: a face that large scores sure in the first look; the weak candidates that
+# are faces are small ones. On 300 scenes of the dev val split (benchmarks/speed.py's, seed 1; AMD EPYC,
+# 2026-12-06) none of the 336 weak candidates looked at found a face (boxes 0.19-1.0 of the input side,
+# median 0.44; 335 after the face was confirmed), and this rule takes the second looks from 2.18 a photo to
+# 1.14 (detection 8.5 ms of CPU a photo to 6.9), the same 298 faces found (0.35: 1.42, 0.4: 1.59). On 300
+# val scenes of faces 50-110 px wide (speed.py's with FACE_WIDTHS changed), where weak candidates are the
+# faces, 44 of them found one: all but 3 with boxes up to 0.28 of the input, and those 3 (0.91-0.99: a
+# whole-tile box around a small face) before any face was confirmed; all 189 faces stay found.
 WEAK_MAX_SIDE = 0.3
 # look_again's weak candidates (a video's periodic detection, faces tracked): the surest only. In a video
 # the same weak spots of the background come back at every detection; new faces are looked for on one
@@ -509,9 +510,10 @@ class BlazeFaceDetector:
     def _second_looks(self, pyramid: list[np.ndarray], candidates: list, hints: Sequence = ()) -> list:
         """The second look's detections of the candidates (pyramid: photo_pyramid's copies of the photo),
         surest first; a candidate mostly inside a face already confirmed is not looked at (a weak one
-        covering more than WEAK_COVER of it), one already
-        sure enough (skip_second_look) is kept as it is. hints: (box, keypoints) of faces known to be
-        there (look_again's), each looked at before the candidates."""
+        covering more than WEAK_COVER of it), nor, once a face is confirmed, a weak one whose first-look
+        box is wider than WEAK_MAX_SIDE of its input; one already sure enough (skip_second_look) is kept
+        as it is. hints: (box, keypoints) of faces known to be there (look_again's), each looked at before
+        the candidates."""
         found, confirmed = [], []  # confirmed: the boxes of the faces found, as a second look would give them
 
         def keep(detection) -> None:
