@@ -199,13 +199,29 @@ def test_a_face_sure_at_the_full_range_first_sight_keeps_its_first_look():
     assert stricter.confidence == looked.confidence > first.confidence
 
 
-def test_the_short_range_first_look_always_looks_again(blazeface):
+def test_the_short_range_first_look_looks_again_at_a_face_under_large_side(blazeface):
     photo, _ = composed_photo(20.0)
     first, = detect.BlazeFaceDetector(refine=False)(photo)   # the short-range model on the right half
     face, = blazeface(photo)
     assert blazeface.skip_second_look == math.inf and blazeface.first is blazeface.short
+    assert first.box[3] < detect.LARGE_SIDE * 768   # the half is 768 px tall
     assert np.abs(face.keypoints - first.keypoints).max() > 0.5   # the second look's keypoints, not the first's
     assert face.keypoints.tolist() == detect.BlazeFaceDetector(skip_second_look=None)(photo)[0].keypoints.tolist()
+
+
+def test_a_large_sure_face_keeps_its_first_look_but_for_a_video(blazeface):
+    grace = np.asarray(Image.fromarray(grace_hopper_photo()).resize((600, 703), Image.Resampling.LANCZOS))
+    photo = np.full((768, 1024, 3), 128, np.uint8)
+    photo[30:733, 424:1024] = grace    # her face about 250 px: over 0.3 of the right half's 768 px
+    first, = detect.BlazeFaceDetector(refine=False)(photo)
+    assert first.box[3] >= detect.LARGE_SIDE * 768 and first.confidence >= detect.LARGE_SCORE
+    face, = blazeface(photo)
+    np.testing.assert_array_equal(face.keypoints, first.keypoints)
+    assert face.box == first.box and face.confidence == first.confidence
+    every, = detect.make_detector("blazeface", every_look=True)(photo)   # a video's: a second look for all
+    assert np.abs(every.keypoints - first.keypoints).max() > 0.5
+    eye_gap = np.hypot(*(every.keypoints[1] - every.keypoints[0]))
+    assert np.hypot(*(every.keypoints[:2] - face.keypoints[:2]).T).max() < 0.1 * eye_gap  # both near her eyes
 
 
 def test_blazeface_finds_every_face_of_a_group(blazeface):
@@ -287,7 +303,7 @@ def test_a_large_weak_candidate_is_looked_at_again_only_while_no_face_is_found(b
     def candidate(x, score, side):
         return (np.array([x, 0.0, x + 100, 100]), np.zeros((6, 2)), score, side)
     large = detect.WEAK_MAX_SIDE + 0.05
-    candidates = [candidate(0, 0.9, 0.5), candidate(300, 0.3, large), candidate(600, 0.2, 0.2)]
+    candidates = [candidate(0, 0.9, 0.2), candidate(300, 0.3, large), candidate(600, 0.2, 0.2)]
     confirm = True
     found = blazeface._second_looks([], candidates)
     assert looked == [0, 600] and len(found) == 1   # the large weak one skipped once a face is confirmed

@@ -364,7 +364,8 @@ class BlazeFaceModel:
 # split (seed 1) 19.1 ms against 27.3, mean F1 0.8503 against 0.8504, 2 faces missed against 1, no false
 # face against 1; on the 475 test scenes 19.5 ms against 28.0, F1 0.8602 against 0.8611, 1 missed against
 # 0, 1 false face against 0. With the short first look every candidate is looked at again: its keypoints
-# (a face 16-50 px in its input) align worse than a second look's (test F1 0.8584 keeping the sure ones).
+# (a face 16-50 px in its input) align worse than a second look's (test F1 0.8584 keeping the sure ones),
+# but for large faces (below).
 FIRST_LOOKS = ("short", "full")
 DEFAULT_FIRST_LOOK = "short"
 CANDIDATE_SCORE = 0.01  # first-look detections this sure are looked at again, closer: ...
@@ -377,6 +378,13 @@ WEAK_CANDIDATES = 3     # 0.9 closer) the surest few
 # 0.5 (anything under min_confidence) lets faces the second look would confirm fall under min_confidence:
 # 37 missed.
 SKIP_SECOND_LOOK = 0.7
+# A large face keeps its first look, even the short-range one's, when that look is LARGE_SCORE sure and its
+# box is at least LARGE_SIDE of the model's input (38 px of 128: keypoints precise enough to align with). On
+# 300 scenes of the dev val split (benchmarks/speed.py's, seed 1, 2026-12-06) 106 faces did so: mean F1
+# 0.8495 against 0.8493 with a second look for all, the same 2 faces missed; with 0.25 of the input 147
+# faces, 0.8492; 0.2: 180, 0.8490; 0.2 and a score of 0.7: 265, 0.8481.
+LARGE_SIDE = 0.3
+LARGE_SCORE = 0.9
 # A first look's box is tighter than a second look's (which bounds the turned crop's box): by 1.2 times
 # (the median of those 423 faces). Widened so for the check that a weaker candidate lies mostly inside a
 # face already found; the tight box alone let one more candidate be looked at, and found a false face.
@@ -433,8 +441,10 @@ class BlazeFaceDetector:
     in an upright square crop REFINE_ZOOM times its box: that look's score decides (min_confidence) and its
     keypoints, at several times the resolution of the first, align the face. With the full-range first look
     a candidate it is already skip_second_look sure of (default SKIP_SECOND_LOOK; and at least
-    min_confidence) is kept as that look found it; None looks again at every candidate, as the short first
-    look always does. refine False keeps the first look alone (its score against min_confidence).
+    min_confidence) is kept as that look found it, and with either first look so is a large face (LARGE_SIDE
+    of the input, LARGE_SCORE sure); skip_second_look None looks again at every candidate (a video's
+    detector: its tracking starts from the second look's keypoints). refine False keeps the first look
+    alone (its score against min_confidence).
     """
 
     name = "blazeface"
@@ -447,6 +457,7 @@ class BlazeFaceDetector:
         self.min_face = min_face
         self.min_confidence = min_confidence
         self.refine = refine
+        self.keep_large = skip_second_look is not None
         if skip_second_look is None or first_look == "short":
             skip_second_look = math.inf
         self.skip_second_look = skip_second_look
@@ -511,9 +522,9 @@ class BlazeFaceDetector:
         """The second look's detections of the candidates (pyramid: photo_pyramid's copies of the photo),
         surest first; a candidate mostly inside a face already confirmed is not looked at (a weak one
         covering more than WEAK_COVER of it), nor, once a face is confirmed, a weak one whose first-look
-        box is wider than WEAK_MAX_SIDE of its input; one already sure enough (skip_second_look) is kept
-        as it is. hints: (box, keypoints) of faces known to be there (look_again's), each looked at before
-        the candidates."""
+        box is wider than WEAK_MAX_SIDE of its input; one already sure enough (skip_second_look, or a large
+        face: LARGE_SIDE, LARGE_SCORE) is kept as it is. hints: (box, keypoints) of faces known to be there
+        (look_again's), each looked at before the candidates."""
         found, confirmed = [], []  # confirmed: the boxes of the faces found, as a second look would give them
 
         def keep(detection) -> None:
@@ -531,7 +542,8 @@ class BlazeFaceDetector:
             cover_limit = WEAK_COVER if weak else 0.5
             if confirmed and box_overlap(box, np.array(confirmed)).max() > cover_limit:
                 continue
-            if score >= max(self.skip_second_look, self.min_confidence):
+            large = self.keep_large and side >= LARGE_SIDE and score >= max(LARGE_SCORE, self.min_confidence)
+            if large or score >= max(self.skip_second_look, self.min_confidence):
                 found.append((box, points, score))  # sure enough already: its first look's keypoints
                 centre, half = (box[:2] + box[2:]) / 2, (box[2:] - box[:2]) / 2 * FIRST_LOOK_COVER
                 confirmed.append(np.concatenate([centre - half, centre + half]))
