@@ -160,7 +160,11 @@ class Segmenter:
         if isinstance(detector, str) and detector not in DETECTORS:
             raise UserError(f"detector {detector!r} unknown, valid: {', '.join(DETECTORS)}")
         quiet.import_tensorflow_quietly()  # its start-up lines ("Could not find cuda drivers") off stderr
-        self.model = Model(model_folder(model), framing, None if tta == "none" else tta, runtime)
+        # Loading the SavedModel writes a line of its own on some CPUs ("E0000 ... util.cc:131] oneDNN
+        # supports DT_HALF only on platforms with AVX-512"): off stderr too, unless the lipseg_tf logger is
+        # at DEBUG (what went there is shown when loading fails).
+        with quiet.caught_stderr():
+            self.model = Model(model_folder(model), framing, None if tta == "none" else tta, runtime)
         self.min_face = int(min_face)
         self.min_confidence = None if min_confidence is None else float(min_confidence)
         self.detector_choice = detector
