@@ -103,8 +103,8 @@ def measure(seg, frames: int, detect_every: int, smoothing: float, seed: int, im
     return results
 
 
-def real_clips(root: Path, faces: int, frames: int):
-    """The first `faces` test-split faces of a CelebAMask-HQ root (photo and g_mask.py's mask, with
+def real_clips(root: Path, faces: int, frames: int, split: str = "test"):
+    """The first `faces` faces of a split of a CelebAMask-HQ root (photo and g_mask.py's mask, with
     --fix-sides), each moved as the synthetic face is and held still with noise: yields (image id,
     moving frames, their labels, still frames). Needs numpy and PIL only."""
     from lipseg_tf.prep import celebamask, masks
@@ -113,7 +113,7 @@ def real_clips(root: Path, faces: int, frames: int):
 
     ids = celebamask.find_image_ids(root)
     splits = celebamask.official_splits(root, ids)
-    for image_id in [i for i in ids if splits.get(i) == "test"][:faces]:
+    for image_id in [i for i in ids if splits.get(i) == split][:faces]:
         labels = masks.make_mask_checked(root, image_id, style="index", fix_sides=True)[0]
         photo = load_rgb(celebamask.image_path(root, image_id))
         moving, truth = warp_clip(photo, labels, frames, seed=image_id)
@@ -121,10 +121,11 @@ def real_clips(root: Path, faces: int, frames: int):
         yield image_id, moving, truth, still
 
 
-def measure_real(seg, root: Path, faces: int, frames: int, detect_every: int, smoothing: float) -> dict:
-    """F1 (moving) and mean flicker (still) on real_clips, frame by frame and tracked."""
+def measure_real(seg, root: Path, faces: int, frames: int, detect_every: int, smoothing: float,
+                 split: str = "test") -> dict:
+    """F1 (moving) and mean flicker (still) on real_clips of a split, frame by frame and tracked."""
     chosen, truths, photos, tracked, still_photos, still_tracked = [], [], [], [], [], []
-    for image_id, moving, truth, still in real_clips(root, faces, frames):
+    for image_id, moving, truth, still in real_clips(root, faces, frames, split):
         chosen.append(image_id)
         truths.append(truth)
         photos.append(_photo_labels(seg, moving))
@@ -132,14 +133,14 @@ def measure_real(seg, root: Path, faces: int, frames: int, detect_every: int, sm
         still_photos.append(flicker(_photo_labels(seg, still)))
         still_tracked.append(flicker(_video_labels(seg, still, detect_every=detect_every, smoothing=smoothing)))
     truth = np.concatenate(truths)
-    return {"data": real_data(chosen), "faces": len(chosen), "frames": frames,
+    return {"data": real_data(chosen, split), "faces": len(chosen), "frames": frames,
             "f1_frame_by_frame": mean_f1(np.concatenate(photos), truth),
             "f1_tracked": mean_f1(np.concatenate(tracked), truth),
             "flicker_frame_by_frame": float(np.mean(still_photos)), "flicker_tracked": float(np.mean(still_tracked))}
 
 
-def real_data(chosen: Sequence[int]) -> str:
-    return f"dev test split, {len(chosen)} real faces (CelebAMask-HQ ids {chosen[0]}..{chosen[-1]})"
+def real_data(chosen: Sequence[int], split: str = "test") -> str:
+    return f"dev {split} split, {len(chosen)} real faces (CelebAMask-HQ ids {chosen[0]}..{chosen[-1]})"
 
 
 def _end_to_end_fps(seg, frames: np.ndarray, detect_every: int, smoothing: float) -> float:
@@ -244,8 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="which synthetic face (one MTCNN finds)")
     parser.add_argument("--libraries", action="store_true", help="also time the installed video libraries")
     parser.add_argument("--real", default=None,
-                        help="a CelebAMask-HQ root: also F1 and flicker on clips of its first --real-faces test "
-                             "faces (nothing is written)")
+                        help="a CelebAMask-HQ root: also F1 and flicker on clips of its first --real-faces "
+                             "faces of --real-split (nothing is written)")
+    parser.add_argument("--real-split", "--real_split", dest="real_split", default="test",
+                        help="the split whose faces make the real clips (val to tune on, test to report)")
     parser.add_argument("--real-faces", "--real_faces", dest="real_faces", type=positive_int, default=5)
     parser.add_argument("--real-frames", "--real_frames", dest="real_frames", type=positive_int, default=40)
     parser.add_argument("--skip-synthetic", action="store_true", help="only the --real figures")
@@ -268,7 +271,7 @@ def _main(argv: Sequence[str] | None) -> int:
                "image_id": args.image_id, "model": str(seg.model.path)}
     if args.real:
         results["real"] = measure_real(seg, Path(args.real), args.real_faces, args.real_frames, args.detect_every,
-                                       args.smoothing)
+                                       args.smoothing, args.real_split)
         real = results["real"]
         print(f"{real['data']}, {real['frames']} frames each: F1 frame by frame {real['f1_frame_by_frame']:.3f}, "
               f"tracked {real['f1_tracked']:.3f}; flicker (still) frame by frame "
