@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", default=None,
                         help="an exported SavedModel folder (unet.py / pix2pix.py --mode export --output_dir), or "
                              f"a shipped model: {', '.join(PRETRAINED)} (small, the default: a U-Net on 2x2 patches, "
-                             "dev test mean F1 0.862 with detection; fast: full resolution, 3.5 times the network "
+                             "dev test mean F1 0.866 with detection; fast: full resolution, 3.5 times the network "
                              "time, 0.865; accurate: twice the resolution, 0.893 pasted back, about 20 times the "
                              "fast one's model time, having no TFLite copy; "
                              "lipseg_tf/pretrained/MODEL.md); "
@@ -106,8 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="test-time augmentation: flip averages each face's probabilities with those of its "
                              "mirror image (left/right classes swapped); twice the model time. Models exported "
                              "with --tta flip (the shipped ones) do it already, unless off: never flip, half the "
-                             "model time (needs the TFLite runtime for those; mean F1 0.856 against 0.860 on "
-                             "real-face scenes; videos: 1.4x the fps)")
+                             "model time (needs the TFLite runtime for those; mean F1 0.860 against 0.862 on "
+                             "real-face scenes; videos: 1.4-1.6x the fps)")
     parser.add_argument("--runtime", choices=RUNTIMES, default="auto",
                         help="what runs the network on the aligned faces: auto (the TFLite copy with int8 weights, "
                              "crop.tflite, when the model folder has one, as the shipped small and fast models do: "

@@ -126,7 +126,7 @@ class Segmenter:
     """Lips and eyes in photos, aligned faces and videos, with an exported model.
 
     model           an export folder (unet.py / pix2pix.py --mode export --output_dir), or the name of a
-                    shipped model: "small" (the default, None: a U-Net on 2 x 2 patches, mean F1 0.862 on
+                    shipped model: "small" (the default, None: a U-Net on 2 x 2 patches, mean F1 0.866 on
                     real faces with detection), "fast" (full resolution, four times the weights and 3.5
                     times the model time: 0.865) or "accurate" (256 px and 1.5 times the fast one's
                     width: 0.893 pasted back, about 20 times the fast one's model time, having no TFLite
@@ -138,7 +138,7 @@ class Segmenter:
                     (blazeface 0.7, mtcnn 0.9)
     tta             "flip": average each face with its mirror image (twice the model time); None or "none":
                     the model's own (the shipped models flip); "off": never (half the model time, with
-                    the TFLite runtime; mean F1 0.856 against 0.860 on the speed scenes)
+                    the TFLite runtime; mean F1 0.860 against 0.862 on the speed scenes)
     framing         where faces are put in the crop ("sample" or "celebahq"); None: the model's own
     runtime         what runs the network: "auto" (the default: the TFLite copy with int8 weights beside the
                     SavedModel when the folder has one, as the shipped small and fast models do; several times

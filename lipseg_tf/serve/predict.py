@@ -75,7 +75,7 @@ class Model:
     tta 'flip' averages each crop's probabilities with those of its mirror image (left/right classes
     swapped) unless the model already does so inside its graph (classes.json "tta": "flip"); None or
     'none' keeps the model's own; 'off' never flips, which a graph that flips allows only through its
-    TFLite copy (half the model time; on the 475 speed scenes mean F1 0.856 against 0.860).
+    TFLite copy (half the model time; on the 475 speed scenes mean F1 0.860 against 0.862).
 
     runtime: what runs the network on the aligned crops. "savedmodel": the SavedModel's serve_crop.
     "tflite": the TensorFlow Lite copy of its network beside it (serve/tflite.py CROP_TFLITE, written by
