@@ -268,8 +268,7 @@ class FaceTracker:
         cut and segmented again where the fit put it (transforms, probabilities and to_face updated)."""
         size = self.model.image_size
         again = [index for index, (track, fit) in enumerate(zip(self.tracks, to_face))
-                 if track.lagging and fit is not None and track.keypoints is not None
-                 and np.hypot(*(align.apply(fit, [(size / 2, size / 2)])[0] - size / 2)) > REFIT_SHIFT * size]
+                 if track.lagging and fit is not None and _centre_shift(fit, size) > REFIT_SHIFT * size]
         if not again:
             return
         moved = [_compose(to_face[index], transforms[index]) for index in again]
@@ -308,7 +307,7 @@ class FaceTracker:
             return None
         fit = align.similarity_transform(centroids[found], track.centroids[found])
         size = self.model.image_size
-        shift = np.hypot(*(align.apply(fit, [(size / 2, size / 2)])[0] - size / 2))
+        shift = _centre_shift(fit, size)
         if not 1 / MAX_SCALE_CHANGE <= align.scale_of(fit) <= MAX_SCALE_CHANGE or shift > MAX_SHIFT * size:
             return None
         return fit
@@ -359,6 +358,11 @@ class FaceTracker:
             track.average = before.average
             track.average_to_face = _compose(align.invert(new_to_old), before.average_to_face)
             track.estimate = None
+
+
+def _centre_shift(fit: np.ndarray, size: int) -> float:
+    """How far a crop -> crop similarity moves the centre of a crop of side `size`, in pixels."""
+    return float(np.hypot(*(align.apply(fit, [(size / 2, size / 2)])[0] - size / 2)))
 
 
 def _compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
