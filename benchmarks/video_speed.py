@@ -39,20 +39,22 @@ from benchmarks.speed import MEDIAPIPE_PYTHON, cpu_seconds, run_in_mediapipe_env
 DEFAULT_SYSTEMS = "fast,fast:off,small,small:off"
 
 
-def parse_system(spec: str) -> tuple[str, str | None]:
-    """'small:off' -> ('small', 'off'); 'fast' -> ('fast', None)."""
+def parse_system(spec: str) -> tuple[str, str | None, bool]:
+    """'small:off' -> ('small', 'off', True); 'fast' -> ('fast', None, True); 'small:both' -> ('small',
+    None, False): both runs of the flip average every frame (Segmenter.video's flip_by_turns=False)."""
     model, _, tta = spec.partition(":")
-    if not model or tta not in ("", "off", "flip", "none"):
+    if not model or tta not in ("", "off", "flip", "none", "both"):
         from lipseg_tf.errors import UserError
-        raise UserError(f"--systems {spec!r}: expected MODEL or MODEL:off (MODEL a shipped name or a folder)")
-    return model, tta or None
+        raise UserError(f"--systems {spec!r}: expected MODEL, MODEL:off or MODEL:both (MODEL a shipped name or a "
+                        "folder)")
+    return model, None if tta in ("", "both") else tta, tta != "both"
 
 
-def lipseg_fps(segmenter, frames: np.ndarray) -> tuple[float, np.ndarray, float]:
+def lipseg_fps(segmenter, frames: np.ndarray, flip_by_turns: bool = True) -> tuple[float, np.ndarray, float]:
     """Segmenter.video over the frames in memory -> (fps, labels (N, H, W), CPU milliseconds a frame,
     all the process's threads)."""
     start, cpu = time.perf_counter(), cpu_seconds()
-    labels = np.stack([frame.labels for frame in segmenter.video(frames)])
+    labels = np.stack([frame.labels for frame in segmenter.video(frames, flip_by_turns=flip_by_turns)])
     return len(frames) / (time.perf_counter() - start), labels, (cpu_seconds() - cpu) / len(frames) * 1e3
 
 
@@ -126,9 +128,9 @@ def _main(argv: Sequence[str] | None) -> int:
 
     moving, truth = render_clip(0, 1, args.frames, shape=(480, 640))
     still, _ = render_clip(0, 1, args.frames, shape=(480, 640), motion="still", noise=4.0)
-    segmenters = {}
+    segmenters, by_turns = {}, {}
     for spec in args.systems.split(","):
-        model, tta = parse_system(spec)
+        model, tta, by_turns[spec] = parse_system(spec)
         segmenters[spec] = lipseg_tf.Segmenter(model, tta=tta)
         list(segmenters[spec].video(moving[:2]))  # warm up: the models' and the detector's first runs
     results = {"data": "synthetic (lipseg_tf.prep.sample.clip, seed 0, image 1)", "frames": args.frames,
@@ -145,13 +147,14 @@ def _main(argv: Sequence[str] | None) -> int:
                 mediapipe.update(version=found["mediapipe"], f1_moving=found["f1_moving"],
                                  flicker_still=found["flicker_still"])
                 continue
-            fps, labels, cpu = lipseg_fps(segmenters[name], moving)
+            fps, labels, cpu = lipseg_fps(segmenters[name], moving, by_turns[name])
             row = results["lipseg"][name]
             row["fps"].append(fps)
             row["cpu_ms"].append(cpu)
             if "f1_moving" not in row:
                 row["f1_moving"] = mean_f1(labels, truth)
-                row["flicker_still"] = flicker(np.stack([f.labels for f in segmenters[name].video(still)]))
+                row["flicker_still"] = flicker(np.stack([f.labels for f in segmenters[name].video(
+                    still, flip_by_turns=by_turns[name])]))
                 row["model"] = str(segmenters[name].model.path)
         print(f"round {index + 1}/{args.rounds} done", file=sys.stderr, flush=True)
     if mediapipe is not None:

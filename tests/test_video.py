@@ -274,3 +274,62 @@ def test_video_api_errors_are_one_line(segmenter, tmp_path):
         segmenter.video([], smoothing=1.0)
     with pytest.raises(UserError, match=r"frame 1: expected a uint8 array of shape \(H, W, 3\)"):
         list(segmenter.video([np.zeros((40, 40, 3), np.uint8), np.zeros((40, 40), np.uint8)]))
+
+
+def test_the_flip_averages_halves_apart_are_its_two_runs(moving, segmenter):
+    """Model.sides gives the mirror-image average's two runs apart: their mean is the average; side=
+    runs one; the mirror run of a mirrored face is the plain run mirrored back, left and right swapped."""
+    model = segmenter.model
+    assert model.two_runs   # the shipped model: its TFLite copy, the flip average done here
+    _, decoded, _ = moving
+    detector = segmenter._video_detector()
+    transform = detector(decoded[0])[0].transform(model.image_size, model.framing, model.crop)
+    crops = align.warp_face(decoded[0], transform, model.image_size)[None]
+    image, mirrored = model.sides(crops)
+    np.testing.assert_allclose((image + mirrored) / 2, model(crops), atol=1e-6)
+    np.testing.assert_array_equal(model(crops, side="image"), image)
+    np.testing.assert_array_equal(model(crops, side="mirror"), mirrored)
+    swapped = model(np.ascontiguousarray(crops[:, :, ::-1]), side="mirror")
+    np.testing.assert_array_equal(swapped, image[:, :, ::-1][..., model._mirror])
+    assert not np.array_equal(image, mirrored)   # two different runs
+
+
+def test_flip_by_turns_runs_the_network_once_a_tracked_frame(moving, segmenter, monkeypatch):
+    """Tracked frames run the image or its mirror image by turns (detections both), and the smoothing
+    joins the last two: half the network runs, F1 as with both runs every frame."""
+    path, decoded, truth = moving
+    model = segmenter.model
+    model._mirror_runner()   # the detection's mirror thread and interpreter, made now to count its runs
+    runs = []
+    for name in ("_lite", "_mirror_lite"):
+        network = getattr(model, name)
+        monkeypatch.setattr(model, name, lambda images, network=network: runs.append(len(images)) or network(images))
+
+    def clip(by_turns):
+        runs.clear()
+        labels = np.stack([f.labels for f in segmenter.video(decoded, detect_every=100, flip_by_turns=by_turns)])
+        return f1(labels, truth), sum(runs)
+
+    turns_f1, turns_runs = clip(True)
+    both_f1, both_runs = clip(False)
+    # frame 0 detected (two runs), 15 tracked (one each; one more for a frame segmented again)
+    assert 2 + (FRAMES - 1) <= turns_runs <= 2 + (FRAMES - 1) + 2 and both_runs >= 2 * FRAMES
+    assert turns_f1 > 0.85 and turns_f1 > both_f1 - 0.01, (turns_f1, both_f1)
+    assert not segmenter.flips_by_turns(True, smoothing=0.0)   # nothing would join the halves
+
+
+def test_a_still_face_is_tracked_still(segmenter, monkeypatch):
+    """The One Euro filter on the tracked transform: on a still face with sensor noise the tracked box
+    moves less, and the labels flicker less, than with every frame's measurement taken as it is."""
+    frames, truth = render_clip(0, 1, 20, shape=SHAPE, motion="still", noise=4.0)
+
+    def clip():
+        results = list(segmenter.video(frames, detect_every=100))
+        centres = np.array([(x + w / 2, y + h / 2) for x, y, w, h in (f.faces[0].box for f in results)])
+        return np.abs(np.diff(centres, axis=0)).mean(), flicker(np.stack([f.labels for f in results]))
+
+    filtered_step, filtered_flicker = clip()
+    monkeypatch.setattr(track, "STILL_CUTOFF", 1e6)  # weight ~1: the measurement as it is
+    raw_step, raw_flicker = clip()
+    assert filtered_step < 0.7 * raw_step and filtered_flicker < raw_flicker, \
+        (filtered_step, raw_step, filtered_flicker, raw_flicker)

@@ -37,8 +37,9 @@ def test_the_table_gives_each_system_its_ratio_to_facemesh():
 
 
 def test_a_system_names_a_model_and_at_most_a_tta():
-    assert video_speed.parse_system("small:off") == ("small", "off")
-    assert video_speed.parse_system("export/unet") == ("export/unet", None)
+    assert video_speed.parse_system("small:off") == ("small", "off", True)
+    assert video_speed.parse_system("export/unet") == ("export/unet", None, True)
+    assert video_speed.parse_system("small:both") == ("small", None, False)  # both flip runs every frame
     for bad in ("fast:fast", "", ":off"):
         with pytest.raises(UserError, match="MODEL:off"):
             video_speed.parse_system(bad)

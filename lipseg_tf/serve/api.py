@@ -217,14 +217,17 @@ class Segmenter:
         return self._result(photo, predict.segment_photo(photo, self.model, None, mirror_thread=True))
 
     def video(self, video, *, detect_every: int = 10, smoothing: float = 0.5,
-              realign: bool = True) -> Iterator[VideoFrame]:
+              realign: bool = True, flip_by_turns: bool = True) -> Iterator[VideoFrame]:
         """Segment the frames of a video file (a path) or of any iterable of frames (uint8 (H, W, 3)
         arrays or PIL images, e.g. from a camera), one VideoFrame at a time, labels (H, W) each.
 
         Faces are detected on the first frame, every `detect_every` frames and whenever a track is lost,
         and tracked in between (serve/track.py); `smoothing` (0 to <1, 0 off) is the weight of the past
         in a moving average of each face's probabilities, so masks do not flicker; realign=False keeps
-        the detection's alignment until the next detection. A video that cannot be read raises
+        the detection's alignment until the next detection. With the flip average done in two runs of
+        the network (the shipped models), flip_by_turns runs one of them a tracked frame, the image and its
+        mirror image by turns, and averages each frame's with the last frame's (half the model time;
+        False: both runs every frame). A video that cannot be read raises
         UserError (after the frames before the damage, for one that breaks off). Each frame's smoothing
         and paste-back run on a thread while the next frame is segmented (FaceTracker.stream), so a frame
         comes out once the next has been read: one frame of delay for a live camera.
@@ -239,8 +242,13 @@ class Segmenter:
         frames = VideoReader(video) if isinstance(video, (str, os.PathLike)) else video
         detector = self._video_detector() if self.detects else _aligned_detector
         tracker = FaceTracker(self.model, detector, detect_every, smoothing, realign and self.detects,
-                              prefilter=self.detects)
+                              prefilter=self.detects, flip_by_turns=flip_by_turns)
         return self._video_frames(frames, tracker)
+
+    def flips_by_turns(self, flip_by_turns: bool = True, smoothing: float = 0.5) -> bool:
+        """Whether video(flip_by_turns=..., smoothing=...) runs the flip average's halves by turns: only
+        where the model does that average in two runs of its network, and with smoothing."""
+        return flip_by_turns and self.model.two_runs and smoothing > 0
 
     def _video_frames(self, frames: Iterable, tracker) -> Iterator[VideoFrame]:
         fps = getattr(frames, "fps", 0.0) or 0.0

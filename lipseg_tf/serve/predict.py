@@ -169,30 +169,53 @@ class Model:
             self._mirror_pool = ThreadPoolExecutor(1, thread_name_prefix="mirror")
         return self._mirror_pool
 
-    def __call__(self, images: np.ndarray, mirror_thread: bool = False) -> np.ndarray:
+    @property
+    def two_runs(self) -> bool:
+        """Whether the flip average is two runs of the network done here (TFLite copy, tta flip), which
+        `sides` and __call__'s `side` can give apart."""
+        return self._lite is not None and self.tta == "flip"
+
+    def __call__(self, images: np.ndarray, mirror_thread: bool = False, side: str | None = None) -> np.ndarray:
         """uint8 images (N, H, W, 3) -> class probabilities (N, H, W, C); with the TFLite runtime the
         images are crops at image_size. mirror_thread: with the TFLite runtime and the flip average, the
         mirror images run at the same time on a thread and interpreter of their own (for a caller that
-        leaves a core free: video frames, which come one after the other)."""
+        leaves a core free: video frames, which come one after the other). side: where two_runs, only one
+        of the flip average's two runs, "image" or "mirror" (as `sides` gives them)."""
+        if side is not None and self.two_runs:
+            if side == "image":
+                return self._lite(images)
+            return self._unmirror(self._lite(np.ascontiguousarray(images[:, :, ::-1])))
+        if self.two_runs:
+            probabilities, mirrored = self.sides(images, mirror_thread)
+            probabilities += mirrored  # in place: no fresh temporaries
+            probabilities *= np.float32(0.5)
+            return probabilities
         if self._lite is not None:
-            if self.tta == "flip":  # the TFLite copy never flips inside (tflite.CROP_TFLITE)
-                flipped = np.ascontiguousarray(images[:, :, ::-1])
-                if mirror_thread:
-                    pending = self._mirror_runner().submit(self._mirror_lite, flipped)
-                    probabilities = self._lite(images)
-                    mirrored = pending.result()
-                else:
-                    probabilities, mirrored = self._lite(images), self._lite(flipped)
-                probabilities += mirrored[:, :, ::-1][..., self._mirror]  # in place: no fresh temporaries
-                probabilities *= np.float32(0.5)
-                return probabilities
             return self._lite(images)
         import tensorflow as tf
         probabilities = self._serve(images=tf.constant(images, tf.uint8))["probabilities"].numpy()
         if self._flip_here:
             mirrored = self._serve(images=tf.constant(images[:, :, ::-1], tf.uint8))["probabilities"].numpy()
-            probabilities = 0.5 * (probabilities + mirrored[:, :, ::-1][..., self._mirror])
+            probabilities = 0.5 * (probabilities + self._unmirror(mirrored))
         return probabilities
+
+    def sides(self, images: np.ndarray, mirror_thread: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """The flip average's two runs apart, where two_runs: (the images' probabilities, their mirror
+        images' flipped back with the left/right classes swapped), each (N, S, S, C) float32."""
+        if not self.two_runs:
+            raise ValueError("Model.sides: the flip average is not two TFLite runs here (two_runs is False)")
+        flipped = np.ascontiguousarray(images[:, :, ::-1])
+        if mirror_thread:
+            pending = self._mirror_runner().submit(self._mirror_lite, flipped)
+            probabilities = self._lite(images)
+            mirrored = pending.result()
+        else:
+            probabilities, mirrored = self._lite(images), self._lite(flipped)
+        return probabilities, self._unmirror(mirrored)
+
+    def _unmirror(self, probabilities: np.ndarray) -> np.ndarray:
+        """A mirror image's probabilities (N, S, S, C) flipped back, left/right classes swapped (a copy)."""
+        return probabilities[:, :, ::-1][..., self._mirror]
 
 
 @dataclasses.dataclass

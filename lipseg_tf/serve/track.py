@@ -13,14 +13,22 @@ than a quarter, a shift of more than a fifth of the crop); that frame is then de
 again. A periodic detection while every track holds looks again at the tracked faces and at one part
 of the frame by turns (BlazeFace's look_again: its second look at each tracked face, its first look on
 one of its tiles), so that new faces are still found; the first frame, a lost track and frames without
-a face get the whole frame.
+a face get the whole frame. The transform measured on each frame is low-passed with a One Euro filter
+(STILL_CUTOFF), so that a still face's crop holds still while a moving one's follows.
 
 Smoothing is an exponential moving average of each face's class probabilities in its aligned crop
-(`smoothing` is the weight of the past; 0 turns it off). The previous frame's average is resampled
-into this frame's crop through the two crops' fits to the detection crop, so that the face's parts
-line up, not the frame's pixels. The labels pasted into the frame are the argmax of the average, so a
+(`smoothing` is the weight of the past; 0 turns it off, and the flip by turns with it). The previous
+frame's average is resampled into this frame's crop through the two crops' fits to the detection crop,
+so that the face's parts line up, not the frame's pixels. The labels pasted into the frame are the argmax of the average, so a
 part's border does not flicker with sensor noise; the transform is corrected from this frame's own
 probabilities, so it does not lag.
+
+Flip by turns (flip_by_turns, the default with smoothing): where the model's mirror-image average is two
+runs of its network (the shipped models' TFLite copies), a detection runs both and each tracked frame
+one, the image and its mirror image by turns; the moving average counts this frame's run and the last
+one's (the other half) as one, so every frame's labels rest on both. Each half's parts are fitted onto
+that half's centroids at detection, so that the halves' small differences do not read as motion. Half
+the network time a tracked frame.
 """
 
 from __future__ import annotations
@@ -59,6 +67,18 @@ MOTION = 0.75
 # Carrying the last frame's motion over a periodic detection instead raised that flicker to 0.0299: the
 # detection's own alignment taken for motion.
 REFIT_SHIFT = 0.03
+# The transform measured on each frame (the fit of its parts' centroids) jitters by a tenth of a pixel or
+# so on a still face, and more where one side of the flip average is run a frame (FLIP_BY_TURNS): the past
+# average then lands a little off and the labels flicker. The estimate is filtered as MediaPipe filters
+# its landmarks, with a One Euro filter (Casiez et al., CHI 2012): a low-pass whose cutoff (cycles a frame)
+# rises with the crop's speed (crop pixels a frame, itself low-passed at SPEED_CUTOFF), so a still face
+# holds still and a moving one is followed. Chosen on clips of 10 dev val faces (bench_video's real clips,
+# 2026-12-06): flip by turns, flicker 0.0469 unfiltered, 0.0243 with these, moving F1 0.8865 / 0.8863;
+# both sides each frame 0.0270 -> 0.0220 (F1 0.8873 / 0.8871 at 0.1 / 1). Lower MOVING_CUTOFF (0.1) took
+# flicker to 0.018 but F1 to 0.882: the crop lagged a moving face.
+STILL_CUTOFF = 0.01
+MOVING_CUTOFF = 0.3
+SPEED_CUTOFF = 1.0
 
 
 @dataclasses.dataclass
@@ -71,9 +91,12 @@ class Track:
     box: np.ndarray               # (4, 2) the detected box's corners in the detection's crop
     centroids: np.ndarray         # (P, 2) each part's centroid in the detection's crop (nan where absent)
     areas: np.ndarray             # (P,) each part's area in the detection's crop, in pixels
+    side_centroids: dict | None = None  # flip by turns: each side's centroids {"image"|"mirror": (P, 2)}
     estimate: np.ndarray | None = None  # frame -> detection's crop, as last measured (for the motion)
     average: np.ndarray | None = None   # (S, S, C) the smoothed probabilities, in the last frame's crop ...
     average_to_face: np.ndarray | None = None  # ... and that crop -> the detection's crop
+    last: np.ndarray | None = None      # (S, S, C) the last frame's own probabilities, in the same crop
+    speed: float | None = None    # the One Euro filter's: how fast the crop moves, crop pixels a frame
     lagging: bool = False         # transform carries no motion (none known yet): it lags a moving face
 
     def face(self, estimate: np.ndarray) -> Face:
@@ -139,12 +162,17 @@ class FaceTracker:
     model: serve/predict.py's Model; detector: (H, W, 3) uint8 -> list[Face]; detect_every >= 1 frames;
     smoothing in [0, 1): the weight of the past in the moving average; realign: correct the carried-over
     transform from the parts found (else keep the detection's); prefilter: cut the crops as for detected
-    faces (align.warp_face's), else as Segmenter.aligned does (frames that are aligned faces).
+    faces (align.warp_face's), else as Segmenter.aligned does (frames that are aligned faces);
+    flip_by_turns: the halves of a two-run flip average by turns (see the module's text).
     """
 
     def __init__(self, model: Model, detector: Callable[[np.ndarray], list[Face]], detect_every: int = 10,
-                 smoothing: float = 0.5, realign: bool = True, prefilter: bool = True):
+                 smoothing: float = 0.5, realign: bool = True, prefilter: bool = True, flip_by_turns: bool = True):
         self.model = model
+        # the flip average's two runs by turns, one a tracked frame (where the model does it in two runs);
+        # the moving average brings them together, so without smoothing both run every frame
+        self.by_turns = flip_by_turns and model.two_runs and smoothing > 0
+        self._frame = 0  # frames started (whose turn it is)
         self.prefilter = prefilter
         self.detector = detector
         self.detect_every = detect_every
@@ -198,9 +226,10 @@ class FaceTracker:
         if not detect:
             start = time.perf_counter()
             transforms = [track.transform for track in self.tracks]
-            probabilities = self._segment(frame, transforms)
-            to_face = [self._to_face(track, probs) for track, probs in zip(self.tracks, probabilities)]
-            self._segment_again(frame, transforms, probabilities, to_face)
+            side = self._side()
+            probabilities = self._segment(frame, transforms, side)
+            to_face = [self._to_face(track, probs, side) for track, probs in zip(self.tracks, probabilities)]
+            self._segment_again(frame, transforms, probabilities, to_face, side)
             seconds["align_and_model"] = time.perf_counter() - start
             detect = any(matrix is None for matrix in to_face)
             tracks = self.tracks
@@ -210,22 +239,26 @@ class FaceTracker:
             seconds["detect"] = time.perf_counter() - start
             start = time.perf_counter()
             transforms = [self._align(face, frame.shape[:2]) for face in faces]
-            probabilities = self._segment(frame, transforms)
-            tracks = [self._new_track(face, matrix, probs) for face, matrix, probs in
-                      zip(faces, transforms, probabilities)]
+            probabilities, sides = self._segment_sides(frame, transforms)
+            tracks = [self._new_track(face, matrix, probs, apart) for face, matrix, probs, apart in
+                      zip(faces, transforms, probabilities, sides)]
             to_face = [np.eye(2, 3) for _ in tracks]
             if self._finishing is not None:
                 self._finishing.result()  # the old tracks' averages, as the last frame left them
             self._carry_averages(tracks, probabilities)
             self._since_detection = 0
             seconds["align_and_model"] = seconds.get("align_and_model", 0.0) + time.perf_counter() - start
-        for track, used, matrix in zip(tracks, transforms, to_face):
+        for index, (track, used, matrix) in enumerate(zip(tracks, transforms, to_face)):
             estimate = _compose(matrix, used)  # frame -> the detection's crop, measured on this frame
+            if track.estimate is not None:
+                estimate = self._steady(track, estimate)
+                to_face[index] = _compose(estimate, align.invert(used))
             track.lagging = self.realign and track.estimate is None
             track.transform = self._next_transform(track, used, estimate)
             track.estimate = estimate
         self.tracks = tracks
         self._since_detection += 1
+        self._frame += 1
         faces = [track.face(track.estimate) for track in tracks]
         return _Job(frame.shape[:2], list(tracks), probabilities, to_face, transforms, faces, detect, seconds)
 
@@ -236,6 +269,7 @@ class FaceTracker:
         for track, probs, matrix in zip(job.tracks, job.probabilities, job.to_face):
             average = self._smoothed(track, probs, matrix)
             track.average, track.average_to_face = average, matrix
+            track.last = probs if self.by_turns else None
             averages.append(average)
         stacked = np.stack(averages) if averages else None
         crop_labels = None if stacked is None else stacked.argmax(-1).astype(np.uint8)
@@ -253,16 +287,36 @@ class FaceTracker:
         self._periodic += 1
         return look_again(frame, [track.face(track.estimate) for track in self.tracks], self._periodic)
 
-    def _segment(self, frame: np.ndarray, transforms: list[np.ndarray]) -> np.ndarray | list:
+    def _side(self) -> str | None:
+        """Which of the flip average's two runs a tracked frame gets: both (None), or by turns."""
+        if not self.by_turns:
+            return None
+        return ("image", "mirror")[self._frame % 2]
+
+    def _segment_sides(self, frame: np.ndarray, transforms: list[np.ndarray]) -> tuple:
+        """A detection's segmentation: (probabilities, per face its flip runs apart {side: (S, S, C)} for
+        flip by turns, else None)."""
+        if not self.by_turns or not transforms:
+            return self._segment(frame, transforms), [None] * len(transforms)
+        image, mirrored = self.model.sides(self._crops(frame, transforms), mirror_thread=True)
+        sides = [{"image": one, "mirror": other} for one, other in zip(image, mirrored)]
+        image += mirrored
+        image *= np.float32(0.5)
+        return image, sides
+
+    def _crops(self, frame: np.ndarray, transforms: list[np.ndarray]) -> np.ndarray:
+        size = self.model.image_size
+        return np.stack([align.warp_face(frame, matrix, size, self.prefilter) for matrix in transforms])
+
+    def _segment(self, frame: np.ndarray, transforms: list[np.ndarray], side: str | None = None) -> np.ndarray | list:
         if not transforms:
             return []
-        size = self.model.image_size
-        crops = np.stack([align.warp_face(frame, matrix, size, self.prefilter) for matrix in transforms])
+        crops = self._crops(frame, transforms)
         # Frames come one after the other: the flip average's mirror runs on the other core meanwhile.
-        return self.model(crops, mirror_thread=True)
+        return self.model(crops, mirror_thread=True, side=side)
 
     def _segment_again(self, frame: np.ndarray, transforms: list[np.ndarray], probabilities: np.ndarray,
-                       to_face: list[np.ndarray | None]) -> None:
+                       to_face: list[np.ndarray | None], side: str | None = None) -> None:
         """A new track's first frame after its detection: no motion is known yet, so its crop lags a
         moving face by a whole frame. Where the fit moved that crop by more than REFIT_SHIFT, the frame is
         cut and segmented again where the fit put it (transforms, probabilities and to_face updated)."""
@@ -272,8 +326,8 @@ class FaceTracker:
         if not again:
             return
         moved = [_compose(to_face[index], transforms[index]) for index in again]
-        for index, matrix, probs in zip(again, moved, self._segment(frame, moved)):
-            fit = self._to_face(self.tracks[index], probs)
+        for index, matrix, probs in zip(again, moved, self._segment(frame, moved, side)):
+            fit = self._to_face(self.tracks[index], probs, side)
             if fit is not None:
                 transforms[index], probabilities[index], to_face[index] = matrix, probs, fit
 
@@ -284,33 +338,53 @@ class FaceTracker:
             return align.box_transform(shape, self.model.image_size, self.model.crop)
         return face.transform(self.model.image_size, self.model.framing, self.model.crop)  # any detector's points
 
-    def _new_track(self, face: Face, transform: np.ndarray, probabilities: np.ndarray) -> Track:
+    def _new_track(self, face: Face, transform: np.ndarray, probabilities: np.ndarray,
+                   sides: dict | None = None) -> Track:
         centroids, areas = part_centroids(probabilities.argmax(-1), self._parts)
+        side_centroids = None if sides is None else {
+            side: part_centroids(probs.argmax(-1), self._parts)[0] for side, probs in sides.items()}
         if face.keypoints is None:  # an aligned frame: its box is the crop's
             size = self.model.image_size
             box = np.array([(0, 0), (size, 0), (size, size), (0, size)], np.float64)
-            return Track(transform, face, None, box, centroids, areas)
+            return Track(transform, face, None, box, centroids, areas, side_centroids)
         x, y, w, h = face.box
         corners = np.array([(x, y), (x + w, y), (x + w, y + h), (x, y + h)])
         return Track(transform, face, align.apply(transform, face.keypoints),
-                     align.apply(transform, corners), centroids, areas)
+                     align.apply(transform, corners), centroids, areas, side_centroids)
 
-    def _to_face(self, track: Track, probabilities: np.ndarray) -> np.ndarray | None:
+    def _to_face(self, track: Track, probabilities: np.ndarray, side: str | None = None) -> np.ndarray | None:
         """This crop -> the track's detection crop: the similarity that puts this crop's part centroids
         on those at detection; None when the track is lost (too few parts found, an implausible fit).
         Aligned frames (a Segmenter without detector) stay where they are: the identity."""
         if track.keypoints is None:
             return np.eye(2, 3)
         centroids, areas = part_centroids(probabilities.argmax(-1), self._parts)
-        found = (areas >= MIN_AREA * track.areas) & (track.areas > 0)
+        # one side of the flip is fitted onto that side's centroids at detection: its bias cancels
+        reference = track.centroids if side is None or track.side_centroids is None else track.side_centroids[side]
+        found = (areas >= MIN_AREA * track.areas) & (track.areas > 0) & np.isfinite(reference).all(1)
         if found.sum() < MIN_PARTS:
             return None
-        fit = align.similarity_transform(centroids[found], track.centroids[found])
+        fit = align.similarity_transform(centroids[found], reference[found])
         size = self.model.image_size
         shift = _centre_shift(fit, size)
         if not 1 / MAX_SCALE_CHANGE <= align.scale_of(fit) <= MAX_SCALE_CHANGE or shift > MAX_SHIFT * size:
             return None
         return fit
+
+    def _steady(self, track: Track, estimate: np.ndarray) -> np.ndarray:
+        """This frame's measured frame -> detection's crop transform, filtered with the track's last
+        (a One Euro filter, see STILL_CUTOFF): the more the face moves, the more the measurement counts."""
+        size = self.model.image_size
+        corners = np.array([(0, 0), (size, 0), (size, size), (0, size)], np.float64)
+        # how far the crop's corners moved from the last estimate, in crop pixels
+        moved = align.apply(track.estimate, align.apply(align.invert(estimate), corners)) - corners
+        change = float(np.hypot(moved[:, 0], moved[:, 1]).max())
+        if track.speed is None:
+            track.speed = change
+        else:
+            track.speed += _euro_weight(SPEED_CUTOFF) * (change - track.speed)
+        weight = _euro_weight(STILL_CUTOFF + MOVING_CUTOFF * track.speed)
+        return weight * estimate + (1 - weight) * track.estimate
 
     def _next_transform(self, track: Track, used: np.ndarray, estimate: np.ndarray) -> np.ndarray:
         """The transform to align the next frame with: this frame's estimate, moved on by MOTION times the
@@ -325,16 +399,21 @@ class FaceTracker:
     def _smoothed(self, track: Track, probabilities: np.ndarray, to_face: np.ndarray) -> np.ndarray:
         """This frame's probabilities (S, S, C) mixed with the track's average, resampled from the last
         frame's crop into this one so that the face's parts (not the frame's pixels) line up."""
-        if self.smoothing <= 0 or track.average is None:
+        pair = self.by_turns and track.last is not None
+        if (self.smoothing <= 0 and not pair) or track.average is None:
             return probabilities
         # this crop -> the detection's crop -> the last frame's crop
         to_last = _compose(align.invert(track.average_to_face), to_face)
-        past = track.average
+        new = np.float32(1 - self.smoothing)
+        past = np.multiply(track.average, np.float32(self.smoothing), dtype=np.float32)
+        if pair:  # this frame's run and the last one's (the other side of the flip) count half each
+            new *= np.float32(0.5)
+            past += new * track.last
         if not np.allclose(to_last, np.eye(2, 3), atol=1e-6):
-            past = align.resample_crop(past, to_last, probabilities)
-        mixed = np.multiply(past, np.float32(self.smoothing), dtype=np.float32)
-        mixed += np.float32(1 - self.smoothing) * probabilities
-        return mixed
+            # where the last crop does not reach, this frame's own values, weighted as the past's
+            past = align.resample_crop(past, to_last, probabilities * (1 - new))
+        past += new * probabilities
+        return past
 
     def _carry_averages(self, tracks: list[Track], probabilities) -> None:
         """Give each new detection the average of the old track it continues (the nearest crop centre,
@@ -355,9 +434,14 @@ class FaceTracker:
             if new_to_old is None:
                 continue
             # the old average, in its crop -> this crop (the new track's detection crop)
-            track.average = before.average
+            track.average, track.last = before.average, before.last
             track.average_to_face = _compose(align.invert(new_to_old), before.average_to_face)
             track.estimate = None
+
+
+def _euro_weight(cutoff: float) -> float:
+    """A One Euro filter's weight of the new value, a frame apart, for a cutoff in cycles a frame."""
+    return 1 / (1 + 1 / (2 * np.pi * cutoff))
 
 
 def _centre_shift(fit: np.ndarray, size: int) -> float:

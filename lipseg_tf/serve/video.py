@@ -168,7 +168,7 @@ def video_outputs(out_dir: Path, name: str) -> list[Path]:
 
 
 def predict_video(path: Path, name: str, segmenter: Segmenter, out_dir: Path, detect_every: int,
-                  smoothing: float, progress: bool = True) -> dict:
+                  smoothing: float, progress: bool = True, flip_by_turns: bool = True) -> dict:
     """Segment every frame of one video; write its overlay, masks and JSON; return its record (also in
     <name>.json). UserError when the video cannot be opened (nothing is written then)."""
     from tqdm import tqdm
@@ -185,7 +185,8 @@ def predict_video(path: Path, name: str, segmenter: Segmenter, out_dir: Path, de
               "frames": 0, "frames_declared": reader.frames, "model": str(segmenter.model.path),
               "classes": list(segmenter.classes), "overlay": f"{name}{OVERLAY_SUFFIX}",
               "masks": f"{name}{MASKS_SUFFIX}/", "detect_every": detect_every, "smoothing": smoothing,
-              "detections": 0, "frames_without_face": 0, "error": None, "per_frame": []}
+              "flip_by_turns": segmenter.flips_by_turns(flip_by_turns, smoothing), "detections": 0,
+              "frames_without_face": 0, "error": None, "per_frame": []}
     timings: dict[str, list[float]] = {}
     bar = tqdm(total=reader.frames or None, desc=path.name, unit="frame", dynamic_ncols=True,
                disable=None if progress else True)
@@ -219,7 +220,8 @@ def predict_video(path: Path, name: str, segmenter: Segmenter, out_dir: Path, de
     pending: deque[tuple[object, Future]] = deque()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lipseg-video-write") as pool:
         try:
-            for frame in segmenter.video(reader, detect_every=detect_every, smoothing=smoothing):
+            for frame in segmenter.video(reader, detect_every=detect_every, smoothing=smoothing,
+                                         flip_by_turns=flip_by_turns):
                 pending.append((frame, pool.submit(write, frame)))
                 while len(pending) > WRITE_AHEAD:
                     finish(*pending.popleft())
@@ -247,7 +249,8 @@ def predict_video(path: Path, name: str, segmenter: Segmenter, out_dir: Path, de
 
 
 def predict_videos(videos: Sequence[Path], names: dict[Path, str], segmenter: Segmenter, out_dir: Path,
-                   summary: dict, detect_every: int = 10, smoothing: float = 0.5) -> dict:
+                   summary: dict, detect_every: int = 10, smoothing: float = 0.5,
+                   flip_by_turns: bool = True) -> dict:
     """predict_video for each video, into the summary of the same run (predict_files', already written
     with the photos): its "videos" count and lists; returns it, also written to summary.json."""
     from lipseg_tf.serve.predict import SUMMARY_FILE, _to_json
@@ -258,7 +261,8 @@ def predict_videos(videos: Sequence[Path], names: dict[Path, str], segmenter: Se
     rates = []
     for path in videos:
         try:
-            record = predict_video(path, names[path], segmenter, out_dir, detect_every, smoothing)
+            record = predict_video(path, names[path], segmenter, out_dir, detect_every, smoothing,
+                                   flip_by_turns=flip_by_turns)
         except UserError as err:
             log.warning("skipped %s", err)
             summary["skipped"].append({"file": str(path), "reason": str(err)})

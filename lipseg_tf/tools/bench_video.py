@@ -68,7 +68,7 @@ def _photo_labels(seg, frames) -> np.ndarray:
 
 
 def measure(seg, frames: int, detect_every: int, smoothing: float, seed: int, image_id: int,
-            rounds: int = 3) -> dict:
+            rounds: int = 3, flip_by_turns: bool = True) -> dict:
     """The fps, flicker and F1 rows (see the module's text) -> {name: value}. Each fps is the best of
     `rounds` runs, the two ways taking turns, so that other jobs on the machine weigh on both alike."""
     from lipseg_tf.prep.sample.clip import render_clip
@@ -76,7 +76,7 @@ def measure(seg, frames: int, detect_every: int, smoothing: float, seed: int, im
     moving, moving_truth = render_clip(seed, image_id, frames, shape=(480, 640))
     still, still_truth = render_clip(seed, image_id, frames, shape=(480, 640), motion="still", noise=4.0)
     seg(moving[0])  # warm up: the model's and the detector's first calls trace their graphs
-    options = {"detect_every": detect_every, "smoothing": smoothing}
+    options = {"detect_every": detect_every, "smoothing": smoothing, "flip_by_turns": flip_by_turns}
     tracked_seconds, photo_seconds = [], []
     for _ in range(rounds):
         tracked, seconds = _timed(lambda: _video_labels(seg, moving, **options))
@@ -99,7 +99,7 @@ def measure(seg, frames: int, detect_every: int, smoothing: float, seed: int, im
                     "flicker_tracked_unsmoothed": flicker(still_plain), "flicker_tracked": flicker(still_smoothed),
                     "f1_still_tracked": mean_f1(still_smoothed, still_truth),
                     "f1_still_frame_by_frame": mean_f1(still_photos, still_truth)})
-    results["end_to_end_fps"] = _end_to_end_fps(seg, moving, detect_every, smoothing)
+    results["end_to_end_fps"] = _end_to_end_fps(seg, moving, detect_every, smoothing, flip_by_turns)
     return results
 
 
@@ -122,16 +122,17 @@ def real_clips(root: Path, faces: int, frames: int, split: str = "test"):
 
 
 def measure_real(seg, root: Path, faces: int, frames: int, detect_every: int, smoothing: float,
-                 split: str = "test") -> dict:
+                 split: str = "test", flip_by_turns: bool = True) -> dict:
     """F1 (moving) and mean flicker (still) on real_clips of a split, frame by frame and tracked."""
     chosen, truths, photos, tracked, still_photos, still_tracked = [], [], [], [], [], []
     for image_id, moving, truth, still in real_clips(root, faces, frames, split):
         chosen.append(image_id)
         truths.append(truth)
         photos.append(_photo_labels(seg, moving))
-        tracked.append(_video_labels(seg, moving, detect_every=detect_every, smoothing=smoothing))
+        options = {"detect_every": detect_every, "smoothing": smoothing, "flip_by_turns": flip_by_turns}
+        tracked.append(_video_labels(seg, moving, **options))
         still_photos.append(flicker(_photo_labels(seg, still)))
-        still_tracked.append(flicker(_video_labels(seg, still, detect_every=detect_every, smoothing=smoothing)))
+        still_tracked.append(flicker(_video_labels(seg, still, **options)))
     truth = np.concatenate(truths)
     return {"data": real_data(chosen, split), "faces": len(chosen), "frames": frames,
             "f1_frame_by_frame": mean_f1(np.concatenate(photos), truth),
@@ -143,7 +144,7 @@ def real_data(chosen: Sequence[int], split: str = "test") -> str:
     return f"dev {split} split, {len(chosen)} real faces (CelebAMask-HQ ids {chosen[0]}..{chosen[-1]})"
 
 
-def _end_to_end_fps(seg, frames: np.ndarray, detect_every: int, smoothing: float) -> float:
+def _end_to_end_fps(seg, frames: np.ndarray, detect_every: int, smoothing: float, flip_by_turns: bool = True) -> float:
     """predict.py's video path on the clip written as an MP4: decode, segment, write masks and overlay."""
     from lipseg_tf.serve.video import VideoWriter, predict_video
 
@@ -155,7 +156,8 @@ def _end_to_end_fps(seg, frames: np.ndarray, detect_every: int, smoothing: float
         writer.close()
         out = Path(work) / "out"
         out.mkdir()
-        record = predict_video(path, "clip", seg, out, detect_every, smoothing, progress=False)
+        record = predict_video(path, "clip", seg, out, detect_every, smoothing, progress=False,
+                               flip_by_turns=flip_by_turns)
     return record["fps_processed"]
 
 
@@ -239,6 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "the model time)")
     parser.add_argument("--detect-every", "--detect_every", dest="detect_every", type=positive_int, default=10)
     parser.add_argument("--smoothing", type=float, default=0.5)
+    parser.add_argument("--flip-every-frame", "--flip_every_frame", dest="flip_every_frame", action="store_true",
+                        help="both halves of the mirror-image average every frame, as predict.py's option")
     parser.add_argument("--rounds", type=positive_int, default=3, help="fps: the best of this many runs")
     parser.add_argument("--seed", type=int, default=0, help="the synthetic sample's seed")
     parser.add_argument("--image-id", "--image_id", dest="image_id", type=int, default=1,
@@ -268,10 +272,11 @@ def _main(argv: Sequence[str] | None) -> int:
     results = {"data": "synthetic (lipseg_tf.prep.sample.clip)", "frames": args.frames, "tta": args.tta,
                "runtime": seg.model.runtime,
                "detect_every": args.detect_every, "smoothing": args.smoothing, "seed": args.seed,
+               "flip_by_turns": seg.flips_by_turns(not args.flip_every_frame, args.smoothing),
                "image_id": args.image_id, "model": str(seg.model.path)}
     if args.real:
         results["real"] = measure_real(seg, Path(args.real), args.real_faces, args.real_frames, args.detect_every,
-                                       args.smoothing, args.real_split)
+                                       args.smoothing, args.real_split, not args.flip_every_frame)
         real = results["real"]
         print(f"{real['data']}, {real['frames']} frames each: F1 frame by frame {real['f1_frame_by_frame']:.3f}, "
               f"tracked {real['f1_tracked']:.3f}; flicker (still) frame by frame "
@@ -281,7 +286,7 @@ def _main(argv: Sequence[str] | None) -> int:
             Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
         return 0
     results.update(measure(seg, args.frames, args.detect_every, args.smoothing, args.seed, args.image_id,
-                           args.rounds))
+                           args.rounds, not args.flip_every_frame))
     if args.libraries:
         from lipseg_tf.prep.sample.clip import render_clip
         results["libraries"] = library_speeds(render_clip(args.seed, args.image_id, args.frames)[0])
