@@ -19,9 +19,9 @@ a face get the whole frame. The transform measured on each frame is low-passed w
 Smoothing is an exponential moving average of each face's class probabilities in its aligned crop
 (`smoothing` is the weight of the past; 0 turns it off, and the flip by turns with it). The previous
 frame's average is resampled into this frame's crop through the two crops' fits to the detection crop,
-so that the face's parts line up, not the frame's pixels. The labels pasted into the frame are the argmax of the average, so a
-part's border does not flicker with sensor noise; the transform is corrected from this frame's own
-probabilities, so it does not lag.
+so that the face's parts line up, not the frame's pixels. The labels pasted into the frame are the
+argmax of the average, so a part's border does not flicker with sensor noise; the transform is
+corrected from this frame's own probabilities, so it does not lag.
 
 Flip by turns (flip_by_turns, the default with smoothing): where the model's mirror-image average is two
 runs of its network (the shipped models' TFLite copies), a detection runs both and each tracked frame
