@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "mirror image (left/right classes swapped); twice the model time. Models exported "
                              "with --tta flip (the shipped ones) do it already, unless off: never flip, half the "
                              "model time (needs the TFLite runtime for those; mean F1 0.860 against 0.862 on "
-                             "real-face scenes; videos: 1.4-1.6x the fps)")
+                             "real-face scenes; videos: 1.2x the fps of the default, which runs the halves by turns)")
     parser.add_argument("--runtime", choices=RUNTIMES, default="auto",
                         help="what runs the network on the aligned faces: auto (the TFLite copy with int8 weights, "
                              "crop.tflite, when the model folder has one, as the shipped small and fast models do: "

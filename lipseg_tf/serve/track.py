@@ -68,14 +68,14 @@ MOTION = 0.75
 # detection's own alignment taken for motion.
 REFIT_SHIFT = 0.03
 # The transform measured on each frame (the fit of its parts' centroids) jitters by a tenth of a pixel or
-# so on a still face, and more where one side of the flip average is run a frame (FLIP_BY_TURNS): the past
+# so on a still face, and more where one half of the flip average is run a frame (flip by turns): the past
 # average then lands a little off and the labels flicker. The estimate is filtered as MediaPipe filters
 # its landmarks, with a One Euro filter (Casiez et al., CHI 2012): a low-pass whose cutoff (cycles a frame)
 # rises with the crop's speed (crop pixels a frame, itself low-passed at SPEED_CUTOFF), so a still face
 # holds still and a moving one is followed. Chosen on clips of 10 dev val faces (bench_video's real clips,
 # 2026-12-06): flip by turns, flicker 0.0469 unfiltered, 0.0243 with these, moving F1 0.8865 / 0.8863;
-# both sides each frame 0.0270 -> 0.0220 (F1 0.8873 / 0.8871 at 0.1 / 1). Lower MOVING_CUTOFF (0.1) took
-# flicker to 0.018 but F1 to 0.882: the crop lagged a moving face.
+# on 24 val faces 0.0264, F1 0.8836; both halves every frame 0.0289 -> 0.0204, F1 0.8853 -> 0.8847. A lower
+# MOVING_CUTOFF (0.1) took flicker to 0.018 but F1 to 0.882: the crop lagged a moving face.
 STILL_CUTOFF = 0.01
 MOVING_CUTOFF = 0.3
 SPEED_CUTOFF = 1.0
