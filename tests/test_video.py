@@ -333,3 +333,24 @@ def test_a_still_face_is_tracked_still(segmenter, monkeypatch):
     raw_step, raw_flicker = clip()
     assert filtered_step < 0.7 * raw_step and filtered_flicker < raw_flicker, \
         (filtered_step, raw_step, filtered_flicker, raw_flicker)
+
+
+def test_flip_by_turns_pairs_the_halves_while_the_face_is_still(segmenter, monkeypatch):
+    """A still face's labels rest on this frame's half and the last frame's alike, so that the halves'
+    differences do not alternate (less flicker than this frame's half alone); a moving face's half
+    counts alone, so that it is not held back a frame (better F1 than pairing it too)."""
+    still, _ = render_clip(0, 1, 20, shape=SHAPE, motion="still", noise=4.0)
+    moving, truth = render_clip(0, 1, FRAMES, shape=SHAPE, period=40)  # as the MP4's, not compressed
+
+    def measured():
+        return (flicker(np.stack([f.labels for f in segmenter.video(still)])),
+                f1(np.stack([f.labels for f in segmenter.video(moving, detect_every=100)]), truth))
+
+    paired_flicker, adaptive_f1 = measured()
+    monkeypatch.setattr(track, "PAIR_SHARE", 0.0)
+    alone_flicker, _ = measured()
+    monkeypatch.setattr(track, "PAIR_SHARE", 0.5)
+    monkeypatch.setattr(track, "PAIR_STILL", math.inf)
+    _, always_paired_f1 = measured()
+    assert paired_flicker < 0.9 * alone_flicker, (paired_flicker, alone_flicker)
+    assert adaptive_f1 > always_paired_f1 + 0.002, (adaptive_f1, always_paired_f1)

@@ -226,8 +226,8 @@ class Segmenter:
         in a moving average of each face's probabilities, so masks do not flicker; realign=False keeps
         the detection's alignment until the next detection. With the flip average done in two runs of
         the network (the shipped models), flip_by_turns runs one of them a tracked frame, the image and its
-        mirror image by turns, and averages each frame's with the last frame's (half the model time;
-        False: both runs every frame). A video that cannot be read raises
+        mirror image by turns, and while a face is still counts each frame's with the last frame's (half
+        the model time; False: both runs every frame). A video that cannot be read raises
         UserError (after the frames before the damage, for one that breaks off). Each frame's smoothing
         and paste-back run on a thread while the next frame is segmented (FaceTracker.stream), so a frame
         comes out once the next has been read: one frame of delay for a live camera.

@@ -25,10 +25,11 @@ corrected from this frame's own probabilities, so it does not lag.
 
 Flip by turns (flip_by_turns, the default with smoothing): where the model's mirror-image average is two
 runs of its network (the shipped models' TFLite copies), a detection runs both and each tracked frame
-one, the image and its mirror image by turns; the moving average counts this frame's run and the last
-one's (the other half) as one, so every frame's labels rest on both. Each half's parts are fitted onto
-that half's centroids at detection, so that the halves' small differences do not read as motion. Half
-the network time a tracked frame.
+one, the image and its mirror image by turns. While the face is still, the moving average counts this
+frame's run and the last one's (the other half) as one, so that the halves' small differences do not
+alternate in the labels; a moving face's run counts alone, so that the face is not held back a frame
+(PAIR_STILL). Each half's parts are fitted onto that half's centroids at detection, so that those
+differences do not read as motion either. Half the network time a tracked frame.
 """
 
 from __future__ import annotations
@@ -76,6 +77,17 @@ REFIT_SHIFT = 0.03
 # 2026-12-06): flip by turns, flicker 0.0469 unfiltered, 0.0243 with these, moving F1 0.8865 / 0.8863;
 # on 24 val faces 0.0264, F1 0.8836; both halves every frame 0.0289 -> 0.0204, F1 0.8853 -> 0.8847. A lower
 # MOVING_CUTOFF (0.1) took flicker to 0.018 but F1 to 0.882: the crop lagged a moving face.
+# Flip by turns: the last frame's half and this frame's count alike (PAIR_SHARE 0.5) while the crop moves
+# up to PAIR_STILL crop pixels a frame (the One Euro filter's speed), so that the halves' small differences
+# do not alternate in the labels of a still face; from PAIR_MOVING on this frame's half counts alone, so
+# that a moving, turning face is not held back by a frame. On the real val clips still faces' crops move
+# 0.1-0.9 px a frame (one badly tracked face up to 6), moving ones 3.3 and up. Chosen on 10 val faces
+# (tools/bench_video's real clips) and 3 synthetic moving clips (60 frames, 320 x 240): pair always,
+# flicker 0.0243, F1 0.8863, synthetic F1 0.8063; (2, 4) 0.0258, 0.8862, 0.8176; (1, 3) 0.0264, 0.8863,
+# 0.8176; never 0.0441, 0.8865, 0.8193 (both halves every frame: 0.0167, 0.8872, 0.8187).
+PAIR_SHARE = 0.5
+PAIR_STILL = 2.0
+PAIR_MOVING = 4.0
 STILL_CUTOFF = 0.01
 MOVING_CUTOFF = 0.3
 SPEED_CUTOFF = 1.0
@@ -133,6 +145,7 @@ class _Job:
     faces: list[Face]
     detected: bool
     seconds: dict[str, float]
+    pair_shares: list[float] = dataclasses.field(default_factory=list)  # per track, flip by turns (_pair_share)
 
 
 def part_centroids(labels: np.ndarray, parts: int) -> tuple[np.ndarray, np.ndarray]:
@@ -260,14 +273,16 @@ class FaceTracker:
         self._since_detection += 1
         self._frame += 1
         faces = [track.face(track.estimate) for track in tracks]
-        return _Job(frame.shape[:2], list(tracks), probabilities, to_face, transforms, faces, detect, seconds)
+        shares = [_pair_share(track.speed) for track in tracks] if self.by_turns else [0.0] * len(tracks)
+        return _Job(frame.shape[:2], list(tracks), probabilities, to_face, transforms, faces, detect, seconds,
+                    shares)
 
     def _finish(self, job: _Job) -> TrackedFrame:
         """The rest of a frame: its probabilities mixed into each track's average, pasted into it."""
         start = time.perf_counter()
         averages = []
-        for track, probs, matrix in zip(job.tracks, job.probabilities, job.to_face):
-            average = self._smoothed(track, probs, matrix)
+        for track, probs, matrix, share in zip(job.tracks, job.probabilities, job.to_face, job.pair_shares):
+            average = self._smoothed(track, probs, matrix, share)
             track.average, track.average_to_face = average, matrix
             track.last = probs if self.by_turns else None
             averages.append(average)
@@ -396,19 +411,20 @@ class FaceTracker:
             return estimate
         return estimate + MOTION * (estimate - track.estimate)
 
-    def _smoothed(self, track: Track, probabilities: np.ndarray, to_face: np.ndarray) -> np.ndarray:
+    def _smoothed(self, track: Track, probabilities: np.ndarray, to_face: np.ndarray,
+                  pair_share: float = 0.0) -> np.ndarray:
         """This frame's probabilities (S, S, C) mixed with the track's average, resampled from the last
         frame's crop into this one so that the face's parts (not the frame's pixels) line up."""
-        pair = self.by_turns and track.last is not None
+        pair = self.by_turns and track.last is not None and pair_share > 0
         if (self.smoothing <= 0 and not pair) or track.average is None:
             return probabilities
         # this crop -> the detection's crop -> the last frame's crop
         to_last = _compose(align.invert(track.average_to_face), to_face)
         new = np.float32(1 - self.smoothing)
         past = np.multiply(track.average, np.float32(self.smoothing), dtype=np.float32)
-        if pair:  # this frame's run and the last one's (the other side of the flip) count half each
-            new *= np.float32(0.5)
-            past += new * track.last
+        if pair:  # the last frame's run (the flip's other half) takes its share of this frame's weight
+            past += new * np.float32(pair_share) * track.last
+            new *= np.float32(1 - pair_share)
         if not np.allclose(to_last, np.eye(2, 3), atol=1e-6):
             # where the last crop does not reach, this frame's own values, weighted as the past's
             past = align.resample_crop(past, to_last, probabilities * (1 - new))
@@ -434,9 +450,17 @@ class FaceTracker:
             if new_to_old is None:
                 continue
             # the old average, in its crop -> this crop (the new track's detection crop)
-            track.average, track.last = before.average, before.last
+            track.average, track.last, track.speed = before.average, before.last, before.speed
             track.average_to_face = _compose(align.invert(new_to_old), before.average_to_face)
             track.estimate = None
+
+
+def _pair_share(speed: float | None) -> float:
+    """Flip by turns: the last frame's half's share of this frame's weight in the moving average, by how
+    fast the crop moves (crop pixels a frame): PAIR_SHARE up to PAIR_STILL, none from PAIR_MOVING."""
+    if speed is None or speed <= PAIR_STILL:
+        return PAIR_SHARE
+    return PAIR_SHARE * max(0.0, (PAIR_MOVING - speed) / (PAIR_MOVING - PAIR_STILL))
 
 
 def _euro_weight(cutoff: float) -> float:
