@@ -248,7 +248,8 @@ class Segmenter:
     def flips_by_turns(self, flip_by_turns: bool = True, smoothing: float = 0.5) -> bool:
         """Whether video(flip_by_turns=..., smoothing=...) runs the flip average's halves by turns: only
         where the model does that average in two runs of its network, and with smoothing."""
-        return flip_by_turns and self.model.two_runs and smoothing > 0
+        from lipseg_tf.serve.track import flips_by_turns
+        return flips_by_turns(self.model, flip_by_turns, smoothing)
 
     def _video_frames(self, frames: Iterable, tracker) -> Iterator[VideoFrame]:
         fps = getattr(frames, "fps", 0.0) or 0.0

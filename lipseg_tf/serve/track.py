@@ -184,7 +184,7 @@ class FaceTracker:
         self.model = model
         # the flip average's two runs by turns, one a tracked frame (where the model does it in two runs);
         # the moving average brings them together, so without smoothing both run every frame
-        self.by_turns = flip_by_turns and model.two_runs and smoothing > 0
+        self.by_turns = flips_by_turns(model, flip_by_turns, smoothing)
         self._frame = 0  # frames started (whose turn it is)
         self.prefilter = prefilter
         self.detector = detector
@@ -453,6 +453,12 @@ class FaceTracker:
             track.average, track.last, track.speed = before.average, before.last, before.speed
             track.average_to_face = _compose(align.invert(new_to_old), before.average_to_face)
             track.estimate = None
+
+
+def flips_by_turns(model: Model, flip_by_turns: bool = True, smoothing: float = 0.5) -> bool:
+    """Whether a FaceTracker of these options runs the flip average's halves by turns: only where the
+    model does that average in two runs of its network, and with smoothing to join them."""
+    return flip_by_turns and model.two_runs and smoothing > 0
 
 
 def _pair_share(speed: float | None) -> float:
