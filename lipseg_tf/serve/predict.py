@@ -186,10 +186,7 @@ class Model:
                 return self._lite(images)
             return self._unmirror(self._lite(np.ascontiguousarray(images[:, :, ::-1])))
         if self.two_runs:
-            probabilities, mirrored = self.sides(images, mirror_thread)
-            probabilities += mirrored  # in place: no fresh temporaries
-            probabilities *= np.float32(0.5)
-            return probabilities
+            return self.join(*self.sides(images, mirror_thread))
         if self._lite is not None:
             return self._lite(images)
         import tensorflow as tf
@@ -212,6 +209,13 @@ class Model:
         else:
             probabilities, mirrored = self._lite(images), self._lite(flipped)
         return probabilities, self._unmirror(mirrored)
+
+    @staticmethod
+    def join(probabilities: np.ndarray, mirrored: np.ndarray) -> np.ndarray:
+        """The flip average of `sides`' two runs, in place of the first (no fresh temporaries)."""
+        probabilities += mirrored
+        probabilities *= np.float32(0.5)
+        return probabilities
 
     def _unmirror(self, probabilities: np.ndarray) -> np.ndarray:
         """A mirror image's probabilities (N, S, S, C) flipped back, left/right classes swapped (a copy)."""

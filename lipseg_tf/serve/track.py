@@ -315,9 +315,7 @@ class FaceTracker:
             return self._segment(frame, transforms), [None] * len(transforms)
         image, mirrored = self.model.sides(self._crops(frame, transforms), mirror_thread=True)
         sides = [{"image": one, "mirror": other} for one, other in zip(image, mirrored)]
-        image += mirrored
-        image *= np.float32(0.5)
-        return image, sides
+        return self.model.join(image, mirrored), sides
 
     def _crops(self, frame: np.ndarray, transforms: list[np.ndarray]) -> np.ndarray:
         size = self.model.image_size
@@ -415,7 +413,7 @@ class FaceTracker:
                   pair_share: float = 0.0) -> np.ndarray:
         """This frame's probabilities (S, S, C) mixed with the track's average, resampled from the last
         frame's crop into this one so that the face's parts (not the frame's pixels) line up."""
-        pair = self.by_turns and track.last is not None and pair_share > 0
+        pair = track.last is not None and pair_share > 0  # both only with flip by turns
         if (self.smoothing <= 0 and not pair) or track.average is None:
             return probabilities
         # this crop -> the detection's crop -> the last frame's crop

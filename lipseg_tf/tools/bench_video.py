@@ -125,11 +125,11 @@ def measure_real(seg, root: Path, faces: int, frames: int, detect_every: int, sm
                  split: str = "test", flip_by_turns: bool = True) -> dict:
     """F1 (moving) and mean flicker (still) on real_clips of a split, frame by frame and tracked."""
     chosen, truths, photos, tracked, still_photos, still_tracked = [], [], [], [], [], []
+    options = {"detect_every": detect_every, "smoothing": smoothing, "flip_by_turns": flip_by_turns}
     for image_id, moving, truth, still in real_clips(root, faces, frames, split):
         chosen.append(image_id)
         truths.append(truth)
         photos.append(_photo_labels(seg, moving))
-        options = {"detect_every": detect_every, "smoothing": smoothing, "flip_by_turns": flip_by_turns}
         tracked.append(_video_labels(seg, moving, **options))
         still_photos.append(flicker(_photo_labels(seg, still)))
         still_tracked.append(flicker(_video_labels(seg, still, **options)))
