@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--flip-every-frame", "--flip_every_frame", dest="flip_every_frame", action="store_true",
                         help="videos: run both halves of the mirror-image average (tta flip) on every frame; by "
                              "default a tracked frame runs one, the image and its mirror image by turns, and the "
-                             "smoothing joins them (on real clips 0.002 lower F1, 1.4x the flicker, 1.25x the fps)")
+                             "smoothing joins them (on real clips 0.001 lower F1, 1.25x the flicker, 1.2x the fps)")
     parser.add_argument("--verbose", action="store_true", help="debug logging (per-photo timings), TF messages")
     return parser
 

@@ -314,7 +314,7 @@ class FaceTracker:
         if not self.by_turns or not transforms:
             return self._segment(frame, transforms), [None] * len(transforms)
         image, mirrored = self.model.sides(self._crops(frame, transforms), mirror_thread=True)
-        sides = [{"image": one, "mirror": other} for one, other in zip(image, mirrored)]
+        sides = [{"image": one.copy(), "mirror": other} for one, other in zip(image, mirrored)]
         return self.model.join(image, mirrored), sides
 
     def _crops(self, frame: np.ndarray, transforms: list[np.ndarray]) -> np.ndarray:
