@@ -350,7 +350,26 @@ def test_flip_by_turns_pairs_the_halves_while_the_face_is_still(segmenter, monke
     monkeypatch.setattr(track, "PAIR_SHARE", 0.0)
     alone_flicker, _ = measured()
     monkeypatch.setattr(track, "PAIR_SHARE", 0.5)
-    monkeypatch.setattr(track, "PAIR_STILL", math.inf)
+    monkeypatch.setattr(track, "_pair_share", lambda speed: 0.5)
     _, always_paired_f1 = measured()
     assert paired_flicker < 0.9 * alone_flicker, (paired_flicker, alone_flicker)
     assert adaptive_f1 > always_paired_f1 + 0.002, (adaptive_f1, always_paired_f1)
+
+
+def test_a_moving_face_is_expected_to_go_on_as_it_moves(segmenter, monkeypatch):
+    """A still face's crop expects three quarters of its last motion again (MOTION), a moving one's all of
+    it (MOVING_MOTION): the tracked crop of a moving face then keeps closer to where each frame's own
+    detection puts it than with three quarters at every speed."""
+    frames, _ = render_clip(0, 1, 24, shape=SHAPE, period=100)
+    photos = [segmenter(frame).transforms[0] for frame in frames]
+
+    def shift_from_photos():
+        tracked = [f.transforms[0] for f in segmenter.video(frames, detect_every=100)]
+        size = segmenter.model.image_size
+        return np.mean([track._centre_shift(track._compose(used, align.invert(photo)), size)
+                        for used, photo in zip(tracked[1:], photos[1:])])
+
+    expected = shift_from_photos()
+    monkeypatch.setattr(track, "MOVING_MOTION", track.MOTION)
+    damped = shift_from_photos()
+    assert expected < 0.85 * damped, (expected, damped)

@@ -28,7 +28,7 @@ runs of its network (the shipped models' TFLite copies), a detection runs both a
 one, the image and its mirror image by turns. While the face is still, the moving average counts this
 frame's run and the last one's (the other half) as one, so that the halves' small differences do not
 alternate in the labels; a moving face's run counts alone, so that the face is not held back a frame
-(PAIR_STILL). Each half's parts are fitted onto that half's centroids at detection, so that those
+(STILL_SPEED). Each half's parts are fitted onto that half's centroids at detection, so that those
 differences do not read as motion either. Half the network time a tracked frame.
 """
 
@@ -56,7 +56,16 @@ MAX_SHIFT = 0.2          # per frame, of the crop side
 # 0.012 below segmenting each frame as a photo (0.893 against 0.905; 0.75: 0.904, 1: 0.900, 0.25: 0.877);
 # on the real clips (bench_video --real, 24 dev test faces) 0.75 gives tracked F1 0.865 against 0.864 and
 # flicker 0.030 against 0.028; on the 640 x 480 synthetic clip 0.920 against 0.923.
+#
+# A moving face's crop still lagged with 0.75 (2026-12-07; against the face's true place in the real val
+# clips 1.5-2 crop px behind along the motion, where the photo's alignment was 0.3-1 px). From MOVING_SPEED
+# crop px a frame (the One Euro filter's speed; between STILL_SPEED and it in proportion) the whole motion
+# is expected, MOVING_MOTION: on the 24 val clips F1 0.8838 -> 0.8844, flicker 0.0243 both (a still face
+# keeps 0.75); the 640 x 480 synthetic clip 0.9269 -> 0.9272, three 320 x 240 ones 0.8058 -> 0.8056; a
+# face 2.5 times as fast (period 40, 24 frames, detected once) 0.9211 -> 0.9240 (as photos 0.9270).
+# 1.25: val 0.8845, 0.0246, synthetic 0.9281, 0.8078, the fast face 0.9181 (overshot at its turns).
 MOTION = 0.75
+MOVING_MOTION = 1.0
 # The first frame after a detection has no motion to expect yet: its crop is the detection's, a whole frame
 # behind a moving face, and where the fit moves it by more than this share of the crop the frame is segmented
 # again where the fit put it (one more model run after a detection of a moving face). On tests/test_video.py's
@@ -78,16 +87,16 @@ REFIT_SHIFT = 0.03
 # on 24 val faces 0.0264, F1 0.8836; both halves every frame 0.0289 -> 0.0204, F1 0.8853 -> 0.8847. A lower
 # MOVING_CUTOFF (0.1) took flicker to 0.018 but F1 to 0.882: the crop lagged a moving face.
 # Flip by turns: the last frame's half and this frame's count alike (PAIR_SHARE 0.5) while the crop moves
-# up to PAIR_STILL crop pixels a frame (the One Euro filter's speed), so that the halves' small differences
-# do not alternate in the labels of a still face; from PAIR_MOVING on this frame's half counts alone, so
+# up to STILL_SPEED crop pixels a frame (the One Euro filter's speed), so that the halves' small differences
+# do not alternate in the labels of a still face; from MOVING_SPEED on this frame's half counts alone, so
 # that a moving, turning face is not held back by a frame. On the real val clips still faces' crops move
 # 0.1-0.9 px a frame (one badly tracked face up to 6), moving ones 3.3 and up. Chosen on 10 val faces
 # (tools/bench_video's real clips) and 3 synthetic moving clips (60 frames, 320 x 240): pair always,
 # flicker 0.0243, F1 0.8863, synthetic F1 0.8063; (2, 4) 0.0258, 0.8862, 0.8176; (1, 3) 0.0264, 0.8863,
 # 0.8176; never 0.0441, 0.8865, 0.8193 (both halves every frame: 0.0167, 0.8872, 0.8187).
 PAIR_SHARE = 0.5
-PAIR_STILL = 2.0
-PAIR_MOVING = 4.0
+STILL_SPEED = 2.0
+MOVING_SPEED = 4.0
 STILL_CUTOFF = 0.01
 MOVING_CUTOFF = 0.3
 SPEED_CUTOFF = 1.0
@@ -407,7 +416,8 @@ class FaceTracker:
             return used
         if track.estimate is None:
             return estimate
-        return estimate + MOTION * (estimate - track.estimate)
+        motion = MOTION + (MOVING_MOTION - MOTION) * _moving(track.speed)
+        return estimate + motion * (estimate - track.estimate)
 
     def _smoothed(self, track: Track, probabilities: np.ndarray, to_face: np.ndarray,
                   pair_share: float = 0.0) -> np.ndarray:
@@ -459,12 +469,18 @@ def flips_by_turns(model: Model, flip_by_turns: bool = True, smoothing: float = 
     return flip_by_turns and model.two_runs and smoothing > 0
 
 
+def _moving(speed: float | None) -> float:
+    """How much a crop moving at `speed` (crop pixels a frame; None: not known yet) counts as moving:
+    0 up to STILL_SPEED, 1 from MOVING_SPEED, in proportion between."""
+    if speed is None:
+        return 0.0
+    return min(1.0, max(0.0, (speed - STILL_SPEED) / (MOVING_SPEED - STILL_SPEED)))
+
+
 def _pair_share(speed: float | None) -> float:
     """Flip by turns: the last frame's half's share of this frame's weight in the moving average, by how
-    fast the crop moves (crop pixels a frame): PAIR_SHARE up to PAIR_STILL, none from PAIR_MOVING."""
-    if speed is None or speed <= PAIR_STILL:
-        return PAIR_SHARE
-    return PAIR_SHARE * max(0.0, (PAIR_MOVING - speed) / (PAIR_MOVING - PAIR_STILL))
+    fast the crop moves: PAIR_SHARE while it is still, none once it moves (_moving)."""
+    return PAIR_SHARE * (1 - _moving(speed))
 
 
 def _euro_weight(cutoff: float) -> float:
