@@ -137,15 +137,38 @@ def test_unet_with_patches_runs_its_stages_at_a_fraction_of_the_side_and_answers
     assert fully_convolutional(image[:, :16, :], training=False).shape == (2, 16, 32, 5)
 
 
-@pytest.mark.parametrize("ngf, patch", [(6, 1), (24, 1), (8, 2)])
-def test_source_filters_reads_ngf_from_a_checkpoint_of_any_patch(tmp_path, ngf, patch):
-    """--init_from's width: the first convolution's filters, though a deeper stage of ngf 6 or 24 also
-    takes 12 or 48 channels, the inputs of patch 2 or 4."""
+def test_a_unet_with_a_head_runs_its_stages_at_the_patch_and_its_head_at_half_of_it():
+    unet = networks.build_unet(5, base_filters=6, depth=2, image_size=32, patch=4, head=4)
+    assert unet.output_shape == (None, 32, 32, 5)
+    assert unet.get_layer("encoder_stage1_conv1").output.shape == (None, 8, 8, 6)
+    assert unet.get_layer("head_fine_conv").input.shape == (None, 16, 16, 12)   # the photo's 2x2 patches
+    assert unet.get_layer("head_conv").output.shape == (None, 16, 16, 8)
+    assert unet.get_layer("logits_conv").output.shape == (None, 16, 16, 20)
+    image = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
+    probs = unet(image, training=False).numpy()
+    np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
+    # each 2x2 patch of a 4x4 one gets answers of its own, and so does each pixel of it
+    assert np.abs(probs[:, 0:32:4, 0:32:4] - probs[:, 2:32:4, 2:32:4]).max() > 1e-4
+    assert np.abs(probs[:, 0::2, 0::2] - probs[:, 1::2, 1::2]).max() > 1e-4
+    full_side = networks.build_unet(5, 4, 2, 32, patch=2, head=4)          # a head at patch 1: no patches
+    assert full_side.get_layer("head_fine_conv").input.shape == (None, 32, 32, 3)
+    with pytest.raises(UserError, match="head 4 needs a patch of 2 or 4"):
+        networks.build_unet(5, 4, 2, 32, patch=1, head=4)
+
+
+@pytest.mark.parametrize("ngf, patch, head", [(6, 1, 0), (24, 1, 0), (8, 2, 0), (24, 4, 16), (16, 4, 8), (8, 4, 4)])
+def test_the_shape_of_a_unet_is_read_from_its_checkpoint(tmp_path, ngf, patch, head):
+    """--init_from's width and reexport's network: the first convolution's filters, though a deeper stage of
+    ngf 6 or 24 also takes 12 or 48 channels, the inputs of patch 2 or 4, and a head's convolution of the
+    photo takes them too."""
     from lipseg_tf.train import unet
 
-    network = networks.build_unet(5, ngf, 2, 32, patch=patch)
+    network = networks.build_unet(5, ngf, 2, 32, patch=patch, head=head)
     prefix = tf.train.Checkpoint(model=network).write(str(tmp_path / "ckpt"))
-    assert unet.source_filters(prefix) == ngf
+    assert unet.source_filters(prefix, 5) == ngf
+    shape = networks.unet_shape_of(tf.train.list_variables(prefix), 5)
+    assert shape == networks.UnetShape(ngf, 2, patch, head)
+    assert networks.unet_shape_of(tf.train.list_variables(prefix), 3) is None   # not of these classes
 
 
 @pytest.mark.parametrize("build, message", [

@@ -43,7 +43,7 @@ def box_photos(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return photos, labels
 
 
-def trained_unet(patch: int = 1, epochs: int = 8):
+def trained_unet(patch: int = 1, epochs: int = 8, head: int = 0):
     """A tiny U-Net fitted to box photos: its classes are decided by clear margins, as a trained model's
     are (an untrained one's near-ties would make any rounding look like disagreement)."""
     import keras
@@ -52,7 +52,7 @@ def trained_unet(patch: int = 1, epochs: int = 8):
 
     keras.utils.set_random_seed(0)
     photos, labels = box_photos(64)
-    network = networks.build_unet(5, 8, 2, SIZE, patch=patch)
+    network = networks.build_unet(5, 8, 2, SIZE, patch=patch, head=head)
     network.compile(keras.optimizers.Adam(3e-3), keras.losses.SparseCategoricalCrossentropy())
     network.fit(photos.astype(np.float32) / 127.5 - 1, labels, batch_size=4, epochs=epochs, verbose=0)
     return network
@@ -124,19 +124,24 @@ def test_tflite_models_agree_with_the_saved_model(exports, model):
             np.testing.assert_allclose(out["probabilities"], expected["decided"]["probabilities"].numpy(), atol=1e-4)
 
 
-def test_a_unet_with_patches_is_exported_again_with_its_tflite_copy_from_the_saved_model_alone(tmp_path):
-    """--patch 2: reexport reads the patch from the weights' shapes (tools/reexport.network_shape), and the
-    TFLite copy (SPACE_TO_DEPTH and DEPTH_TO_SPACE ops) segments as the SavedModel does."""
+@pytest.mark.parametrize("patch, head", [(2, 0), (4, 8)])
+def test_a_unet_with_patches_is_exported_again_with_its_tflite_copy_from_the_saved_model_alone(tmp_path, patch, head):
+    """--patch 2, or 4 with a head: reexport reads the network from the weights' shapes
+    (tools/reexport.network_shape), the TFLite copy (SPACE_TO_DEPTH and DEPTH_TO_SPACE ops) segments as the
+    SavedModel does, and unet.py --init_from widens it."""
     from lipseg_tf.prep.classes import ClassSpec
     from lipseg_tf.prep.parts import DEFAULT_PARTS
     from lipseg_tf.serve.predict import Model
     from lipseg_tf.serve.savedmodel import Segmenter, export
     from lipseg_tf.tools import reexport
+    from lipseg_tf.train import networks, unet
+    from lipseg_tf.train.networks import UnetShape
 
     classes = ClassSpec.create(DEFAULT_PARTS, "color")
-    network = trained_unet(patch=2, epochs=24)
+    network = trained_unet(patch=patch, epochs=24, head=head)
     export(Segmenter(network, SIZE, classes, output="probabilities"), classes, tmp_path / "src", framing="sample")
-    assert reexport.network_shape(str(tmp_path / "src" / "variables" / "variables"), 5, tmp_path) == (8, 2, 2)
+    shape = reexport.network_shape(str(tmp_path / "src" / "variables" / "variables"), 5, tmp_path)
+    assert shape == UnetShape(8, 2, patch, head)
     assert reexport.main([str(tmp_path / "src"), str(tmp_path / "dst"), "--tflite"]) == 0
     lite, saved = Model(tmp_path / "dst"), Model(tmp_path / "src")
     assert (lite.runtime, saved.runtime) == ("tflite", "savedmodel")
@@ -144,6 +149,11 @@ def test_a_unet_with_patches_is_exported_again_with_its_tflite_copy_from_the_sav
     lite_labels, saved_labels = lite(boxes).argmax(-1), saved(boxes).argmax(-1)
     assert mean_iou(saved_labels, lite_labels) >= 0.95
     assert mean_iou(labels, saved_labels) >= 0.8  # it learned the boxes, to the pixel inside each 2 x 2 patch
+    wide = networks.build_unet(5, 10, 2, SIZE, patch=patch, head=head)
+    unet.init_weights(wide, tmp_path / "src", classes)
+    assert unet.first_filters(wide) == 10 and unet.unet_head(wide) == head and unet.unet_patch(wide) == patch
+    photos = boxes.astype(np.float32) / 127.5 - 1
+    np.testing.assert_allclose(wide(photos, training=False), network(photos, training=False), atol=1e-5)
 
 
 def test_benchmark_reports_size_and_latency(exports):

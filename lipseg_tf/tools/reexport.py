@@ -70,29 +70,21 @@ def _classes(names: list, colors: list, meta_file: Path):
                     f"({', '.join(MASK_STYLES)})")
 
 
-def network_shape(variables_prefix: str, num_classes: int, source: Path) -> tuple[int, int, int]:
-    """(ngf, depth, patch) of the U-Net whose weights are at variables_prefix: the first stage's filters,
-    log2 of the bottleneck's over them, and the side of the patches its first convolution takes (3 *
-    patch ** 2 channels; its logits num_classes * patch ** 2); UserError when the weights are no U-Net of
-    num_classes."""
+def network_shape(variables_prefix: str, num_classes: int, source: Path):
+    """The networks.UnetShape (ngf, depth, patch, head) of the U-Net whose weights are at variables_prefix,
+    read from the weights' shapes (networks.unet_shape_of); UserError when they are no U-Net of num_classes."""
     import tensorflow as tf
 
-    from lipseg_tf.train.networks import PATCHES
+    from lipseg_tf.train.networks import unet_shape_of
 
-    kernels = [shape for name, shape in tf.train.list_variables(variables_prefix)  # not an optimizer's slots
-               if name.startswith("network/") and "optimizer" not in name.split("/") and len(shape) == 4]
-    convs = [shape[3] for shape in kernels if shape[:2] == [3, 3]]
-    logits = [shape for shape in kernels if shape[:2] == [1, 1]]
-    if not convs or len(logits) != 1:
-        raise UserError(f"{source}: its network is no lipseg_tf U-Net (expected 3x3 convolutions and one 1x1 "
-                        "logits convolution; pix2pix exports are not supported)")
-    ngf, widest = min(convs), max(convs)
-    depth = round(math.log2(widest / ngf))
-    patch = next((p for p in PATCHES if logits[0][3] == num_classes * p ** 2), None)
-    if ngf * 2 ** depth != widest or logits[0][2] != ngf or patch is None:
-        raise UserError(f"{source}: its network's shapes (first stage {ngf}, bottleneck {widest} filters, logits "
-                        f"{logits[0]}) fit no U-Net of {num_classes} classes")
-    return ngf, depth, patch
+    variables = [(name, shape) for name, shape in tf.train.list_variables(variables_prefix)
+                 if name.startswith("network/")]
+    shape = unet_shape_of(variables, num_classes)
+    if shape is None:
+        raise UserError(f"{source}: its network is no lipseg_tf U-Net of {num_classes} classes (expected 3x3 "
+                        "convolutions from the photo's channels to a bottleneck and one 1x1 logits convolution; "
+                        "pix2pix exports are not supported)")
+    return shape
 
 
 def load_segmenter(source: Path, weights: str | None = None, background_scale: float | str = 1.0,
@@ -113,13 +105,14 @@ def load_segmenter(source: Path, weights: str | None = None, background_scale: f
     folders.check_fields(meta, meta_file, {"classes": list, "colors": list, "image_size": int})
     classes = _classes(meta["classes"], meta["colors"], meta_file)
     prefix = str(source / "variables" / "variables")
-    ngf, depth, patch = network_shape(prefix, classes.num_classes, source)
-    network = build_unet(classes.num_classes, ngf, depth, meta["image_size"], patch=patch)
+    shape = network_shape(prefix, classes.num_classes, source)
+    network = build_unet(classes.num_classes, shape.ngf, shape.depth, meta["image_size"], patch=shape.patch,
+                         head=shape.head)
     unchanged = restore_weights(network, "network", prefix)
     if unchanged:  # a trained weight is never exactly its initial value: these were not in SRC
-        raise UserError(f"{source}: holds no value for {unchanged[0]} of a U-Net of ngf {ngf}, depth {depth}")
-    log.info("%s: U-Net ngf %d, depth %d, patch %d, %d px, crop %s, tta %s", source, ngf, depth, patch,
-             meta["image_size"], meta.get("crop"), meta.get("tta") or "none")
+        raise UserError(f"{source}: holds no value for {unchanged[0]} of a U-Net of {shape}")
+    log.info("%s: U-Net %s, %d px, crop %s, tta %s", source, shape, meta["image_size"], meta.get("crop"),
+             meta.get("tta") or "none")
     previous = model_meta.background_scale(meta, meta_file)
     background_scale = fold_background_scale(network, background_scale, meta["image_size"], classes,
                                              meta.get("tta"), pairs)

@@ -7,7 +7,9 @@ comments are for the paper's 256 px; every builder takes a smaller size and widt
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import re
 
 import keras
 import numpy as np
@@ -169,7 +171,7 @@ class DepthToSpace(_Rearrange):
 
 
 def build_unet(num_classes: int, base_filters: int = 32, depth: int = 4, image_size: int | None = None,
-               name: str = "unet", patch: int = 1) -> keras.Model:
+               name: str = "unet", patch: int = 1, head: int = 0) -> keras.Model:
     """U-Net segmenter (Ronneberger et al.): photo in [-1, 1] -> per-pixel softmax over the classes.
 
     Args:
@@ -182,11 +184,20 @@ def build_unet(num_classes: int, base_filters: int = 32, depth: int = 4, image_s
             the photo goes in as space_to_depth (bs, H/2, W/2, 12) and each position's logits come out as
             its 2 x 2 pixels' (depth_to_space): the stages run at half the side, the output keeps the
             photo's; on a CPU that is about half the time of patch 1 at the same weights' count.
+        head: 0, or the filters of a thin head that ends the network at half the patch (patch 2 or 4): the
+            last stage's output up by a 2x2 transposed convolution to `head` channels, joined with one 3x3
+            convolution of the photo's (patch / 2)-pixel patches, then one 3x3 convolution of 2 * head and
+            the logits per (patch / 2)-pixel patch. At patch 4 the stages run at a quarter of the side and the
+            head at half of it: about 0.7 of patch 2's CPU time at its F1, where patch 4 alone loses 0.025
+            (lipseg_tf/pretrained/MODEL.md).
     """
     if num_classes < 2:
         raise UserError(f"unet: num_classes must be >= 2, got {num_classes}")
     if patch not in PATCHES:
         raise UserError(f"unet: patch {patch} unknown, valid: {', '.join(map(str, PATCHES))}")
+    if head < 0 or (head and patch == 1):
+        raise UserError(f"unet: head {head} needs a patch of 2 or 4 (the head runs at half the patch), got "
+                        f"patch {patch}" if head > 0 else f"unet: head must be >= 0, got {head}")
     multiple = patch * 2 ** depth
     if image_size is not None and image_size % multiple:
         what = f"depth {depth}" if patch == 1 else f"patch {patch}, depth {depth}"
@@ -204,11 +215,69 @@ def build_unet(num_classes: int, base_filters: int = 32, depth: int = 4, image_s
         x = layers.Conv2DTranspose(base_filters * 2 ** i, 2, strides=2, name=f"{stage}_up")(x)
         x = layers.Concatenate(name=f"{stage}_skip")([x, skips[i]])
         x = _conv_block(x, base_filters * 2 ** i, stage)
+    if head:                                                      # at patch 4, 128 px in: (bs, 32, 32, ngf) ->
+        patch //= 2
+        x = layers.Conv2DTranspose(head, 2, strides=2, name="head_up")(x)         # (bs, 64, 64, head)
+        fine = SpaceToDepth(patch, name="head_patches")(inputs) if patch > 1 else inputs   # (bs, 64, 64, 12)
+        fine = layers.Conv2D(head, 3, padding="same", use_bias=False, kernel_initializer="he_normal",
+                             name="head_fine_conv")(fine)
+        fine = layers.ReLU(name="head_fine_relu")(layers.BatchNormalization(name="head_fine_bn")(fine))
+        x = layers.Concatenate(name="head_skip")([x, fine])
+        x = layers.Conv2D(2 * head, 3, padding="same", use_bias=False, kernel_initializer="he_normal",
+                          name="head_conv")(x)
+        x = layers.ReLU(name="head_relu")(layers.BatchNormalization(name="head_bn")(x))
     x = layers.Conv2D(num_classes * patch ** 2, 1, name="logits_conv")(x)  # (bs, 256, 256, num_classes)
     if patch > 1:                                                 # at patch 2 (bs, 128, 128, num_classes * 4) ->
         x = DepthToSpace(patch, name="unpatch")(x)                # (bs, 256, 256, num_classes)
     outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+@dataclasses.dataclass(frozen=True)
+class UnetShape:
+    """The build_unet options that shape a U-Net's weights (its size aside)."""
+
+    ngf: int
+    depth: int
+    patch: int = 1
+    head: int = 0
+
+    def __str__(self):
+        return (f"ngf {self.ngf}, depth {self.depth}" + (f", patch {self.patch}" if self.patch > 1 else "")
+                + (f", head {self.head}" if self.head else ""))
+
+
+# A weight's place in a checkpoint: an export's network/_operations/<layer>/..., a run's
+# optimizer/_trainable_variables/<n>/... (TensorFlow stores each variable once, there for a run); both
+# numbers follow build_unet's layer order, so the lowest is encoder_stage1_conv1's kernel.
+_WEIGHT_INDEX = re.compile(r"(?:^|/)(?:_operations|_trainable_variables)/(\d+)/")
+
+
+def unet_shape_of(variables, num_classes: int) -> UnetShape | None:
+    """The shape of the build_unet network whose weights `variables` lists ((name, shape) pairs, as
+    tf.train.list_variables gives them), or None when they are no U-Net of num_classes classes: the first
+    3x3 kernel takes the photo's patches (3 * patch ** 2 channels) to ngf, the widest 3x3 kernel is the
+    bottleneck's (ngf * 2 ** depth), and the one 1x1 kernel, the logits, reads ngf channels for
+    num_classes * patch ** 2 outputs, or with a head 2 * head channels for those of half the patch."""
+    kernels = sorted((int(found.group(1)), shape) for name, shape in variables
+                     if len(shape) == 4 and "optimizer/_variables" not in name
+                     and (found := _WEIGHT_INDEX.search(name)))
+    convs = [shape for _, shape in kernels if shape[:2] == [3, 3]]
+    logits = {tuple(shape) for _, shape in kernels if shape[:2] == [1, 1]}
+    if not convs or len(logits) != 1:
+        return None
+    (_, _, logits_in, logits_out), = logits
+    first_in, ngf = convs[0][2], convs[0][3]
+    widest = max(shape[3] for shape in convs)
+    depth = round(math.log2(widest / ngf))
+    patch = next((p for p in PATCHES if first_in == 3 * p ** 2), None)
+    if patch is None or depth < 1 or ngf * 2 ** depth != widest:
+        return None
+    if logits_in == ngf and logits_out == num_classes * patch ** 2:
+        return UnetShape(ngf, depth, patch)
+    if patch > 1 and logits_in % 2 == 0 and logits_out == num_classes * (patch // 2) ** 2:
+        return UnetShape(ngf, depth, patch, logits_in // 2)
+    return None
 
 
 def build_segmenter_generator(palette, image_size: int | None = 256, ngf: int = 32, depth: int = 4,

@@ -275,7 +275,7 @@ def build_networks(config: RunConfig, classes: ClassSpec) -> dict:
         return {"generator": build_generator(config, classes),
                 "discriminator": networks.build_discriminator(config.crop_size, config.ndf)}
     return {"model": networks.build_unet(classes.num_classes, config.ngf, config.depth, config.crop_size,
-                                         patch=config.patch)}
+                                         patch=config.patch, head=config.head)}
 
 
 def check_run_options(config: RunConfig, classes: ClassSpec, options_file: Path) -> None:

@@ -53,7 +53,8 @@ def make_loss(num_classes: int, dice_weight: float, class_weights=None):
 
 
 def build(config: RunConfig, classes: ClassSpec) -> keras.Model:
-    return networks.build_unet(classes.num_classes, config.ngf, config.depth, config.crop_size, patch=config.patch)
+    return networks.build_unet(classes.num_classes, config.ngf, config.depth, config.crop_size, patch=config.patch,
+                               head=config.head)
 
 
 def set_prior_bias(model: keras.Model, frequencies: np.ndarray, floor: float = 1e-4) -> None:
@@ -206,11 +207,11 @@ def init_weights(model: keras.Model, source: Path, classes: ClassSpec) -> None:
     else:
         raise UserError(f"--init_from {source}: expected an exported U-Net (a folder with saved_model.pb) or a "
                         "U-Net run folder (with checkpoints/)")
-    ngf, width = first_filters(model), source_filters(prefix)
+    ngf, width = first_filters(model), source_filters(prefix, classes.num_classes)
     wide = None
     if width is not None and width < ngf:   # a narrower network: restored as it is, then widened
         wide, model = model, networks.build_unet(classes.num_classes, width, unet_depth(model), model.input_shape[1],
-                                                 patch=unet_patch(model))
+                                                 patch=unet_patch(model), head=unet_head(model))
     try:
         unchanged = networks.restore_weights(model, key, prefix)
     except (ValueError, tf.errors.OpError) as err:
@@ -238,25 +239,23 @@ def unet_depth(model: keras.Model) -> int:
 
 
 def unet_patch(model: keras.Model) -> int:
-    """A build_unet network's --patch: the block of its SpaceToDepth layer, 1 without one."""
-    return next((layer.block for layer in model.layers if isinstance(layer, networks.SpaceToDepth)), 1)
+    """A build_unet network's --patch: the block of its SpaceToDepth layer "patches", 1 without one."""
+    return next((layer.block for layer in model.layers if layer.name == "patches"), 1)
 
 
-def source_filters(prefix: str) -> int | None:
-    """The --ngf of the U-Net a checkpoint holds (its first 3x3 convolution on the 3 photo channels, or
-    on the 3 * patch ** 2 of their patches), or None when it holds no such kernel."""
+def unet_head(model: keras.Model) -> int:
+    """A build_unet network's --head: the filters of its head's convolution of the photo, 0 without one."""
+    return next((int(layer.kernel.shape[-1]) for layer in model.layers if layer.name == "head_fine_conv"), 0)
+
+
+def source_filters(prefix: str, num_classes: int) -> int | None:
+    """The --ngf of the U-Net of num_classes a checkpoint or an export's variables hold (networks.unet_shape_of),
+    or None when they hold no such network."""
     try:
-        shapes = [shape for _, shape in tf.train.list_variables(prefix)]
+        shape = networks.unet_shape_of(tf.train.list_variables(prefix), num_classes)
     except (ValueError, tf.errors.OpError):
         return None
-    # A run's checkpoint holds the kernel and Adam's two slots for it, all of one shape. The smallest
-    # patch whose input width any 3x3 kernel has is the network's (a deeper stage of a patch-1 network
-    # may take 12 or 48 channels too: ngf 6 or 24).
-    for patch in networks.PATCHES:
-        firsts = {shape[3] for shape in shapes if len(shape) == 4 and shape[:3] == [3, 3, 3 * patch ** 2]}
-        if firsts:
-            return firsts.pop() if len(firsts) == 1 else None
-    return None
+    return shape.ngf if shape else None
 
 
 def load_model(config: RunConfig, classes: ClassSpec, run_dir: Path, select: str = "latest") -> keras.Model:
@@ -269,5 +268,5 @@ def load_model(config: RunConfig, classes: ClassSpec, run_dir: Path, select: str
 
 def network_shape(config: RunConfig, classes: ClassSpec) -> str:
     """The options that shape the network, for a line about a checkpoint that does not fit them."""
-    patch = f", patch {config.patch}" if config.patch > 1 else ""
-    return f"ngf {config.ngf}, depth {config.depth}{patch}, {classes.num_classes} classes"
+    shape = networks.UnetShape(config.ngf, config.depth, config.patch, config.head)
+    return f"{shape}, {classes.num_classes} classes"
