@@ -122,6 +122,28 @@ def test_warp_mirrors_past_the_photo_edge(prefilter):
     assert crop[50, 60].min() > 195 and crop[50, 90].max() < 5
 
 
+@pytest.mark.parametrize("mirror, edge", [(True, False), (False, True)])
+def test_a_warp_that_reads_no_border_is_the_same_by_the_constant_border(mirror, edge):
+    """sample_affine takes OpenCV's constant border (its faster path) where no sample reaches past the image's
+    outermost pixel centres: the values of the border asked for, but for OpenCV's rounding of the mirrored
+    path (1 level at a few pixels); where samples reach past them, that border's exactly."""
+    import cv2
+
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 256, (480, 640, 3), np.uint8)
+    border = cv2.BORDER_REFLECT if mirror else cv2.BORDER_REPLICATE
+    for shift, reads_border in ((200.0, False), (-3.0, True), (539.0, True)):   # the crop covers 100 px
+        to_source = np.array([[100 / 256, 0.02, shift], [-0.02, 100 / 256, 150.0]])
+        to_index = np.concatenate([to_source[:, :2], (to_source[:, 2] + to_source[:, :2].sum(1) * 0.5 - 0.5)[:, None]],
+                                  axis=1)   # output pixel index -> image pixel index, as OpenCV takes it
+        assert align._samples_inside(to_index, (256, 256), image.shape[:2]) is not reads_border
+        expected = cv2.warpAffine(image, to_index, (256, 256), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                  borderMode=border).astype(int)
+        found = align.sample_affine(image, to_source, (256, 256), edge=edge, mirror=mirror).astype(int)
+        assert np.abs(found - expected).max() <= (0 if reads_border else 1)
+        assert np.mean(found != expected) < 0.002
+
+
 def test_the_prefiltered_warp_is_the_plain_one_but_for_rounding():
     rng = np.random.default_rng(3)
     photo = np.asarray(Image.fromarray(rng.integers(0, 256, (12, 16, 3), np.uint8)).resize((640, 480), Image.BICUBIC))

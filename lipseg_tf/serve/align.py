@@ -140,9 +140,24 @@ def sample_affine(image: np.ndarray, to_source, size: tuple[int, int], edge: boo
     0.11 against 0.96, one core), with positions rounded to 1/32 pixel."""
     linear = np.asarray(to_source, np.float64)[:, :2]
     shift = np.asarray(to_source, np.float64)[:, 2] + linear.sum(1) * 0.5 - 0.5
+    to_index = np.concatenate([linear, shift[:, None]], axis=1)  # output pixel index -> image pixel index
     border = cv2.BORDER_REFLECT if mirror else cv2.BORDER_REPLICATE if edge else cv2.BORDER_CONSTANT
-    return cv2.warpAffine(image, np.concatenate([linear, shift[:, None]], axis=1), size,
-                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=border, borderValue=0)
+    if border != cv2.BORDER_CONSTANT and _samples_inside(to_index, size, image.shape[:2]):
+        border = cv2.BORDER_CONSTANT  # no sample needs the border: the same values, by OpenCV's faster path
+    return cv2.warpAffine(image, to_index, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=border, borderValue=0)
+
+
+def _samples_inside(to_index: np.ndarray, size: tuple[int, int], shape: tuple[int, int]) -> bool:
+    """Whether every output pixel of a warp of `size` (width, height) samples the image of `shape` (H, W)
+    between its outermost pixel centres, where bilinear sampling reads no border (the map is affine: its
+    four corner pixels bound the rest). OpenCV's warpAffine mirrors the border about 2x slower than it
+    fills it with a constant, even where no sample reaches it (a 640 x 480 frame to 256 px: 0.40 ms
+    against 0.18)."""
+    width, height = size
+    corners = to_index @ np.array([[0, width - 1, 0, width - 1], [0, 0, height - 1, height - 1], [1, 1, 1, 1]],
+                                  np.float64)
+    return bool(corners.min() >= 0 and (corners[0] < shape[1] - 1).all() and (corners[1] < shape[0] - 1).all())
 
 
 def warp_face(photo: np.ndarray, matrix: np.ndarray, size: int, prefilter: bool = False) -> np.ndarray:
