@@ -140,8 +140,8 @@ class UnetConfig(RunConfig):
                         "model", choices=(1, 2, 4))
     head: int = option(0, "with --patch 2 or 4: end the U-Net in a thin head of this many filters at half the "
                           "patch (its last stage up by 2, joined with a 3x3 convolution of the photo's "
-                          "patches of that size): at --patch 4 about 0.7 of --patch 2's CPU time at its F1; "
-                          "0 for none", "model")
+                          "patches of that size); 0 for none. At --patch 4 --head 16 on the dev set: 0.9 of "
+                          "--patch 2's time a run, 0.007 lower test F1 (docs/predict-and-tflite.md)", "model")
     dice_weight: float = option(1.0, "weight of the Dice loss term", "training")
     class_balance: float = option(0.5, f"weigh each class's pixels in the cross-entropy by {ENET_WEIGHTS}; 0 "
                                        "for plain cross-entropy", "training")

@@ -188,8 +188,9 @@ def build_unet(num_classes: int, base_filters: int = 32, depth: int = 4, image_s
             last stage's output up by a 2x2 transposed convolution to `head` channels, joined with one 3x3
             convolution of the photo's (patch / 2)-pixel patches, then one 3x3 convolution of 2 * head and
             the logits per (patch / 2)-pixel patch. At patch 4 the stages run at a quarter of the side and the
-            head at half of it: about 0.7 of patch 2's CPU time at its F1, where patch 4 alone loses 0.025
-            (lipseg_tf/pretrained/MODEL.md).
+            head at half of it. Measured on the dev set (docs/predict-and-tflite.md, 2026-12-07): patch 4
+            alone lost 0.025 val F1 to patch 2; with a head of 16 at ngf 24 the exported TFLite copy took 0.9
+            of patch 2's time a run and lost 0.007 test F1.
     """
     if num_classes < 2:
         raise UserError(f"unet: num_classes must be >= 2, got {num_classes}")
