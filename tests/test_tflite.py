@@ -227,6 +227,28 @@ def test_tta_off_skips_the_flip_of_the_shipped_model_through_its_tflite_copy(tmp
         Model(without_copy, tta="off")
 
 
+def test_one_run_of_the_flip_average_comes_with_the_networks_own_labels():
+    """Model.side_with_labels (the tracker's flip by turns): the probabilities of __call__'s side, and as
+    labels the TFLite copy's own argmax, a mirror image's flipped back and its left and right swapped:
+    numpy's argmax of those probabilities, pixel for pixel."""
+    from helpers import REPO
+    from lipseg_tf.serve import align
+    from lipseg_tf.serve.predict import Model
+
+    model = Model(REPO / "lipseg_tf" / "pretrained" / "unet-small")
+    faces = [render_face(5, i, 256)[0] for i in range(3)]   # aligned sample faces, cut to the model's box
+    crops = np.stack([align.warp_face(face, align.box_transform(face.shape[:2], 128, model.crop), 128)
+                      for face in faces])
+    for side in ("image", "mirror"):
+        probabilities, labels = model.side_with_labels(crops, side)
+        np.testing.assert_array_equal(probabilities, model(crops, side=side))
+        assert labels.dtype == np.uint8 and labels.shape == crops.shape[:3]
+        np.testing.assert_array_equal(labels, probabilities.argmax(-1))
+    assert set(np.unique(model.side_with_labels(crops, "mirror")[1])) == {0, 1, 2, 3, 4}   # both eyes among them
+    with pytest.raises(ValueError, match="side 'both'"):
+        model.side_with_labels(crops, "both")
+
+
 def test_the_shipped_small_model_runs_the_faster_of_its_two_copies():
     from helpers import REPO
     from lipseg_tf.serve.predict import Model

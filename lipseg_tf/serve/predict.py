@@ -110,6 +110,8 @@ class Model:
         # The flip average is done here only when the graph does not do it already.
         self._flip_here = tta == "flip" and meta.tta != "flip"
         self._mirror = mirror_permutation(self.classes)
+        # a mirror image's class ids -> the image's: where class c's probabilities come from _mirror[c]
+        self._unmirror_labels = np.argsort(self._mirror).astype(np.uint8)
         import tensorflow as tf
         try:
             loaded = tf.saved_model.load(str(self.path))
@@ -195,6 +197,17 @@ class Model:
             mirrored = self._serve(images=tf.constant(images[:, :, ::-1], tf.uint8))["probabilities"].numpy()
             probabilities = 0.5 * (probabilities + self._unmirror(mirrored))
         return probabilities
+
+    def side_with_labels(self, images: np.ndarray, side: str) -> tuple[np.ndarray, np.ndarray]:
+        """__call__'s one run of the flip average (`side` "image" or "mirror", where two_runs) with its labels
+        (N, S, S) uint8, the TFLite copy's own argmax (a mirror image's flipped back and swapped as its
+        probabilities are): no second argmax over the probabilities."""
+        if not self.two_runs or side not in ("image", "mirror"):
+            raise ValueError(f"Model.side_with_labels: side {side!r} needs two_runs and 'image' or 'mirror'")
+        if side == "image":
+            return self._lite.with_labels(images)
+        probabilities, labels = self._lite.with_labels(np.ascontiguousarray(images[:, :, ::-1]))
+        return self._unmirror(probabilities), self._unmirror_labels[labels[:, :, ::-1]]
 
     def sides(self, images: np.ndarray, mirror_thread: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """The flip average's two runs apart, where two_runs: (the images' probabilities, their mirror

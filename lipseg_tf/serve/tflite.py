@@ -162,6 +162,7 @@ class CropNetwork:
                 self._run = interpreter.get_signature_runner("serving_default")
                 inputs, outputs = self._run.get_input_details(), self._run.get_output_details()
                 shapes = (tuple(inputs["images"]["shape"]), tuple(outputs["probabilities"]["shape"]))
+                self.has_labels = "labels" in outputs  # the network's own argmax, an output of every export
                 if shapes[0][1:] == (image_size, image_size, 3):  # a first run, so that any delegate message is caught
                     self._run(images=np.zeros(shapes[0], np.uint8))
         except (ValueError, KeyError, RuntimeError) as err:
@@ -176,6 +177,16 @@ class CropNetwork:
     def __call__(self, images: np.ndarray) -> np.ndarray:
         images = np.asarray(images, np.uint8)
         return np.concatenate([self._run(images=image[None])["probabilities"] for image in images])
+
+    def with_labels(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(probabilities (N, S, S, C), labels (N, S, S) uint8): the labels the network's own argmax of the
+        same probabilities (ties to the lower class, as numpy's), where the file has that output."""
+        images = np.asarray(images, np.uint8)
+        outputs = [self._run(images=image[None]) for image in images]
+        probabilities = np.concatenate([out["probabilities"] for out in outputs])
+        if not self.has_labels:
+            return probabilities, probabilities.argmax(-1).astype(np.uint8)
+        return probabilities, np.concatenate([out["labels"] for out in outputs]).astype(np.uint8)
 
 
 class TFLiteSegmenter:

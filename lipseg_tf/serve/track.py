@@ -249,8 +249,9 @@ class FaceTracker:
             start = time.perf_counter()
             transforms = [track.transform for track in self.tracks]
             side = self._side()
-            probabilities = self._segment(frame, transforms, side)
-            to_face = [self._to_face(track, probs, side) for track, probs in zip(self.tracks, probabilities)]
+            probabilities, labels = self._segment(frame, transforms, side)
+            to_face = [self._to_face(track, probs, side, crop_labels)
+                       for track, probs, crop_labels in zip(self.tracks, probabilities, labels)]
             self._segment_again(frame, transforms, probabilities, to_face, side)
             seconds["align_and_model"] = time.perf_counter() - start
             detect = any(matrix is None for matrix in to_face)
@@ -321,7 +322,7 @@ class FaceTracker:
         """A detection's segmentation: (probabilities, per face its flip runs apart {side: (S, S, C)} for
         flip by turns, else None)."""
         if not self.by_turns or not transforms:
-            return self._segment(frame, transforms), [None] * len(transforms)
+            return self._segment(frame, transforms)[0], [None] * len(transforms)
         image, mirrored = self.model.sides(self._crops(frame, transforms), mirror_thread=True)
         sides = [{"image": one.copy(), "mirror": other} for one, other in zip(image, mirrored)]
         return self.model.join(image, mirrored), sides
@@ -330,12 +331,17 @@ class FaceTracker:
         size = self.model.image_size
         return np.stack([align.warp_face(frame, matrix, size, self.prefilter) for matrix in transforms])
 
-    def _segment(self, frame: np.ndarray, transforms: list[np.ndarray], side: str | None = None) -> np.ndarray | list:
+    def _segment(self, frame: np.ndarray, transforms: list[np.ndarray], side: str | None = None) -> tuple:
+        """(probabilities (N, S, S, C), their labels (N, S, S)) of the crops of `transforms`; `side`: one run
+        of the flip average (flip by turns), whose labels are the network's own."""
         if not transforms:
-            return []
+            return [], []
         crops = self._crops(frame, transforms)
+        if side is not None and self.model.two_runs:
+            return self.model.side_with_labels(crops, side)
         # Frames come one after the other: the flip average's mirror runs on the other core meanwhile.
-        return self.model(crops, mirror_thread=True, side=side)
+        probabilities = self.model(crops, mirror_thread=True, side=side)
+        return probabilities, probabilities.argmax(-1)
 
     def _segment_again(self, frame: np.ndarray, transforms: list[np.ndarray], probabilities: np.ndarray,
                        to_face: list[np.ndarray | None], side: str | None = None) -> None:
@@ -348,8 +354,8 @@ class FaceTracker:
         if not again:
             return
         moved = [_compose(to_face[index], transforms[index]) for index in again]
-        for index, matrix, probs in zip(again, moved, self._segment(frame, moved, side)):
-            fit = self._to_face(self.tracks[index], probs, side)
+        for index, matrix, probs, labels in zip(again, moved, *self._segment(frame, moved, side)):
+            fit = self._to_face(self.tracks[index], probs, side, labels)
             if fit is not None:
                 transforms[index], probabilities[index], to_face[index] = matrix, probs, fit
 
@@ -374,13 +380,14 @@ class FaceTracker:
         return Track(transform, face, align.apply(transform, face.keypoints),
                      align.apply(transform, corners), centroids, areas, side_centroids)
 
-    def _to_face(self, track: Track, probabilities: np.ndarray, side: str | None = None) -> np.ndarray | None:
+    def _to_face(self, track: Track, probabilities: np.ndarray, side: str | None = None,
+                 labels: np.ndarray | None = None) -> np.ndarray | None:
         """This crop -> the track's detection crop: the similarity that puts this crop's part centroids
         on those at detection; None when the track is lost (too few parts found, an implausible fit).
         Aligned frames (a Segmenter without detector) stay where they are: the identity."""
         if track.keypoints is None:
             return np.eye(2, 3)
-        centroids, areas = part_centroids(probabilities.argmax(-1), self._parts)
+        centroids, areas = part_centroids(probabilities.argmax(-1) if labels is None else labels, self._parts)
         # one side of the flip is fitted onto that side's centroids at detection: its bias cancels
         reference = track.centroids if side is None or track.side_centroids is None else track.side_centroids[side]
         found = (areas >= MIN_AREA * track.areas) & (track.areas > 0) & np.isfinite(reference).all(1)
