@@ -11,7 +11,7 @@ reversed every other round, so that the machine's changing load weighs on all al
 
 - lipseg_tf (--systems: shipped model names or export folders, each optionally ":off" for --tta off):
   `Segmenter.video` over the frames in memory, tracked and smoothed as predict.py does (detection
-  every 10 frames, smoothing 0.5), labels at the frame's size for every frame;
+  every 15 frames, track.DETECT_EVERY; smoothing 0.5), labels at the frame's size for every frame;
 - MediaPipe FaceMesh 0.10.21, `static_image_mode=False`, refined landmarks, one face
   (benchmarks/mediapipe_video.py in .venv-mediapipe, a subprocess a round, its start-up not timed):
   the landmarks alone, and again with its eye loops and lip rings filled into a mask at the frame's size.

@@ -27,6 +27,7 @@ from lipseg_tf.serve.predict import (
     predict_files,
     tune_process,
 )
+from lipseg_tf.serve.track import DETECT_EVERY
 from lipseg_tf.serve.video import VIDEO_EXTENSIONS, is_video, list_videos, predict_videos, video_outputs
 
 log = logging.getLogger("lipseg_tf")
@@ -112,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="what runs the network on the aligned faces: auto (the TFLite copy with int8 weights, "
                              "crop.tflite, when the model folder has one, as the shipped small and fast models do: "
                              "several times faster on a CPU; else the SavedModel), tflite (that copy) or savedmodel")
-    parser.add_argument("--detect-every", "--detect_every", dest="detect_every", type=positive_int, default=10,
+    parser.add_argument("--detect-every", "--detect_every", dest="detect_every", type=positive_int,
+                        default=DETECT_EVERY,
                         help="videos: run the face detector every this many frames (and on the first, and when "
                              "a face is lost); in between each face is tracked from the previous frame")
     parser.add_argument("--smoothing", type=float, default=0.5,

@@ -31,6 +31,7 @@ from lipseg_tf.prep.imageio import image_to_rgb, load_rgb
 from lipseg_tf.serve import detect, predict
 from lipseg_tf.serve.detect import DETECTORS, Face
 from lipseg_tf.serve.predict import Model
+from lipseg_tf.serve.track import DETECT_EVERY
 
 # The pretrained models are package data (lipseg_tf/pretrained/, in the wheel too), found through the
 # package wherever it is installed and whatever the working directory. Each has a name a user can pass
@@ -216,7 +217,7 @@ class Segmenter:
         photo = as_rgb(image, _name_of(image, name))
         return self._result(photo, predict.segment_photo(photo, self.model, None, mirror_thread=True))
 
-    def video(self, video, *, detect_every: int = 10, smoothing: float = 0.5,
+    def video(self, video, *, detect_every: int = DETECT_EVERY, smoothing: float = 0.5,
               realign: bool = True, flip_by_turns: bool = True) -> Iterator[VideoFrame]:
         """Segment the frames of a video file (a path) or of any iterable of frames (uint8 (H, W, 3)
         arrays or PIL images, e.g. from a camera), one VideoFrame at a time, labels (H, W) each.

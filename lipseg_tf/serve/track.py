@@ -77,6 +77,15 @@ MOVING_MOTION = 1.0
 # Carrying the last frame's motion over a periodic detection instead raised that flicker to 0.0299: the
 # detection's own alignment taken for motion.
 REFIT_SHIFT = 0.03
+# Periodic detections (besides the first frame's and a lost track's): every DETECT_EVERY frames. A detection
+# frame costs about three tracked ones (the detector, then the flip average's two runs), and every detection
+# restarts the fit's reference, which the labels of a still face show. On the 24 dev val clips (40 frames,
+# 2026-12-07, tools/bench_video --real --real-split val): every 10 frames F1 0.88408, flicker 0.0228; 15:
+# 0.88396, 0.0216; 20: 0.88402, 0.0205; 30: 0.88363, 0.0204. But the synthetic face that moves and turns for
+# 100 frames (bench_video --frames 100) drifts between detections: 10: F1 0.9277, flicker 0.0144; 15: 0.9268,
+# 0.0117; 20: 0.9250, 0.0115 (each frame as a photo 0.9285). 15 keeps that face within 0.001 for a third of
+# the detections saved; a face that comes in is found within 15 frames.
+DETECT_EVERY = 15
 # The transform measured on each frame (the fit of its parts' centroids) jitters by a tenth of a pixel or
 # so on a still face, and more where one half of the flip average is run a frame (flip by turns): the past
 # average then lands a little off and the labels flicker. The estimate is filtered as MediaPipe filters
@@ -181,7 +190,7 @@ class FaceTracker:
     flip_by_turns: the halves of a two-run flip average by turns (see the module's text).
     """
 
-    def __init__(self, model: Model, detector: Callable[[np.ndarray], list[Face]], detect_every: int = 10,
+    def __init__(self, model: Model, detector: Callable[[np.ndarray], list[Face]], detect_every: int = DETECT_EVERY,
                  smoothing: float = 0.5, realign: bool = True, prefilter: bool = True, flip_by_turns: bool = True):
         self.model = model
         # the flip average's two runs by turns, one a tracked frame (where the model does it in two runs);

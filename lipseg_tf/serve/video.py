@@ -28,6 +28,7 @@ import numpy as np
 
 from lipseg_tf.errors import UserError
 from lipseg_tf.prep.imageio import VIDEO_EXTENSIONS, save_labels_png, write_text
+from lipseg_tf.serve.track import DETECT_EVERY
 
 if TYPE_CHECKING:
     from lipseg_tf.serve.api import Segmenter
@@ -249,7 +250,7 @@ def predict_video(path: Path, name: str, segmenter: Segmenter, out_dir: Path, de
 
 
 def predict_videos(videos: Sequence[Path], names: dict[Path, str], segmenter: Segmenter, out_dir: Path,
-                   summary: dict, detect_every: int = 10, smoothing: float = 0.5,
+                   summary: dict, detect_every: int = DETECT_EVERY, smoothing: float = 0.5,
                    flip_by_turns: bool = True) -> dict:
     """predict_video for each video, into the summary of the same run (predict_files', already written
     with the photos): its "videos" count and lists; returns it, also written to summary.json."""

@@ -29,6 +29,7 @@ from typing import Sequence
 import numpy as np
 
 from lipseg_tf.cli.common import positive_int, run, setup_logging
+from lipseg_tf.serve.track import DETECT_EVERY
 
 log = logging.getLogger("lipseg_tf")
 
@@ -239,7 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tta", choices=("none", "flip", "off"), default="none",
                         help="the Segmenter's tta, as predict.py's --tta (off: no mirror-image average, half "
                              "the model time)")
-    parser.add_argument("--detect-every", "--detect_every", dest="detect_every", type=positive_int, default=10)
+    parser.add_argument("--detect-every", "--detect_every", dest="detect_every", type=positive_int,
+                        default=DETECT_EVERY)
     parser.add_argument("--smoothing", type=float, default=0.5)
     parser.add_argument("--flip-every-frame", "--flip_every_frame", dest="flip_every_frame", action="store_true",
                         help="both halves of the mirror-image average every frame, as predict.py's option")
