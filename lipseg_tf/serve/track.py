@@ -334,16 +334,16 @@ class FaceTracker:
         return np.stack([align.warp_face(frame, matrix, size, self.prefilter) for matrix in transforms])
 
     def _segment(self, frame: np.ndarray, transforms: list[np.ndarray], side: str | None = None) -> tuple:
-        """(probabilities (N, S, S, C), their labels (N, S, S)) of the crops of `transforms`; `side`: one run
-        of the flip average (flip by turns), whose labels are the network's own."""
+        """(probabilities (N, S, S, C), labels) of the crops of `transforms`; labels: with `side` (one run of
+        the flip average, flip by turns) the network's own (N, S, S), else a None for each crop (_to_face
+        takes the argmax where it needs one)."""
         if not transforms:
             return [], []
         crops = self._crops(frame, transforms)
         if side is not None and self.model.two_runs:
             return self.model.side_with_labels(crops, side)
         # Frames come one after the other: the flip average's mirror runs on the other core meanwhile.
-        probabilities = self.model(crops, mirror_thread=True, side=side)
-        return probabilities, probabilities.argmax(-1)
+        return self.model(crops, mirror_thread=True, side=side), [None] * len(crops)
 
     def _segment_again(self, frame: np.ndarray, transforms: list[np.ndarray], probabilities: np.ndarray,
                        to_face: list[np.ndarray | None], side: str | None = None) -> None:
