@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import zlib
 
 import numpy as np
 import pytest
@@ -19,6 +20,24 @@ def test_encode_gray_png_decodes_to_the_same_class_ids(shape):
     image = Image.open(io.BytesIO(imageio.encode_gray_png(labels)))
     assert image.format == "PNG" and image.mode == "L" and image.size == shape[::-1]
     np.testing.assert_array_equal(np.asarray(image), labels)
+
+
+@pytest.mark.parametrize("band", [None, (0, 1), (699, 700), (300, 420), (0, 700)])
+def test_encode_gray_png_skips_the_background_rows_with_a_valid_zlib_stream(band):
+    """Rows of background above and below the band that holds classes are ready-made deflate blocks of
+    zeros (more than one block's worth here): zlib itself inflates the whole stream, checksum included,
+    to every row after its filter byte, and PIL reads the same class ids."""
+    labels = np.zeros((700, 300), np.uint8)
+    if band is not None:
+        rows = slice(*band)
+        labels[rows] = np.random.default_rng(band[0]).integers(0, 5, labels[rows].shape)
+    png = imageio.encode_gray_png(labels)
+    start = png.index(b"IDAT") + 4
+    stream = png[start:start + int.from_bytes(png[start - 8:start - 4], "big")]
+    unfiltered = np.frombuffer(zlib.decompress(stream), np.uint8).reshape(700, 301)  # raises on a bad checksum
+    assert not unfiltered[:, 0].any()
+    np.testing.assert_array_equal(unfiltered[:, 1:], labels)
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png))), labels)
 
 
 def test_save_labels_png_is_read_back_by_load_gray(tmp_path):

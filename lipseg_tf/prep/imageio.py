@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import os
@@ -97,10 +98,13 @@ def _plain_jpeg(path: Path) -> np.ndarray | None:
         return None
     import cv2
 
-    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    # OpenCV >= 4.11 decodes to RGB itself (the same pixels, 0.5 ms less than BGR and a conversion)
+    rgb = getattr(cv2, "IMREAD_COLOR_RGB", None)
+    flags = (cv2.IMREAD_COLOR if rgb is None else rgb) | cv2.IMREAD_IGNORE_ORIENTATION
+    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     if decoded is None or decoded.shape != (height, width, 3):
         return None
-    return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+    return decoded if rgb is not None else cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
 
 
 def image_to_rgb(image: Image.Image) -> np.ndarray:
@@ -146,21 +150,56 @@ def encode_gray_png(array: np.ndarray, level: int = 1) -> bytes:
     The same file content as PIL's (any reader gets the same values back), written without PIL's
     adaptive filtering, which tries five filters on each row: for a 1024 x 768 mask of a few faces 0.8 ms
     against 2.0 ms for PIL at compress_level 1, a file about as small (the rows are mostly zeros).
+    Only the band of rows between the first and the last that hold a class goes through zlib; the rows of
+    background above and below it are written as ready-made deflate blocks of zeros (_deflated_zeros):
+    zlib took 0.73 ms for a 1024 x 768 mask of zeros alone, of ~1.1 ms for a whole one.
     """
     array = np.asarray(array)
     if array.dtype != np.uint8 or array.ndim != 2 or 0 in array.shape:
         raise ValueError(f"expected a non-empty (H, W) uint8 array, got {array.dtype} of shape {array.shape}")
     height, width = array.shape
-    rows = np.zeros((height, width + 1), np.uint8)  # each row after its filter byte (0: none)
-    rows[:, 1:] = array
+    used = np.flatnonzero(array.max(axis=1))
+    top, bottom = (int(used[0]), int(used[-1]) + 1) if used.size else (height, height)
+    rows = np.zeros((bottom - top, width + 1), np.uint8)  # each row after its filter byte (0: none)
+    rows[:, 1:] = array[top:bottom]
+    before, after = top * (width + 1), (height - bottom) * (width + 1)
+    band = zlib.compressobj(level, zlib.DEFLATED, -15)  # raw deflate: blocks between the zeros' blocks
+    deflated = (_deflated_zeros(before) + band.compress(rows.data) + band.flush(zlib.Z_FULL_FLUSH)
+                + _deflated_zeros(after) + zlib.compressobj(level, zlib.DEFLATED, -15).flush())  # the final block
+    checksum = _adler32_zeros(zlib.adler32(rows.data, _adler32_zeros(1, before)), after)
+    stream = b"\x78\x01" + deflated + checksum.to_bytes(4, "big")  # zlib's header (32K window), its trailer
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
 
     # IHDR: width, height, bit depth 8, colour type 0 (grayscale), deflate, adaptive filtering, no interlace.
     header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes((8, 0, 0, 0, 0))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows.data, level))
-            + chunk(b"IEND", b""))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", stream) + chunk(b"IEND", b"")
+
+
+ZERO_BLOCK = 1 << 16  # zero bytes a time in _deflated_zeros
+
+
+@functools.lru_cache(maxsize=1)
+def _deflated_block_of_zeros() -> bytes:
+    compressor = zlib.compressobj(1, zlib.DEFLATED, -15)
+    return compressor.compress(bytes(ZERO_BLOCK)) + compressor.flush(zlib.Z_FULL_FLUSH)
+
+
+def _deflated_zeros(count: int) -> bytes:
+    """`count` zero bytes as raw deflate blocks that end byte-aligned, not final, and refer to nothing
+    before them (a full flush), so that they stand between any other such blocks: whole ZERO_BLOCKs
+    made once, the rest now."""
+    whole, rest = divmod(count, ZERO_BLOCK)
+    compressor = zlib.compressobj(1, zlib.DEFLATED, -15)
+    tail = compressor.compress(bytes(rest)) + compressor.flush(zlib.Z_FULL_FLUSH) if rest else b""
+    return _deflated_block_of_zeros() * whole + tail
+
+
+def _adler32_zeros(value: int, count: int) -> int:
+    """zlib.adler32 continued over `count` zero bytes: its first sum stays, the second adds it each byte."""
+    low, high = value & 0xFFFF, value >> 16
+    return (((high + count * low) % 65521) << 16) | low
 
 
 def save_labels_png(path: str | os.PathLike, labels: np.ndarray) -> None:
