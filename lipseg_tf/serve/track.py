@@ -85,6 +85,11 @@ REFIT_SHIFT = 0.03
 # 100 frames (bench_video --frames 100) drifts between detections: 10: F1 0.9277, flicker 0.0144; 15: 0.9268,
 # 0.0117; 20: 0.9250, 0.0115 (each frame as a photo 0.9285). 15 keeps that face within 0.001 for a third of
 # the detections saved; a face that comes in is found within 15 frames.
+# Tried (2026-12-07, Xeon): the periodic detection on a thread of its own beside the tracking, its faces
+# moved two frames on as their tracks moved and taken in there as a detection's: synthetic F1 0.9273 and
+# flicker 0.0115 (here 0.9268, 0.0117), but 257 fps against 254, 246-259 with 4-8 frames to finish (both
+# cores are busy already: the detector's time moves to the other core and slows what runs there). Re-anchoring
+# the tracks by the detection without segmenting again cost flicker (val clips 0.0276-0.0283 against 0.0216).
 DETECT_EVERY = 15
 # The transform measured on each frame (the fit of its parts' centroids) jitters by a tenth of a pixel or
 # so on a still face, and more where one half of the flip average is run a frame (flip by turns): the past
