@@ -163,9 +163,8 @@ def encode_gray_png(array: np.ndarray, level: int = 1) -> bytes:
     rows = np.zeros((bottom - top, width + 1), np.uint8)  # each row after its filter byte (0: none)
     rows[:, 1:] = array[top:bottom]
     before, after = top * (width + 1), (height - bottom) * (width + 1)
-    band = zlib.compressobj(level, zlib.DEFLATED, -15)  # raw deflate: blocks between the zeros' blocks
-    deflated = (_deflated_zeros(before) + band.compress(rows.data) + band.flush(zlib.Z_FULL_FLUSH)
-                + _deflated_zeros(after) + zlib.compressobj(level, zlib.DEFLATED, -15).flush())  # the final block
+    deflated = (_deflated_zeros(before) + _deflate_apart(rows.data, level) + _deflated_zeros(after)
+                + zlib.compressobj(level, zlib.DEFLATED, -15).flush())  # the final block, empty
     checksum = _adler32_zeros(zlib.adler32(rows.data, _adler32_zeros(1, before)), after)
     stream = b"\x78\x01" + deflated + checksum.to_bytes(4, "big")  # zlib's header (32K window), its trailer
 
@@ -180,20 +179,22 @@ def encode_gray_png(array: np.ndarray, level: int = 1) -> bytes:
 ZERO_BLOCK = 1 << 16  # zero bytes a time in _deflated_zeros
 
 
+def _deflate_apart(data, level: int = 1) -> bytes:
+    """data as raw deflate blocks that end byte-aligned, not final, and refer to nothing before them (a
+    full flush), so that they stand between any other such blocks."""
+    compressor = zlib.compressobj(level, zlib.DEFLATED, -15)
+    return compressor.compress(data) + compressor.flush(zlib.Z_FULL_FLUSH)
+
+
 @functools.lru_cache(maxsize=1)
 def _deflated_block_of_zeros() -> bytes:
-    compressor = zlib.compressobj(1, zlib.DEFLATED, -15)
-    return compressor.compress(bytes(ZERO_BLOCK)) + compressor.flush(zlib.Z_FULL_FLUSH)
+    return _deflate_apart(bytes(ZERO_BLOCK))
 
 
 def _deflated_zeros(count: int) -> bytes:
-    """`count` zero bytes as raw deflate blocks that end byte-aligned, not final, and refer to nothing
-    before them (a full flush), so that they stand between any other such blocks: whole ZERO_BLOCKs
-    made once, the rest now."""
+    """`count` zero bytes as _deflate_apart's blocks: whole ZERO_BLOCKs made once, the rest now."""
     whole, rest = divmod(count, ZERO_BLOCK)
-    compressor = zlib.compressobj(1, zlib.DEFLATED, -15)
-    tail = compressor.compress(bytes(rest)) + compressor.flush(zlib.Z_FULL_FLUSH) if rest else b""
-    return _deflated_block_of_zeros() * whole + tail
+    return _deflated_block_of_zeros() * whole + (_deflate_apart(bytes(rest)) if rest else b"")
 
 
 def _adler32_zeros(value: int, count: int) -> int:
