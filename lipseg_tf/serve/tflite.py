@@ -175,14 +175,16 @@ class CropNetwork:
                             f"{expected[1]} (the SavedModel beside it); remake it with reexport --tflite")
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
-        images = np.asarray(images, np.uint8)
-        return np.concatenate([self._run(images=image[None])["probabilities"] for image in images])
+        return np.concatenate([out["probabilities"] for out in self._outputs(images)])
+
+    def _outputs(self, images: np.ndarray) -> list[dict[str, np.ndarray]]:
+        """The file's outputs for each crop of uint8 images (N, S, S, 3), one run a crop."""
+        return [self._run(images=image[None]) for image in np.asarray(images, np.uint8)]
 
     def with_labels(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(probabilities (N, S, S, C), labels (N, S, S) uint8): the labels the network's own argmax of the
         same probabilities (ties to the lower class, as numpy's), where the file has that output."""
-        images = np.asarray(images, np.uint8)
-        outputs = [self._run(images=image[None]) for image in images]
+        outputs = self._outputs(images)
         probabilities = np.concatenate([out["probabilities"] for out in outputs])
         if not self.has_labels:
             return probabilities, probabilities.argmax(-1).astype(np.uint8)
