@@ -38,6 +38,7 @@ from typing import Sequence
 import numpy as np
 
 from lipseg_tf.prep import imageio
+from lipseg_tf.serve import xnnpack
 
 log = logging.getLogger("lipseg_tf")
 
@@ -158,7 +159,6 @@ class CropNetwork:
         try:
             with caught_stderr():  # the interpreter announces its XNNPACK delegate on stderr
                 interpreter = _interpreter(self.path, 1)
-                interpreter.allocate_tensors()
                 self._run = interpreter.get_signature_runner("serving_default")
                 inputs, outputs = self._run.get_input_details(), self._run.get_output_details()
                 shapes = (tuple(inputs["images"]["shape"]), tuple(outputs["probabilities"]["shape"]))
@@ -210,15 +210,21 @@ class TFLiteSegmenter:
 
 
 def _interpreter(path: Path, threads: int | None):
-    """LiteRT's interpreter when installed, else the one TensorFlow still ships."""
+    """LiteRT's interpreter when installed, else the one TensorFlow still ships; XNNPACK kept off AMX
+    (serve/xnnpack.py)."""
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
         import tensorflow as tf
         Interpreter = tf.lite.Interpreter
+    def make():
+        interpreter = Interpreter(model_path=str(path), num_threads=threads)
+        interpreter.allocate_tensors()  # the XNNPACK delegate made here, where off_amx says
+        return interpreter
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice, once per model
-        return Interpreter(model_path=str(path), num_threads=threads)
+        return xnnpack.off_amx(make)
 
 
 # ------------------------------------------------------------------------------------------ benchmark
