@@ -393,6 +393,18 @@ def _part_areas(labels: np.ndarray, classes: Sequence[str]) -> dict[str, int]:
     return {name: int(np.count_nonzero(labels == k)) for k, name in enumerate(classes) if k > 0}
 
 
+def _faces_window(transforms: Sequence[np.ndarray], size: int, shape: tuple[int, int]) -> tuple[slice, slice]:
+    """The part of a photo of `shape` (H, W) that the faces' size x size crops cover (photo -> crop
+    `transforms`), where paste_faces puts every part pixel: the photo's areas counted there alone
+    (0.9 ms a 1024 x 768 speed scene counted whole)."""
+    if not transforms:
+        return slice(0, 0), slice(0, 0)
+    corners = np.concatenate([align.crop_corners(matrix, size) for matrix in transforms])
+    x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int), 0)
+    x1, y1 = np.ceil(corners.max(0)).astype(int)
+    return slice(int(y0), int(min(y1, shape[0]))), slice(int(x0), int(min(x1, shape[1])))
+
+
 def _face_record(face: Face, index: int, result: PhotoResult, classes: Sequence[str],
                  photo_area: dict[str, int] | None = None) -> dict:
     record = {"box": [round(v, 1) for v in face.box],
@@ -503,7 +515,8 @@ def _write_outputs(photo: np.ndarray, result: PhotoResult, record: dict, name: s
 
 def _photo_record(path: Path, photo: np.ndarray, result: PhotoResult, name: str, model: Model, framing,
                   save: Sequence[str], seconds: dict) -> dict:
-    area = _part_areas(result.labels, model.classes)
+    area = _part_areas(result.labels[_faces_window(result.transforms, model.image_size, result.labels.shape)],
+                       model.classes)
     return {"photo": str(path), "width": int(photo.shape[1]), "height": int(photo.shape[0]),
             "model": str(model.path), "framing": framing, "classes": list(model.classes),
             "mask": f"{name}-mask.png" if "mask" in save else None,
