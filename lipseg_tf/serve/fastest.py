@@ -4,7 +4,9 @@ The copies of one network that lipseg_tf ships (the U-Net's TensorFlow Lite copi
 activations) give the same answers within rounding, but their speed order depends on the CPU: on one
 machine (Intel Xeon with AVX-512 VNNI, 2026-12-02) the small U-Net's int8 copy took 10.9 ms a run and
 its dynamic-range copy 6.8; on another of the same flags, 1.2 ms int8. No CPU flag tells which, so the
-choice is timed when the model is loaded (a few runs each, about as long as loading them).
+choice is timed when the model is loaded (a few runs each, about as long as loading them). (One cause found
+since: on a Xeon with AMX, XNNPACK's AMX kernels took the int8 copy 2.1 ms a run against 1.2 through its
+VNNI ones; lipseg_tf keeps XNNPACK off AMX, serve/xnnpack.py.)
 """
 
 from __future__ import annotations

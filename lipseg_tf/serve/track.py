@@ -90,6 +90,8 @@ REFIT_SHIFT = 0.03
 # flicker 0.0115 (here 0.9268, 0.0117), but 257 fps against 254, 246-259 with 4-8 frames to finish (both
 # cores are busy already: the detector's time moves to the other core and slows what runs there). Re-anchoring
 # the tracks by the detection without segmenting again cost flicker (val clips 0.0276-0.0283 against 0.0216).
+# Tried again once XNNPACK was kept off AMX (serve/xnnpack.py; the tracking thread 0.9 ms a frame lighter):
+# 276-307 fps against 265-317 without it, in three pairs of runs; no gain.
 DETECT_EVERY = 15
 # The transform measured on each frame (the fit of its parts' centroids) jitters by a tenth of a pixel or
 # so on a still face, and more where one half of the flip average is run a frame (flip by turns): the past
