@@ -266,6 +266,45 @@ def test_paste_argmax_is_the_argmax_of_the_pasted_probabilities():
     np.testing.assert_array_equal(owner[y0:y1, x0:x1][parts], second_wins[parts].astype(int))
 
 
+def test_paste_argmax_of_a_box_inside_the_crop_is_the_per_class_argmax():
+    """A parts box well inside the crop (the window's pixel centres all in it: no in-crop test made) and
+    one reaching past it, with 1, 5 and 6 classes (resampled four a warp): each class resampled on its own
+    by sample_affine, then argmax; 0 where a pixel's centre falls outside the crop."""
+    rng = np.random.default_rng(7)
+    angle, scale = 0.3, 24 / 50
+    matrix = np.array([[scale * np.cos(angle), -scale * np.sin(angle), 2.0],
+                       [scale * np.sin(angle), scale * np.cos(angle), -7.0]])
+    shape = (80, 90)
+    for classes in (1, 5, 6):
+        logits = rng.normal(0, 2, (24, 24, classes)).astype(np.float32)
+        probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+        for box in ((6.0, 7.0, 17.0, 18.0), (0.0, 0.0, 24.0, 12.0)):
+            window, labels, best = align.paste_argmax(probs, matrix, shape, box)
+            (y0, y1, x0, x1) = window
+            assert y1 - y0 > 5 and x1 - x0 > 5
+            to_crop = align._window_to_crop(matrix, x0, y0)
+            planes = np.stack([align.sample_affine(np.ascontiguousarray(probs[..., k]), to_crop, (x1 - x0, y1 - y0),
+                                                   edge=True) for k in range(classes)], -1)
+            _, cx, cy = align._window_coordinates(matrix, 24, shape, box)
+            inside = (cx >= 0) & (cx < 24) & (cy >= 0) & (cy < 24)
+            assert inside.all() == (box[0] > 0)  # the first box lies inside the crop, the second does not
+            np.testing.assert_array_equal(labels, np.where(inside, planes.argmax(-1), 0))
+            np.testing.assert_allclose(best, planes.max(-1), atol=1e-6)
+
+
+def test_a_photos_part_areas_are_counted_over_its_faces_crops():
+    labels = np.zeros((60, 80), np.uint8)
+    labels[10:14, 20:30] = 1
+    labels[40:45, 50:52] = 3
+    classes = ("background", "l_eye", "r_eye", "u_lip", "l_lip")
+    shift = np.array([[1.0, 0.0, -15.0], [0.0, 1.0, -5.0]])  # a 40 px crop from (15, 5)
+    window = predict._faces_window([shift, shift + np.array([[0, 0, -30.0], [0, 0, -30.0]])], 40, labels.shape)
+    assert window == (slice(5, 60), slice(15, 80))
+    assert predict._part_areas(labels[window], classes) == predict._part_areas(labels, classes) == {
+        "l_eye": 40, "r_eye": 0, "u_lip": 10, "l_lip": 0}
+    assert predict._faces_window([], 40, labels.shape) == (slice(0, 0), slice(0, 0))
+
+
 # --------------------------------------------------------------------------------------- fixtures
 
 @pytest.fixture(scope="module")
