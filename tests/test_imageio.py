@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import zlib
 
 import numpy as np
@@ -90,3 +91,18 @@ def test_other_jpegs_are_left_to_pil(tmp_path):
     assert imageio._plain_jpeg(tmp_path / "cut.jpg") is None
     with pytest.raises(imageio.UserError, match=r"cut\.jpg: unreadable image \(image file is truncated"):
         imageio.load_rgb(tmp_path / "cut.jpg")
+
+
+def test_write_bytes_makes_its_folder_steps_past_a_stale_temporary_file_and_leaves_no_other(tmp_path, monkeypatch):
+    import itertools
+
+    folder = tmp_path / "new" / "folder"
+    imageio.write_bytes(folder / "a.bin", b"first")
+    assert (folder / "a.bin").read_bytes() == b"first" and sorted(p.name for p in folder.iterdir()) == ["a.bin"]
+    monkeypatch.setattr(imageio, "_TEMP_NAMES", itertools.count(7))
+    stale = folder / f".tmp-{os.getpid()}-7"
+    stale.write_bytes(b"left by a process of the same id")
+    imageio.write_bytes(folder / "a.bin", b"second")
+    assert (folder / "a.bin").read_bytes() == b"second"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(["a.bin", stale.name])
+    assert stale.read_bytes() == b"left by a process of the same id"
