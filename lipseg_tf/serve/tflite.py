@@ -53,7 +53,7 @@ INT8 = "int8"
 CROP_TFLITE = "crop.tflite"
 # Beside an int8 CROP_TFLITE (activations int8 too), the same network with float activations (dynamic
 # range): which of the two is faster depends on the CPU (serve/fastest.py), so predict.Model times both
-# when it loads them and keeps the quicker.
+# when it loads them and keeps the int8 one unless the other is clearly quicker (predict.LITE_MARGIN).
 CROP_TFLITE_DYNAMIC = "crop-dynamic.tflite"
 CROP_TFLITES = (CROP_TFLITE, CROP_TFLITE_DYNAMIC)
 
