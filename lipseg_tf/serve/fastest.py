@@ -6,9 +6,9 @@ machine (Intel Xeon with AVX-512 VNNI, 2026-12-02) the small U-Net's int8 copy t
 its dynamic-range copy 6.8; on another of the same flags, 1.2 ms int8. No CPU flag tells which, so the
 choice is timed when the model is loaded (a few runs each, about as long as loading them), with a margin
 for the first (predict.Model's: the int8 copy unless the other is clearly faster), since two copies that
-run about as fast would otherwise take turns from one run to the next, each with its own rounding. (One cause found
-since: on a Xeon with AMX, XNNPACK's AMX kernels took the int8 copy 2.1 ms a run against 1.2 through its
-VNNI ones; lipseg_tf keeps XNNPACK off AMX, serve/xnnpack.py.)
+run about as fast would otherwise take turns from one run to the next, each with its own rounding.
+(One cause found since: on a Xeon with AMX, XNNPACK's AMX kernels took the int8 copy 2.1 ms a run against
+1.2 through its VNNI ones; lipseg_tf keeps XNNPACK off AMX, serve/xnnpack.py.)
 """
 
 from __future__ import annotations

@@ -397,7 +397,7 @@ def _part_areas(labels: np.ndarray, classes: Sequence[str]) -> dict[str, int]:
 def _faces_window(transforms: Sequence[np.ndarray], size: int, shape: tuple[int, int]) -> tuple[slice, slice]:
     """The part of a photo of `shape` (H, W) that the faces' size x size crops cover (photo -> crop
     `transforms`), where paste_faces puts every part pixel: the photo's areas counted there alone
-    (0.9 ms a 1024 x 768 speed scene counted whole)."""
+    (a 1024 x 768 speed scene's in 0.10 ms against 0.35 counted whole)."""
     if not transforms:
         return slice(0, 0), slice(0, 0)
     corners = np.concatenate([align.crop_corners(matrix, size) for matrix in transforms])
