@@ -89,3 +89,14 @@ def test_the_shipped_int8_unet_gives_the_same_outputs_with_and_without_amx():
     kept_off, allowed = _run_shipped_int8("0"), _run_shipped_int8("1")
     assert kept_off.size == 2 * 128 * 128 * 5
     np.testing.assert_array_equal(kept_off, allowed)
+
+
+def test_where_linux_refuses_the_filter_the_interpreter_is_made_all_the_same(monkeypatch):
+    def refused():
+        raise OSError(1, "seccomp filter refused: Operation not permitted")
+
+    monkeypatch.setattr(xnnpack, "applies", lambda: True)
+    monkeypatch.setattr(xnnpack, "deny_amx_request", refused)
+    made_on = []
+    assert xnnpack.off_amx(lambda: made_on.append(threading.current_thread().name) or "interpreter") == "interpreter"
+    assert made_on == ["xnnpack-init"]  # still on its own thread, unfiltered
