@@ -280,14 +280,14 @@ def test_the_whole_photo_is_looked_at_only_when_the_halves_may_cut_a_face(blazef
     face, = blazeface(photo)
     assert full.runs == 2 and face.box[0] < eyes[:, 0].min()
     # a large face across the middle, which neither half holds whole: the whole photo too
-    grace = np.asarray(Image.fromarray(grace_hopper_photo()).resize((576, 675), Image.Resampling.LANCZOS))
+    grace = np.asarray(Image.fromarray(grace_hopper_photo()).resize((979, 1147), Image.Resampling.LANCZOS))
     wide = np.full((768, 1024, 3), 128, np.uint8)
-    wide[50:725, 224:800] = grace
+    wide[:, 23:1002] = grace[189:957]   # her face about 390 px wide
     full.runs = 0
     face, = blazeface(wide)
     assert full.runs == 3
     x, y, w, h = face.box
-    assert x < 512 < x + w and w > 200
+    assert x < 512 < x + w and w > 300
     full.runs = 0
     assert blazeface(faceless_photo()) == [] and full.runs <= 3
 
@@ -313,21 +313,21 @@ def test_a_large_weak_candidate_is_looked_at_again_only_while_no_face_is_found(b
 
 def test_halves_suffice_when_each_sure_face_lies_inside_one_away_from_its_cut():
     shape = (768, 1024)
-    halves = detect.first_look_tiles(shape)[1:]   # x 0-640 and 384-1024
+    halves = detect.first_look_tiles(shape)[1:]   # x 0-768 and 256-1024
     def sure(x0, x1, score=0.9):
         return (np.array([x0, 300, x1, 300 + (x1 - x0)], np.float64), None, score)
     assert detect._halves_suffice([sure(100, 300)], halves, shape)            # inside the left half
     assert detect._halves_suffice([sure(0, 200), sure(800, 1024)], halves, shape)  # at the photo's edges
     assert detect._halves_suffice([sure(450, 600)], halves, shape)            # in the overlap: both hold it
-    assert not detect._halves_suffice([sure(400, 700)], halves, shape)  # past the left half, near the right's cut
-    assert not detect._halves_suffice([sure(100, 300), sure(300, 700)], halves, shape)  # one face cut
+    assert not detect._halves_suffice([sure(240, 780)], halves, shape)  # past the left half, near the right's cut
+    assert not detect._halves_suffice([sure(100, 300), sure(240, 780)], halves, shape)  # one face cut
     assert not detect._halves_suffice([sure(100, 300, 0.3)], halves, shape)   # no sure face
     assert not detect._halves_suffice([], halves, shape)
-    tall = (1024, 768)   # halves y 0-640 and 384-1024: the same along the other side
+    tall = (1024, 768)   # halves y 0-768 and 256-1024: the same along the other side
     def sure_y(y0, y1):
         return (np.array([300, y0, 300 + (y1 - y0), y1], np.float64), None, 0.9)
     assert detect._halves_suffice([sure_y(100, 300)], detect.first_look_tiles(tall)[1:], tall)
-    assert not detect._halves_suffice([sure_y(400, 700)], detect.first_look_tiles(tall)[1:], tall)
+    assert not detect._halves_suffice([sure_y(240, 780)], detect.first_look_tiles(tall)[1:], tall)
 
 
 def test_the_first_look_runs_the_model_asked_for(blazeface):
@@ -364,7 +364,9 @@ def test_a_missing_model_file_names_the_package(monkeypatch):
 
 
 def test_first_look_tiles_add_two_overlapping_halves_of_a_wide_photo():
-    assert detect.first_look_tiles((768, 1024)) == [(0, 0, 1024, 768), (0, 0, 640, 768), (384, 0, 1024, 768)]
+    # 4:3: halves as long as the shorter side (square); longer photos: 5/8 of the long side
+    assert detect.first_look_tiles((768, 1024)) == [(0, 0, 1024, 768), (0, 0, 768, 768), (256, 0, 1024, 768)]
+    assert detect.first_look_tiles((1080, 1920)) == [(0, 0, 1920, 1080), (0, 0, 1200, 1080), (720, 0, 1920, 1080)]
     assert detect.first_look_tiles((1024, 600)) == [(0, 0, 600, 1024), (0, 0, 600, 640), (0, 384, 600, 1024)]
     assert detect.first_look_tiles((600, 512)) == [(0, 0, 512, 600)]  # nearly square: the whole photo only
 
