@@ -368,6 +368,11 @@ def test_first_look_tiles_add_two_overlapping_halves_of_a_wide_photo():
     assert detect.first_look_tiles((768, 1024)) == [(0, 0, 1024, 768), (0, 0, 768, 768), (256, 0, 1024, 768)]
     assert detect.first_look_tiles((1080, 1920)) == [(0, 0, 1920, 1080), (0, 0, 1200, 1080), (720, 0, 1920, 1080)]
     assert detect.first_look_tiles((1024, 600)) == [(0, 0, 600, 1024), (0, 0, 600, 640), (0, 384, 600, 1024)]
+    # a video's detector: halves of 5/8 alone (its periodic looks keep the tracked faces' flicker down)
+    assert detect.first_look_tiles((768, 1024), square_halves=False) == [(0, 0, 1024, 768), (0, 0, 640, 768),
+                                                                         (384, 0, 1024, 768)]
+    assert detect.make_detector("blazeface", every_look=True).square_halves is False
+    assert detect.make_detector("blazeface").square_halves is True
     assert detect.first_look_tiles((600, 512)) == [(0, 0, 512, 600)]  # nearly square: the whole photo only
 
 

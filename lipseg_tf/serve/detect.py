@@ -450,14 +450,15 @@ class BlazeFaceDetector:
     min_confidence) is kept as that look found it, and with either first look so is a large face (LARGE_SIDE
     of the input, LARGE_SCORE sure); skip_second_look None looks again at every candidate (a video's
     detector: its tracking starts from the second look's keypoints). refine False keeps the first look
-    alone (its score against min_confidence).
+    alone (its score against min_confidence). square_halves: first_look_tiles' (False for a video's).
     """
 
     name = "blazeface"
 
     def __init__(self, min_face: int = 40, min_confidence: float = DEFAULT_MIN_CONFIDENCE["blazeface"],
                  refine: bool = True, num_threads: int | None = BLAZEFACE_THREADS,
-                 skip_second_look: float | None = SKIP_SECOND_LOOK, first_look: str = DEFAULT_FIRST_LOOK):
+                 skip_second_look: float | None = SKIP_SECOND_LOOK, first_look: str = DEFAULT_FIRST_LOOK,
+                 square_halves: bool = True):
         if first_look not in FIRST_LOOKS:
             raise ValueError(f"first_look {first_look!r} unknown, valid: {', '.join(FIRST_LOOKS)}")
         self.min_face = min_face
@@ -471,9 +472,10 @@ class BlazeFaceDetector:
         # the first look's model; the short one serves both looks (one after the other, on one thread)
         self.first = self.short if first_look == "short" else BlazeFaceModel("full", num_threads)
         self.refine_sizes = REFINE_SIZES[first_look]
+        self.square_halves = square_halves  # first_look_tiles'
 
     def __call__(self, photo: np.ndarray) -> list[Face]:
-        return self._detect(photo, first_look_tiles(photo.shape[:2]))
+        return self._detect(photo, first_look_tiles(photo.shape[:2], self.square_halves))
 
     def look_again(self, photo: np.ndarray, faces: Sequence[Face], turn: int) -> list[Face]:
         """A video's periodic detection while faces are tracked: a second look at each of `faces` (where
@@ -482,7 +484,7 @@ class BlazeFaceDetector:
         tiles, each is looked at every third call. Without a second look (refine False), __call__."""
         if not self.refine:
             return self(photo)
-        tiles = first_look_tiles(photo.shape[:2])
+        tiles = first_look_tiles(photo.shape[:2], self.square_halves)
         hints = [(np.array([x, y, x + w, y + h], np.float64), np.asarray(face.keypoints, np.float64))
                  for face in faces for (x, y, w, h) in [face.box] if face.keypoints is not None]
         return self._detect(photo, [tiles[turn % len(tiles)]], hints, LOOK_AGAIN_WEAK_CANDIDATES)
@@ -599,7 +601,7 @@ def _halves_suffice(candidates: list, halves: Sequence[tuple[int, int, int, int]
     return True
 
 
-def first_look_tiles(shape: tuple[int, int]) -> list[tuple[int, int, int, int]]:
+def first_look_tiles(shape: tuple[int, int], square_halves: bool = True) -> list[tuple[int, int, int, int]]:
     """The boxes (x0, y0, x1, y1) of a photo of `shape` (H, W) the first look runs on: the whole photo,
     and where its longer side is over 1.2 times the shorter, also its two halves along that side, each
     5/8 of it (overlapping by a quarter) and no shorter than the photo's shorter side, where faces are a
@@ -611,12 +613,18 @@ def first_look_tiles(shape: tuple[int, int]) -> list[tuple[int, int, int, int]]:
     5/8, 1 face missed against 2 (the one scene that changed), mean F1 0.851 both; on the 475 test scenes,
     measured once after, 2.75 against 3.22, mean F1 0.861 against 0.862: four scenes changed, one face
     found that was missed, two faces at 0.76-0.77 confidence now missed (borderline for min_confidence
-    0.7), one false 723 px box at 0.705 beside a real face; photos 2-3 % faster (both cores, in turns)."""
+    0.7), one false 723 px box at 0.705 beside a real face; photos 2-3 % faster (both cores, in turns).
+    square_halves False: halves of 5/8 alone, a video's (make_detector's every_look): on the 24 dev val
+    clips (tools/bench_video --real) the longer halves left the tracked F1 as it was (0.8835 against
+    0.8840) but raised the still faces' flicker from 0.0216 to 0.0249 (the periodic detections' second
+    looks align a little differently from the tracked crop)."""
     height, width = shape
     tiles = [(0, 0, width, height)]
     if max(height, width) > 1.2 * min(height, width):
         long, short = max(height, width), min(height, width)
-        part = max(round(long * 5 / 8), short)  # a half no narrower than the shorter side: the same scale
+        part = round(long * 5 / 8)
+        if square_halves:
+            part = max(part, short)  # a half no shorter than the shorter side: the same scale
         for start in (0, long - part):
             tiles.append((start, 0, start + part, height) if width >= height else (0, start, width, start + part))
     return tiles
@@ -691,11 +699,13 @@ def _drop_overlaps(found: list, overlap: float = 0.5, measure=None, weak_limit: 
 def make_detector(name: str, min_face: int = 40, min_confidence: float | None = None, every_look: bool = False):
     """The detector called `name` (DETECTORS); min_confidence None: the detector's own default.
     every_look: BlazeFace looks again at every candidate, also those its first look is sure of (for
-    video tracking, which aligns the frames between two detections from the detection's keypoints)."""
+    video tracking, which aligns the frames between two detections from the detection's keypoints), and
+    looks at halves of 5/8 of a wide frame (first_look_tiles' square_halves False)."""
     if name not in DETECTORS:
         raise UserError(f"--detector {name!r} unknown, valid: {', '.join(DETECTORS)}")
     confidence = DEFAULT_MIN_CONFIDENCE[name] if min_confidence is None else min_confidence
     if name == "mtcnn":
         return MTCNNDetector(min_face, confidence)
-    return BlazeFaceDetector(min_face, confidence, skip_second_look=None if every_look else SKIP_SECOND_LOOK)
+    return BlazeFaceDetector(min_face, confidence, skip_second_look=None if every_look else SKIP_SECOND_LOOK,
+                             square_halves=not every_look)
 
