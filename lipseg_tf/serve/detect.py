@@ -326,12 +326,6 @@ def cpuinfo_field(key: str, cpuinfo: str = "/proc/cpuinfo") -> str | None:
     return next((line.partition(":")[2].strip() for line in text.splitlines() if line.startswith(key)), None)
 
 
-def _allocated(interpreter):
-    """The interpreter, its tensors allocated (its XNNPACK delegate made: serve/xnnpack.py)."""
-    interpreter.allocate_tensors()
-    return interpreter
-
-
 class BlazeFaceModel:
     """One BlazeFace .tflite model (the wheel's file): a float image (S, S, 3) in [-1, 1] -> its
     detections after weighted NMS, as (box (4,) x0, y0, x1, y1; keypoints (6, 2); score), in input
@@ -348,8 +342,7 @@ class BlazeFaceModel:
         # XNNPACK delegate on stderr ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.").
         with warnings.catch_warnings(), caught_stderr():
             warnings.simplefilter("ignore")
-            self._interpreter = xnnpack.off_amx(lambda: _allocated(tf.lite.Interpreter(
-                model_path=str(self.path), num_threads=num_threads)))
+            self._interpreter = xnnpack.interpreter(tf.lite.Interpreter, self.path, num_threads)
         self._input = self._interpreter.get_input_details()[0]["index"]
         outputs = sorted(self._interpreter.get_output_details(), key=lambda d: -int(d["shape"][-1]))
         self._boxes, self._scores = outputs[0]["index"], outputs[1]["index"]  # (1, N, 16), (1, N, 1)

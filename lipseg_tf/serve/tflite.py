@@ -217,14 +217,9 @@ def _interpreter(path: Path, threads: int | None):
     except ImportError:
         import tensorflow as tf
         Interpreter = tf.lite.Interpreter
-    def make():
-        interpreter = Interpreter(model_path=str(path), num_threads=threads)
-        interpreter.allocate_tensors()  # the XNNPACK delegate made here, where off_amx says
-        return interpreter
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice, once per model
-        return xnnpack.off_amx(make)
+        return xnnpack.interpreter(Interpreter, path, threads)
 
 
 # ------------------------------------------------------------------------------------------ benchmark

@@ -133,3 +133,14 @@ def off_amx(make: Callable[[], T]) -> T:
     if "error" in result:
         raise result["error"]
     return result["value"]
+
+
+def interpreter(interpreter_class, model_path, num_threads: int | None):
+    """interpreter_class (TensorFlow's or LiteRT's Interpreter) of a .tflite file, its tensors allocated
+    (which makes its XNNPACK delegate), made through off_amx."""
+    def make():
+        made = interpreter_class(model_path=str(model_path), num_threads=num_threads)
+        made.allocate_tensors()
+        return made
+
+    return off_amx(make)
