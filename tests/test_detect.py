@@ -303,6 +303,17 @@ def test_the_wide_first_look_is_one_run_shaped_as_the_photo(blazeface, monkeypat
     np.testing.assert_allclose(wide_box, (square_box[0] + 256, *square_box[1:]), atol=6.0)  # an input pixel
 
 
+def test_a_model_keeps_the_interpreters_of_the_shapes_used_last(monkeypatch):
+    model = detect.BlazeFaceModel("short")
+    monkeypatch.setattr(detect, "MAX_INPUT_SHAPES", 2)
+    square = (128, 128)
+    for shape in [(128, 176), (176, 128), (128, 176), (128, 240)]:  # the third a reuse, the fourth one too many
+        detections = model(np.zeros((*shape, 3), np.float32), 0.5)
+        assert detections == []
+    assert list(model._runners) == [square, (128, 176), (128, 240)]   # (176, 128), used longest ago, went
+    assert model._runners[(128, 240)][4].shape == (16 * 30 * 2 + 8 * 15 * 6, 2)  # its own anchors
+
+
 def test_first_look_shape_keeps_the_shorter_side_and_the_photo_s_aspect():
     assert detect.first_look_shape((768, 1024), 128) == (128, 176)   # 170.7 rounded up to 16s
     assert detect.first_look_shape((1080, 1920), 128) == (128, 240)

