@@ -436,12 +436,14 @@ def test_photo_pyramid_halves_down_to_the_smallest_side():
     assert detect.pyramid_level(pyramid, 0.01) == 2          # no smaller copy than the last
 
 
-def test_tile_square_maps_its_pixels_back_to_the_photo():
+def test_tile_input_maps_its_pixels_back_to_the_photo():
     photo = np.zeros((768, 1024, 3), np.uint8)
     photo[600:608, 900:908] = 255                       # a white 8 px square centred at (904, 604)
     pyramid = detect.photo_pyramid(photo, 128)
-    for tile in detect.first_look_tiles(photo.shape[:2]):
-        square, to_photo = detect.tile_square(pyramid, tile, 192)
+    looks = [(tile, 192) for tile in detect.first_look_tiles(photo.shape[:2])] + [((0, 0, 1024, 768), (128, 176))]
+    for tile, size in looks:   # squares of 192 px, and the whole photo into a wide input
+        square, to_photo = detect.tile_input(pyramid, tile, size)
+        assert square.shape[:2] == ((size, size) if isinstance(size, int) else size)
         if tile[0] > 900 or tile[2] < 908:
             continue
         bright = np.argwhere(square[..., 0] > -0.5)    # (row, column) of the square's white pixels

@@ -288,11 +288,11 @@ def pyramid_level(pyramid: list[np.ndarray], scale: float) -> int:
     return level
 
 
-def tile_square(pyramid: list[np.ndarray], tile: tuple[int, int, int, int], size: int | tuple[int, int]
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """letterbox of a tile (x0, y0, x1, y1, photo pixels) of the photo into a size x size square (or
-    `size` (height, width)), cut from the smallest copy of the pyramid that has its detail; and the 2x3
-    map from the square's coordinates to the photo's."""
+def tile_input(pyramid: list[np.ndarray], tile: tuple[int, int, int, int], size: int | tuple[int, int]
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """letterbox of a tile (x0, y0, x1, y1, photo pixels) of the photo into a size x size square (or an
+    input of `size` (height, width)), cut from the smallest copy of the pyramid that has its detail; and
+    the 2x3 map from the input's coordinates to the photo's."""
     out_height, out_width = (size, size) if isinstance(size, int) else size
     x0, y0, x1, y1 = tile
     level = pyramid_level(pyramid, min(out_width / (x1 - x0), out_height / (y1 - y0)))
@@ -302,11 +302,11 @@ def tile_square(pyramid: list[np.ndarray], tile: tuple[int, int, int, int], size
     cx0, cy0 = round(x0 / factor), round(y0 / factor)
     cx1 = max(cx0 + 1, min(copy.shape[1], round(x1 / factor)))
     cy1 = max(cy0 + 1, min(copy.shape[0], round(y1 / factor)))
-    square, scale, (left, top) = letterbox(copy[cy0:cy1, cx0:cx1], size)
-    # square = (copy - (cx0, cy0)) * scale + (left, top); photo = factor * copy.
+    image, scale, (left, top) = letterbox(copy[cy0:cy1, cx0:cx1], size)
+    # input = (copy - (cx0, cy0)) * scale + (left, top); photo = factor * copy.
     to_photo = np.array([[factor / scale, 0.0, factor * (cx0 - left / scale)],
                          [0.0, factor / scale, factor * (cy0 - top / scale)]])
-    return square, to_photo
+    return image, to_photo
 
 
 def blazeface_model_file(name: str) -> Path:
@@ -550,9 +550,9 @@ class BlazeFaceDetector:
         """The first look's (box, keypoints, score, side) on one tile: box and keypoints in photo pixels,
         side the box's longer side as a share of the model's input."""
         size = self.first.options.input_size
-        square, to_photo = tile_square(pyramid, tile, look_shape or size)
+        image, to_photo = tile_input(pyramid, tile, look_shape or size)
         return [(align.apply(to_photo, box.astype(np.float64).reshape(2, 2)).ravel(), align.apply(to_photo, points),
-                 score, float(max(box[2:] - box[:2])) / size) for box, points, score in self.first(square, min_score)]
+                 score, float(max(box[2:] - box[:2])) / size) for box, points, score in self.first(image, min_score)]
 
     def _second_looks(self, pyramid: list[np.ndarray], candidates: list, hints: Sequence = ()) -> list:
         """The second look's detections of the candidates (pyramid: photo_pyramid's copies of the photo),
