@@ -344,9 +344,8 @@ class BlazeFaceModel:
         self.options = BLAZEFACE_MODELS[model]
         self.path = blazeface_model_file(self.options.file)
         self.num_threads = num_threads
-        square = (self.options.input_size,) * 2
-        self._runners = {square: self._runner(square)}
-        self.anchors = self._runners[square][3]
+        self.square = (self.options.input_size,) * 2  # the file's own input (height, width)
+        self._runners = {self.square: self._runner(self.square)}
 
     def _runner(self, shape: tuple[int, int]) -> tuple:
         """(interpreter, input index, boxes index, scores index, anchors) for inputs of `shape`."""
@@ -356,7 +355,7 @@ class BlazeFaceModel:
         with warnings.catch_warnings(), caught_stderr():
             warnings.simplefilter("ignore")
             interpreter = xnnpack.interpreter(tf.lite.Interpreter, self.path, self.num_threads,
-                                              (1, *shape, 3) if shape != (self.options.input_size,) * 2 else None)
+                                              (1, *shape, 3) if shape != self.square else None)
         outputs = sorted(interpreter.get_output_details(), key=lambda d: -int(d["shape"][-1]))
         return (interpreter, interpreter.get_input_details()[0]["index"], outputs[0]["index"], outputs[1]["index"],
                 ssd_anchors(self.options, shape))  # boxes (1, N, 16), scores (1, N, 1)
@@ -366,7 +365,7 @@ class BlazeFaceModel:
         runner = self._runners.pop(shape, None)
         if runner is None:
             if len(self._runners) > MAX_INPUT_SHAPES:  # the square one and the shapes used last stay
-                del self._runners[next(s for s in self._runners if s != (self.options.input_size,) * 2)]
+                del self._runners[next(s for s in self._runners if s != self.square)]
             runner = self._runner(shape)
         self._runners[shape] = runner  # last in the order: used last
         interpreter, input_index, boxes_index, scores_index, anchors = runner
