@@ -63,7 +63,7 @@ MEDIAPIPE_PYTHON = ROOT / ".venv-mediapipe" / "bin" / "python"
 
 def cpu_name() -> str:
     """The CPU's model name (/proc/cpuinfo)."""
-    from lipseg_tf.serve.detect import cpuinfo_field
+    from lipseg_tf.serve.xnnpack import cpuinfo_field
     return cpuinfo_field("model name") or "?"
 
 

@@ -24,6 +24,8 @@ def test_amx_is_read_from_the_cpu_flags(tmp_path):
     assert not xnnpack.cpu_has_amx(str(cpuinfo))  # tiles without int8 tiles
     cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx512f amx_bf16 amx_int8 amx_tile\n")
     assert xnnpack.cpu_has_amx(str(cpuinfo))
+    assert xnnpack.cpuinfo_field("processor", str(cpuinfo)) == "0"
+    assert xnnpack.cpuinfo_field("model name", str(cpuinfo)) is None
     assert not xnnpack.cpu_has_amx(str(tmp_path / "missing"))
 
 

@@ -322,16 +322,6 @@ def blazeface_model_file(name: str) -> Path:
     return path
 
 
-def cpuinfo_field(key: str, cpuinfo: str = "/proc/cpuinfo") -> str | None:
-    """The value of the first `key` line of a Linux cpuinfo file ("flags", "model name"); None when the
-    file cannot be read or has no such line."""
-    try:
-        text = Path(cpuinfo).read_text(errors="replace")
-    except OSError:
-        return None
-    return next((line.partition(":")[2].strip() for line in text.splitlines() if line.startswith(key)), None)
-
-
 class BlazeFaceModel:
     """One BlazeFace .tflite model (the wheel's file): a float image (S, S, 3) in [-1, 1] -> its
     detections after weighted NMS, as (box (4,) x0, y0, x1, y1; keypoints (6, 2); score), in input

@@ -70,16 +70,19 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
+def cpuinfo_field(key: str, cpuinfo: str = "/proc/cpuinfo") -> str | None:
+    """The value of the first `key` line of a Linux cpuinfo file ("flags", "model name"); None when the
+    file cannot be read or has no such line."""
+    try:
+        with open(cpuinfo, errors="replace") as file:
+            return next((line.partition(":")[2].strip() for line in file if line.startswith(key)), None)
+    except OSError:
+        return None
+
+
 def cpu_has_amx(cpuinfo: str = "/proc/cpuinfo") -> bool:
     """Whether the CPU (Linux's /proc/cpuinfo flags) has AMX's int8 tiles."""
-    try:
-        with open(cpuinfo) as file:
-            for line in file:
-                if line.startswith("flags"):
-                    return "amx_int8" in line.split()
-    except OSError:
-        pass
-    return False
+    return "amx_int8" in (cpuinfo_field("flags", cpuinfo) or "").split()
 
 
 def applies() -> bool:
