@@ -618,18 +618,19 @@ def _halves_suffice(candidates: list, halves: Sequence[tuple[int, int, int, int]
     return True
 
 
+NEARLY_SQUARE = 1.2  # a photo whose longer side is at most this many times its shorter is looked at as a square
 WIDE_MULTIPLE = 16  # the short-range model's coarsest stride: its input sides are whole multiples of it
 WIDE_MOST = 4       # a wide first look's longer side: at most this many times its shorter one
 
 
 def first_look_shape(shape: tuple[int, int], size: int) -> tuple[int, int]:
     """The wide first look's input (height, width) for a photo of `shape` (H, W): size x size for a
-    nearly square photo (sides within 1.2 times), else its shorter side `size` and its longer one the
+    nearly square photo (NEARLY_SQUARE), else its shorter side `size` and its longer one the
     photo's aspect times that, rounded up to a multiple of WIDE_MULTIPLE (at most WIDE_MOST times size):
     (128, 176) for a 4:3 photo, faces at the scale the square halves of first_look_tiles had them."""
     height, width = shape
     short, long = min(height, width), max(height, width)
-    if long <= 1.2 * short:
+    if long <= NEARLY_SQUARE * short:
         return size, size
     long_side = min(WIDE_MOST * size, math.ceil(long * size / short / WIDE_MULTIPLE - 1e-9) * WIDE_MULTIPLE)
     return (size, long_side) if width >= height else (long_side, size)
@@ -654,7 +655,7 @@ def first_look_tiles(shape: tuple[int, int], square_halves: bool = True) -> list
     looks align a little differently from the tracked crop)."""
     height, width = shape
     tiles = [(0, 0, width, height)]
-    if max(height, width) > 1.2 * min(height, width):
+    if max(height, width) > NEARLY_SQUARE * min(height, width):
         long, short = max(height, width), min(height, width)
         part = round(long * 5 / 8)
         if square_halves:
