@@ -236,6 +236,35 @@ def test_resample_crop_is_paste_probabilities_into_a_crop_with_a_fallback_outsid
     np.testing.assert_allclose(moved, expected, atol=1e-4)
 
 
+def test_class_groups_give_the_same_resampling_and_argmax_as_the_array():
+    """The tracker keeps its averages as align.class_groups (contiguous groups of four classes, then three
+    or one): split so, resample_crop, paste_argmax and groups_argmax give what they give for the array."""
+    rng = np.random.default_rng(8)
+    assert [g.shape[-1] for g in align.class_groups(np.zeros((4, 4, 5), np.float32))] == [4, 1]
+    assert [g.shape[-1] for g in align.class_groups(np.zeros((4, 4, 7), np.float32))] == [4, 3]
+    assert [g.shape[-1] for g in align.class_groups(np.zeros((4, 4, 2), np.float32))] == [1, 1]
+    values = rng.random((32, 32, 5)).astype(np.float32)
+    values[..., 3] = values[..., 1]  # ties go to the lower class, as numpy's argmax's
+    fallback = rng.random((32, 32, 5)).astype(np.float32)
+    groups, fallback_groups = align.class_groups(values), align.class_groups(fallback)
+    assert all(g.flags["C_CONTIGUOUS"] for g in groups)
+    np.testing.assert_array_equal(np.concatenate(groups, -1), values)
+    np.testing.assert_array_equal(align.groups_argmax(groups), values.argmax(-1))
+    matrix = np.array([[0.99, 0.05, 1.7], [-0.05, 0.99, -2.2]])
+    moved = align.resample_crop(groups, matrix, fallback_groups)
+    assert isinstance(moved, list) and [g.shape for g in moved] == [(32, 32, 4), (32, 32, 1)]
+    np.testing.assert_array_equal(np.concatenate(moved, -1), align.resample_crop(values, matrix, fallback))
+    inside = np.array([[1.0, 0.0, 0.3], [0.0, 1.0, -0.2]])  # every pixel centre lands in the old crop
+    np.testing.assert_array_equal(np.concatenate(align.resample_crop(groups, inside, fallback_groups), -1),
+                                  align.paste_probabilities(values, inside, (32, 32))[1])
+    photo_matrix = np.array([[0.5, 0.02, -10.0], [-0.02, 0.5, -6.0]])
+    window, labels, best = align.paste_argmax(values, photo_matrix, (90, 120))
+    same_window, same_labels, same_best = align.paste_argmax(groups, photo_matrix, (90, 120))
+    assert same_window == window
+    np.testing.assert_array_equal(same_labels, labels)
+    np.testing.assert_array_equal(same_best, best)
+
+
 def test_paste_argmax_is_the_argmax_of_the_pasted_probabilities():
     """paste_argmax (one class plane at a time) gives paste_probabilities' argmax and its probability,
     ties to the lower class, 0 outside the crop; and paste_faces takes the more probable of two faces."""

@@ -252,12 +252,12 @@ def parts_box(probabilities: np.ndarray) -> tuple[float, float, float, float] | 
 
 def labels_box(labels: np.ndarray) -> tuple[float, float, float, float] | None:
     """parts_box from a crop's labels (S, S), the argmax of its probabilities, when they are at hand."""
-    rows, cols = np.nonzero(labels)
+    rows, cols = np.flatnonzero(labels.any(1)), np.flatnonzero(labels.any(0))
     if not len(rows):
         return None
     size = labels.shape[0]
-    return (max(0.0, cols.min() - 0.5), max(0.0, rows.min() - 0.5),
-            min(float(size), cols.max() + 1.5), min(float(size), rows.max() + 1.5))
+    return (max(0.0, cols[0] - 0.5), max(0.0, rows[0] - 0.5),
+            min(float(size), cols[-1] + 1.5), min(float(size), rows[-1] + 1.5))
 
 
 def crop_lookup(matrix: np.ndarray, size: int, shape: tuple[int, int]):
@@ -298,39 +298,97 @@ def paste_probabilities(probabilities: np.ndarray, matrix: np.ndarray, shape: tu
     return window, pasted, inside
 
 
-def _class_groups(probabilities: np.ndarray, to_crop: np.ndarray, size: tuple[int, int]):
-    """(first class, (h, w, k) planes) of a crop's probabilities (S, S, C) float32 resampled into a window
-    of `size` (width, height), `to_crop` mapping window to crop coordinates: four classes a warp where
-    they come four at a time, else three or one (OpenCV's warpAffine on four channels: a 300 px window of
-    five classes 0.65 ms against 1.3-1.5 one class at a time; values within 1.2e-7 of those; on two
-    channels, or five and more, it interpolates at 1/32 px, 0.02 off)."""
+def _group_sizes(classes: int) -> list[int]:
+    """How a crop's classes are split for OpenCV's warpAffine: four a warp where they come four at a
+    time, else three or one (on four channels a 300 px window of five classes takes 0.65 ms against
+    1.3-1.5 one class at a time, values within 1.2e-7 of those; on two channels, or five and more, it
+    interpolates at 1/32 px, 0.02 off)."""
+    sizes = []
+    while classes > 0:
+        sizes.append(4 if classes >= 4 else 3 if classes == 3 else 1)
+        classes -= sizes[-1]
+    return sizes
+
+
+def class_groups(values: np.ndarray) -> list[np.ndarray]:
+    """A crop's values (S, S, C) -> its classes in contiguous float32 groups (S, S, k), as _group_sizes
+    splits them: the form resample_crop, paste_argmax and argmax_classes take without copying strided
+    channels out again (a 128 px crop's five classes: 0.08 ms to split, which each warp of the (S, S, C)
+    array pays anew)."""
+    values = np.asarray(values, np.float32)
+    groups, start = [], 0
+    for count in _group_sizes(values.shape[-1]):
+        groups.append(np.ascontiguousarray(values[..., start:start + count]))
+        start += count
+    return groups
+
+
+def _groups_of(values) -> list[np.ndarray]:
+    """class_groups of an (S, S, C) array; a list or tuple of groups as it is."""
+    return list(values) if isinstance(values, (list, tuple)) else class_groups(values)
+
+
+def _class_groups(probabilities, to_crop: np.ndarray, size: tuple[int, int]):
+    """(first class, (h, w, k) planes) of a crop's probabilities (S, S, C) float32, or their class_groups,
+    resampled into a window of `size` (width, height), `to_crop` mapping window to crop coordinates, a
+    group of _group_sizes a warp."""
     width, height = size
-    start, classes = 0, probabilities.shape[-1]
-    while start < classes:
-        count = 4 if classes - start >= 4 else 3 if classes - start == 3 else 1
-        group = sample_affine(np.ascontiguousarray(probabilities[..., start:start + count]), to_crop, size, edge=True)
-        yield start, group.reshape(height, width, count)
+    start = 0
+    for group in _groups_of(probabilities):
+        count = group.shape[-1]
+        yield start, sample_affine(group, to_crop, size, edge=True).reshape(height, width, count)
         start += count
 
 
-def resample_crop(values: np.ndarray, matrix: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+def argmax_classes(planes) -> tuple[np.ndarray, np.ndarray]:
+    """The argmax over classes of (first class, (h, w, k) planes) pairs (_class_groups', or class_groups
+    enumerated so) -> (labels (h, w) uint8, best (h, w) float32: the winning class's value); ties go to
+    the lower class, as numpy's argmax's. By comparisons of whole planes: numpy's argmax and its pick over
+    a last axis of 5 take several times longer."""
+    labels = best = None
+    for start, group in planes:
+        for offset in range(group.shape[-1]):
+            plane = group[..., offset]
+            if best is None:
+                best = plane.copy()
+                labels = np.zeros(plane.shape, np.uint8)
+                continue
+            wins = plane > best
+            # labels[wins] = class, as arithmetic on whole planes (uint8, wrapping): a tenth of the time
+            labels += wins.view(np.uint8) * (np.uint8(start + offset) - labels)
+            np.maximum(best, plane, out=best)
+    return labels, best
+
+
+def groups_argmax(groups: Sequence[np.ndarray]) -> np.ndarray:
+    """The class ids (S, S) uint8 of a crop's class_groups: its argmax over classes (argmax_classes)."""
+    starts = np.cumsum([0] + [group.shape[-1] for group in groups[:-1]])
+    return argmax_classes(zip(starts, groups))[0]
+
+
+def resample_crop(values, matrix: np.ndarray, fallback):
     """A crop's values (S, S, C) float32 moved into another crop of the same size, `matrix` mapping that
     crop's coordinates into this one's: bilinear, as paste_probabilities with a window of the whole
     crop; where a pixel's centre falls outside `values`' crop, `fallback`'s value (S, S, C) instead.
+    values and fallback may both be class_groups instead; the result is then too.
 
     OpenCV's warpAffine on four channels at a time (its fast path: a 128 px crop of five in 0.1 ms
     against 0.23 ms one channel at a time)."""
-    size = values.shape[0]
-    values = np.asarray(values, np.float32)
-    moved = np.empty(fallback.shape, np.float32)
-    for start, group in _class_groups(values, matrix, (size, size)):
-        moved[..., start:start + group.shape[-1]] = group
-    # Outside the window the old crop covers, and where a pixel centre falls past it (paste_probabilities')
-    (y0, y1, x0, x1), cx, cy = _window_coordinates(matrix, size, (size, size))
-    outside = np.ones((size, size), bool)
-    outside[y0:y1, x0:x1] = (cx < 0) | (cx >= size) | (cy < 0) | (cy >= size)
-    np.copyto(moved, fallback, where=outside[..., None])
-    return moved
+    grouped = isinstance(values, (list, tuple))
+    values, fallback = _groups_of(values), _groups_of(fallback)
+    size = values[0].shape[0]
+    moved = [group for _, group in _class_groups(values, matrix, (size, size))]
+    # Outside the window the old crop covers, and where a pixel centre falls past it (paste_probabilities');
+    # none when the crop's four corner pixels fall inside (the map is affine)
+    corners = apply(matrix, np.array([(0.5, 0.5), (size - 0.5, 0.5), (0.5, size - 0.5), (size - 0.5, size - 0.5)]))
+    if not (corners.min() >= 0 and corners.max() < size):
+        (y0, y1, x0, x1), cx, cy = _window_coordinates(matrix, size, (size, size))
+        outside = np.ones((size, size), bool)
+        outside[y0:y1, x0:x1] = (cx < 0) | (cx >= size) | (cy < 0) | (cy >= size)
+        rows, cols = np.nonzero(outside)  # a few rows and columns at the edge: indexed, not masked
+        for group, other in zip(moved, fallback):
+            group[rows, cols] = other[rows, cols]
+    return moved if grouped else np.concatenate(moved, axis=-1)
 
 
 def _window_to_crop(matrix: np.ndarray, x0: int, y0: int) -> np.ndarray:
@@ -339,34 +397,23 @@ def _window_to_crop(matrix: np.ndarray, x0: int, y0: int) -> np.ndarray:
     return np.array([[a, b, a * x0 + b * y0 + c], [d, e, d * x0 + e * y0 + f]])
 
 
-def paste_argmax(probabilities: np.ndarray, matrix: np.ndarray, shape: tuple[int, int], box=None):
+def paste_argmax(probabilities, matrix: np.ndarray, shape: tuple[int, int], box=None):
     """paste_probabilities' argmax, taken class by class: (window, labels (h, w) uint8, best (h, w)
     float32: the winning class's probability); labels 0 where the pixel's centre falls outside the crop.
+    probabilities: (S, S, C), or its class_groups.
 
     The same labels as paste_probabilities(...)[1].argmax(-1) (ties go to the lower class, as argmax's),
-    without the (h, w, C) array: numpy's argmax and its pick over a last axis of 5 take several times
-    longer than these comparisons of whole planes. The classes are resampled four at a time
+    without the (h, w, C) array (argmax_classes). The classes are resampled four at a time
     (_class_groups), and the pixel centres are only placed in the crop where the window's corners are not
     all inside it (its pixels then are too: the map is affine).
     """
-    size = probabilities.shape[0]
+    groups = _groups_of(probabilities)
+    size = groups[0].shape[0]
     (y0, y1, x0, x1) = window = _window_box(matrix, size, shape, box)
-    labels = np.zeros((y1 - y0, x1 - x0), np.uint8)
-    if not labels.size:
-        return window, labels, np.zeros(labels.shape, np.float32)
+    if y1 <= y0 or x1 <= x0:
+        return window, np.zeros((y1 - y0, x1 - x0), np.uint8), np.zeros((y1 - y0, x1 - x0), np.float32)
     to_crop = _window_to_crop(matrix, x0, y0)
-    probabilities = np.asarray(probabilities, np.float32)
-    best = None
-    for start, group in _class_groups(probabilities, to_crop, (x1 - x0, y1 - y0)):
-        for offset in range(group.shape[-1]):
-            plane = group[..., offset]
-            if best is None:
-                best = plane.copy()
-                continue
-            wins = plane > best
-            # labels[wins] = class, as arithmetic on whole planes (uint8, wrapping): a tenth of the time
-            labels += wins.view(np.uint8) * (np.uint8(start + offset) - labels)
-            np.maximum(best, plane, out=best)
+    labels, best = argmax_classes(_class_groups(groups, to_crop, (x1 - x0, y1 - y0)))
     corners = apply(to_crop, np.array([(0.5, 0.5), (x1 - x0 - 0.5, 0.5), (0.5, y1 - y0 - 0.5),
                                        (x1 - x0 - 0.5, y1 - y0 - 0.5)], np.float64))
     if not (corners.min() >= 0 and corners.max() < size):

@@ -130,9 +130,9 @@ class Track:
     areas: np.ndarray             # (P,) each part's area in the detection's crop, in pixels
     side_centroids: dict | None = None  # flip by turns: each side's centroids {"image"|"mirror": (P, 2)}
     estimate: np.ndarray | None = None  # frame -> detection's crop, as last measured (for the motion)
-    average: np.ndarray | None = None   # (S, S, C) the smoothed probabilities, in the last frame's crop ...
+    average: list | None = None         # (S, S, C) smoothed probabilities (class_groups), in the last frame's crop ...
     average_to_face: np.ndarray | None = None  # ... and that crop -> the detection's crop
-    last: np.ndarray | None = None      # (S, S, C) the last frame's own probabilities, in the same crop
+    last: list | None = None            # (S, S, C) the last frame's own probabilities (class_groups), same crop
     speed: float | None = None    # the One Euro filter's: how fast the crop moves, crop pixels a frame
     lagging: bool = False         # transform carries no motion (none known yet): it lags a moving face
 
@@ -301,13 +301,13 @@ class FaceTracker:
         start = time.perf_counter()
         averages = []
         for track, probs, matrix, share in zip(job.tracks, job.probabilities, job.to_face, job.pair_shares):
-            average = self._smoothed(track, probs, matrix, share)
+            groups = align.class_groups(probs)  # the classes split once, for the warps (class_groups)
+            average = self._smoothed(track, groups, matrix, share)
             track.average, track.average_to_face = average, matrix
-            track.last = probs if self.by_turns else None
+            track.last = groups if self.by_turns else None
             averages.append(average)
-        stacked = np.stack(averages) if averages else None
-        crop_labels = None if stacked is None else stacked.argmax(-1).astype(np.uint8)
-        labels, owner = paste_faces(stacked, job.transforms, job.shape, crop_labels)
+        crop_labels = np.stack([align.groups_argmax(average) for average in averages]) if averages else None
+        labels, owner = paste_faces(averages or None, job.transforms, job.shape, crop_labels)
         seconds = {**job.seconds, "smooth_and_paste": time.perf_counter() - start}
         return TrackedFrame(labels, owner, job.faces, job.transforms, crop_labels, job.detected, seconds)
 
@@ -435,24 +435,27 @@ class FaceTracker:
         motion = MOTION + (MOVING_MOTION - MOTION) * _moving(track.speed)
         return estimate + motion * (estimate - track.estimate)
 
-    def _smoothed(self, track: Track, probabilities: np.ndarray, to_face: np.ndarray,
-                  pair_share: float = 0.0) -> np.ndarray:
-        """This frame's probabilities (S, S, C) mixed with the track's average, resampled from the last
-        frame's crop into this one so that the face's parts (not the frame's pixels) line up."""
+    def _smoothed(self, track: Track, probabilities: list[np.ndarray], to_face: np.ndarray,
+                  pair_share: float = 0.0) -> list[np.ndarray]:
+        """This frame's probabilities (S, S, C; as align.class_groups) mixed with the track's average,
+        resampled from the last frame's crop into this one so that the face's parts (not the frame's
+        pixels) line up."""
         pair = track.last is not None and pair_share > 0  # both only with flip by turns
         if (self.smoothing <= 0 and not pair) or track.average is None:
             return probabilities
         # this crop -> the detection's crop -> the last frame's crop
         to_last = _compose(align.invert(track.average_to_face), to_face)
         new = np.float32(1 - self.smoothing)
-        past = np.multiply(track.average, np.float32(self.smoothing), dtype=np.float32)
+        past = [np.multiply(group, np.float32(self.smoothing), dtype=np.float32) for group in track.average]
         if pair:  # the last frame's run (the flip's other half) takes its share of this frame's weight
-            past += new * np.float32(pair_share) * track.last
+            for group, last in zip(past, track.last):
+                group += new * np.float32(pair_share) * last
             new *= np.float32(1 - pair_share)
         if not np.allclose(to_last, np.eye(2, 3), atol=1e-6):
             # where the last crop does not reach, this frame's own values, weighted as the past's
-            past = align.resample_crop(past, to_last, probabilities * (1 - new))
-        past += new * probabilities
+            past = align.resample_crop(past, to_last, [group * (1 - new) for group in probabilities])
+        for group, now in zip(past, probabilities):
+            group += new * now
         return past
 
     def _carry_averages(self, tracks: list[Track], probabilities) -> None:
