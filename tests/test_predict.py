@@ -265,6 +265,31 @@ def test_class_groups_give_the_same_resampling_and_argmax_as_the_array():
     np.testing.assert_array_equal(same_best, best)
 
 
+def test_resample_crop_finds_the_pixels_outside_exactly_from_the_band_along_the_edges():
+    """resample_crop places pixel centres only in a band along the crop's edges where a small move leaves
+    the rest inside: the same pixels outside as placing every centre (paste_probabilities' rule), for
+    small and large moves, turns and scales, and whole-pixel shifts that put centres on the border."""
+    rng = np.random.default_rng(9)
+    banded = 0
+    for trial in range(300):
+        size = int(rng.choice([16, 32, 128]))
+        small = trial % 3 > 0
+        angle = rng.normal(0, 0.05 if small else 0.8)
+        scale = np.exp(rng.normal(0, 0.05 if small else 0.3))
+        linear = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+        shift = size / 2 + rng.normal(0, 2 if small else size / 4, 2) - linear @ [size / 2, size / 2]
+        matrix = np.concatenate([linear, (np.round(shift) if trial % 7 == 0 else shift)[:, None]], axis=1)
+        (y0, y1, x0, x1), cx, cy = align._window_coordinates(matrix, size, (size, size))
+        expected = np.ones((size, size), bool)
+        expected[y0:y1, x0:x1] = (cx < 0) | (cx >= size) | (cy < 0) | (cy >= size)
+        rows, cols = align._outside_pixels(matrix, size)
+        found = np.zeros((size, size), bool)
+        found[rows, cols] = True
+        np.testing.assert_array_equal(found, expected)
+        banded += bool(expected.any()) and 0 < len(rows) and small
+    assert banded > 100  # most small moves leave pixels outside, found from the band
+
+
 def test_paste_argmax_is_the_argmax_of_the_pasted_probabilities():
     """paste_argmax (one class plane at a time) gives paste_probabilities' argmax and its probability,
     ties to the lower class, 0 outside the crop; and paste_faces takes the more probable of two faces."""
