@@ -236,6 +236,31 @@ def test_resample_crop_is_paste_probabilities_into_a_crop_with_a_fallback_outsid
     np.testing.assert_allclose(moved, expected, atol=1e-4)
 
 
+def test_overlay_colours_the_parts_and_draws_each_face_even_far_off_the_photo():
+    """predict.overlay: part pixels mixed with their colour, the rest untouched but for the white box and
+    keypoint rings of each detected face (outline inside the box); faces far off the photo, or with
+    non-finite coordinates, draw nothing there and raise nothing."""
+    photo = np.full((60, 80, 3), 40, np.uint8)
+    labels = np.zeros((60, 80), np.uint8)
+    labels[30:34, 50:60] = 3
+    colors = np.array([(0, 0, 0), (0, 255, 0), (0, 0, 255), (255, 0, 0), (255, 255, 0)], np.uint8)
+    face = predict.Face((10.0, 12.0, 30.0, 20.0), 0.9, np.array([(20.0, 20.0), (30.0, 20.0)]))
+    far = predict.Face((1e12, -1e12, 5.0, 5.0), 0.9, np.array([(np.nan, np.inf), (-1e15, 3.0)]))
+    result = predict.PhotoResult(labels, [face, far], [], np.full((60, 80), -1, np.int16), {})
+    drawn = predict.overlay(photo, result, colors)
+    assert drawn.shape == photo.shape and drawn.dtype == np.uint8 and (photo == 40).all()  # a copy
+    mixed = np.round((1 - predict.OVERLAY_ALPHA) * 40 + predict.OVERLAY_ALPHA * np.array([255, 0, 0])).astype(int)
+    assert (drawn[30:34, 50:60] == mixed).all()
+    white = (drawn == 255).all(-1)
+    assert white[12, 10:40].all() and white[31, 10:40].all() and white[12:32, 10].all() and white[12:32, 39].all()
+    assert not white[11].any() and not white[:, 9].any() and not white[32:].any() and not white[:, 41:].any()
+    for x in (20, 30):  # a ring around each keypoint, about 2 px out
+        assert white[16:25, x - 4:x + 5].sum() >= 4 and not white[20, x]
+    untouched = ~white
+    untouched[30:34, 50:60] = False
+    assert (drawn[untouched] == 40).all()
+
+
 def test_class_groups_give_the_same_resampling_and_argmax_as_the_array():
     """The tracker keeps its averages as align.class_groups (contiguous groups of four classes, then three
     or one): split so, resample_crop, paste_argmax and groups_argmax give what they give for the array."""
