@@ -320,8 +320,8 @@ def _group_sizes(classes: int) -> list[int]:
 def class_groups(values: np.ndarray) -> list[np.ndarray]:
     """A crop's values (S, S, C) -> its classes in contiguous float32 groups (S, S, k), as _group_sizes
     splits them: the form resample_crop, paste_argmax and argmax_classes take without copying strided
-    channels out again (a 128 px crop's five classes: 0.08 ms to split, which each warp of the (S, S, C)
-    array pays anew)."""
+    channels out again (a 128 px crop's five classes: 0.07 ms to split, which each warp of the (S, S, C)
+    array paid anew)."""
     values = np.asarray(values, np.float32)
     groups, start = [], 0
     for count in _group_sizes(values.shape[-1]):
@@ -396,10 +396,10 @@ def _outside_pixels(matrix: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarr
     """The pixels (rows, cols) of a size x size crop outside the window another crop of that size covers
     or whose centre `matrix` maps past that crop (paste_probabilities' outside; resample_crop's fallback).
 
-    None when the crop's four corner pixels fall inside (the map is affine). A tracked face's crop moves a
-    pixel or two a frame, so they lie in a band along the edges: the pixels are placed exactly there alone,
-    once the band's inner square has its corners inside (by a margin; by convexity all its pixels then are):
-    a tenth of the crop's pixels, a third of the time."""
+    None of them when the crop's four corner pixels fall inside (the map is affine). A tracked face's crop
+    moves a pixel or two a frame, so they lie in a band along the edges: the pixel centres are placed in
+    that band alone, once the band's inner square has its corners inside (by a margin; by convexity all
+    its pixels then are): 0.05 ms a 128 px crop against 0.12 placing them all."""
     corners = apply(matrix, np.array([(0.5, 0.5), (size - 0.5, 0.5), (0.5, size - 0.5), (size - 0.5, size - 0.5)]))
     if corners.min() >= 0 and corners.max() < size:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)

@@ -336,8 +336,8 @@ def paste_faces(crop_probs: np.ndarray | None, transforms: Sequence[np.ndarray],
                 shape: tuple[int, int], crop_labels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Every face's class probabilities (N, S, S, C), resampled into the photo (align.paste_argmax)
     -> (labels (H, W) uint8, owner (H, W) int16: the face each part pixel came from, -1 none).
-    crop_labels: the crops' own argmax (N, S, S), when it is at hand; it must be with crop_probs a list of
-    each face's align.class_groups instead of an array.
+    crop_labels: the crops' own argmax (N, S, S), when it is at hand. crop_probs may also be a list of each
+    face's align.class_groups (the tracker's averages); crop_labels must then be given.
 
     Where crops overlap, a part beats background and the more probable of two parts wins.
     """
