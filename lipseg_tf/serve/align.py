@@ -241,9 +241,14 @@ def _window_coordinates(matrix: np.ndarray, size: int, shape: tuple[int, int], b
     xs = np.arange(x0, x1, dtype=np.float64) + 0.5
     ys = np.arange(y0, y1, dtype=np.float64) + 0.5
     # The map is affine, so the coordinates are built from a row and a column.
-    cx = matrix[0, 0] * xs[None, :] + matrix[0, 1] * ys[:, None] + matrix[0, 2]
-    cy = matrix[1, 0] * xs[None, :] + matrix[1, 1] * ys[:, None] + matrix[1, 2]
-    return (y0, y1, x0, x1), cx, cy
+    return (y0, y1, x0, x1), *_mapped(matrix, xs[None, :], ys[:, None])
+
+
+def _mapped(matrix: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The 2x3 map of points (xs, ys) (arrays that broadcast together) -> (x, y), the one arithmetic of
+    _window_coordinates and _outside_pixels (which must agree to the last bit on whether a centre is in)."""
+    return (matrix[0, 0] * xs + matrix[0, 1] * ys + matrix[0, 2],
+            matrix[1, 0] * xs + matrix[1, 1] * ys + matrix[1, 2])
 
 
 def parts_box(probabilities: np.ndarray) -> tuple[float, float, float, float] | None:
@@ -412,10 +417,7 @@ def _outside_pixels(matrix: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarr
                                         (band + 0.5, size - band - 0.5), (size - band - 0.5, size - band - 0.5)]))
         if inner.min() >= 1e-6 and inner.max() < size - 1e-6:
             rows, cols = _band_pixels(size, band)
-    # the pixel centres' crop coordinates as _window_coordinates places them (the same arithmetic)
-    xs, ys = cols + 0.5, rows + 0.5
-    cx = matrix[0, 0] * xs + matrix[0, 1] * ys + matrix[0, 2]
-    cy = matrix[1, 0] * xs + matrix[1, 1] * ys + matrix[1, 2]
+    cx, cy = _mapped(matrix, cols + 0.5, rows + 0.5)  # the pixel centres' crop coordinates
     beyond = (rows < y0) | (rows >= y1) | (cols < x0) | (cols >= x1)  # past the window the other crop covers
     outside = beyond | (cx < 0) | (cx >= size) | (cy < 0) | (cy >= size)
     return rows[outside].astype(np.int64), cols[outside].astype(np.int64)
