@@ -158,13 +158,18 @@ class CropNetwork:
         self.path = Path(path)
         try:
             with caught_stderr():  # the interpreter announces its XNNPACK delegate on stderr
-                interpreter = _interpreter(self.path, 1)
-                self._run = interpreter.get_signature_runner("serving_default")
-                inputs, outputs = self._run.get_input_details(), self._run.get_output_details()
+                self._interpreter = _interpreter(self.path, 1)
+                runner = self._interpreter.get_signature_runner("serving_default")
+                inputs, outputs = runner.get_input_details(), runner.get_output_details()
+                del runner  # it holds the interpreter's internals, and invoke() refuses to run while anything does
                 shapes = (tuple(inputs["images"]["shape"]), tuple(outputs["probabilities"]["shape"]))
-                self.has_labels = "labels" in outputs  # the network's own argmax, an output of every export
+                self._input = inputs["images"]["index"]
+                self._probabilities = outputs["probabilities"]["index"]
+                # the network's own argmax, an output of every export
+                self._labels = outputs["labels"]["index"] if "labels" in outputs else None
+                self.has_labels = self._labels is not None
                 if shapes[0][1:] == (image_size, image_size, 3):  # a first run, so that any delegate message is caught
-                    self._run(images=np.zeros(shapes[0], np.uint8))
+                    self._invoke(np.zeros(shapes[0][1:], np.uint8))
         except (ValueError, KeyError, RuntimeError) as err:
             reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise UserError(f"{self.path}: not a readable TFLite crop model ({reason}); remake it with "
@@ -173,22 +178,40 @@ class CropNetwork:
         if shapes != expected:
             raise UserError(f"{self.path}: takes {shapes[0]} and gives {shapes[1]}, expected {expected[0]} and "
                             f"{expected[1]} (the SavedModel beside it); remake it with reexport --tflite")
+        self._shape = (image_size, image_size, num_classes)
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
-        return np.concatenate([out["probabilities"] for out in self._outputs(images)])
+        return self._run(images, labels=False)[0]
 
-    def _outputs(self, images: np.ndarray) -> list[dict[str, np.ndarray]]:
-        """The file's outputs for each crop of uint8 images (N, S, S, 3), one run a crop."""
-        return [self._run(images=image[None]) for image in np.asarray(images, np.uint8)]
+    def _invoke(self, image: np.ndarray) -> None:
+        """One run of the network on one crop (S, S, 3) uint8; its outputs stay in the interpreter."""
+        self._interpreter.set_tensor(self._input, image[None])
+        self._interpreter.invoke()
+
+    def _run(self, images: np.ndarray, labels: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """The file's outputs for uint8 images (N, S, S, 3), one run a crop: (probabilities (N, S, S, C),
+        with `labels` the network's labels (N, S, S) uint8 where it has them, else None). Through the
+        interpreter itself, not its signature runner, which resizes the input and reallocates the tensors
+        before every run and returns fresh copies to be concatenated: the synthetic clip 1.02 times as
+        fast through Segmenter.video (10 rounds in turns, 2026-12-08)."""
+        images = np.asarray(images, np.uint8)
+        probabilities = np.empty((len(images), *self._shape), np.float32)
+        found = np.empty(probabilities.shape[:-1], np.uint8) if labels and self.has_labels else None
+        for index, image in enumerate(images):
+            self._invoke(image)
+            # views of the interpreter's buffers, dropped at once: invoke() refuses to run while one lives
+            np.copyto(probabilities[index], self._interpreter.tensor(self._probabilities)()[0])
+            if found is not None:
+                np.copyto(found[index], self._interpreter.tensor(self._labels)()[0], casting="unsafe")
+        return probabilities, found
 
     def with_labels(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(probabilities (N, S, S, C), labels (N, S, S) uint8): the labels the network's own argmax of the
         same probabilities (ties to the lower class, as numpy's), where the file has that output."""
-        outputs = self._outputs(images)
-        probabilities = np.concatenate([out["probabilities"] for out in outputs])
-        if not self.has_labels:
+        probabilities, labels = self._run(images, labels=True)
+        if labels is None:
             return probabilities, probabilities.argmax(-1).astype(np.uint8)
-        return probabilities, np.concatenate([out["labels"] for out in outputs]).astype(np.uint8)
+        return probabilities, labels
 
 
 class TFLiteSegmenter:
