@@ -1379,6 +1379,26 @@ def test_a_size_that_cannot_fit_in_memory_is_refused_before_any_work(work, capsy
     assert "at most --size" in line and not (work / "pairs").exists()
 
 
+@pytest.mark.parametrize("name, kind, expected", [("clip.mp4", "fifo", "a FIFO (named pipe), expected a video file"),
+                                                   ("clip.mp4", "empty", "empty file (0 bytes), expected a video file"),
+                                                   ("x.jpg", "empty", "empty file (0 bytes), expected an image file")])
+def test_a_fifo_or_empty_file_as_predict_input_is_skipped_with_one_line(tiny_exports, work, capsys, name, kind,
+                                                                        expected):
+    """A FIFO named like a video made FFmpeg's open wait for a writer for ever; an empty file was 'unreadable'."""
+    path = work / name
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.write_bytes(b"")
+    code = predict_main(["--model", str(tiny_exports["new"]), "--input", str(path), "--output", str(work / "results"),
+                         "--no-detect"])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err and "None" not in err
+    assert f"skipped {path}: {expected}" in err
+    summary = json.loads((work / "results" / "summary.json").read_text())
+    assert summary["skipped"][0]["file"] == str(path)
+
+
 def test_memory_estimate_names_the_workers_that_would_fit():
     from lipseg_tf.errors import UserError
 

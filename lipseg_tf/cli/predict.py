@@ -163,7 +163,8 @@ def _main(argv: Sequence[str] | None) -> int:
         summary = predict_videos(videos, names, segmenter, out_dir, summary, args.detect_every, args.smoothing,
                                  flip_by_turns=not args.flip_every_frame)
         log.info("%d video(s), %d frame(s), mean %s fps; without frames: %d; without a face: %d; broken off: %d",
-                 summary["videos"], summary["frames"], summary["mean_fps"], len(summary["videos_without_frames"]),
+                 summary["videos"], summary["frames"], "-" if summary["mean_fps"] is None else summary["mean_fps"],
+                 len(summary["videos_without_frames"]),
                  len(summary["videos_without_face"]), len(summary["videos_broken"]))
     log.info("results in %s (%s)", args.output, SUMMARY_FILE)
     if summary["skipped"]:

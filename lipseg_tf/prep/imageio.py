@@ -45,17 +45,20 @@ def _open(path: Path) -> Image.Image:
     return image
 
 
-def check_regular_file(path: Path) -> None:
+def check_regular_file(path: Path, expected: str = "an image file") -> None:
     """UserError for a FIFO, socket or device in place of a file: reading one would wait forever (a FIFO
-    nobody writes to) or never end."""
+    nobody writes to) or never end; and for an empty file (0 bytes), which decoders call unidentifiable."""
     try:
-        mode = path.stat().st_mode
+        info = path.stat()
     except FileNotFoundError:
         return  # named by the caller's own open
-    if not stat.S_ISREG(mode):
+    if not stat.S_ISREG(info.st_mode):
+        mode = info.st_mode
         kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
                 else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
-        raise UserError(f"{path}: {kind}, expected an image file")
+        raise UserError(f"{path}: {kind}, expected {expected}")
+    if info.st_size == 0:
+        raise UserError(f"{path}: empty file (0 bytes), expected {expected}")
 
 
 def _to_uint8(image: Image.Image) -> np.ndarray | None:

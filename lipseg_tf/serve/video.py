@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 import numpy as np
 
 from lipseg_tf.errors import UserError
-from lipseg_tf.prep.imageio import VIDEO_EXTENSIONS, save_labels_png, write_text
+from lipseg_tf.prep.imageio import VIDEO_EXTENSIONS, check_regular_file, save_labels_png, write_text
 from lipseg_tf.serve.track import DETECT_EVERY
 
 if TYPE_CHECKING:
@@ -62,6 +62,7 @@ class VideoReader:
         self.path = Path(path)
         if self.path.is_dir():
             raise UserError(f"{self.path}: a folder, expected a video file")
+        check_regular_file(self.path, "a video file")  # a FIFO would hang FFmpeg's open
         try:
             self._container = av.open(str(self.path))
         except FileNotFoundError:
