@@ -128,6 +128,8 @@ def test_bad_input_is_one_user_error_line(segmenter, tmp_path, image, message):
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"model": "{tmp}/nowhere"}, "{tmp}/nowhere: model folder not found"),
+    ({"model": "smal"}, r"smal: neither a shipped model \(fast, accurate, small\) nor a model folder"),
+    ({"model": 3}, r"model: expected a shipped model's name \(fast, accurate, small\) or an export folder, got int"),
     ({"min_face": 0}, "min_face: expected a positive number of pixels, got 0"),
     ({"min_confidence": 1.5}, "min_confidence: expected a value from 0 to 1, got 1.5"),
     ({"detector": "retina"}, "detector 'retina' unknown, valid: blazeface, mtcnn"),

@@ -274,6 +274,8 @@ def test_video_api_errors_are_one_line(segmenter, tmp_path):
         segmenter.video([], smoothing=1.0)
     with pytest.raises(UserError, match=r"frame 1: expected a uint8 array of shape \(H, W, 3\)"):
         list(segmenter.video([np.zeros((40, 40, 3), np.uint8), np.zeros((40, 40), np.uint8)]))
+    with pytest.raises(UserError, match="video: expected a video file's path or an iterable of frames, got int"):
+        segmenter.video(5)
 
 
 def test_the_flip_averages_halves_apart_are_its_two_runs(moving, segmenter):

@@ -49,7 +49,13 @@ def model_folder(model: str | os.PathLike | None) -> Path:
     """The export folder a Segmenter loads: `model` as a folder, the shipped model of that name ("fast",
     "accurate", "small") when no such folder exists, or the default (small) one for None; UserError when a shipped model
     is missing."""
+    if model is not None and not isinstance(model, (str, os.PathLike)):
+        raise UserError(f"model: expected a shipped model's name ({', '.join(PRETRAINED)}) or an export folder, "
+                        f"got {type(model).__name__}")
     if model is not None and (str(model) not in PRETRAINED or Path(model).exists()):
+        if not Path(model).exists() and isinstance(model, str) and os.sep not in model:
+            raise UserError(f"{model}: neither a shipped model ({', '.join(PRETRAINED)}) nor a model folder (expected "
+                            "the --output_dir of unet.py / pix2pix.py --mode export)")
         return Path(model)
     folder = PRETRAINED_DIR / PRETRAINED[str(model)] if model is not None else DEFAULT_MODEL  # a name or Path("fast")
     if not folder.is_dir():
@@ -240,6 +246,8 @@ class Segmenter:
             raise UserError(f"detect_every: expected a whole number of frames >= 1, got {detect_every!r}")
         if not 0.0 <= smoothing < 1.0:
             raise UserError(f"smoothing: expected a weight from 0 (off) to below 1, got {smoothing!r}")
+        if not isinstance(video, (str, os.PathLike)) and not hasattr(video, "__iter__"):
+            raise UserError(f"video: expected a video file's path or an iterable of frames, got {type(video).__name__}")
         frames = VideoReader(video) if isinstance(video, (str, os.PathLike)) else video
         detector = self._video_detector() if self.detects else _aligned_detector
         tracker = FaceTracker(self.model, detector, detect_every, smoothing, realign and self.detects,
