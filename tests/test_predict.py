@@ -261,6 +261,15 @@ def test_overlay_colours_the_parts_and_draws_each_face_even_far_off_the_photo():
     assert (drawn[untouched] == 40).all()
 
 
+def test_class_argmax_is_numpys_argmax_ties_and_all():
+    rng = np.random.default_rng(9)
+    values = rng.integers(0, 4, (3, 16, 16, 5)).astype(np.float32)  # many ties
+    found = align.class_argmax(values)
+    assert found.dtype == np.uint8 and found.shape == (3, 16, 16)
+    np.testing.assert_array_equal(found, values.argmax(-1))
+    np.testing.assert_array_equal(align.class_argmax(values[0, :, :, :2]), values[0, :, :, :2].argmax(-1))
+
+
 def test_class_groups_give_the_same_resampling_and_argmax_as_the_array():
     """The tracker keeps its averages as align.class_groups (contiguous groups of four classes, then three
     or one): split so, resample_crop, paste_argmax and groups_argmax give what they give for the array."""

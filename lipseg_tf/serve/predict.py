@@ -293,7 +293,7 @@ def finish_photo(prepared: PreparedPhoto, crop_probs: np.ndarray | None) -> Phot
     """Paste the model's probabilities of a prepared photo's crops back into it (segment_photo's
     second half)."""
     start = time.perf_counter()
-    crop_labels = None if crop_probs is None else crop_probs.argmax(-1).astype(np.uint8)
+    crop_labels = None if crop_probs is None else align.class_argmax(crop_probs)
     labels, owner = paste_faces(crop_probs, prepared.transforms, prepared.shape, crop_labels)
     seconds = {**prepared.seconds, "paste": time.perf_counter() - start}
     return PhotoResult(labels, prepared.faces, prepared.transforms, owner, seconds, crop_labels)
@@ -346,7 +346,7 @@ def paste_faces(crop_probs: np.ndarray | None, transforms: Sequence[np.ndarray],
     # The winning probability of each pixel so far: only where faces can overlap (one face wins alone).
     best = np.zeros(shape, np.float32) if len(transforms) > 1 else None
     if crop_labels is None and crop_probs is not None:
-        crop_labels = crop_probs.argmax(-1)
+        crop_labels = align.class_argmax(crop_probs)
     for index, matrix in enumerate(transforms):
         box = align.labels_box(crop_labels[index])
         if box is None:

@@ -388,9 +388,9 @@ class FaceTracker:
 
     def _new_track(self, face: Face, transform: np.ndarray, probabilities: np.ndarray,
                    sides: dict | None = None) -> Track:
-        centroids, areas = part_centroids(probabilities.argmax(-1), self._parts)
+        centroids, areas = part_centroids(align.class_argmax(probabilities), self._parts)
         side_centroids = None if sides is None else {
-            side: part_centroids(probs.argmax(-1), self._parts)[0] for side, probs in sides.items()}
+            side: part_centroids(align.class_argmax(probs), self._parts)[0] for side, probs in sides.items()}
         if face.keypoints is None:  # an aligned frame: its box is the crop's
             size = self.model.image_size
             box = np.array([(0, 0), (size, 0), (size, size), (0, size)], np.float64)
@@ -407,7 +407,8 @@ class FaceTracker:
         Aligned frames (a Segmenter without detector) stay where they are: the identity."""
         if track.keypoints is None:
             return np.eye(2, 3)
-        centroids, areas = part_centroids(probabilities.argmax(-1) if labels is None else labels, self._parts)
+        centroids, areas = part_centroids(align.class_argmax(probabilities) if labels is None else labels,
+                                         self._parts)
         # one side of the flip is fitted onto that side's centroids at detection: its bias cancels
         reference = track.centroids if side is None or track.side_centroids is None else track.side_centroids[side]
         found = (areas >= MIN_AREA * track.areas) & (track.areas > 0) & np.isfinite(reference).all(1)
