@@ -52,8 +52,8 @@ def check_regular_file(path: Path, expected: str = "an image file") -> None:
         info = path.stat()
     except FileNotFoundError:
         return  # named by the caller's own open
-    if not stat.S_ISREG(info.st_mode):
-        mode = info.st_mode
+    mode = info.st_mode
+    if not stat.S_ISREG(mode):
         kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
                 else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
         raise UserError(f"{path}: {kind}, expected {expected}")

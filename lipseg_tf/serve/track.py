@@ -435,7 +435,7 @@ class FaceTracker:
         else:
             track.speed += _euro_weight(SPEED_CUTOFF) * (change - track.speed)
         weight = _euro_weight(STILL_CUTOFF + MOVING_CUTOFF * track.speed)
-        weight += (1 - weight) * _moving(track.speed)  # a moving face's measured as it is (see SPEED_CUTOFF)
+        weight += (1 - weight) * _moving(track.speed)  # a moving face's taken as measured (see SPEED_CUTOFF)
         return weight * estimate + (1 - weight) * track.estimate
 
     def _next_transform(self, track: Track, used: np.ndarray, estimate: np.ndarray) -> np.ndarray:
