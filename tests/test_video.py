@@ -389,3 +389,26 @@ def test_a_moving_face_is_expected_to_go_on_as_it_moves(segmenter, monkeypatch):
     monkeypatch.setattr(track, "MOVING_MOTION", track.MOTION)
     damped = shift_from_photos()
     assert expected < 0.85 * damped, (expected, damped)
+
+
+def test_the_filter_holds_a_still_face_and_lets_a_moving_one_through():
+    """FaceTracker._steady: a crop that moves a tenth of a pixel a frame is held near the last estimate (the
+    One Euro filter); one that has been moving 6 px a frame (over MOVING_SPEED) is taken as measured, so that
+    its next crop does not lag."""
+    import types
+
+    tracker = track.FaceTracker.__new__(track.FaceTracker)
+    tracker.model = types.SimpleNamespace(image_size=128)
+
+    def steadied(shift: float, speed: float) -> float:
+        last = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+        face = track.Track(transform=last, detected=None, keypoints=None, box=np.zeros((4, 2)),
+                           centroids=np.zeros((4, 2)), areas=np.ones(4), estimate=last, speed=speed)
+        measured = last + np.array([[0.0, 0.0, shift], [0.0, 0.0, 0.0]])
+        return float(tracker._steady(face, measured)[0, 2])
+
+    still = steadied(0.1, 0.1)
+    assert 0.0 < still < 0.05   # most of a still face's jitter held back
+    assert steadied(6.0, 6.0) == pytest.approx(6.0)   # a moving face's measurement as it is
+    between = steadied(3.0, 3.0)   # speed still low-passed near 3: partly filtered
+    assert 0.0 < between < 3.0
