@@ -160,3 +160,44 @@ def test_shipped_models_by_name_and_a_folder_of_that_name_wins(tmp_path, monkeyp
     (tmp_path / "accurate").rmdir()
     with pytest.raises(UserError, match="the pretrained model .*nowhere/unet-accurate is missing"):
         model_folder("accurate")
+
+
+def test_one_segmenter_shared_by_threads_gives_each_the_serial_answer():
+    """A web server's threads share one Segmenter: its TensorFlow Lite interpreters (the U-Net's, BlazeFace's)
+    each run one call at a time. Before, concurrent calls raised RuntimeError ("There is at least 1 reference
+    to internal data in the interpreter") or returned another photo's labels."""
+    import threading
+
+    from PIL import Image
+
+    import lipseg_tf
+
+    seg = lipseg_tf.Segmenter("small")
+    photo = np.asarray(Image.open(grace_hopper()).convert("RGB"))
+    mirrored = np.ascontiguousarray(photo[:, ::-1])
+    clip = [np.ascontiguousarray(np.roll(photo, shift, axis=1)) for shift in range(0, 24, 4)]
+    expected = {"photo": seg(photo).labels, "mirrored": seg(mirrored).labels,
+                "clip": [frame.labels for frame in seg.video(clip)]}
+    assert expected["photo"].any() and not np.array_equal(expected["photo"], expected["mirrored"])
+    found, errors = {"photo": [], "mirrored": [], "clip": []}, []
+
+    def work(name):
+        try:
+            for _ in range(4):
+                if name == "clip":
+                    found[name].append([frame.labels for frame in seg.video(clip)])
+                else:
+                    found[name].append(seg(photo if name == "photo" else mirrored).labels)
+        except Exception as err:  # noqa: BLE001 - any failure is the test's finding
+            errors.append(repr(err))
+
+    threads = [threading.Thread(target=work, args=(name,)) for name in ("photo", "mirrored", "clip", "photo")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(found["photo"]) == 8 and all(np.array_equal(got, expected["photo"]) for got in found["photo"])
+    assert all(np.array_equal(got, expected["mirrored"]) for got in found["mirrored"])
+    for run in found["clip"]:
+        assert len(run) == len(clip) and all(np.array_equal(a, b) for a, b in zip(run, expected["clip"]))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 import time
 from importlib import resources
 from pathlib import Path
@@ -177,6 +178,7 @@ class Segmenter:
         self.detector_choice = detector
         self._detector = None if isinstance(detector, str) else detector
         self._video = None   # video()'s detector (_video_detector)
+        self._making = threading.Lock()  # the detectors are built once, also when threads share this
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -196,8 +198,9 @@ class Segmenter:
     @property
     def detector(self) -> Callable[[np.ndarray], list[Face]] | None:
         """The face detector, built on first use (None with detector=None)."""
-        if self._detector is None and self.detector_choice is not None:
-            self._detector = detect.make_detector(self.detector_choice, self.min_face, self.min_confidence)
+        with self._making:  # built once, whichever thread asks first
+            if self._detector is None and self.detector_choice is not None:
+                self._detector = detect.make_detector(self.detector_choice, self.min_face, self.min_confidence)
         return self._detector
 
     def _video_detector(self) -> Callable[[np.ndarray], list[Face]]:
@@ -205,9 +208,10 @@ class Segmenter:
         every_look), since frames are detected only now and then; a detector passed in as it is."""
         if not isinstance(self.detector_choice, str):
             return self._detector
-        if self._video is None:
-            self._video = detect.make_detector(self.detector_choice, self.min_face, self.min_confidence,
-                                               every_look=True)
+        with self._making:
+            if self._video is None:
+                self._video = detect.make_detector(self.detector_choice, self.min_face, self.min_confidence,
+                                                   every_look=True)
         return self._video
 
     def __call__(self, image, name: str = "image") -> Result:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import math
+import threading
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -91,6 +92,7 @@ class MTCNNDetector:
         self.min_face = min_face
         self.min_confidence = min_confidence
         self._mtcnn = MTCNN()
+        self._lock = threading.Lock()  # its networks run for one photo at a time
 
     def __call__(self, photo: np.ndarray) -> list[Face]:
         height, width = photo.shape[:2]
@@ -104,8 +106,9 @@ class MTCNNDetector:
         if min(small.shape[:2]) < 2 * MTCNN_MIN_FACE:
             return []  # too small for MTCNN's image pyramid (it fails on images this size)
         # Rows: image, x1, y1, x2, y2, confidence, then the five keypoints' x, then their y.
-        rows = self._mtcnn.detect_faces(small, output_type="numpy", box_format="xyxy",
-                                        threshold_onet=min(0.8, self.min_confidence))
+        with self._lock:
+            rows = self._mtcnn.detect_faces(small, output_type="numpy", box_format="xyxy",
+                                            threshold_onet=min(0.8, self.min_confidence))
         faces = []
         for row in np.asarray(rows, np.float64).reshape(-1, 16):
             x1, x2 = row[1] / scale_x, row[3] / scale_x
@@ -336,6 +339,7 @@ class BlazeFaceModel:
         self.num_threads = num_threads
         self.square = (self.options.input_size,) * 2  # the file's own input (height, width)
         self._runners = {self.square: self._runner(self.square)}
+        self._lock = threading.Lock()  # one run at a time: an interpreter is not to be shared by threads
 
     def _runner(self, shape: tuple[int, int]) -> tuple:
         """(interpreter, input index, boxes index, scores index, anchors) for inputs of `shape`."""
@@ -352,17 +356,18 @@ class BlazeFaceModel:
 
     def __call__(self, image: np.ndarray, min_score: float) -> list[tuple[np.ndarray, np.ndarray, float]]:
         shape = image.shape[:2]
-        runner = self._runners.pop(shape, None)
-        if runner is None:
-            if len(self._runners) > MAX_INPUT_SHAPES:  # the square one and the shapes used last stay
-                del self._runners[next(s for s in self._runners if s != self.square)]
-            runner = self._runner(shape)
-        self._runners[shape] = runner  # last in the order: used last
-        interpreter, input_index, boxes_index, scores_index, anchors = runner
-        interpreter.set_tensor(input_index, np.asarray(image, np.float32)[None])
-        interpreter.invoke()
-        raw_boxes = interpreter.get_tensor(boxes_index)[0]
-        raw_scores = interpreter.get_tensor(scores_index)[0]
+        with self._lock:
+            runner = self._runners.pop(shape, None)
+            if runner is None:
+                if len(self._runners) > MAX_INPUT_SHAPES:  # the square one and the shapes used last stay
+                    del self._runners[next(s for s in self._runners if s != self.square)]
+                runner = self._runner(shape)
+            self._runners[shape] = runner  # last in the order: used last
+            interpreter, input_index, boxes_index, scores_index, anchors = runner
+            interpreter.set_tensor(input_index, np.asarray(image, np.float32)[None])
+            interpreter.invoke()
+            raw_boxes = interpreter.get_tensor(boxes_index)[0]
+            raw_scores = interpreter.get_tensor(scores_index)[0]
         boxes, keypoints, scores = decode_detections(raw_boxes, raw_scores, anchors, min_score)
         return weighted_nms(boxes, keypoints, scores)
 

@@ -39,6 +39,7 @@ import json
 import logging
 import re
 import statistics
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -140,6 +141,7 @@ class Model:
             self._lite, self.lite_seconds = self._fastest_lite(lite_files)
         self.runtime = "tflite" if self._lite is not None else "savedmodel"
         self._mirror_pool = self._mirror_lite = None  # __call__'s mirror_thread
+        self._mirror_lock = threading.Lock()
         if tta == "off" and meta.tta == "flip" and self._lite is None:
             raise UserError(f"--tta off: {self.path}'s graph averages each face with its mirror image itself "
                             f"(classes.json tta flip); only its TFLite copy ({tflite.CROP_TFLITE}, --runtime "
@@ -164,12 +166,13 @@ class Model:
 
     def _mirror_runner(self):
         """The thread and the second TFLite interpreter of __call__'s mirror_thread, made on first use."""
-        if self._mirror_pool is None:
-            from concurrent.futures import ThreadPoolExecutor
+        with self._mirror_lock:  # made once, whichever thread asks first
+            if self._mirror_pool is None:
+                from concurrent.futures import ThreadPoolExecutor
 
-            from lipseg_tf.serve import tflite
-            self._mirror_lite = tflite.CropNetwork(self._lite.path, self.image_size, len(self.classes))
-            self._mirror_pool = ThreadPoolExecutor(1, thread_name_prefix="mirror")
+                from lipseg_tf.serve import tflite
+                self._mirror_lite = tflite.CropNetwork(self._lite.path, self.image_size, len(self.classes))
+                self._mirror_pool = ThreadPoolExecutor(1, thread_name_prefix="mirror")
         return self._mirror_pool
 
     @property

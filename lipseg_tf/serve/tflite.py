@@ -30,6 +30,7 @@ import json
 import logging
 import statistics
 import tempfile
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -179,6 +180,7 @@ class CropNetwork:
             raise UserError(f"{self.path}: takes {shapes[0]} and gives {shapes[1]}, expected {expected[0]} and "
                             f"{expected[1]} (the SavedModel beside it); remake it with reexport --tflite")
         self._shape = (image_size, image_size, num_classes)
+        self._lock = threading.Lock()  # one run at a time: an interpreter is not to be shared by threads
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         return self._run(images, labels=False)[0]
@@ -197,12 +199,13 @@ class CropNetwork:
         images = np.asarray(images, np.uint8)
         probabilities = np.empty((len(images), *self._shape), np.float32)
         found = np.empty(probabilities.shape[:-1], np.uint8) if labels and self.has_labels else None
-        for index, image in enumerate(images):
-            self._invoke(image)
-            # views of the interpreter's buffers, dropped at once: invoke() refuses to run while one lives
-            np.copyto(probabilities[index], self._interpreter.tensor(self._probabilities)()[0])
-            if found is not None:
-                np.copyto(found[index], self._interpreter.tensor(self._labels)()[0], casting="unsafe")
+        with self._lock:
+            for index, image in enumerate(images):
+                self._invoke(image)
+                # views of the interpreter's buffers, dropped at once: invoke() refuses to run while one lives
+                np.copyto(probabilities[index], self._interpreter.tensor(self._probabilities)()[0])
+                if found is not None:
+                    np.copyto(found[index], self._interpreter.tensor(self._labels)()[0], casting="unsafe")
         return probabilities, found
 
     def with_labels(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
