@@ -168,7 +168,6 @@ class CropNetwork:
                 self._probabilities = outputs["probabilities"]["index"]
                 # the network's own argmax, an output of every export
                 self._labels = outputs["labels"]["index"] if "labels" in outputs else None
-                self.has_labels = self._labels is not None
                 if shapes[0][1:] == (image_size, image_size, 3):  # a first run, so that any delegate message is caught
                     self._invoke(np.zeros(shapes[0][1:], np.uint8))
         except (ValueError, KeyError, RuntimeError) as err:
@@ -198,7 +197,7 @@ class CropNetwork:
         fast through Segmenter.video (10 rounds in turns, 2026-12-08)."""
         images = np.asarray(images, np.uint8)
         probabilities = np.empty((len(images), *self._shape), np.float32)
-        found = np.empty(probabilities.shape[:-1], np.uint8) if labels and self.has_labels else None
+        found = np.empty(probabilities.shape[:-1], np.uint8) if labels and self._labels is not None else None
         with self._lock:
             for index, image in enumerate(images):
                 self._invoke(image)
